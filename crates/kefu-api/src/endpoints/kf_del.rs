@@ -1,0 +1,57 @@
+//! `GET|POST /customservice/kfaccount/del`: delete an account.
+//!
+//! Four shapes are live (SPEC §3.3): GET with `kf_account` in the query; POST with a
+//! JSON body `{"kf_account":…}`; POST with `kf_account` in the query and an empty or
+//! `{}` body; GET with `kf_openid` in the query. The body is read first, then the query.
+
+use serde::{Deserialize, Serialize};
+
+use super::RawField;
+use crate::endpoint::{Endpoint, Method};
+use crate::{ErrCode, KfAccount, Status};
+
+/// The endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct DelKfAccount;
+
+impl Endpoint for DelKfAccount {
+    const METHOD: Method = Method::GetOrPost;
+    const PATH: &'static str = "/customservice/kfaccount/del";
+    type Request = Target;
+    type Response = Status;
+}
+
+/// Which account to delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// By its `kf_account`.
+    Account(KfAccount),
+    /// By its `kf_openid` (the mini-program form).
+    OpenId(String),
+}
+
+/// The JSON body, when there is one. Other fields (`nickname`, `password`) are ignored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Body {
+    /// The account to delete, unvalidated.
+    #[serde(default)]
+    pub kf_account: RawField,
+}
+
+impl Target {
+    /// Picks the target from the body's `kf_account`, else the query's
+    /// `kf_account`, else the query's `kf_openid`. Any problem is 65401.
+    pub fn select(
+        body_account: Option<&str>,
+        query_account: Option<&str>,
+        query_openid: Option<&str>,
+    ) -> Result<Target, ErrCode> {
+        if let Some(raw) = body_account.or(query_account) {
+            return KfAccount::parse(raw).map(Target::Account);
+        }
+        match query_openid {
+            Some(openid) if !openid.is_empty() => Ok(Target::OpenId(openid.to_owned())),
+            _ => Err(ErrCode::InvalidKfAccount),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! `POST /customservice/kfaccount/inviteworker`: invite a WeChat user to bind an account.
+
+use serde::{Deserialize, Serialize};
+
+use super::RawField;
+use crate::endpoint::{Endpoint, Method};
+use crate::{ErrCode, KfAccount, Status, WechatId};
+
+/// How long an invitation waits for an answer, in seconds (7 days).
+pub const INVITE_TTL_SECS: i64 = 7 * 24 * 3600;
+/// How many kf accounts one WeChat user may be bound to.
+pub const MAX_BOUND_PER_WORKER: usize = 5;
+
+/// The endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct InviteWorker;
+
+impl Endpoint for InviteWorker {
+    const METHOD: Method = Method::Post;
+    const PATH: &'static str = "/customservice/kfaccount/inviteworker";
+    type Request = Request;
+    type Response = Status;
+}
+
+/// `{kf_account, invite_wx}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Request {
+    /// The account to bind.
+    pub kf_account: KfAccount,
+    /// The WeChat ID of the person invited.
+    pub invite_wx: WechatId,
+}
+
+/// The body as a client sent it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Body {
+    /// The account, unvalidated.
+    #[serde(default)]
+    pub kf_account: RawField,
+    /// The WeChat ID, unvalidated.
+    #[serde(default)]
+    pub invite_wx: RawField,
+}
+
+impl Body {
+    /// Validates the account (65401), then the WeChat ID (65409).
+    pub fn validate(&self) -> Result<Request, ErrCode> {
+        let kf_account = KfAccount::parse(self.kf_account.as_deref().unwrap_or(""))?;
+        let invite_wx = WechatId::parse(self.invite_wx.as_deref().unwrap_or(""))?;
+        Ok(Request { kf_account, invite_wx })
+    }
+}

@@ -1,0 +1,93 @@
+//! One module per WeChat endpoint: method, path, request and response together.
+
+pub mod kf_add;
+pub mod kf_del;
+pub mod kf_invite;
+pub mod kf_list;
+pub mod kf_online;
+pub mod kf_update;
+pub mod kf_uploadheadimg;
+pub mod token;
+
+use serde::Deserialize;
+
+use crate::ErrCode;
+
+/// Reads a JSON request body the way WeChat does (SPEC §5): empty or `null` is
+/// 44002; anything that is not a JSON object of the expected field types is 47001.
+/// Unknown fields are ignored. The `Content-Type` header is never consulted.
+pub fn parse_json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ErrCode> {
+    let trimmed = body.trim_ascii();
+    if trimmed.is_empty() || trimmed == b"null" {
+        return Err(ErrCode::EmptyPostData);
+    }
+    if trimmed.first() != Some(&b'{') {
+        return Err(ErrCode::DataFormatError);
+    }
+    serde_json::from_slice(trimmed).map_err(|_| ErrCode::DataFormatError)
+}
+
+/// A body field as a client sent it: absent, `null`, or a string. Any other JSON
+/// type fails deserialisation (47001).
+pub(crate) type RawField = Option<String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Probe {
+        #[allow(dead_code)]
+        kf_account: RawField,
+    }
+
+    #[test]
+    fn body_shapes() {
+        assert_eq!(parse_json_body::<Probe>(b"").unwrap_err(), ErrCode::EmptyPostData);
+        assert_eq!(parse_json_body::<Probe>(b" null ").unwrap_err(), ErrCode::EmptyPostData);
+        assert_eq!(parse_json_body::<Probe>(b"[]").unwrap_err(), ErrCode::DataFormatError);
+        assert_eq!(parse_json_body::<Probe>(b"{").unwrap_err(), ErrCode::DataFormatError);
+        assert_eq!(
+            parse_json_body::<Probe>(br#"{"kf_account":1}"#).unwrap_err(),
+            ErrCode::DataFormatError
+        );
+        assert!(parse_json_body::<Probe>(br#"{"kf_account":"a@b","password":"x"}"#).is_ok());
+        assert!(parse_json_body::<Probe>(br#"{"kf_account":"\u5ba2"}"#).is_ok());
+    }
+}
+
+/// `{kf_account, nickname}`: the request of `add` and `update`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KfProfile {
+    /// The account.
+    pub kf_account: crate::KfAccount,
+    /// Its nickname.
+    pub nickname: crate::Nickname,
+}
+
+/// The body of `add` and `update` as a client sent it, before validation.
+/// Extra fields (the obsolete `password`, `business_id`) are ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KfProfileBody {
+    /// The account, unvalidated.
+    #[serde(default)]
+    pub kf_account: RawField,
+    /// The nickname, unvalidated.
+    #[serde(default)]
+    pub nickname: RawField,
+}
+
+impl KfProfileBody {
+    /// Validates the account, then the nickname. An absent or illegal account
+    /// answers `bad_account` (65404 for `add`, 65401 elsewhere); an absent or
+    /// illegal nickname answers 65403.
+    pub fn validate(&self, bad_account: ErrCode) -> Result<KfProfile, ErrCode> {
+        let kf_account = self
+            .kf_account
+            .as_deref()
+            .ok_or(bad_account)
+            .and_then(|raw| crate::KfAccount::parse(raw).map_err(|_| bad_account))?;
+        let nickname = crate::Nickname::parse(self.nickname.as_deref().unwrap_or(""))?;
+        Ok(KfProfile { kf_account, nickname })
+    }
+}
