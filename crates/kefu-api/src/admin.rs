@@ -183,7 +183,10 @@ pub struct CreatedApp {
 
 impl fmt::Debug for CreatedApp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreatedApp").field("app", &self.app).field("secret", &"<redacted>").finish()
+        f.debug_struct("CreatedApp")
+            .field("app", &self.app)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 

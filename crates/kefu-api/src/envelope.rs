@@ -38,7 +38,10 @@ pub fn error_body(code: ErrCode, message: &str, rid: Rid) -> String {
     errmsg.push_str(message);
     errmsg.push_str(" rid: ");
     errmsg.push_str(&rid.to_string());
-    let status = Status { errcode: code, errmsg };
+    let status = Status {
+        errcode: code,
+        errmsg,
+    };
     serde_json::to_string(&status).unwrap_or_else(|_| OK_BODY.to_owned())
 }
 
@@ -55,7 +58,10 @@ pub fn error_in(body: &[u8]) -> Option<Status> {
     }
     let probe: Probe = serde_json::from_slice(body).ok()?;
     match probe.errcode {
-        Some(errcode) if !errcode.is_ok() => Some(Status { errcode, errmsg: probe.errmsg }),
+        Some(errcode) if !errcode.is_ok() => Some(Status {
+            errcode,
+            errmsg: probe.errmsg,
+        }),
         _ => None,
     }
 }
@@ -67,7 +73,11 @@ mod tests {
     #[test]
     fn error_body_is_wechats_shape() {
         let rid = Rid::new(0x6565_f3a2, 1, 2);
-        let body = error_body(ErrCode::IllegalNickname, ErrCode::IllegalNickname.errmsg(), rid);
+        let body = error_body(
+            ErrCode::IllegalNickname,
+            ErrCode::IllegalNickname.errmsg(),
+            rid,
+        );
         assert_eq!(
             body,
             r#"{"errcode":65403,"errmsg":"illegal nickname rid: 6565f3a2-00000001-00000002"}"#

@@ -212,7 +212,10 @@ mod tests {
 
     #[test]
     fn messages_are_wechats() {
-        assert_eq!(ErrCode::InvalidKfAccount.errmsg(), "invalid custom service account");
+        assert_eq!(
+            ErrCode::InvalidKfAccount.errmsg(),
+            "invalid custom service account"
+        );
         assert_eq!(
             ErrCode::MinuteQuotaReached.errmsg(),
             "api minute-quota reach limit  mustslower  retry next minute"

@@ -16,7 +16,11 @@ impl Rid {
     /// A rid for a request made at `unix_secs`, with two random groups.
     #[must_use]
     pub const fn new(unix_secs: u32, a: u32, b: u32) -> Rid {
-        Rid { time: unix_secs, a, b }
+        Rid {
+            time: unix_secs,
+            a,
+            b,
+        }
     }
 
     /// The Unix time (seconds) the request was made at.
@@ -59,13 +63,19 @@ impl FromStr for Rid {
         let mut next = || -> Result<u32, RidParseError> {
             let group = groups.next().ok_or(RidParseError)?;
             let hex = group.len() == 8
-                && group.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                && group
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
             if !hex {
                 return Err(RidParseError);
             }
             u32::from_str_radix(group, 16).map_err(|_| RidParseError)
         };
-        let rid = Rid { time: next()?, a: next()?, b: next()? };
+        let rid = Rid {
+            time: next()?,
+            a: next()?,
+            b: next()?,
+        };
         if groups.next().is_some() {
             return Err(RidParseError);
         }

@@ -72,8 +72,11 @@ impl KfAccount {
     pub fn parse(raw: &str) -> Result<KfAccount, ErrCode> {
         let (prefix, suffix) = raw.split_once('@').ok_or(ErrCode::InvalidKfAccount)?;
         let prefix_ok = (1..=MAX_PREFIX_CHARS).contains(&prefix.len())
-            && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        let suffix_ok = (1..=MAX_SUFFIX_CHARS).contains(&suffix.len()) && suffix.chars().all(is_suffix_char);
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let suffix_ok =
+            (1..=MAX_SUFFIX_CHARS).contains(&suffix.len()) && suffix.chars().all(is_suffix_char);
         if prefix_ok && suffix_ok {
             Ok(KfAccount(raw.to_owned()))
         } else {
@@ -114,7 +117,11 @@ impl Nickname {
         let ok = (1..=MAX_NICKNAME_CHARS).contains(&count)
             && !raw.chars().all(char::is_whitespace)
             && !raw.chars().any(char::is_control);
-        if ok { Ok(Nickname(raw.to_owned())) } else { Err(ErrCode::IllegalNickname) }
+        if ok {
+            Ok(Nickname(raw.to_owned()))
+        } else {
+            Err(ErrCode::IllegalNickname)
+        }
     }
 }
 
@@ -131,7 +138,11 @@ impl WechatId {
         let mut chars = raw.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
         let ok = (6..=20).contains(&raw.len()) && first_ok && chars.all(is_suffix_char);
-        if ok { Ok(WechatId(raw.to_owned())) } else { Err(ErrCode::WechatAccountInvalid) }
+        if ok {
+            Ok(WechatId(raw.to_owned()))
+        } else {
+            Err(ErrCode::WechatAccountInvalid)
+        }
     }
 }
 
@@ -150,7 +161,11 @@ impl AppAlias {
     /// alias that is illegal makes every kf account of the app illegal.
     pub fn parse(raw: &str) -> Result<AppAlias, ErrCode> {
         let ok = (1..=MAX_SUFFIX_CHARS).contains(&raw.len()) && raw.chars().all(is_suffix_char);
-        if ok { Ok(AppAlias(raw.to_owned())) } else { Err(ErrCode::IllegalKfAccount) }
+        if ok {
+            Ok(AppAlias(raw.to_owned()))
+        } else {
+            Err(ErrCode::IllegalKfAccount)
+        }
     }
 }
 
@@ -165,8 +180,14 @@ impl OriginalId {
     pub fn parse(raw: &str) -> Result<OriginalId, ErrCode> {
         let ok = raw.len() == 15
             && raw.starts_with("gh_")
-            && raw[3..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if ok { Ok(OriginalId(raw.to_owned())) } else { Err(ErrCode::IllegalKfAccount) }
+            && raw[3..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(OriginalId(raw.to_owned()))
+        } else {
+            Err(ErrCode::IllegalKfAccount)
+        }
     }
 }
 
@@ -181,8 +202,14 @@ impl AppId {
     pub fn parse(raw: &str) -> Result<AppId, ErrCode> {
         let ok = raw.len() == 18
             && raw.starts_with("wx")
-            && raw[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if ok { Ok(AppId(raw.to_owned())) } else { Err(ErrCode::InvalidAppid) }
+            && raw[2..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(AppId(raw.to_owned()))
+        } else {
+            Err(ErrCode::InvalidAppid)
+        }
     }
 }
 
@@ -200,8 +227,22 @@ mod tests {
         assert_eq!(account.suffix(), "test");
         assert!(account.belongs_to("test", "gh_000000000000"));
         assert!(!account.belongs_to("other", "gh_000000000000"));
-        for bad in ["", "@test", "test1@", "test1", "a-b@test", "abcdefghijk@test", "a@b@c", "客服@test", "a@b c"] {
-            assert_eq!(KfAccount::parse(bad), Err(ErrCode::InvalidKfAccount), "{bad:?}");
+        for bad in [
+            "",
+            "@test",
+            "test1@",
+            "test1",
+            "a-b@test",
+            "abcdefghijk@test",
+            "a@b@c",
+            "客服@test",
+            "a@b c",
+        ] {
+            assert_eq!(
+                KfAccount::parse(bad),
+                Err(ErrCode::InvalidKfAccount),
+                "{bad:?}"
+            );
         }
         assert!(KfAccount::parse("abcdefghij@gh_0123456789ab").is_ok());
         assert!(KfAccount::parse(&format!("a@{}", "x".repeat(31))).is_err());
@@ -211,7 +252,10 @@ mod tests {
     fn nickname_rules() {
         assert!(Nickname::parse("客服1").is_ok());
         assert!(Nickname::parse(&"客".repeat(16)).is_ok());
-        assert_eq!(Nickname::parse(&"客".repeat(17)), Err(ErrCode::IllegalNickname));
+        assert_eq!(
+            Nickname::parse(&"客".repeat(17)),
+            Err(ErrCode::IllegalNickname)
+        );
         assert_eq!(Nickname::parse(""), Err(ErrCode::IllegalNickname));
         assert_eq!(Nickname::parse("   "), Err(ErrCode::IllegalNickname));
         assert_eq!(Nickname::parse("a\nb"), Err(ErrCode::IllegalNickname));
@@ -220,8 +264,19 @@ mod tests {
     #[test]
     fn wechat_id_rules() {
         assert!(WechatId::parse("wx_user-01").is_ok());
-        for bad in ["abcde", "1abcdef", "_abcdef", &"a".repeat(21), "abc def", "abcdéf"] {
-            assert_eq!(WechatId::parse(bad), Err(ErrCode::WechatAccountInvalid), "{bad:?}");
+        for bad in [
+            "abcde",
+            "1abcdef",
+            "_abcdef",
+            &"a".repeat(21),
+            "abc def",
+            "abcdéf",
+        ] {
+            assert_eq!(
+                WechatId::parse(bad),
+                Err(ErrCode::WechatAccountInvalid),
+                "{bad:?}"
+            );
         }
     }
 

@@ -1,1 +1,51 @@
-fn main() {}
+//! `kefu`: run the WeChat-compatible server, or manage its apps.
+
+mod apps;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// kefu: a WeChat-compatible customer service account server, and a command line over it.
+#[derive(Debug, Parser)]
+#[command(name = "kefu", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (SQLite at ./kefu.db, listening on 127.0.0.1:8080 by default).
+    Serve(serve::ServeArgs),
+    /// Manage the apps (official accounts) of a running server.
+    App(apps::AppArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    // One TLS crypto provider for the whole process (the HTTP client needs one chosen).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("kefu: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::App(args) => apps::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("kefu: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

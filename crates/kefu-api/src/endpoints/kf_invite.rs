@@ -43,10 +43,17 @@ pub struct Body {
 }
 
 impl Body {
-    /// Validates the account (65401), then the WeChat ID (65409).
-    pub fn validate(&self) -> Result<Request, ErrCode> {
-        let kf_account = KfAccount::parse(self.kf_account.as_deref().unwrap_or(""))?;
+    /// Validates the account (65401, also when `belongs` says its suffix is not the
+    /// app's), then the WeChat ID (65409).
+    pub fn validate(&self, belongs: impl FnOnce(&KfAccount) -> bool) -> Result<Request, ErrCode> {
+        let kf_account = KfAccount::parse(self.kf_account.as_deref().unwrap_or(""))
+            .ok()
+            .filter(|account| belongs(account))
+            .ok_or(ErrCode::InvalidKfAccount)?;
         let invite_wx = WechatId::parse(self.invite_wx.as_deref().unwrap_or(""))?;
-        Ok(Request { kf_account, invite_wx })
+        Ok(Request {
+            kf_account,
+            invite_wx,
+        })
     }
 }

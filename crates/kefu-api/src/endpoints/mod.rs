@@ -43,10 +43,22 @@ mod tests {
 
     #[test]
     fn body_shapes() {
-        assert_eq!(parse_json_body::<Probe>(b"").unwrap_err(), ErrCode::EmptyPostData);
-        assert_eq!(parse_json_body::<Probe>(b" null ").unwrap_err(), ErrCode::EmptyPostData);
-        assert_eq!(parse_json_body::<Probe>(b"[]").unwrap_err(), ErrCode::DataFormatError);
-        assert_eq!(parse_json_body::<Probe>(b"{").unwrap_err(), ErrCode::DataFormatError);
+        assert_eq!(
+            parse_json_body::<Probe>(b"").unwrap_err(),
+            ErrCode::EmptyPostData
+        );
+        assert_eq!(
+            parse_json_body::<Probe>(b" null ").unwrap_err(),
+            ErrCode::EmptyPostData
+        );
+        assert_eq!(
+            parse_json_body::<Probe>(b"[]").unwrap_err(),
+            ErrCode::DataFormatError
+        );
+        assert_eq!(
+            parse_json_body::<Probe>(b"{").unwrap_err(),
+            ErrCode::DataFormatError
+        );
         assert_eq!(
             parse_json_body::<Probe>(br#"{"kf_account":1}"#).unwrap_err(),
             ErrCode::DataFormatError
@@ -78,16 +90,25 @@ pub struct KfProfileBody {
 }
 
 impl KfProfileBody {
-    /// Validates the account, then the nickname. An absent or illegal account
-    /// answers `bad_account` (65404 for `add`, 65401 elsewhere); an absent or
-    /// illegal nickname answers 65403.
-    pub fn validate(&self, bad_account: ErrCode) -> Result<KfProfile, ErrCode> {
+    /// Validates the account, then the nickname. An absent, illegal or foreign
+    /// account (`belongs` says whether its suffix is the app's) answers
+    /// `bad_account` (65404 for `add`, 65401 elsewhere); an absent or illegal
+    /// nickname answers 65403.
+    pub fn validate(
+        &self,
+        bad_account: ErrCode,
+        belongs: impl FnOnce(&crate::KfAccount) -> bool,
+    ) -> Result<KfProfile, ErrCode> {
         let kf_account = self
             .kf_account
             .as_deref()
-            .ok_or(bad_account)
-            .and_then(|raw| crate::KfAccount::parse(raw).map_err(|_| bad_account))?;
+            .and_then(|raw| crate::KfAccount::parse(raw).ok())
+            .filter(|account| belongs(account))
+            .ok_or(bad_account)?;
         let nickname = crate::Nickname::parse(self.nickname.as_deref().unwrap_or(""))?;
-        Ok(KfProfile { kf_account, nickname })
+        Ok(KfProfile {
+            kf_account,
+            nickname,
+        })
     }
 }

@@ -1,0 +1,211 @@
+//! App management and the per-account simulation controls.
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use kefu_api::admin::{AppPatch, AppView, CreatedApp, InvitationRequest, KfView, NewApp};
+use kefu_api::endpoints::kf_invite::MAX_BOUND_PER_WORKER;
+use kefu_api::{AppAlias, AppId, KfAccount, OriginalId};
+use kefu_store::{App, AppSummary};
+
+use super::{Failure, json_body};
+use crate::secrets::{digest, new_app_secret, new_appid, new_original_id};
+use crate::state::AppState;
+use crate::wechat::kf::headimg_path;
+
+fn view(app: &App, kf_count: usize) -> AppView {
+    AppView {
+        appid: app.appid.clone(),
+        wechat_id: app.wechat_id.clone(),
+        original_id: app.original_id.clone(),
+        account_type: app.account_type,
+        verified: app.verified,
+        new_kf_enabled: app.new_kf_enabled,
+        created_at: app.created_at,
+        kf_count,
+    }
+}
+
+fn check_alias(raw: &str) -> Result<(), Failure> {
+    AppAlias::parse(raw).map(drop).map_err(|_| {
+        Failure::bad_request(
+            "invalid_wechat_id",
+            "wechat_id must be 1-30 letters, digits, '_' or '-'",
+        )
+    })
+}
+
+fn check_original_id(raw: &str) -> Result<(), Failure> {
+    OriginalId::parse(raw).map(drop).map_err(|_| {
+        Failure::bad_request(
+            "invalid_original_id",
+            "original_id must be 'gh_' and 12 lowercase hex digits",
+        )
+    })
+}
+
+fn check_secret(raw: &str) -> Result<(), Failure> {
+    let ok = (16..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::bad_request(
+            "invalid_secret",
+            "secret must be 16-64 letters and digits",
+        ))
+    }
+}
+
+/// Creates an app from an admin request; the answer carries the secret in clear,
+/// the only time it is shown.
+pub async fn create_app(state: &AppState, new: NewApp) -> Result<CreatedApp, Failure> {
+    check_alias(&new.wechat_id)?;
+    if let Some(original_id) = &new.original_id {
+        check_original_id(original_id)?;
+    }
+    if let Some(appid) = &new.appid {
+        AppId::parse(appid).map_err(|_| {
+            Failure::bad_request(
+                "invalid_appid",
+                "appid must be 'wx' and 16 lowercase hex digits",
+            )
+        })?;
+    }
+    if let Some(secret) = &new.secret {
+        check_secret(secret)?;
+    }
+    let secret = new.secret.unwrap_or_else(new_app_secret);
+    let app = App {
+        appid: new.appid.unwrap_or_else(new_appid),
+        wechat_id: new.wechat_id,
+        original_id: new.original_id.unwrap_or_else(new_original_id),
+        account_type: new.account_type.unwrap_or_default(),
+        verified: new.verified.unwrap_or(true),
+        new_kf_enabled: new.new_kf_enabled.unwrap_or(true),
+        secret_hash: digest(&secret),
+        created_at: state.clock.now(),
+    };
+    let app = state.store.create_app(app).await?;
+    tracing::info!(appid = %app.appid, wechat_id = %app.wechat_id, "app created");
+    Ok(CreatedApp {
+        app: view(&app, 0),
+        secret,
+    })
+}
+
+pub(super) async fn app_create(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<(StatusCode, Json<CreatedApp>), Failure> {
+    let new: NewApp = json_body(request).await?;
+    Ok((StatusCode::CREATED, Json(create_app(&state, new).await?)))
+}
+
+pub(super) async fn app_list(State(state): State<AppState>) -> Result<Json<Vec<AppView>>, Failure> {
+    let apps = state.store.apps().await?;
+    Ok(Json(
+        apps.iter()
+            .map(|AppSummary { app, kf_count }| view(app, *kf_count))
+            .collect(),
+    ))
+}
+
+async fn summary(state: &AppState, appid: &str) -> Result<AppView, Failure> {
+    let app = state
+        .store
+        .app(appid)
+        .await?
+        .ok_or_else(|| Failure::not_found("app"))?;
+    let kf_count = state.store.kfs(appid).await?.len();
+    Ok(view(&app, kf_count))
+}
+
+pub(super) async fn app_get(
+    State(state): State<AppState>,
+    Path(appid): Path<String>,
+) -> Result<Json<AppView>, Failure> {
+    Ok(Json(summary(&state, &appid).await?))
+}
+
+pub(super) async fn app_update(
+    State(state): State<AppState>,
+    Path(appid): Path<String>,
+    request: Request,
+) -> Result<Json<AppView>, Failure> {
+    let patch: AppPatch = json_body(request).await?;
+    if let Some(alias) = &patch.wechat_id {
+        check_alias(alias)?;
+    }
+    if let Some(original_id) = &patch.original_id {
+        check_original_id(original_id)?;
+    }
+    state.store.update_app(&appid, patch).await?;
+    Ok(Json(summary(&state, &appid).await?))
+}
+
+pub(super) async fn app_delete(
+    State(state): State<AppState>,
+    Path(appid): Path<String>,
+) -> Result<StatusCode, Failure> {
+    state.store.delete_app(&appid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn app_rotate_secret(
+    State(state): State<AppState>,
+    Path(appid): Path<String>,
+) -> Result<Json<CreatedApp>, Failure> {
+    let secret = new_app_secret();
+    state.store.set_app_secret(&appid, digest(&secret)).await?;
+    Ok(Json(CreatedApp {
+        app: summary(&state, &appid).await?,
+        secret,
+    }))
+}
+
+fn kf_view(appid: &str, kf: &kefu_store::Kf, now: i64) -> KfView {
+    let invitation = kf.invitation.as_ref();
+    KfView {
+        kf_account: kf.kf_account.clone(),
+        kf_nick: kf.nickname.clone(),
+        kf_id: kf.kf_id,
+        kf_openid: kf.kf_openid.clone(),
+        headimg_path: headimg_path(appid, kf),
+        kf_wx: kf.kf_wx.clone(),
+        invite_wx: invitation.map(|i| i.invite_wx.clone()),
+        invite_expire_time: invitation.map(|i| i.expire_time),
+        invite_status: invitation.map(|i| i.status_at(now)),
+        online_status: kf.online_status,
+        accepted_case: kf.accepted_case,
+    }
+}
+
+pub(super) async fn kf_list(
+    State(state): State<AppState>,
+    Path(appid): Path<String>,
+) -> Result<Json<Vec<KfView>>, Failure> {
+    let now = state.clock.now();
+    let kfs = state.store.kfs(&appid).await?;
+    Ok(Json(
+        kfs.iter().map(|kf| kf_view(&appid, kf, now)).collect(),
+    ))
+}
+
+pub(super) async fn kf_invitation(
+    State(state): State<AppState>,
+    Path((appid, kf_account)): Path<(String, String)>,
+    request: Request,
+) -> Result<Json<KfView>, Failure> {
+    let action: InvitationRequest = json_body(request).await?;
+    let account = KfAccount::parse(&kf_account).map_err(|_| Failure::not_found("kf account"))?;
+    let now = state.clock.now();
+    let kf = state
+        .store
+        .answer_invitation(&appid, &account, action.action, now, MAX_BOUND_PER_WORKER)
+        .await
+        .map_err(|e| match e {
+            kefu_store::StoreError::NotFound => Failure::not_found("kf account"),
+            other => other.into(),
+        })?;
+    Ok(Json(kf_view(&appid, &kf, now)))
+}

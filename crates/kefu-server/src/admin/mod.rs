@@ -1,0 +1,215 @@
+//! kefu's own surface under `/kefu/v1` (SPEC §8): app management and simulation
+//! controls behind `Authorization: Bearer <admin token>`, plus the public head images
+//! and health check. Not WeChat's API, so it answers ordinary HTTP statuses.
+
+mod apps;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use kefu_api::admin::{AdminError, ClockAdvance, ClockView};
+use kefu_store::StoreError;
+use serde::de::DeserializeOwned;
+
+pub use self::apps::create_app;
+use crate::secrets::matches;
+use crate::state::AppState;
+use crate::wechat::request::{MAX_JSON_BODY, read_body};
+
+/// A failed admin call: a status and an [`AdminError`] body.
+#[derive(Debug)]
+pub struct Failure {
+    status: StatusCode,
+    error: &'static str,
+    message: String,
+}
+
+impl Failure {
+    /// A failure with a stable code and a sentence.
+    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            error,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(error: &'static str, message: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::BAD_REQUEST, error, message)
+    }
+
+    fn not_found(what: &str) -> Failure {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
+    }
+
+    /// The sentence.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Failure {
+        match error {
+            StoreError::NotFound => Failure::not_found("app"),
+            StoreError::Conflict(message) => {
+                Failure::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            StoreError::Rejected(code) => Failure::new(
+                StatusCode::CONFLICT,
+                "rejected",
+                format!("WeChat's rules refuse it: {code}"),
+            ),
+            StoreError::Internal(message) => {
+                tracing::error!(cause = %message, "store failure on the admin surface");
+                Failure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "storage failure; see the server log",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let body = AdminError {
+            error: self.error.to_owned(),
+            message: self.message,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Reads a JSON body of an admin call.
+async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, Failure> {
+    let (parts, body) = request.into_parts();
+    let bytes = read_body(&parts.headers, body, MAX_JSON_BODY)
+        .await
+        .map_err(|_| {
+            Failure::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the body is over 1 MiB",
+            )
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| Failure::bad_request("invalid_body", e.to_string()))
+}
+
+async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if matches(token, &state.admin_token) => next.run(request).await,
+        Some(_) => Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong admin token",
+        )
+        .into_response(),
+        None => Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the admin token as 'Authorization: Bearer <token>'",
+        )
+        .into_response(),
+    }
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn clock_get(State(state): State<AppState>) -> Json<ClockView> {
+    Json(ClockView {
+        now: state.clock.now(),
+        offset_secs: state.clock.offset(),
+    })
+}
+
+async fn clock_advance(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<ClockView>, Failure> {
+    let advance: ClockAdvance = json_body(request).await?;
+    state.clock.advance(advance.advance_secs);
+    Ok(clock_get(State(state)).await)
+}
+
+/// `GET /kefu/v1/headimg/{appid}/{kf_id}/{version}.jpg`: public, like WeChat's image URLs.
+async fn headimg(
+    State(state): State<AppState>,
+    Path((appid, kf_id, file)): Path<(String, i64, String)>,
+) -> Result<Response, Failure> {
+    let version = file
+        .strip_suffix(".jpg")
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(|| Failure::not_found("image"))?;
+    let jpeg = state
+        .store
+        .kf_headimg(&appid, kf_id, version)
+        .await?
+        .ok_or_else(|| Failure::not_found("image"))?;
+    let mut response = Response::new(Body::from(jpeg));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    // A version's bytes never change: a new upload gets a new URL.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    Ok(response)
+}
+
+async fn not_found() -> Failure {
+    Failure::not_found("admin endpoint")
+}
+
+/// The `/kefu/v1` router.
+pub fn router(state: AppState) -> Router<AppState> {
+    let guarded = Router::new()
+        .route("/apps", get(apps::app_list).post(apps::app_create))
+        .route(
+            "/apps/{appid}",
+            get(apps::app_get)
+                .patch(apps::app_update)
+                .delete(apps::app_delete),
+        )
+        .route(
+            "/apps/{appid}/secret",
+            axum::routing::post(apps::app_rotate_secret),
+        )
+        .route("/apps/{appid}/kf", get(apps::kf_list))
+        .route(
+            "/apps/{appid}/kf/{kf_account}/invitation",
+            axum::routing::post(apps::kf_invitation),
+        )
+        .route("/clock", get(clock_get).post(clock_advance))
+        .route_layer(middleware::from_fn_with_state(state, require_admin));
+    Router::new()
+        .route("/health", get(health))
+        .route("/headimg/{appid}/{kf_id}/{file}", get(headimg))
+        .merge(guarded)
+        .fallback(not_found)
+}

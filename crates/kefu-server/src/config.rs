@@ -1,0 +1,145 @@
+//! Server configuration. The `kefu` binary fills it from defaults, `KEFU_*`
+//! environment variables and flags (in rising precedence).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use kefu_store::sqlite::Durability;
+
+/// A string that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call only where it is really needed.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file (`./kefu.db`, `sqlite://path` or `sqlite:path`).
+    Sqlite(PathBuf),
+}
+
+impl Database {
+    /// Reads a database URL: a plain path or `sqlite:`/`sqlite://` URL.
+    pub fn parse(url: &str) -> Result<Database, String> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or(path);
+            return if path.is_empty() {
+                Err("the sqlite URL names no file".to_owned())
+            } else {
+                Ok(Database::Sqlite(path.into()))
+            };
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(
+                "PostgreSQL is not supported by this build yet; use an SQLite file".to_owned(),
+            );
+        }
+        if url.contains("://") {
+            return Err(format!("unsupported database URL {url:?}"));
+        }
+        Ok(Database::Sqlite(url.into()))
+    }
+}
+
+/// The optional HTTPS listener.
+#[derive(Debug, Clone)]
+pub struct HttpsConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// PEM certificate chain and private key; when absent a self-signed certificate
+    /// for `api.weixin.qq.com`, `localhost` and `127.0.0.1` is generated (and kept in
+    /// `generated_dir` so clients can keep trusting it).
+    pub cert_and_key: Option<(PathBuf, PathBuf)>,
+    /// Where a generated certificate is written.
+    pub generated_dir: PathBuf,
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The plain HTTP listener (`127.0.0.1:8080`; port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The optional HTTPS listener.
+    pub https: Option<HttpsConfig>,
+    /// The store.
+    pub database: Database,
+    /// How durable an acknowledged change is.
+    pub durability: Durability,
+    /// The bearer token of the admin surface.
+    pub admin_token: Secret,
+    /// The base of URLs the server hands out (head images), e.g.
+    /// `https://kefu.example.com`; when absent, taken from each request's `Host`.
+    pub public_url: Option<String>,
+    /// Create the demo app when the store has no apps.
+    pub demo_app: bool,
+}
+
+impl Config {
+    /// A configuration for the given database with every other setting at its default.
+    #[must_use]
+    pub fn new(database: Database, admin_token: Secret) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            https: None,
+            database,
+            durability: Durability::Full,
+            admin_token,
+            public_url: None,
+            demo_app: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            Database::parse("./kefu.db"),
+            Ok(Database::Sqlite("./kefu.db".into()))
+        );
+        assert_eq!(
+            Database::parse("sqlite://data/k.db"),
+            Ok(Database::Sqlite("data/k.db".into()))
+        );
+        assert_eq!(
+            Database::parse("sqlite:k.db?mode=rwc"),
+            Ok(Database::Sqlite("k.db".into()))
+        );
+        assert!(Database::parse("postgres://localhost/test").is_err());
+        assert!(Database::parse("mysql://x").is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2")),
+            "Secret(<redacted>)"
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! Building and running the server: [`Application::build`] opens the store and binds
+//! the listeners the configuration names (port 0 picks a free port, as tests do);
+//! [`Application::run_until`] serves until the given future completes.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::{Extension, Router};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use kefu_api::admin::{CreatedApp, NewApp};
+use kefu_store::Store;
+use kefu_store::sqlite::{SqliteOptions, SqliteStore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::clock::Clock;
+use crate::config::{Config, Database};
+use crate::secrets::digest;
+use crate::state::AppState;
+use crate::tls::{self, TlsMaterial};
+use crate::{admin, wechat};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS certificate could not be loaded or generated.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The demo app could not be created.
+    #[error("cannot create the demo app: {0}")]
+    Demo(String),
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    state: AppState,
+    router: Router,
+    http: TcpListener,
+    https: Option<(TcpListener, TlsMaterial)>,
+}
+
+/// The whole HTTP surface for a state: WeChat's paths, kefu's own under `/kefu/v1`,
+/// and `40066 invalid url` for everything else.
+pub fn router(state: AppState) -> Router {
+    wechat::router()
+        .nest(kefu_api::admin::PREFIX, admin::router(state.clone()))
+        .fallback(wechat::invalid_url)
+        .with_state(state)
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}
+
+impl Application {
+    /// Opens the store and binds the listeners, with a clock reading real time.
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        Application::build_with_clock(config, Arc::new(Clock::new())).await
+    }
+
+    /// Like [`Application::build`], with a given clock (tests advance it).
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<Clock>,
+    ) -> Result<Application, StartupError> {
+        let store: Arc<dyn Store> = match &config.database {
+            Database::Sqlite(path) => {
+                let options = SqliteOptions {
+                    path: path.clone(),
+                    durability: config.durability,
+                };
+                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&options))
+                    .await
+                    .map_err(|e| StartupError::Store(e.to_string()))?
+                    .map_err(|e| StartupError::Store(e.to_string()))?;
+                Arc::new(store)
+            }
+        };
+        let state = AppState {
+            store,
+            clock,
+            admin_token: Arc::new(digest(config.admin_token.expose())),
+            public_url: config.public_url.as_deref().map(Arc::from),
+        };
+        let http = bind(config.listen).await?;
+        let https = match &config.https {
+            Some(https) => {
+                let material = tls::load(https).map_err(StartupError::Tls)?;
+                Some((bind(https.listen).await?, material))
+            }
+            None => None,
+        };
+        let router = router(state.clone());
+        Ok(Application {
+            state,
+            router,
+            http,
+            https,
+        })
+    }
+
+    /// The HTTP listener's address.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The HTTP listener's port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// The HTTPS listener's address and certificate file, when enabled.
+    #[must_use]
+    pub fn https(&self) -> Option<(SocketAddr, &TlsMaterial)> {
+        self.https
+            .as_ref()
+            .and_then(|(listener, material)| Some((listener.local_addr().ok()?, material)))
+    }
+
+    /// The shared state (its clock and store).
+    #[must_use]
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Creates the demo app when the store has none: a verified service account with
+    /// the new kf feature on, WeChat ID `test` (so WeChat's own example `test1@test`
+    /// works). Answers the app with its secret when it was created.
+    pub async fn ensure_demo_app(&self) -> Result<Option<CreatedApp>, StartupError> {
+        let apps = self
+            .state
+            .store
+            .apps()
+            .await
+            .map_err(|e| StartupError::Demo(e.to_string()))?;
+        if !apps.is_empty() {
+            return Ok(None);
+        }
+        let new = NewApp {
+            wechat_id: "test".to_owned(),
+            ..NewApp::default()
+        };
+        admin::create_app(&self.state, new)
+            .await
+            .map(Some)
+            .map_err(|e| StartupError::Demo(e.message().to_owned()))
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in
+    /// flight finish and closes the store.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let https_task = self.https.map(|(listener, material)| {
+            let router = self.router.clone().layer(Extension(wechat::Https));
+            tokio::spawn(serve_tls(
+                listener,
+                TlsAcceptor::from(material.config),
+                router,
+                stop_rx.clone(),
+            ))
+        });
+        let mut stop = stop_rx;
+        let result = axum::serve(
+            self.http,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await;
+        if let Some(task) = https_task {
+            let _ = task.await;
+        }
+        result
+    }
+}
+
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "HTTPS accept failed");
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(
+            router
+                .clone()
+                .layer(Extension(axum::extract::ConnectInfo(peer))),
+        );
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(stream).await {
+                Ok(tls) => tls,
+                Err(error) => {
+                    tracing::debug!(%error, %peer, "TLS handshake failed");
+                    return;
+                }
+            };
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(error) = builder.serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!(%error, %peer, "HTTPS connection ended with an error");
+            }
+        });
+    }
+}

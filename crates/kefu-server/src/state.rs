@@ -1,0 +1,20 @@
+//! The state every handler shares: cheap to clone.
+
+use std::sync::Arc;
+
+use kefu_store::{Digest, Store};
+
+use crate::clock::Clock;
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The one clock.
+    pub clock: Arc<Clock>,
+    /// SHA-256 of the admin bearer token.
+    pub admin_token: Arc<Digest>,
+    /// The base of URLs the server hands out, when configured.
+    pub public_url: Option<Arc<str>>,
+}

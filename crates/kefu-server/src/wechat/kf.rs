@@ -1,0 +1,305 @@
+//! The customer service account endpoints (SPEC §3). Each checks, in order: the
+//! token, the app's right to the API, the body's shape, the account, then the rest.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use kefu_api::endpoints::kf_list::{KfInfo, KfList};
+use kefu_api::endpoints::kf_online::{KfOnline, KfOnlineList};
+use kefu_api::endpoints::kf_uploadheadimg::{MAX_IMAGE_BYTES, MEDIA_FIELD, is_jpeg};
+use kefu_api::endpoints::{KfProfileBody, kf_add, kf_del, kf_invite, kf_update, parse_json_body};
+use kefu_api::{ErrCode, KfAccount, admin};
+use kefu_store::{App, Kf, NewKf};
+
+use super::auth::{KfApi, authorize, kf_scope};
+use super::reply::Reply;
+use super::request::{MAX_JSON_BODY, MAX_MULTIPART_BODY, Query, read_body};
+use super::{Https, internal};
+use crate::secrets::new_openid;
+use crate::state::AppState;
+
+/// Runs a handler body and turns its error into WeChat's envelope.
+async fn answer<F>(state: &AppState, f: impl FnOnce(i64) -> F) -> Reply
+where
+    F: Future<Output = Result<Reply, ErrCode>>,
+{
+    let now = state.clock.now();
+    f(now).await.unwrap_or_else(|code| Reply::error(code, now))
+}
+
+async fn kf_app(
+    state: &AppState,
+    query: &Query<'_>,
+    now: i64,
+    api: KfApi,
+) -> Result<Arc<App>, ErrCode> {
+    let app = authorize(state, query, now).await?;
+    kf_scope(&app, api)?;
+    Ok(app)
+}
+
+fn owned_by(app: &App) -> impl Fn(&KfAccount) -> bool + '_ {
+    |account| account.belongs_to(&app.wechat_id, &app.original_id)
+}
+
+/// `POST /customservice/kfaccount/add`.
+#[tracing::instrument(name = "kf_add", skip_all)]
+pub async fn kf_add(State(state): State<AppState>, request: Request) -> Reply {
+    let state = &state;
+    answer(state, move |now| async move {
+        let (parts, body) = request.into_parts();
+        let query = Query::new(parts.uri.query());
+        let app = kf_app(state, &query, now, KfApi::General).await?;
+        let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
+        let profile = parse_json_body::<KfProfileBody>(&body)?
+            .validate(kf_add::BAD_ACCOUNT, owned_by(&app))?;
+        let kf = NewKf {
+            kf_account: profile.kf_account,
+            nickname: profile.nickname,
+            kf_openid: new_openid(),
+            created_at: now,
+        };
+        state.store.add_kf(&app.appid, kf).await.map_err(internal)?;
+        Ok(Reply::Ok)
+    })
+    .await
+}
+
+/// `POST /customservice/kfaccount/update`.
+#[tracing::instrument(name = "kf_update", skip_all)]
+pub async fn kf_update(State(state): State<AppState>, request: Request) -> Reply {
+    let state = &state;
+    answer(state, move |now| async move {
+        let (parts, body) = request.into_parts();
+        let query = Query::new(parts.uri.query());
+        let app = kf_app(state, &query, now, KfApi::General).await?;
+        let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
+        let profile = parse_json_body::<KfProfileBody>(&body)?
+            .validate(kf_update::BAD_ACCOUNT, owned_by(&app))?;
+        state
+            .store
+            .update_kf(&app.appid, &profile.kf_account, &profile.nickname)
+            .await
+            .map_err(internal)?;
+        Ok(Reply::Ok)
+    })
+    .await
+}
+
+/// `GET|POST /customservice/kfaccount/del`, in all four shapes of SPEC §3.3.
+#[tracing::instrument(name = "kf_del", skip_all)]
+pub async fn kf_del(State(state): State<AppState>, request: Request) -> Reply {
+    let state = &state;
+    answer(state, move |now| async move {
+        let (parts, body) = request.into_parts();
+        let query = Query::new(parts.uri.query());
+        let app = kf_app(state, &query, now, KfApi::General).await?;
+        let body_account = if parts.method == Method::POST {
+            let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
+            match parse_json_body::<kf_del::Body>(&body) {
+                Ok(parsed) => parsed.kf_account,
+                // An empty (or `null`) body is the query-only shape.
+                Err(ErrCode::EmptyPostData) => None,
+                Err(code) => return Err(code),
+            }
+        } else {
+            None
+        };
+        let query_account = query.get("kf_account");
+        let query_openid = query.get("kf_openid");
+        let target = kf_del::Target::select(
+            body_account.as_deref(),
+            query_account.as_deref(),
+            query_openid.as_deref(),
+        )?;
+        if let kf_del::Target::Account(account) = &target
+            && !owned_by(&app)(account)
+        {
+            return Err(ErrCode::InvalidKfAccount);
+        }
+        state
+            .store
+            .delete_kf(&app.appid, &target)
+            .await
+            .map_err(internal)?;
+        Ok(Reply::Ok)
+    })
+    .await
+}
+
+/// `POST /customservice/kfaccount/uploadheadimg?kf_account=…` with a `media` part.
+#[tracing::instrument(name = "kf_upload_headimg", skip_all)]
+pub async fn kf_upload_headimg(State(state): State<AppState>, request: Request) -> Reply {
+    let state = &state;
+    answer(state, move |now| async move {
+        let (parts, body) = request.into_parts();
+        let query = Query::new(parts.uri.query());
+        let app = kf_app(state, &query, now, KfApi::UploadHeadImg).await?;
+        let boundary = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| multer::parse_boundary(v).ok());
+        let body = read_body(&parts.headers, body, MAX_MULTIPART_BODY).await?;
+        if body.is_empty() {
+            return Err(ErrCode::EmptyPostData);
+        }
+        let boundary = boundary.ok_or(ErrCode::DataFormatError)?;
+        let media = media_part(body, boundary)
+            .await?
+            .ok_or(ErrCode::MediaDataMissing)?;
+        let account = query
+            .get("kf_account")
+            .and_then(|raw| KfAccount::parse(&raw).ok())
+            .filter(|account| owned_by(&app)(account))
+            .ok_or(ErrCode::InvalidKfAccount)?;
+        if !is_jpeg(&media) {
+            return Err(ErrCode::InvalidFileType);
+        }
+        if media.len() > MAX_IMAGE_BYTES {
+            return Err(ErrCode::InvalidImageSize);
+        }
+        state
+            .store
+            .set_kf_headimg(&app.appid, &account, media)
+            .await
+            .map_err(internal)?;
+        Ok(Reply::Ok)
+    })
+    .await
+}
+
+/// The bytes of the first part named `media`; a malformed stream is 47001.
+async fn media_part(body: bytes::Bytes, boundary: String) -> Result<Option<bytes::Bytes>, ErrCode> {
+    let stream = axum::body::Body::from(body).into_data_stream();
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|_| ErrCode::DataFormatError)?
+    {
+        if field.name() == Some(MEDIA_FIELD) {
+            return field
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|_| ErrCode::DataFormatError);
+        }
+    }
+    Ok(None)
+}
+
+/// The base of the URLs handed out: the configured public URL, else the scheme and
+/// `Host` the request came in on.
+fn base_url(state: &AppState, request: &Request) -> String {
+    if let Some(public) = &state.public_url {
+        return public.trim_end_matches('/').to_owned();
+    }
+    let scheme = if request.extensions().get::<Https>().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+/// The path at which an account's head image is served.
+pub(crate) fn headimg_path(appid: &str, kf: &Kf) -> Option<String> {
+    kf.headimg_version
+        .map(|version| format!("{}/{appid}/{}/{version}.jpg", admin::HEADIMG, kf.kf_id))
+}
+
+fn kf_info(kf: &Kf, appid: &str, base: &str, now: i64) -> KfInfo {
+    let invitation = kf.invitation.as_ref();
+    KfInfo {
+        kf_account: kf.kf_account.clone(),
+        kf_nick: kf.nickname.clone(),
+        kf_id: kf.kf_id,
+        kf_headimgurl: headimg_path(appid, kf)
+            .map(|path| format!("{base}{path}"))
+            .unwrap_or_default(),
+        kf_wx: kf.kf_wx.clone(),
+        invite_wx: invitation.map(|i| i.invite_wx.clone()),
+        invite_expire_time: invitation.map(|i| i.expire_time),
+        invite_status: invitation.map(|i| i.status_at(now)),
+    }
+}
+
+/// `GET /cgi-bin/customservice/getkflist` (and `/customservice/getkflist`).
+#[tracing::instrument(name = "kf_list", skip_all)]
+pub async fn kf_list(State(state): State<AppState>, request: Request) -> Reply {
+    let state = &state;
+    answer(state, move |now| async move {
+        let query = Query::new(request.uri().query());
+        let app = kf_app(state, &query, now, KfApi::General).await?;
+        let kfs = state.store.kfs(&app.appid).await.map_err(internal)?;
+        let base = base_url(state, &request);
+        let list = KfList {
+            kf_list: kfs
+                .iter()
+                .map(|kf| kf_info(kf, &app.appid, &base, now))
+                .collect(),
+        };
+        Ok(Reply::json(&list, now))
+    })
+    .await
+}
+
+/// `GET /cgi-bin/customservice/getonlinekflist` (and `/customservice/getonlinekflist`).
+#[tracing::instrument(name = "kf_online_list", skip_all)]
+pub async fn kf_online_list(State(state): State<AppState>, request: Request) -> Reply {
+    let state = &state;
+    answer(state, move |now| async move {
+        let query = Query::new(request.uri().query());
+        let app = kf_app(state, &query, now, KfApi::General).await?;
+        let kfs = state.store.kfs(&app.appid).await.map_err(internal)?;
+        let list = KfOnlineList {
+            kf_online_list: kfs
+                .iter()
+                .filter(|kf| kf.online_status != 0)
+                .map(|kf| KfOnline {
+                    kf_account: kf.kf_account.clone(),
+                    status: kf.online_status,
+                    kf_id: kf.kf_id,
+                    accepted_case: kf.accepted_case,
+                })
+                .collect(),
+        };
+        Ok(Reply::json(&list, now))
+    })
+    .await
+}
+
+/// `POST /customservice/kfaccount/inviteworker`.
+#[tracing::instrument(name = "kf_invite", skip_all)]
+pub async fn kf_invite(State(state): State<AppState>, request: Request) -> Reply {
+    let state = &state;
+    answer(state, move |now| async move {
+        let (parts, body) = request.into_parts();
+        let query = Query::new(parts.uri.query());
+        let app = kf_app(state, &query, now, KfApi::General).await?;
+        let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
+        let invite = parse_json_body::<kf_invite::Body>(&body)?.validate(owned_by(&app))?;
+        state
+            .store
+            .invite_kf(
+                &app.appid,
+                &invite.kf_account,
+                &invite.invite_wx,
+                now,
+                now + kf_invite::INVITE_TTL_SECS,
+                kf_invite::MAX_BOUND_PER_WORKER,
+            )
+            .await
+            .map_err(internal)?;
+        Ok(Reply::Ok)
+    })
+    .await
+}

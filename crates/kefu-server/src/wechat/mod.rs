@@ -1,0 +1,81 @@
+//! WeChat's API surface: every path answers HTTP 200 with WeChat's envelope.
+
+pub mod auth;
+pub(crate) mod kf;
+pub mod reply;
+pub mod request;
+mod token;
+
+use axum::Router;
+use axum::extract::State;
+use axum::handler::Handler;
+use axum::routing::{MethodRouter, get, post};
+use kefu_api::endpoints::{
+    kf_add, kf_del, kf_invite, kf_list, kf_online, kf_update, kf_uploadheadimg, token as token_api,
+};
+use kefu_api::{Endpoint, ErrCode, Method};
+use kefu_store::StoreError;
+
+use self::reply::Reply;
+use crate::state::AppState;
+
+/// Marks requests that arrived over the HTTPS listener (for the URLs handed out).
+#[derive(Debug, Clone, Copy)]
+pub struct Https;
+
+/// Maps a store failure to the code a client sees; internal causes are logged here,
+/// once, and the client sees `-1 system error` with its rid.
+pub(crate) fn internal(error: StoreError) -> ErrCode {
+    match error {
+        StoreError::Rejected(code) => code,
+        // The app vanished while the request was in flight: its tokens died with it.
+        StoreError::NotFound => ErrCode::InvalidCredential,
+        StoreError::Conflict(message) | StoreError::Internal(message) => {
+            tracing::error!(cause = %message, "store failure answered as -1");
+            ErrCode::SystemError
+        }
+    }
+}
+
+async fn require_get(State(state): State<AppState>) -> Reply {
+    Reply::error(ErrCode::RequireGet, state.clock.now())
+}
+
+async fn require_post(State(state): State<AppState>) -> Reply {
+    Reply::error(ErrCode::RequirePost, state.clock.now())
+}
+
+/// The answer for any path WeChat does not have.
+pub(crate) async fn invalid_url(State(state): State<AppState>) -> Reply {
+    Reply::error(ErrCode::InvalidUrl, state.clock.now())
+}
+
+/// Registers a handler under the endpoint's path and aliases, answering 43001/43002
+/// to the other methods.
+fn route<E: Endpoint, H, T>(router: Router<AppState>, handler: H) -> Router<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let methods: MethodRouter<AppState> = match E::METHOD {
+        Method::Get => get(handler).fallback(require_get),
+        Method::Post => post(handler).fallback(require_post),
+        Method::GetOrPost => get(handler.clone()).post(handler).fallback(require_post),
+    };
+    std::iter::once(E::PATH)
+        .chain(E::ALIASES.iter().copied())
+        .fold(router, |router, path| router.route(path, methods.clone()))
+}
+
+/// Every WeChat endpoint kefu implements.
+pub fn router() -> Router<AppState> {
+    let router = Router::new();
+    let router = route::<token_api::GetToken, _, _>(router, token::token_get);
+    let router = route::<kf_add::AddKfAccount, _, _>(router, kf::kf_add);
+    let router = route::<kf_update::UpdateKfAccount, _, _>(router, kf::kf_update);
+    let router = route::<kf_del::DelKfAccount, _, _>(router, kf::kf_del);
+    let router = route::<kf_uploadheadimg::UploadHeadImg, _, _>(router, kf::kf_upload_headimg);
+    let router = route::<kf_list::GetKfList, _, _>(router, kf::kf_list);
+    let router = route::<kf_online::GetOnlineKfList, _, _>(router, kf::kf_online_list);
+    route::<kf_invite::InviteWorker, _, _>(router, kf::kf_invite)
+}

@@ -1,0 +1,805 @@
+//! The embedded SQLite store: one file, WAL journal, a single writer thread with group
+//! commit, and an in-memory image of the data serving every read.
+//!
+//! Reads (token checks, lists) never touch the disk. Writes queue to the writer, which
+//! folds whatever is waiting into one transaction and answers each request only after
+//! that transaction is durable (`synchronous=FULL` by default). A lock file beside the
+//! database keeps a second process from opening it, which is what makes the in-memory
+//! image exact.
+
+mod cache;
+mod schema;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kefu_api::admin::{AccountType, AppPatch, InvitationAction};
+use kefu_api::endpoints::kf_add::{FIRST_KF_ID, MAX_ACCOUNTS};
+use kefu_api::endpoints::kf_del::Target;
+use kefu_api::{ErrCode, KfAccount, Nickname, WechatId};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::mpsc;
+
+use self::cache::{AppEntry, Cache, TOKEN_RETENTION_SECS};
+use self::writer::{Work, submit};
+use crate::model::{
+    App, AppSummary, Digest, Invitation, InviteState, Kf, NewKf, TokenChannel, TokenRecord,
+};
+use crate::{Store, StoreError, StoreResult};
+
+/// How durable an acknowledged change is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is fsynced before the answer (`synchronous=FULL`): survives power loss.
+    #[default]
+    Full,
+    /// Survives a crash of the process; the last moments may be lost on power loss
+    /// (`synchronous=NORMAL`).
+    Normal,
+}
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file; created when absent.
+    pub path: PathBuf,
+    /// How durable acknowledged changes are.
+    pub durability: Durability,
+}
+
+impl SqliteOptions {
+    /// Options for a file with the default durability.
+    pub fn new(path: impl Into<PathBuf>) -> SqliteOptions {
+        SqliteOptions {
+            path: path.into(),
+            durability: Durability::Full,
+        }
+    }
+}
+
+/// The embedded store. Dropping it finishes the queued writes and closes the file.
+pub struct SqliteStore {
+    jobs: Option<mpsc::UnboundedSender<Work>>,
+    cache: Arc<RwLock<Cache>>,
+    writer: Option<JoinHandle<()>>,
+    _lock: File,
+}
+
+fn internal(error: rusqlite::Error) -> StoreError {
+    StoreError::Internal(error.to_string())
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database, applies migrations and loads the data.
+    ///
+    /// Fails when another process has the same file open.
+    pub fn open(options: &SqliteOptions) -> StoreResult<SqliteStore> {
+        if let Some(dir) = options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Internal(format!("{}: {e}", dir.display())))?;
+        }
+        let lock_file = lock_path(&options.path);
+        let lock = File::create(&lock_file)
+            .map_err(|e| StoreError::Internal(format!("{}: {e}", lock_file.display())))?;
+        lock.try_lock().map_err(|_| {
+            StoreError::Internal(format!(
+                "{} is in use by another kefu process (lock {})",
+                options.path.display(),
+                lock_file.display()
+            ))
+        })?;
+
+        let mut conn = Connection::open(&options.path).map_err(internal)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(internal)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Internal(format!(
+                "cannot use WAL journal (got {mode})"
+            )));
+        }
+        let synchronous = match options.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
+            .map_err(internal)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(internal)?;
+        conn.pragma_update(None, "busy_timeout", 5000)
+            .map_err(internal)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        schema::migrate(&mut conn).map_err(internal)?;
+        let cache = Arc::new(RwLock::new(load(&conn).map_err(internal)?));
+
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        let thread_cache = Arc::clone(&cache);
+        let writer = std::thread::Builder::new()
+            .name("kefu-sqlite-writer".to_owned())
+            .spawn(move || writer::run(&conn, receiver, &thread_cache))
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
+        Ok(SqliteStore {
+            jobs: Some(jobs),
+            cache,
+            writer: Some(writer),
+            _lock: lock,
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Cache) -> T) -> T {
+        f(&self
+            .cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    async fn write<T, F, E>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<(T, E)> + Send + 'static,
+        E: FnOnce(&mut Cache) + Send + 'static,
+    {
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| StoreError::Internal("store closed".to_owned()))?;
+        submit(jobs, f).await
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn load(conn: &Connection) -> rusqlite::Result<Cache> {
+    let mut cache = Cache::default();
+    let mut apps = conn.prepare(
+        "SELECT appid, wechat_id, original_id, account_type, verified, new_kf_enabled, secret_hash, created_at FROM apps",
+    )?;
+    let rows = apps.query_map([], |row| {
+        Ok(App {
+            appid: row.get(0)?,
+            wechat_id: row.get(1)?,
+            original_id: row.get(2)?,
+            account_type: AccountType::parse(&row.get::<_, String>(3)?).unwrap_or_default(),
+            verified: row.get(4)?,
+            new_kf_enabled: row.get(5)?,
+            secret_hash: row.get(6)?,
+            created_at: row.get(7)?,
+        })
+    })?;
+    for app in rows {
+        let app = app?;
+        cache.apps.insert(
+            app.appid.clone(),
+            AppEntry {
+                app: Arc::new(app),
+                kfs: Arc::new(Vec::new()),
+            },
+        );
+    }
+    let mut kfs = conn.prepare(&format!(
+        "SELECT appid, {KF_COLUMNS} FROM kf_accounts ORDER BY appid, kf_id"
+    ))?;
+    let mut rows = kfs.query([])?;
+    while let Some(row) = rows.next()? {
+        let appid: String = row.get(0)?;
+        let kf = kf_from_row(row, 1)?;
+        if let Some(list) = cache.kfs_mut(&appid) {
+            list.push(kf);
+        }
+    }
+    let mut tokens = conn.prepare(
+        "SELECT hash, appid, channel, issued_at, expires_at, superseded_at FROM tokens ORDER BY issued_at",
+    )?;
+    let mut rows = tokens.query([])?;
+    while let Some(row) = rows.next()? {
+        let Some(channel) = TokenChannel::parse(&row.get::<_, String>(2)?) else {
+            continue;
+        };
+        let hash: Digest = row.get(0)?;
+        let record = TokenRecord {
+            appid: Arc::from(row.get::<_, String>(1)?),
+            channel,
+            issued_at: row.get(3)?,
+            expires_at: row.get(4)?,
+            superseded_at: row.get(5)?,
+        };
+        if record.superseded_at.is_none() {
+            cache
+                .current_tokens
+                .insert((record.appid.clone(), channel), hash);
+        }
+        cache.tokens.insert(hash, record);
+    }
+    Ok(cache)
+}
+
+const KF_COLUMNS: &str = "kf_id, kf_account, nickname, kf_openid, headimg_version, kf_wx, invite_wx, \
+     invite_expire_time, invite_state, online_status, accepted_case, created_at";
+
+fn kf_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Kf> {
+    let invite_wx: Option<String> = row.get(at + 6)?;
+    let expire_time: Option<i64> = row.get(at + 7)?;
+    let state: Option<String> = row.get(at + 8)?;
+    let invitation = match (
+        invite_wx,
+        expire_time,
+        state.as_deref().and_then(InviteState::parse),
+    ) {
+        (Some(invite_wx), Some(expire_time), Some(state)) => Some(Invitation {
+            invite_wx,
+            expire_time,
+            state,
+        }),
+        _ => None,
+    };
+    Ok(Kf {
+        kf_id: row.get(at)?,
+        kf_account: row.get(at + 1)?,
+        nickname: row.get(at + 2)?,
+        kf_openid: row.get(at + 3)?,
+        headimg_version: row.get(at + 4)?,
+        kf_wx: row.get(at + 5)?,
+        invitation,
+        online_status: row.get(at + 9)?,
+        accepted_case: row.get(at + 10)?,
+        created_at: row.get(at + 11)?,
+    })
+}
+
+fn select_kf(conn: &Connection, appid: &str, account: &str) -> StoreResult<Option<Kf>> {
+    conn.prepare_cached(&format!(
+        "SELECT {KF_COLUMNS} FROM kf_accounts WHERE appid = ?1 AND kf_account = ?2"
+    ))
+    .and_then(|mut stmt| {
+        stmt.query_row(params![appid, account], |row| kf_from_row(row, 0))
+            .optional()
+    })
+    .map_err(internal)
+}
+
+fn app_exists(conn: &Connection, appid: &str) -> StoreResult<bool> {
+    conn.prepare_cached("SELECT 1 FROM apps WHERE appid = ?1")
+        .and_then(|mut stmt| stmt.exists([appid]))
+        .map_err(internal)
+}
+
+fn count(conn: &Connection, sql: &str, key: &str) -> StoreResult<usize> {
+    let count: i64 = conn
+        .prepare_cached(sql)
+        .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)))
+        .map_err(internal)?;
+    Ok(usize::try_from(count).unwrap_or(usize::MAX))
+}
+
+fn bound_count(conn: &Connection, wx: &str) -> StoreResult<usize> {
+    count(
+        conn,
+        "SELECT COUNT(*) FROM kf_accounts WHERE kf_wx = ?1",
+        wx,
+    )
+}
+
+fn write_invitation(
+    conn: &Connection,
+    appid: &str,
+    kf_id: i64,
+    kf_wx: Option<&str>,
+    invitation: Option<&Invitation>,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE kf_accounts SET kf_wx = ?3, invite_wx = ?4, invite_expire_time = ?5, invite_state = ?6 \
+         WHERE appid = ?1 AND kf_id = ?2",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            appid,
+            kf_id,
+            kf_wx,
+            invitation.map(|i| i.invite_wx.as_str()),
+            invitation.map(|i| i.expire_time),
+            invitation.map(|i| i.state.as_str()),
+        ])
+    })
+    .map_err(internal)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(appid = %app.appid))]
+    async fn create_app(&self, app: App) -> StoreResult<Arc<App>> {
+        let app = Arc::new(app);
+        let stored = Arc::clone(&app);
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO apps (appid, wechat_id, original_id, account_type, verified, new_kf_enabled, \
+                 secret_hash, created_at, next_kf_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    app.appid,
+                    app.wechat_id,
+                    app.original_id,
+                    app.account_type.as_str(),
+                    app.verified,
+                    app.new_kf_enabled,
+                    app.secret_hash,
+                    app.created_at,
+                    FIRST_KF_ID,
+                ])
+            })
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict("the appid, WeChat ID or original id is taken".to_owned())
+                } else {
+                    internal(e)
+                }
+            })?;
+            let app = Arc::clone(&app);
+            Ok(((), move |cache: &mut Cache| {
+                cache.apps.insert(app.appid.clone(), AppEntry { app, kfs: Arc::new(Vec::new()) });
+            }))
+        })
+        .await?;
+        Ok(stored)
+    }
+
+    async fn apps(&self) -> StoreResult<Vec<AppSummary>> {
+        let mut apps: Vec<AppSummary> = self.read(|cache| {
+            cache
+                .apps
+                .values()
+                .map(|entry| AppSummary {
+                    app: Arc::clone(&entry.app),
+                    kf_count: entry.kfs.len(),
+                })
+                .collect()
+        });
+        apps.sort_by(|a, b| {
+            (a.app.created_at, &a.app.appid).cmp(&(b.app.created_at, &b.app.appid))
+        });
+        Ok(apps)
+    }
+
+    async fn app(&self, appid: &str) -> StoreResult<Option<Arc<App>>> {
+        Ok(self.read(|cache| cache.apps.get(appid).map(|entry| Arc::clone(&entry.app))))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, patch))]
+    async fn update_app(&self, appid: &str, patch: AppPatch) -> StoreResult<Arc<App>> {
+        let Some(current) = self.app(appid).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let mut next = (*current).clone();
+        if let Some(wechat_id) = patch.wechat_id {
+            next.wechat_id = wechat_id;
+        }
+        if let Some(original_id) = patch.original_id {
+            next.original_id = original_id;
+        }
+        next.account_type = patch.account_type.unwrap_or(next.account_type);
+        next.verified = patch.verified.unwrap_or(next.verified);
+        next.new_kf_enabled = patch.new_kf_enabled.unwrap_or(next.new_kf_enabled);
+        let renamed =
+            next.wechat_id != current.wechat_id || next.original_id != current.original_id;
+        let next = Arc::new(next);
+        let stored = Arc::clone(&next);
+        self.write(move |conn| {
+            if renamed {
+                let has_accounts = conn
+                    .prepare_cached("SELECT 1 FROM kf_accounts WHERE appid = ?1 LIMIT 1")
+                    .and_then(|mut stmt| stmt.exists([&next.appid]))
+                    .map_err(internal)?;
+                if has_accounts {
+                    return Err(StoreError::Conflict(
+                        "the WeChat ID and original id cannot change while the app has kf accounts".to_owned(),
+                    ));
+                }
+            }
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE apps SET wechat_id = ?2, original_id = ?3, account_type = ?4, verified = ?5, \
+                     new_kf_enabled = ?6 WHERE appid = ?1",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        next.appid,
+                        next.wechat_id,
+                        next.original_id,
+                        next.account_type.as_str(),
+                        next.verified,
+                        next.new_kf_enabled,
+                    ])
+                })
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Conflict("the WeChat ID or original id is taken".to_owned())
+                    } else {
+                        internal(e)
+                    }
+                })?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(((), move |cache: &mut Cache| {
+                if let Some(entry) = cache.apps.get_mut(&next.appid) {
+                    entry.app = next;
+                }
+            }))
+        })
+        .await?;
+        Ok(stored)
+    }
+
+    async fn set_app_secret(&self, appid: &str, secret_hash: Digest) -> StoreResult<()> {
+        let appid = appid.to_owned();
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached("UPDATE apps SET secret_hash = ?2 WHERE appid = ?1")
+                .and_then(|mut stmt| stmt.execute(params![appid, secret_hash]))
+                .map_err(internal)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(((), move |cache: &mut Cache| {
+                if let Some(entry) = cache.apps.get_mut(&appid) {
+                    Arc::make_mut(&mut entry.app).secret_hash = secret_hash;
+                }
+            }))
+        })
+        .await
+    }
+
+    async fn delete_app(&self, appid: &str) -> StoreResult<()> {
+        let appid = appid.to_owned();
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached("DELETE FROM apps WHERE appid = ?1")
+                .and_then(|mut stmt| stmt.execute([&appid]))
+                .map_err(internal)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(((), move |cache: &mut Cache| cache.remove_app(&appid)))
+        })
+        .await
+    }
+
+    async fn issue_token(
+        &self,
+        token: TokenRecord,
+        hash: Digest,
+        now: i64,
+        grace_secs: i64,
+    ) -> StoreResult<()> {
+        let superseded_at = now + grace_secs;
+        self.write(move |conn| {
+            if !app_exists(conn, &token.appid)? {
+                return Err(StoreError::NotFound);
+            }
+            conn.prepare_cached(
+                "UPDATE tokens SET superseded_at = ?3 WHERE appid = ?1 AND channel = ?2 AND superseded_at IS NULL",
+            )
+            .and_then(|mut stmt| stmt.execute(params![&*token.appid, token.channel.as_str(), superseded_at]))
+            .map_err(internal)?;
+            conn.prepare_cached(
+                "INSERT INTO tokens (hash, appid, channel, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![hash, &*token.appid, token.channel.as_str(), token.issued_at, token.expires_at])
+            })
+            .map_err(internal)?;
+            conn.prepare_cached("DELETE FROM tokens WHERE expires_at < ?1")
+                .and_then(|mut stmt| stmt.execute([now - TOKEN_RETENTION_SECS]))
+                .map_err(internal)?;
+            Ok(((), move |cache: &mut Cache| {
+                cache.insert_token(hash, token, superseded_at);
+                cache.purge_tokens(now);
+            }))
+        })
+        .await
+    }
+
+    async fn token(&self, hash: &Digest) -> StoreResult<Option<TokenRecord>> {
+        Ok(self.read(|cache| cache.tokens.get(hash).cloned()))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, kf), fields(kf_account = %kf.kf_account))]
+    async fn add_kf(&self, appid: &str, kf: NewKf) -> StoreResult<Kf> {
+        let appid = appid.to_owned();
+        self.write(move |conn| {
+            let next_id: Option<i64> = conn
+                .prepare_cached("SELECT next_kf_id FROM apps WHERE appid = ?1")
+                .and_then(|mut stmt| stmt.query_row([&appid], |row| row.get(0)).optional())
+                .map_err(internal)?;
+            let Some(kf_id) = next_id else { return Err(StoreError::NotFound) };
+            if select_kf(conn, &appid, kf.kf_account.as_str())?.is_some() {
+                return Err(StoreError::Rejected(ErrCode::KfAccountExists));
+            }
+            if count(conn, "SELECT COUNT(*) FROM kf_accounts WHERE appid = ?1", &appid)? >= MAX_ACCOUNTS {
+                return Err(StoreError::Rejected(ErrCode::KfAccountLimit));
+            }
+            conn.prepare_cached(
+                "INSERT INTO kf_accounts (appid, kf_id, kf_account, nickname, kf_openid, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![appid, kf_id, kf.kf_account.as_str(), kf.nickname.as_str(), kf.kf_openid, kf.created_at])
+            })
+            .map_err(|e| {
+                if is_unique_violation(&e) { StoreError::Rejected(ErrCode::KfAccountExists) } else { internal(e) }
+            })?;
+            conn.prepare_cached("UPDATE apps SET next_kf_id = ?2 WHERE appid = ?1")
+                .and_then(|mut stmt| stmt.execute(params![appid, kf_id + 1]))
+                .map_err(internal)?;
+            let record = Kf {
+                kf_id,
+                kf_account: kf.kf_account.as_str().to_owned(),
+                nickname: kf.nickname.as_str().to_owned(),
+                kf_openid: kf.kf_openid,
+                headimg_version: None,
+                kf_wx: None,
+                invitation: None,
+                online_status: 0,
+                accepted_case: 0,
+                created_at: kf.created_at,
+            };
+            let cached = record.clone();
+            Ok((record, move |cache: &mut Cache| {
+                if let Some(list) = cache.kfs_mut(&appid) {
+                    list.push(cached);
+                }
+            }))
+        })
+        .await
+    }
+
+    async fn update_kf(
+        &self,
+        appid: &str,
+        account: &KfAccount,
+        nickname: &Nickname,
+    ) -> StoreResult<()> {
+        let (appid, account, nickname) = (
+            appid.to_owned(),
+            account.as_str().to_owned(),
+            nickname.as_str().to_owned(),
+        );
+        self.write(move |conn| {
+            let kf_id: Option<i64> = conn
+                .prepare_cached("UPDATE kf_accounts SET nickname = ?3 WHERE appid = ?1 AND kf_account = ?2 RETURNING kf_id")
+                .and_then(|mut stmt| stmt.query_row(params![appid, account, nickname], |row| row.get(0)).optional())
+                .map_err(internal)?;
+            let Some(kf_id) = kf_id else { return Err(StoreError::Rejected(ErrCode::InvalidKfAccount)) };
+            Ok(((), move |cache: &mut Cache| {
+                if let Some(kf) = cache.kf_mut(&appid, kf_id) {
+                    kf.nickname = nickname;
+                }
+            }))
+        })
+        .await
+    }
+
+    async fn delete_kf(&self, appid: &str, target: &Target) -> StoreResult<()> {
+        let appid = appid.to_owned();
+        let target = target.clone();
+        self.write(move |conn| {
+            let (sql, key) = match &target {
+                Target::Account(account) => (
+                    "DELETE FROM kf_accounts WHERE appid = ?1 AND kf_account = ?2 RETURNING kf_id",
+                    account.as_str(),
+                ),
+                Target::OpenId(openid) => (
+                    "DELETE FROM kf_accounts WHERE appid = ?1 AND kf_openid = ?2 RETURNING kf_id",
+                    openid.as_str(),
+                ),
+            };
+            let kf_id: Option<i64> = conn
+                .prepare_cached(sql)
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![appid, key], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(internal)?;
+            let Some(kf_id) = kf_id else {
+                return Err(StoreError::Rejected(ErrCode::InvalidKfAccount));
+            };
+            Ok(((), move |cache: &mut Cache| {
+                if let Some(list) = cache.kfs_mut(&appid) {
+                    list.retain(|kf| kf.kf_id != kf_id);
+                }
+            }))
+        })
+        .await
+    }
+
+    async fn kfs(&self, appid: &str) -> StoreResult<Arc<Vec<Kf>>> {
+        self.read(|cache| cache.apps.get(appid).map(|entry| Arc::clone(&entry.kfs)))
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn set_kf_headimg(
+        &self,
+        appid: &str,
+        account: &KfAccount,
+        jpeg: Bytes,
+    ) -> StoreResult<i64> {
+        let (appid, account) = (appid.to_owned(), account.as_str().to_owned());
+        self.write(move |conn| {
+            let Some(kf) = select_kf(conn, &appid, &account)? else {
+                return Err(StoreError::Rejected(ErrCode::InvalidKfAccount));
+            };
+            let version = kf.headimg_version.unwrap_or(0) + 1;
+            conn.prepare_cached(
+                "INSERT INTO kf_headimgs (appid, kf_id, version, jpeg) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (appid, kf_id) DO UPDATE SET version = excluded.version, jpeg = excluded.jpeg",
+            )
+            .and_then(|mut stmt| stmt.execute(params![appid, kf.kf_id, version, &jpeg[..]]))
+            .map_err(internal)?;
+            conn.prepare_cached("UPDATE kf_accounts SET headimg_version = ?3 WHERE appid = ?1 AND kf_id = ?2")
+                .and_then(|mut stmt| stmt.execute(params![appid, kf.kf_id, version]))
+                .map_err(internal)?;
+            Ok((version, move |cache: &mut Cache| {
+                if let Some(kf) = cache.kf_mut(&appid, kf.kf_id) {
+                    kf.headimg_version = Some(version);
+                }
+            }))
+        })
+        .await
+    }
+
+    async fn kf_headimg(
+        &self,
+        appid: &str,
+        kf_id: i64,
+        version: i64,
+    ) -> StoreResult<Option<Bytes>> {
+        let appid = appid.to_owned();
+        self.write(move |conn| {
+            let jpeg: Option<Vec<u8>> = conn
+                .prepare_cached(
+                    "SELECT jpeg FROM kf_headimgs WHERE appid = ?1 AND kf_id = ?2 AND version = ?3",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![appid, kf_id, version], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(internal)?;
+            Ok((jpeg.map(Bytes::from), |_: &mut Cache| {}))
+        })
+        .await
+    }
+
+    async fn invite_kf(
+        &self,
+        appid: &str,
+        account: &KfAccount,
+        invite_wx: &WechatId,
+        now: i64,
+        expire_time: i64,
+        max_bound: usize,
+    ) -> StoreResult<()> {
+        let (appid, account, wx) = (
+            appid.to_owned(),
+            account.as_str().to_owned(),
+            invite_wx.as_str().to_owned(),
+        );
+        self.write(move |conn| {
+            let reject = |code| Err(StoreError::Rejected(code));
+            let Some(kf) = select_kf(conn, &appid, &account)? else { return reject(ErrCode::InvalidKfAccount) };
+            if kf.kf_wx.is_some() {
+                return reject(ErrCode::AccountAlreadyBound);
+            }
+            if let Some(invitation) = kf.invitation.as_ref().filter(|i| i.is_effective(now)) {
+                return reject(if invitation.invite_wx == wx {
+                    ErrCode::AlreadyInvited
+                } else {
+                    ErrCode::InvitationExists
+                });
+            }
+            let mut others = conn
+                .prepare_cached(&format!(
+                    "SELECT {KF_COLUMNS} FROM kf_accounts WHERE appid = ?1 AND (kf_wx = ?2 OR invite_wx = ?2)"
+                ))
+                .map_err(internal)?;
+            let others = others
+                .query_map(params![appid, wx], |row| kf_from_row(row, 0))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Kf>>>())
+                .map_err(internal)?;
+            if others.iter().any(|other| other.kf_wx.as_deref() == Some(&wx)) {
+                return reject(ErrCode::AlreadyWorker);
+            }
+            if others.iter().any(|other| other.invitation.as_ref().is_some_and(|i| i.invite_wx == wx && i.is_effective(now))) {
+                return reject(ErrCode::AlreadyInvited);
+            }
+            if bound_count(conn, &wx)? >= max_bound {
+                return reject(ErrCode::TooManyBoundAccounts);
+            }
+            let invitation = Invitation { invite_wx: wx, expire_time, state: InviteState::Waiting };
+            write_invitation(conn, &appid, kf.kf_id, None, Some(&invitation))?;
+            Ok(((), move |cache: &mut Cache| {
+                if let Some(kf) = cache.kf_mut(&appid, kf.kf_id) {
+                    kf.invitation = Some(invitation);
+                }
+            }))
+        })
+        .await
+    }
+
+    async fn answer_invitation(
+        &self,
+        appid: &str,
+        account: &KfAccount,
+        action: InvitationAction,
+        now: i64,
+        max_bound: usize,
+    ) -> StoreResult<Kf> {
+        let (appid, account) = (appid.to_owned(), account.as_str().to_owned());
+        self.write(move |conn| {
+            if !app_exists(conn, &appid)? {
+                return Err(StoreError::NotFound);
+            }
+            let Some(mut kf) = select_kf(conn, &appid, &account)? else {
+                return Err(StoreError::NotFound);
+            };
+            let Some(mut invitation) = kf.invitation.take().filter(|i| i.is_effective(now)) else {
+                return Err(StoreError::Conflict(
+                    "the account has no pending invitation".to_owned(),
+                ));
+            };
+            match action {
+                InvitationAction::Accept => {
+                    if bound_count(conn, &invitation.invite_wx)? >= max_bound {
+                        return Err(StoreError::Rejected(ErrCode::TooManyBoundAccounts));
+                    }
+                    kf.kf_wx = Some(invitation.invite_wx);
+                }
+                InvitationAction::Reject => {
+                    invitation.state = InviteState::Rejected;
+                    kf.invitation = Some(invitation);
+                }
+                InvitationAction::Expire => {
+                    invitation.state = InviteState::Expired;
+                    invitation.expire_time = invitation.expire_time.min(now);
+                    kf.invitation = Some(invitation);
+                }
+            }
+            write_invitation(
+                conn,
+                &appid,
+                kf.kf_id,
+                kf.kf_wx.as_deref(),
+                kf.invitation.as_ref(),
+            )?;
+            let cached = kf.clone();
+            Ok((kf, move |cache: &mut Cache| {
+                if let Some(slot) = cache.kf_mut(&appid, cached.kf_id) {
+                    *slot = cached;
+                }
+            }))
+        })
+        .await
+    }
+}

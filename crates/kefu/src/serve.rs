@@ -1,0 +1,180 @@
+//! `kefu serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use kefu_api::admin::CreatedApp;
+use kefu_server::config::{Durability, HttpsConfig};
+use kefu_server::{Application, Config, Database, Secret, telemetry};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    /// Every acknowledged change is fsynced (survives power loss).
+    Full,
+    /// Survives a crash of kefu; may lose the last moments on power loss.
+    Normal,
+}
+
+/// Flags of `kefu serve`; each has a `KEFU_*` environment variable.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP listener.
+    #[arg(long, env = "KEFU_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The store: an SQLite file path or `sqlite://path`.
+    #[arg(long, env = "KEFU_DATABASE_URL", default_value = "./kefu.db")]
+    database_url: String,
+    /// Bearer token of the admin surface (/kefu/v1); generated and printed when absent.
+    #[arg(long, env = "KEFU_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Also listen for HTTPS here (e.g. 127.0.0.1:8443, or 0.0.0.0:443 behind a hosts entry).
+    #[arg(long, env = "KEFU_HTTPS_LISTEN")]
+    https_listen: Option<SocketAddr>,
+    /// PEM certificate chain for HTTPS (default: a generated self-signed certificate).
+    #[arg(long, env = "KEFU_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    #[arg(long, env = "KEFU_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Base of the URLs kefu hands out (head images); default: the request's Host.
+    #[arg(long, env = "KEFU_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// How durable an acknowledged change is.
+    #[arg(long, env = "KEFU_DURABILITY", value_enum, default_value = "full")]
+    durability: DurabilityArg,
+    /// Do not create the demo app on an empty store.
+    #[arg(long, env = "KEFU_NO_DEMO")]
+    no_demo: bool,
+}
+
+pub async fn run(args: ServeArgs) -> Result<(), String> {
+    telemetry::init("info,kefu=info");
+    let database = Database::parse(&args.database_url)?;
+    let Database::Sqlite(db_path) = &database;
+    let generated_dir = db_path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), PathBuf::from)
+        .join("kefu-tls");
+    let (admin_token, admin_generated) = match args.admin_token.filter(|t| !t.is_empty()) {
+        Some(token) => (token, false),
+        None => (kefu_server::secrets::new_admin_token(), true),
+    };
+    let config = Config {
+        listen: args.listen,
+        https: args.https_listen.map(|listen| HttpsConfig {
+            listen,
+            cert_and_key: args.tls_cert.zip(args.tls_key),
+            generated_dir,
+        }),
+        database: database.clone(),
+        durability: match args.durability {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Normal => Durability::Normal,
+        },
+        admin_token: Secret::new(admin_token.clone()),
+        public_url: args.public_url,
+        demo_app: !args.no_demo,
+    };
+    let app = Application::build(config.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let demo = if config.demo_app {
+        app.ensure_demo_app().await.map_err(|e| e.to_string())?
+    } else {
+        None
+    };
+
+    let addr = app.local_addr();
+    let base = format!("http://{}", callable(addr));
+    println!(
+        "kefu {} serving WeChat's customer service API",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  HTTP:   {base}");
+    if let Some((https_addr, material)) = app.https() {
+        println!(
+            "  HTTPS:  https://{}  (certificate: {}{})",
+            callable(https_addr),
+            material.cert_path.display(),
+            if material.generated {
+                ", self-signed for api.weixin.qq.com, localhost, 127.0.0.1"
+            } else {
+                ""
+            }
+        );
+    }
+    println!("  store:  SQLite {}", db_path.display());
+    if admin_generated {
+        println!("  admin token (generated; set KEFU_ADMIN_TOKEN to keep one): {admin_token}");
+    } else {
+        println!("  admin token: as given (KEFU_ADMIN_TOKEN / --admin-token)");
+    }
+    match demo {
+        Some(created) => print_demo(&base, &created),
+        None => println!(
+            "\nApps: GET {base}/kefu/v1/apps with 'Authorization: Bearer <admin token>', or `kefu app list`."
+        ),
+    }
+    println!();
+
+    app.run_until(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// An address a client can call: a wildcard listener is reached on loopback.
+fn callable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+fn print_demo(base: &str, created: &CreatedApp) {
+    let app = &created.app;
+    println!("\nDemo app created (the secret is shown only this once):");
+    println!("  appid:  {}", app.appid);
+    println!("  secret: {}", created.secret);
+    println!(
+        "  WeChat ID: {} (kf accounts are name@{})",
+        app.wechat_id, app.wechat_id
+    );
+    println!("\nTry it (paste into a shell):\n");
+    println!(
+        "TOKEN=$(curl -s '{base}/cgi-bin/token?grant_type=client_credential&appid={}&secret={}' | sed -E 's/.*\"access_token\":\"([^\"]*)\".*/\\1/')",
+        app.appid, created.secret
+    );
+    println!(
+        "curl -s -X POST \"{base}/customservice/kfaccount/add?access_token=$TOKEN\" -d '{{\"kf_account\":\"test1@{0}\",\"nickname\":\"客服1\"}}'; echo",
+        app.wechat_id
+    );
+    println!(
+        "curl -s -X POST \"{base}/customservice/kfaccount/update?access_token=$TOKEN\" -d '{{\"kf_account\":\"test1@{0}\",\"nickname\":\"客服2\"}}'; echo",
+        app.wechat_id
+    );
+    println!("curl -s \"{base}/cgi-bin/customservice/getkflist?access_token=$TOKEN\"; echo");
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
