@@ -1,0 +1,131 @@
+use std::collections::HashMap;
+
+use futures_util_free::join_all;
+
+use crate::helpers::TestServer;
+
+/// `join_all` without a futures dependency: spawn each and await in order.
+mod futures_util_free {
+    pub async fn join_all<T: Send + 'static>(
+        futures: impl IntoIterator<Item = impl Future<Output = T> + Send + 'static>,
+    ) -> Vec<T> {
+        let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+        let mut out = Vec::with_capacity(handles.len());
+        for handle in handles {
+            out.push(handle.await.expect("task"));
+        }
+        out
+    }
+}
+
+fn tally(codes: &[i64]) -> HashMap<i64, usize> {
+    codes.iter().fold(HashMap::new(), |mut map, code| {
+        *map.entry(*code).or_default() += 1;
+        map
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_adds_of_one_account() {
+    let server = TestServer::spawn().await;
+    let app = server.app("race").await;
+    let url = server.url(&format!(
+        "/customservice/kfaccount/add?access_token={}",
+        app.token
+    ));
+    let codes = join_all((0..50).map(|i| {
+        let (http, url) = (server.http.clone(), url.clone());
+        async move {
+            let body = format!(r#"{{"kf_account":"same@race","nickname":"n{i}"}}"#);
+            let answer: serde_json::Value = http
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["errcode"].as_i64().unwrap()
+        }
+    }))
+    .await;
+    assert_eq!(tally(&codes), HashMap::from([(0, 1), (65406, 49)]));
+    assert_eq!(server.list(&app.token).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_hundred_and_twenty_concurrent_adds() {
+    let server = TestServer::spawn().await;
+    let app = server.app("crowd").await;
+    let url = server.url(&format!(
+        "/customservice/kfaccount/add?access_token={}",
+        app.token
+    ));
+    let codes = join_all((0..120).map(|i| {
+        let (http, url) = (server.http.clone(), url.clone());
+        async move {
+            let body = format!(r#"{{"kf_account":"k{i}@crowd","nickname":"n{i}"}}"#);
+            let answer: serde_json::Value = http
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["errcode"].as_i64().unwrap()
+        }
+    }))
+    .await;
+    assert_eq!(tally(&codes), HashMap::from([(0, 100), (65405, 20)]));
+    let list = server.list(&app.token).await;
+    assert_eq!(list.len(), 100);
+    let mut ids: Vec<i64> = list
+        .iter()
+        .map(|kf| kf["kf_id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (2001..=2100).collect::<Vec<_>>(),
+        "ids are dense and unique"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_updates_leave_one_submitted_nickname() {
+    let server = TestServer::spawn().await;
+    let app = server.app("upd8").await;
+    server
+        .add(&app.token, &app.account("a"), "start")
+        .await
+        .assert_code(0);
+    let url = server.url(&format!(
+        "/customservice/kfaccount/update?access_token={}",
+        app.token
+    ));
+    let codes = join_all((0..64).map(|i| {
+        let (http, url) = (server.http.clone(), url.clone());
+        async move {
+            let body = format!(r#"{{"kf_account":"a@upd8","nickname":"nick{i}"}}"#);
+            let answer: serde_json::Value = http
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["errcode"].as_i64().unwrap()
+        }
+    }))
+    .await;
+    assert!(codes.iter().all(|code| *code == 0), "{codes:?}");
+    let list = server.list(&app.token).await;
+    let nick = list[0]["kf_nick"].as_str().unwrap();
+    let submitted: Vec<String> = (0..64).map(|i| format!("nick{i}")).collect();
+    assert!(submitted.iter().any(|s| s == nick), "{nick}");
+}

@@ -1,0 +1,285 @@
+//! A real server on 127.0.0.1:0 with a fresh SQLite file, driven over HTTP.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kefu_api::admin::{CreatedApp, NewApp};
+use kefu_server::{Application, Clock, Config, Database, Secret};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// An HTTP client (reqwest needs the process's TLS provider chosen first).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        kefu_server::telemetry::init("debug");
+    }
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<Clock>,
+    pub db_path: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// One answer of a WeChat endpoint.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub raw: String,
+    pub json: Value,
+}
+
+impl Answer {
+    pub fn errcode(&self) -> i64 {
+        self.json["errcode"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no errcode in {}", self.raw))
+    }
+
+    pub fn errmsg(&self) -> &str {
+        self.json["errmsg"].as_str().unwrap_or("")
+    }
+
+    /// Asserts WeChat's envelope (HTTP 200, its content type) and the code.
+    #[track_caller]
+    pub fn assert_code(&self, code: i64) {
+        assert_eq!(self.status, 200, "{}", self.raw);
+        assert_eq!(self.content_type, "application/json; encoding=utf-8");
+        assert_eq!(self.errcode(), code, "{}", self.raw);
+        if code != 0 {
+            let expected = kefu_api::ErrCode::from_code(code).errmsg();
+            let errmsg = self.errmsg();
+            assert!(
+                errmsg.starts_with(expected),
+                "errmsg {errmsg:?} should start with {expected:?}"
+            );
+            let rid = kefu_api::Rid::from_errmsg(errmsg)
+                .unwrap_or_else(|| panic!("no rid in {errmsg:?}"));
+            assert_eq!(errmsg, format!("{expected} rid: {rid}"));
+        } else {
+            assert_eq!(self.raw, r#"{"errcode":0,"errmsg":"ok"}"#);
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn spawn() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("kefu.db");
+        let mut server = TestServer::spawn_at(&db_path, Arc::new(Clock::new())).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    pub async fn spawn_at(db_path: &Path, clock: Arc<Clock>) -> TestServer {
+        init_logs();
+        let mut config = Config::new(
+            Database::Sqlite(db_path.to_owned()),
+            Secret::new(ADMIN_TOKEN),
+        );
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let app = Application::build_with_clock(config, Arc::clone(&clock))
+            .await
+            .expect("server builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = stop.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestServer {
+            base,
+            http: client(),
+            clock,
+            db_path: db_path.to_owned(),
+            shutdown: Some(shutdown),
+            task: Some(task),
+            _dir: None,
+        }
+    }
+
+    /// Stops the server and waits until the store is closed.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        self.halt().await;
+        self._dir.take()
+    }
+
+    async fn halt(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let raw = response.text().await.expect("body");
+        let json = serde_json::from_str(&raw).unwrap_or(Value::Null);
+        Answer {
+            status,
+            content_type,
+            raw,
+            json,
+        }
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> Answer {
+        self.send(self.http.get(self.url(path_and_query))).await
+    }
+
+    /// POSTs a raw body with no Content-Type header, as some clients do.
+    pub async fn post(&self, path_and_query: &str, body: impl Into<reqwest::Body>) -> Answer {
+        self.send(self.http.post(self.url(path_and_query)).body(body))
+            .await
+    }
+
+    pub async fn post_json(&self, path_and_query: &str, body: &Value) -> Answer {
+        self.send(self.http.post(self.url(path_and_query)).json(body))
+            .await
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn create_app(&self, new: Value) -> CreatedApp {
+        let response = self
+            .admin(reqwest::Method::POST, "/kefu/v1/apps")
+            .json(&new)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{:?}", response.text().await);
+        response.json().await.unwrap()
+    }
+
+    /// A verified service account with the new kf feature on, and a token for it.
+    pub async fn app(&self, wechat_id: &str) -> TestApp {
+        self.app_with(
+            serde_json::to_value(NewApp {
+                wechat_id: wechat_id.to_owned(),
+                ..NewApp::default()
+            })
+            .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn app_with(&self, new: Value) -> TestApp {
+        let created = self.create_app(new).await;
+        let token = self.token(&created.app.appid, &created.secret).await;
+        TestApp {
+            appid: created.app.appid,
+            secret: created.secret,
+            wechat_id: created.app.wechat_id,
+            original_id: created.app.original_id,
+            token,
+        }
+    }
+
+    pub async fn token(&self, appid: &str, secret: &str) -> String {
+        let answer = self
+            .get(&format!(
+                "/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}"
+            ))
+            .await;
+        answer.json["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {}", answer.raw))
+            .to_owned()
+    }
+
+    /// The app's kf list (WeChat's view).
+    pub async fn list(&self, token: &str) -> Vec<Value> {
+        let answer = self
+            .get(&format!(
+                "/cgi-bin/customservice/getkflist?access_token={token}"
+            ))
+            .await;
+        assert_eq!(answer.status, 200);
+        answer.json["kf_list"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no kf_list: {}", answer.raw))
+            .clone()
+    }
+
+    pub async fn add(&self, token: &str, account: &str, nickname: &str) -> Answer {
+        self.post_json(
+            &format!("/customservice/kfaccount/add?access_token={token}"),
+            &serde_json::json!({"kf_account": account, "nickname": nickname}),
+        )
+        .await
+    }
+
+    pub async fn update(&self, token: &str, account: &str, nickname: &str) -> Answer {
+        self.post_json(
+            &format!("/customservice/kfaccount/update?access_token={token}"),
+            &serde_json::json!({"kf_account": account, "nickname": nickname}),
+        )
+        .await
+    }
+
+    pub fn advance(&self, secs: u64) {
+        self.clock.advance(secs);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+pub struct TestApp {
+    pub appid: String,
+    pub secret: String,
+    pub wechat_id: String,
+    pub original_id: String,
+    pub token: String,
+}
+
+impl TestApp {
+    pub fn account(&self, prefix: &str) -> String {
+        format!("{prefix}@{}", self.wechat_id)
+    }
+}
+
+/// A minimal JPEG: the signature and an end marker are all the server looks at.
+pub fn jpeg(len: usize) -> Vec<u8> {
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    bytes.resize(len.max(6) - 2, 0x42);
+    bytes.extend_from_slice(&[0xFF, 0xD9]);
+    bytes
+}

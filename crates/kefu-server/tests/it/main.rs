@@ -1,0 +1,16 @@
+//! Black-box tests: each spawns the server on 127.0.0.1:0 with a fresh SQLite file
+//! and drives it over real HTTP. `TEST_LOG=1` shows the server's logs.
+
+mod admin;
+mod concurrency;
+mod del;
+mod helpers;
+mod invite;
+mod kf;
+mod malformed;
+mod persistence;
+mod props;
+mod scope;
+mod snapshots;
+mod token;
+mod upload;
