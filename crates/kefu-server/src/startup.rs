@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use axum::{Extension, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use kefu_api::admin::{CreatedApp, NewApp};
 use kefu_store::Store;
@@ -203,12 +204,10 @@ impl Application {
     }
 }
 
-async fn serve_tls(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    router: Router,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router, mut stop: watch::Receiver<bool>) {
+    // Tracks open connections so that stopping waits for them (idle ones are closed),
+    // and nothing keeps the store open after `run_until` returns.
+    let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -218,14 +217,11 @@ async fn serve_tls(
                     continue;
                 }
             },
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = stop.wait_for(|stopped| *stopped) => break,
         };
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(
-            router
-                .clone()
-                .layer(Extension(axum::extract::ConnectInfo(peer))),
-        );
+        let service = TowerToHyperService::new(router.clone().layer(Extension(axum::extract::ConnectInfo(peer))));
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match acceptor.accept(stream).await {
                 Ok(tls) => tls,
@@ -235,9 +231,12 @@ async fn serve_tls(
                 }
             };
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(error) = builder.serve_connection(TokioIo::new(tls), service).await {
+            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%error, %peer, "HTTPS connection ended with an error");
             }
         });
     }
+    drop(listener);
+    graceful.shutdown().await;
 }

@@ -12,5 +12,6 @@ mod persistence;
 mod props;
 mod scope;
 mod snapshots;
+mod tls;
 mod token;
 mod upload;

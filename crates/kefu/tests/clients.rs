@@ -1,0 +1,367 @@
+//! Unmodified third-party WeChat client libraries against a real `kefu serve`.
+//!
+//! Each test starts `kefu serve` on a fresh store with the demo app, on free ports, and runs
+//! one driver script from `tests/clients/` (workspace root) against its HTTPS listener. The
+//! libraries hard-code `https://api.weixin.qq.com`; the drivers redirect that host to kefu the
+//! way users do (a hosts-file stand-in) and trust kefu's generated certificate, so TLS
+//! verification stays on.
+//!
+//! The libraries are installed outside cargo:
+//!
+//! ```text
+//! pip install -r tests/clients/requirements.txt     # wechatpy
+//! npm ci --prefix tests/clients                      # co-wechat-api, wechat-api
+//! ```
+//!
+//! Missing libraries skip the test with a loud `SKIPPED` line, unless the `CI` environment
+//! variable is set: then the test fails. `PYTHON` and `NODE` choose the interpreters
+//! (default `python3`, `node`).
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long `kefu serve` may take to print its banner.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one driver script may run.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn clients_dir() -> PathBuf {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients"));
+    dir.canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// Skips (locally) or fails (in CI) when a client library is not installed.
+/// Returns `true` when the test should go on.
+fn require(available: Result<(), String>, what: &str, install: &str) -> bool {
+    match available {
+        Ok(()) => true,
+        Err(why) if in_ci() => {
+            panic!("{what} is not available ({why}); CI must install it: {install}")
+        }
+        Err(why) => {
+            // Straight to the process's stderr: libtest captures eprintln!, and a skip must be
+            // seen even without --nocapture.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n********************************************************************\n\
+                 SKIPPED: {what} not installed ({why}).\n\
+                 Install it with: {install}\n\
+                 (with CI set, this is a failure)\n\
+                 ********************************************************************\n"
+            );
+            false
+        }
+    }
+}
+
+/// A unique scratch directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "kefu-clients-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What `kefu serve` printed that the drivers need.
+#[derive(Debug, Default)]
+struct Banner {
+    https_port: Option<u16>,
+    cert: Option<PathBuf>,
+    appid: Option<String>,
+    secret: Option<String>,
+    wechat_id: Option<String>,
+}
+
+impl Banner {
+    fn complete(&self) -> bool {
+        self.https_port.is_some()
+            && self.cert.is_some()
+            && self.appid.is_some()
+            && self.secret.is_some()
+            && self.wechat_id.is_some()
+    }
+
+    /// Reads one stdout line of `kefu serve`.
+    fn read(&mut self, line: &str) {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("HTTPS:") {
+            // "HTTPS:  https://127.0.0.1:18443  (certificate: /x/kefu-tls/cert.pem, self-signed for ...)"
+            let rest = rest.trim();
+            let url = rest.split_whitespace().next().unwrap_or_default();
+            self.https_port = url
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.trim_end_matches('/').parse().ok());
+            if let Some(start) = rest.find("(certificate: ") {
+                let cert = &rest[start + "(certificate: ".len()..];
+                let end = cert
+                    .find(", self-signed")
+                    .or_else(|| cert.rfind(')'))
+                    .unwrap_or(cert.len());
+                self.cert = Some(PathBuf::from(&cert[..end]));
+            }
+        } else if let Some(v) = line.strip_prefix("appid:") {
+            self.appid = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("secret:") {
+            self.secret = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("WeChat ID:") {
+            self.wechat_id = v.split_whitespace().next().map(str::to_owned);
+        }
+    }
+}
+
+/// A running `kefu serve`; killed (and its store removed) on drop, also when a test panics.
+struct Server {
+    child: Child,
+    stderr_path: PathBuf,
+    https_port: u16,
+    cert: PathBuf,
+    appid: String,
+    secret: String,
+    wechat_id: String,
+    // Dropped last: the directory goes after the process that uses it.
+    dir: TempDir,
+}
+
+impl Server {
+    fn start(name: &str) -> Self {
+        let dir = TempDir::new(name);
+        let stderr_path = dir.0.join("kefu.stderr");
+        let stderr = File::create(&stderr_path).expect("create the server's stderr file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kefu"));
+        command
+            .arg("serve")
+            .arg("--database-url")
+            .arg(dir.0.join("k.db"))
+            .args(["--listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        // The flags above must win over a developer's KEFU_* settings (e.g. KEFU_NO_DEMO).
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("KEFU_") {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command.spawn().expect("spawn kefu serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+
+        // A reader thread: forwards lines while we wait for the banner, then keeps draining
+        // stdout so the server never blocks on a full pipe.
+        let (tx, rx) = mpsc::channel::<String>();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+
+        let mut banner = Banner::default();
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let failure = loop {
+            if banner.complete() {
+                break None;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    banner.read(&line);
+                    seen.push(line);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    break Some(format!("no complete banner within {STARTUP_TIMEOUT:?}"));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Some("kefu serve closed its stdout (exited?)".to_owned());
+                }
+            }
+        };
+        let mut server = Self {
+            child,
+            stderr_path,
+            https_port: banner.https_port.unwrap_or_default(),
+            cert: banner.cert.clone().unwrap_or_default(),
+            appid: banner.appid.clone().unwrap_or_default(),
+            secret: banner.secret.clone().unwrap_or_default(),
+            wechat_id: banner.wechat_id.clone().unwrap_or_default(),
+            dir,
+        };
+        if let Some(why) = failure {
+            let status = server.child.try_wait().ok().flatten();
+            panic!(
+                "kefu serve did not start: {why}; exit status {status:?}; parsed {banner:?}\n\
+                 --- stdout ---\n{}\n--- stderr ---\n{}",
+                seen.join("\n"),
+                server.stderr()
+            );
+        }
+        assert!(
+            server.cert.is_file(),
+            "certificate {} (from the HTTPS line) does not exist",
+            server.cert.display()
+        );
+        server
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Runs a driver with a time limit; returns its status and combined output.
+    fn run(&self, name: &str, command: &mut Command) -> (ExitStatus, String) {
+        let out_path = self.dir.0.join(format!("{name}.out"));
+        let out = File::create(&out_path).expect("create the script output file");
+        let err = out.try_clone().expect("clone the output file handle");
+        let mut child = command
+            .current_dir(clients_dir())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        let deadline = Instant::now() + SCRIPT_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for the script") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{name} did not finish within {SCRIPT_TIMEOUT:?}; output so far:\n{}\n--- kefu stderr ---\n{}",
+                    fs::read_to_string(&out_path).unwrap_or_default(),
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        (status, fs::read_to_string(&out_path).unwrap_or_default())
+    }
+
+    fn check(&self, name: &str, status: ExitStatus, output: &str) {
+        // Shown by the test harness on failure, or always with --nocapture.
+        println!("--- {name} ---\n{output}");
+        assert!(
+            status.success(),
+            "{name} failed ({status}):\n{output}\n--- kefu stderr ---\n{}",
+            self.stderr()
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+fn node() -> String {
+    std::env::var("NODE").unwrap_or_else(|_| "node".to_owned())
+}
+
+fn probe(command: &mut Command) -> Result<(), String> {
+    match command.stdin(Stdio::null()).output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("failed")
+            .to_owned()),
+        Err(e) => Err(format!("{:?}: {e}", command.get_program())),
+    }
+}
+
+#[test]
+fn wechatpy_completes_the_kf_flow() {
+    let available = probe(Command::new(python()).args(["-c", "import wechatpy, requests"]));
+    if !require(
+        available,
+        "wechatpy",
+        "pip install -r tests/clients/requirements.txt",
+    ) {
+        return;
+    }
+    let server = Server::start("wechatpy");
+    let (status, output) = server.run(
+        "wechatpy_flow.py",
+        Command::new(python())
+            .arg(clients_dir().join("wechatpy_flow.py"))
+            .arg("--port")
+            .arg(server.https_port.to_string())
+            .arg("--cert")
+            .arg(&server.cert)
+            .args(["--appid", &server.appid, "--secret", &server.secret])
+            .args(["--wechat-id", &server.wechat_id])
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONIOENCODING", "utf-8"),
+    );
+    server.check("wechatpy_flow.py", status, &output);
+}
+
+#[test]
+fn node_clients_complete_the_kf_flow() {
+    let modules = clients_dir().join("node_modules");
+    let available = probe(Command::new(node()).arg("--version")).and_then(|()| {
+        ["co-wechat-api", "wechat-api"]
+            .iter()
+            .find(|m| !modules.join(m).join("package.json").is_file())
+            .map_or(Ok(()), |m| {
+                Err(format!("{} missing", modules.join(m).display()))
+            })
+    });
+    if !require(
+        available,
+        "node with co-wechat-api and wechat-api",
+        "npm ci --prefix tests/clients",
+    ) {
+        return;
+    }
+    let server = Server::start("node");
+    let (status, output) = server.run(
+        "node_flow.js",
+        Command::new(node())
+            .arg("--require")
+            .arg(clients_dir().join("redirect_preload.js"))
+            .arg(clients_dir().join("node_flow.js"))
+            .arg("--port")
+            .arg(server.https_port.to_string())
+            .arg("--cert")
+            .arg(&server.cert)
+            .args(["--appid", &server.appid, "--secret", &server.secret])
+            .args(["--wechat-id", &server.wechat_id, "--lib", "all"])
+            .env("NODE_EXTRA_CA_CERTS", &server.cert)
+            .env("KEFU_HTTPS_PORT", server.https_port.to_string()),
+    );
+    server.check("node_flow.js", status, &output);
+}
