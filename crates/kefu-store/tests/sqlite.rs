@@ -1,0 +1,104 @@
+//! The SQLite store on a real file: group commit keeps each request's outcome its
+//! own, and what was acknowledged is what a reopened store finds.
+
+use std::sync::Arc;
+
+use kefu_api::admin::AccountType;
+use kefu_api::{ErrCode, KfAccount, Nickname};
+use kefu_store::sqlite::{SqliteOptions, SqliteStore};
+use kefu_store::{App, NewKf, Store, StoreError};
+
+fn app(appid: &str) -> App {
+    App {
+        appid: appid.to_owned(),
+        wechat_id: "shop".to_owned(),
+        original_id: "gh_0123456789ab".to_owned(),
+        account_type: AccountType::Service,
+        verified: true,
+        new_kf_enabled: true,
+        secret_hash: [7; 32],
+        created_at: 1,
+    }
+}
+
+fn new_kf(prefix: &str, openid: &str) -> NewKf {
+    NewKf {
+        kf_account: KfAccount::parse(&format!("{prefix}@shop")).unwrap(),
+        nickname: Nickname::parse(prefix).unwrap(),
+        kf_openid: openid.to_owned(),
+        created_at: 2,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_keeps_each_outcome_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions::new(dir.path().join("k.db"));
+    let store = Arc::new(SqliteStore::open(&options).unwrap());
+    store.create_app(app("wx0000000000000001")).await.unwrap();
+
+    // Fired together, these land in few transactions; each keeps its own verdict.
+    let appid = "wx0000000000000001";
+    let missing = KfAccount::parse("ghost@shop").unwrap();
+    let nick = Nickname::parse("x").unwrap();
+    let (a, dup, b, ghost) = tokio::join!(
+        store.add_kf(appid, new_kf("a", "o1")),
+        store.add_kf(appid, new_kf("a", "o2")),
+        store.add_kf(appid, new_kf("b", "o3")),
+        store.update_kf(appid, &missing, &nick),
+    );
+    let mut verdicts = [a.is_ok(), dup.is_ok()];
+    verdicts.sort_unstable();
+    assert_eq!(
+        verdicts,
+        [false, true],
+        "exactly one of the two adds of 'a' wins"
+    );
+    let loser = if a.is_ok() { dup } else { a };
+    assert!(matches!(
+        loser,
+        Err(StoreError::Rejected(ErrCode::KfAccountExists))
+    ));
+    assert!(b.is_ok());
+    assert!(matches!(
+        ghost,
+        Err(StoreError::Rejected(ErrCode::InvalidKfAccount))
+    ));
+
+    let accounts: Vec<String> = store
+        .kfs(appid)
+        .await
+        .unwrap()
+        .iter()
+        .map(|kf| kf.kf_account.clone())
+        .collect();
+    assert_eq!(accounts.len(), 2);
+
+    // Reopen: exactly what was acknowledged is there, ids included.
+    let before = store.kfs(appid).await.unwrap();
+    drop(store);
+    let store = SqliteStore::open(&options).unwrap();
+    assert_eq!(*store.kfs(appid).await.unwrap(), *before);
+    assert_eq!(
+        store.app(appid).await.unwrap().unwrap().secret_hash,
+        [7; 32]
+    );
+}
+
+#[tokio::test]
+async fn missing_apps_are_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&SqliteOptions::new(dir.path().join("k.db"))).unwrap();
+    assert!(matches!(
+        store.add_kf("wx0000000000000009", new_kf("a", "o1")).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.kfs("wx0000000000000009").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_app("wx0000000000000009").await,
+        Err(StoreError::NotFound)
+    ));
+}
