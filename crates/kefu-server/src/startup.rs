@@ -204,7 +204,12 @@ impl Application {
     }
 }
 
-async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router, mut stop: watch::Receiver<bool>) {
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+) {
     // Tracks open connections so that stopping waits for them (idle ones are closed),
     // and nothing keeps the store open after `run_until` returns.
     let graceful = GracefulShutdown::new();
@@ -220,7 +225,11 @@ async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router,
             _ = stop.wait_for(|stopped| *stopped) => break,
         };
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone().layer(Extension(axum::extract::ConnectInfo(peer))));
+        let service = TowerToHyperService::new(
+            router
+                .clone()
+                .layer(Extension(axum::extract::ConnectInfo(peer))),
+        );
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match acceptor.accept(stream).await {

@@ -12,15 +12,24 @@ use crate::helpers::ADMIN_TOKEN;
 async fn https_with_a_generated_certificate() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(Database::Sqlite(dir.path().join("kefu.db")), Secret::new(ADMIN_TOKEN));
+    let mut config = Config::new(
+        Database::Sqlite(dir.path().join("kefu.db")),
+        Secret::new(ADMIN_TOKEN),
+    );
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.https = Some(HttpsConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         cert_and_key: None,
         generated_dir: dir.path().join("kefu-tls"),
     });
-    let app = Application::build_with_clock(config.clone(), Arc::new(Clock::new())).await.unwrap();
-    let demo = app.ensure_demo_app().await.unwrap().expect("empty store gets the demo app");
+    let app = Application::build_with_clock(config.clone(), Arc::new(Clock::new()))
+        .await
+        .unwrap();
+    let demo = app
+        .ensure_demo_app()
+        .await
+        .unwrap()
+        .expect("empty store gets the demo app");
     assert_eq!(demo.app.wechat_id, "test");
     let (https_addr, material) = app.https().expect("https is on");
     assert!(material.generated);
@@ -49,7 +58,9 @@ async fn https_with_a_generated_certificate() {
         .unwrap();
     let token = token["access_token"].as_str().unwrap();
     let added: serde_json::Value = client
-        .post(format!("{base}/customservice/kfaccount/add?access_token={token}"))
+        .post(format!(
+            "{base}/customservice/kfaccount/add?access_token={token}"
+        ))
         .body(r#"{"kf_account":"test1@test","nickname":"客服1"}"#)
         .send()
         .await
@@ -60,8 +71,10 @@ async fn https_with_a_generated_certificate() {
     assert_eq!(added["errcode"], 0);
 
     // A head image uploaded over HTTPS is handed out as an https URL on the same host.
-    let form = reqwest::multipart::Form::new()
-        .part("media", reqwest::multipart::Part::bytes(crate::helpers::jpeg(64)));
+    let form = reqwest::multipart::Form::new().part(
+        "media",
+        reqwest::multipart::Part::bytes(crate::helpers::jpeg(64)),
+    );
     client
         .post(format!("{base}/customservice/kfaccount/uploadheadimg?access_token={token}&kf_account=test1@test"))
         .multipart(form)
@@ -69,7 +82,9 @@ async fn https_with_a_generated_certificate() {
         .await
         .unwrap();
     let list: serde_json::Value = client
-        .get(format!("{base}/cgi-bin/customservice/getkflist?access_token={token}"))
+        .get(format!(
+            "{base}/cgi-bin/customservice/getkflist?access_token={token}"
+        ))
         .send()
         .await
         .unwrap()
@@ -77,14 +92,25 @@ async fn https_with_a_generated_certificate() {
         .await
         .unwrap();
     let url = list["kf_list"][0]["kf_headimgurl"].as_str().unwrap();
-    assert!(url.starts_with(&format!("{base}/kefu/v1/headimg/")), "{url}");
+    assert!(
+        url.starts_with(&format!("{base}/kefu/v1/headimg/")),
+        "{url}"
+    );
     assert_eq!(client.get(url).send().await.unwrap().status(), 200);
 
     let _ = stop_tx.send(());
     task.await.unwrap().unwrap();
 
     // The generated certificate is kept, so clients can keep trusting it.
-    let again = Application::build_with_clock(config, Arc::new(Clock::new())).await.unwrap();
-    assert_eq!(std::fs::read(&again.https().unwrap().1.cert_path).unwrap(), pem);
-    assert!(again.ensure_demo_app().await.unwrap().is_none(), "the demo app is created once");
+    let again = Application::build_with_clock(config, Arc::new(Clock::new()))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(&again.https().unwrap().1.cert_path).unwrap(),
+        pem
+    );
+    assert!(
+        again.ensure_demo_app().await.unwrap().is_none(),
+        "the demo app is created once"
+    );
 }
