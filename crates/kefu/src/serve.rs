@@ -118,9 +118,12 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     }
     println!();
 
-    app.run_until(shutdown_signal())
+    let result = app
+        .run_until(shutdown_signal())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    tracing::info!("stopped");
+    result
 }
 
 /// An address a client can call: a wildcard listener is reached on loopback.

@@ -1,4 +1,5 @@
-//! Unmodified third-party WeChat client libraries against a real `kefu serve`.
+//! Clients of a real `kefu serve`: unmodified third-party WeChat client libraries, and
+//! kefu's own `kefu app` commands.
 //!
 //! Each test starts `kefu serve` on a fresh store with the demo app, on free ports, and runs
 //! one driver script from `tests/clients/` (workspace root) against its HTTPS listener. The
@@ -90,6 +91,8 @@ impl Drop for TempDir {
 /// What `kefu serve` printed that the drivers need.
 #[derive(Debug, Default)]
 struct Banner {
+    http_base: Option<String>,
+    admin_token: Option<String>,
     https_port: Option<u16>,
     cert: Option<PathBuf>,
     appid: Option<String>,
@@ -99,7 +102,9 @@ struct Banner {
 
 impl Banner {
     fn complete(&self) -> bool {
-        self.https_port.is_some()
+        self.http_base.is_some()
+            && self.admin_token.is_some()
+            && self.https_port.is_some()
             && self.cert.is_some()
             && self.appid.is_some()
             && self.secret.is_some()
@@ -109,7 +114,13 @@ impl Banner {
     /// Reads one stdout line of `kefu serve`.
     fn read(&mut self, line: &str) {
         let line = line.trim();
-        if let Some(rest) = line.strip_prefix("HTTPS:") {
+        if let Some(rest) = line.strip_prefix("HTTP:") {
+            self.http_base = Some(rest.trim().to_owned());
+        } else if let Some(rest) = line.strip_prefix("admin token (generated") {
+            self.admin_token = rest
+                .rsplit_once("): ")
+                .map(|(_, token)| token.trim().to_owned());
+        } else if let Some(rest) = line.strip_prefix("HTTPS:") {
             // "HTTPS:  https://127.0.0.1:18443  (certificate: /x/kefu-tls/cert.pem, self-signed for ...)"
             let rest = rest.trim();
             let url = rest.split_whitespace().next().unwrap_or_default();
@@ -138,6 +149,8 @@ impl Banner {
 /// A running `kefu serve`; killed (and its store removed) on drop, also when a test panics.
 struct Server {
     child: Child,
+    http_base: String,
+    admin_token: String,
     stderr_path: PathBuf,
     https_port: u16,
     cert: PathBuf,
@@ -204,6 +217,8 @@ impl Server {
         };
         let mut server = Self {
             child,
+            http_base: banner.http_base.clone().unwrap_or_default(),
+            admin_token: banner.admin_token.clone().unwrap_or_default(),
             stderr_path,
             https_port: banner.https_port.unwrap_or_default(),
             cert: banner.cert.clone().unwrap_or_default(),
@@ -364,4 +379,91 @@ fn node_clients_complete_the_kf_flow() {
             .env("KEFU_HTTPS_PORT", server.https_port.to_string()),
     );
     server.check("node_flow.js", status, &output);
+}
+
+/// Runs `kefu app …` against the server; answers (success, stdout, stderr).
+fn kefu_app(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .arg("app")
+        .args(args)
+        .env("KEFU_BASE_URL", &server.http_base)
+        .env("KEFU_ADMIN_TOKEN", &server.admin_token)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kefu app");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn kefu_app_commands_manage_apps() {
+    let server = Server::start("cli");
+    let (ok, out, err) = kefu_app(
+        &server,
+        &[
+            "create",
+            "--wechat-id",
+            "clishop",
+            "--account-type",
+            "subscription",
+        ],
+    );
+    assert!(ok, "{err}");
+    let created: serde_json::Value = serde_json::from_str(&out).expect("create prints JSON");
+    let appid = created["appid"].as_str().unwrap().to_owned();
+    assert_eq!(created["account_type"], "subscription");
+    assert_eq!(created["secret"].as_str().unwrap().len(), 32);
+
+    let (ok, table, err) = kefu_app(&server, &["list"]);
+    assert!(ok, "{err}");
+    assert!(table.starts_with("APPID"), "{table}");
+    assert!(
+        table.contains(&appid) && table.contains(&server.appid),
+        "{table}"
+    );
+    assert!(
+        !table.contains(created["secret"].as_str().unwrap()),
+        "list never shows secrets"
+    );
+
+    let (ok, out, err) = kefu_app(
+        &server,
+        &["update", &appid, "--verified", "false", "--json"],
+    );
+    assert!(ok, "{err}");
+    let updated: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(updated["verified"], false);
+
+    let (ok, out, err) = kefu_app(&server, &["secret", &appid]);
+    assert!(ok, "{err}");
+    let rotated: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(rotated["secret"], created["secret"]);
+
+    let (ok, _, err) = kefu_app(&server, &["delete", &appid]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = kefu_app(&server, &["get", &appid]);
+    assert!(!ok, "a deleted app is gone");
+    assert!(err.contains("404") && err.contains("not_found"), "{err}");
+
+    // Failures are a non-zero exit with the server's reason.
+    let (ok, _, err) = kefu_app(&server, &["create", "--wechat-id", "bad id"]);
+    assert!(!ok);
+    assert!(err.contains("invalid_wechat_id"), "{err}");
+    let output = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args([
+            "app",
+            "list",
+            "--admin-token",
+            "wrong",
+            "--base-url",
+            &server.http_base,
+        ])
+        .env_remove("KEFU_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("401"));
 }

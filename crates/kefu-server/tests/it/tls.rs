@@ -114,3 +114,53 @@ async fn https_with_a_generated_certificate() {
         "the demo app is created once"
     );
 }
+
+#[tokio::test]
+async fn https_with_a_user_certificate() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["kefu.internal".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("mine.pem"), dir.path().join("mine.key"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let mut config = Config::new(
+        Database::Sqlite(dir.path().join("kefu.db")),
+        Secret::new(ADMIN_TOKEN),
+    );
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.https = Some(HttpsConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        cert_and_key: Some((cert.clone(), key)),
+        generated_dir: dir.path().join("unused"),
+    });
+    let app = Application::build_with_clock(config, Arc::new(Clock::new()))
+        .await
+        .unwrap();
+    let (addr, material) = app.https().unwrap();
+    assert!(!material.generated);
+    assert_eq!(material.cert_path, cert);
+    assert!(
+        !dir.path().join("unused").exists(),
+        "nothing generated when a certificate is given"
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).unwrap()])
+        .resolve("kefu.internal", addr)
+        .build()
+        .unwrap();
+    let answer = client
+        .get(format!("https://kefu.internal:{}/nowhere", addr.port()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(answer.starts_with(r#"{"errcode":40066,"#), "{answer}");
+    let _ = stop_tx.send(());
+    task.await.unwrap().unwrap();
+}
