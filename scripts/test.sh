@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs the third-party WeChat clients that the client tests
 # drive (wechatpy from PyPI, node wechat-api from npm) when they are missing, then runs
-# every Rust test with cargo-nextest (cargo test when nextest is absent) and the doc tests.
+# the doc tests and every other Rust test with cargo-nextest (cargo test when nextest is absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,9 +16,9 @@ if [ ! -d tests/clients/node_modules ]; then
         || echo "test.sh: WARNING: could not install the node client; its client test will say so" >&2
 fi
 
+cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
 else
     cargo test --workspace --all-targets --no-fail-fast "$@"
 fi
-cargo test --workspace --doc --quiet

@@ -190,27 +190,15 @@ impl fmt::Debug for CreatedApp {
     }
 }
 
-/// One kf account with everything the server knows of it.
+/// One kf account with everything the server knows of it: what `getkflist` shows,
+/// and what WeChat does not show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KfView {
-    /// `prefix@suffix`.
-    pub kf_account: String,
-    /// The nickname.
-    pub kf_nick: String,
-    /// The numeric id.
-    pub kf_id: i64,
+    /// The account as `getkflist` shows it.
+    #[serde(flatten)]
+    pub kf: crate::endpoints::kf_list::KfInfo,
     /// The id used by the mini-program form of `del` (`?kf_openid=`).
     pub kf_openid: String,
-    /// The path of the head image on this server, when one was uploaded.
-    pub headimg_path: Option<String>,
-    /// The bound WeChat user.
-    pub kf_wx: Option<String>,
-    /// The invited WeChat user.
-    pub invite_wx: Option<String>,
-    /// When the invitation expires (Unix seconds).
-    pub invite_expire_time: Option<i64>,
-    /// `waiting`, `rejected` or `expired`.
-    pub invite_status: Option<crate::endpoints::kf_list::InviteStatus>,
     /// 0 offline, 1 online on the web client.
     pub online_status: i64,
     /// Sessions being served.

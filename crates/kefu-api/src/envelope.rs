@@ -42,7 +42,8 @@ pub fn error_body(code: ErrCode, message: &str, rid: Rid) -> String {
         errcode: code,
         errmsg,
     };
-    serde_json::to_string(&status).unwrap_or_else(|_| OK_BODY.to_owned())
+    serde_json::to_string(&status)
+        .unwrap_or_else(|_| format!(r#"{{"errcode":-1,"errmsg":"system error rid: {rid}"}}"#))
 }
 
 /// Whether a JSON body is an error envelope rather than a payload: the list

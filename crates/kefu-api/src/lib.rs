@@ -7,6 +7,22 @@
 //! types of kefu's own administration surface ([`admin`]).
 //!
 //! This crate knows nothing of transport: no HTTP client or server lives here.
+//!
+//! ```
+//! use kefu_api::endpoints::{KfProfileBody, kf_update, parse_json_body};
+//! use kefu_api::{ErrCode, Nickname};
+//!
+//! // What a client sent to `update`, checked the way WeChat checks it.
+//! let body: KfProfileBody =
+//!     parse_json_body(r#"{"kf_account":"test1@test","nickname":"客服1"}"#.as_bytes())?;
+//! let profile = body.validate(kf_update::BAD_ACCOUNT, |a| a.belongs_to("test", "gh_0123456789ab"))?;
+//! assert_eq!(profile.kf_account.prefix(), "test1");
+//!
+//! assert_eq!(Nickname::parse(""), Err(ErrCode::IllegalNickname));
+//! assert_eq!(parse_json_body::<KfProfileBody>(b"null").unwrap_err(), ErrCode::EmptyPostData);
+//! assert_eq!(ErrCode::from_code(65401).errmsg(), "invalid custom service account");
+//! # Ok::<(), ErrCode>(())
+//! ```
 
 pub mod admin;
 pub mod endpoint;

@@ -60,11 +60,22 @@ pub fn load(https: &HttpsConfig) -> Result<TlsMaterial, String> {
     })
 }
 
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents)
+}
+
 fn generate(dir: &Path, cert: &Path, key: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     let names: Vec<String> = SELF_SIGNED_NAMES.iter().map(|s| (*s).to_owned()).collect();
     let generated = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
     std::fs::write(cert, generated.cert.pem()).map_err(|e| io_error(cert, e))?;
-    std::fs::write(key, generated.signing_key.serialize_pem()).map_err(|e| io_error(key, e))?;
+    write_private(key, generated.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| io_error(key, e))?;
     Ok(())
 }

@@ -99,7 +99,8 @@ pub trait Store: Send + Sync + 'static {
     async fn kf_headimg(&self, appid: &str, kf_id: i64, version: i64)
     -> StoreResult<Option<Bytes>>;
     /// Invites a WeChat user to bind an account, applying WeChat's rules
-    /// (65401, 65412, 65408, 65411, 65407, 65410, in that order).
+    /// in order: 65401; 65412; a pending invitation on the account (65408 for the same
+    /// user, else 65411); 65407; the user pending on another account (65408); 65410.
     async fn invite_kf(
         &self,
         appid: &str,

@@ -2,6 +2,7 @@
 
 use clap::{Args, Subcommand};
 use kefu_api::admin::{self, AccountType, AdminError, AppPatch, AppView, CreatedApp, NewApp};
+use kefu_server::Secret;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -18,7 +19,7 @@ pub struct AppArgs {
     base_url: String,
     /// The admin token (printed by `kefu serve`).
     #[arg(long, global = true, env = "KEFU_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
+    admin_token: Option<Secret>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -52,7 +53,7 @@ enum AppCommand {
         appid: Option<String>,
         /// A chosen AppSecret (16-64 letters and digits); generated when absent.
         #[arg(long, env = "KEFU_NEW_APP_SECRET", hide_env_values = true)]
-        secret: Option<String>,
+        secret: Option<Secret>,
     },
     /// Show one app.
     Get {
@@ -160,7 +161,7 @@ pub async fn run(args: AppArgs) -> Result<(), String> {
     let admin = Admin {
         http: reqwest::Client::new(),
         base: args.base_url,
-        token,
+        token: token.expose().to_owned(),
     };
     let json = args.json;
     match args.command {
@@ -191,7 +192,7 @@ pub async fn run(args: AppArgs) -> Result<(), String> {
                 verified,
                 new_kf_enabled,
                 appid,
-                secret,
+                secret: secret.map(|s| s.expose().to_owned()),
             };
             let created: Option<CreatedApp> = admin
                 .call(Method::POST, admin::APPS, Some(to_json(&new)?))

@@ -27,7 +27,7 @@ pub struct ServeArgs {
     database_url: String,
     /// Bearer token of the admin surface (/kefu/v1); generated and printed when absent.
     #[arg(long, env = "KEFU_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
+    admin_token: Option<Secret>,
     /// Also listen for HTTPS here (e.g. 127.0.0.1:8443, or 0.0.0.0:443 behind a hosts entry).
     #[arg(long, env = "KEFU_HTTPS_LISTEN")]
     https_listen: Option<SocketAddr>,
@@ -56,9 +56,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .parent()
         .map_or_else(|| PathBuf::from("."), PathBuf::from)
         .join("kefu-tls");
-    let (admin_token, admin_generated) = match args.admin_token.filter(|t| !t.is_empty()) {
+    let (admin_token, admin_generated) = match args.admin_token.filter(|t| !t.expose().is_empty()) {
         Some(token) => (token, false),
-        None => (kefu_server::secrets::new_admin_token(), true),
+        None => (Secret::new(kefu_server::secrets::new_admin_token()), true),
     };
     let config = Config {
         listen: args.listen,
@@ -72,7 +72,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             DurabilityArg::Full => Durability::Full,
             DurabilityArg::Normal => Durability::Normal,
         },
-        admin_token: Secret::new(admin_token.clone()),
+        admin_token: admin_token.clone(),
         public_url: args.public_url,
         demo_app: !args.no_demo,
     };
@@ -106,7 +106,10 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     }
     println!("  store:  SQLite {}", db_path.display());
     if admin_generated {
-        println!("  admin token (generated; set KEFU_ADMIN_TOKEN to keep one): {admin_token}");
+        println!(
+            "  admin token (generated; set KEFU_ADMIN_TOKEN to keep one): {}",
+            admin_token.expose()
+        );
     } else {
         println!("  admin token: as given (KEFU_ADMIN_TOKEN / --admin-token)");
     }

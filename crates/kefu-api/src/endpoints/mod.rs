@@ -15,9 +15,13 @@ use crate::ErrCode;
 
 /// Reads a JSON request body the way WeChat does (SPEC §5): empty or `null` is
 /// 44002; anything that is not a JSON object of the expected field types is 47001.
-/// Unknown fields are ignored. The `Content-Type` header is never consulted.
+/// Unknown fields are ignored; a field given twice is 47001; a UTF-8 byte order mark
+/// is skipped. The `Content-Type` header is never consulted.
 pub fn parse_json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ErrCode> {
-    let trimmed = body.trim_ascii();
+    let trimmed = body
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(body)
+        .trim_ascii();
     if trimmed.is_empty() || trimmed == b"null" {
         return Err(ErrCode::EmptyPostData);
     }
@@ -65,6 +69,11 @@ mod tests {
         );
         assert!(parse_json_body::<Probe>(br#"{"kf_account":"a@b","password":"x"}"#).is_ok());
         assert!(parse_json_body::<Probe>(br#"{"kf_account":"\u5ba2"}"#).is_ok());
+        assert!(parse_json_body::<Probe>(b"\xEF\xBB\xBF{}").is_ok());
+        assert_eq!(
+            parse_json_body::<Probe>(br#"{"kf_account":"a@b","kf_account":"c@b"}"#).unwrap_err(),
+            ErrCode::DataFormatError
+        );
     }
 }
 

@@ -11,7 +11,7 @@ use kefu_store::{App, AppSummary};
 use super::{Failure, json_body};
 use crate::secrets::{digest, new_app_secret, new_appid, new_original_id};
 use crate::state::AppState;
-use crate::wechat::kf::headimg_path;
+use crate::wechat::kf::{base_url, kf_info};
 
 fn view(app: &App, kf_count: usize) -> AppView {
     AppView {
@@ -163,18 +163,10 @@ pub(super) async fn app_rotate_secret(
     }))
 }
 
-fn kf_view(appid: &str, kf: &kefu_store::Kf, now: i64) -> KfView {
-    let invitation = kf.invitation.as_ref();
+fn kf_view(appid: &str, kf: &kefu_store::Kf, base: &str, now: i64) -> KfView {
     KfView {
-        kf_account: kf.kf_account.clone(),
-        kf_nick: kf.nickname.clone(),
-        kf_id: kf.kf_id,
+        kf: kf_info(kf, appid, base, now),
         kf_openid: kf.kf_openid.clone(),
-        headimg_path: headimg_path(appid, kf),
-        kf_wx: kf.kf_wx.clone(),
-        invite_wx: invitation.map(|i| i.invite_wx.clone()),
-        invite_expire_time: invitation.map(|i| i.expire_time),
-        invite_status: invitation.map(|i| i.status_at(now)),
         online_status: kf.online_status,
         accepted_case: kf.accepted_case,
     }
@@ -183,11 +175,15 @@ fn kf_view(appid: &str, kf: &kefu_store::Kf, now: i64) -> KfView {
 pub(super) async fn kf_list(
     State(state): State<AppState>,
     Path(appid): Path<String>,
+    request: Request,
 ) -> Result<Json<Vec<KfView>>, Failure> {
     let now = state.clock.now();
+    let base = base_url(&state, &request.into_parts().0);
     let kfs = state.store.kfs(&appid).await?;
     Ok(Json(
-        kfs.iter().map(|kf| kf_view(&appid, kf, now)).collect(),
+        kfs.iter()
+            .map(|kf| kf_view(&appid, kf, &base, now))
+            .collect(),
     ))
 }
 
@@ -196,7 +192,9 @@ pub(super) async fn kf_invitation(
     Path((appid, kf_account)): Path<(String, String)>,
     request: Request,
 ) -> Result<Json<KfView>, Failure> {
-    let action: InvitationRequest = json_body(request).await?;
+    let (parts, body) = request.into_parts();
+    let base = base_url(&state, &parts);
+    let action: InvitationRequest = json_body(Request::from_parts(parts, body)).await?;
     let account = KfAccount::parse(&kf_account).map_err(|_| Failure::not_found("kf account"))?;
     let now = state.clock.now();
     let kf = state
@@ -207,5 +205,5 @@ pub(super) async fn kf_invitation(
             kefu_store::StoreError::NotFound => Failure::not_found("kf account"),
             other => other.into(),
         })?;
-    Ok(Json(kf_view(&appid, &kf, now)))
+    Ok(Json(kf_view(&appid, &kf, &base, now)))
 }

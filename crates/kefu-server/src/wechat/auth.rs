@@ -15,7 +15,9 @@ use crate::wechat::internal;
 /// Resolves the query's `access_token` to its app.
 ///
 /// The verdict for a token depends only on the token and the time: unknown → 40001;
-/// superseded and past its grace → 40001; past its expiry → 42001.
+/// superseded while still valid and past its grace → 40001; past its expiry → 42001
+/// (also when a newer token came after it expired, so an expired token never turns
+/// into 40001 later).
 pub async fn authorize(state: &AppState, query: &Query<'_>, now: i64) -> Result<Arc<App>, ErrCode> {
     let token = query
         .non_empty("access_token")
@@ -26,7 +28,10 @@ pub async fn authorize(state: &AppState, query: &Query<'_>, now: i64) -> Result<
         .await
         .map_err(internal)?
         .ok_or(ErrCode::InvalidCredential)?;
-    if record.superseded_at.is_some_and(|at| now >= at) {
+    if record
+        .superseded_at
+        .is_some_and(|at| now >= at && record.expires_at > at)
+    {
         return Err(ErrCode::InvalidCredential);
     }
     if now >= record.expires_at {

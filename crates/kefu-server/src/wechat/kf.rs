@@ -43,17 +43,26 @@ fn owned_by(app: &App) -> impl Fn(&KfAccount) -> bool + '_ {
     |account| account.belongs_to(&app.wechat_id, &app.original_id)
 }
 
+/// The common start of the JSON endpoints: the token, the app's scope, then the
+/// body's shape.
+async fn kf_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    request: Request,
+    now: i64,
+) -> Result<(Arc<App>, T), ErrCode> {
+    let (parts, body) = request.into_parts();
+    let app = kf_app(state, &Query::new(parts.uri.query()), now, KfApi::General).await?;
+    let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
+    Ok((app, parse_json_body::<T>(&body)?))
+}
+
 /// `POST /customservice/kfaccount/add`.
 #[tracing::instrument(name = "kf_add", skip_all)]
 pub async fn kf_add(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
-        let (parts, body) = request.into_parts();
-        let query = Query::new(parts.uri.query());
-        let app = kf_app(state, &query, now, KfApi::General).await?;
-        let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
-        let profile = parse_json_body::<KfProfileBody>(&body)?
-            .validate(kf_add::BAD_ACCOUNT, owned_by(&app))?;
+        let (app, body) = kf_json::<KfProfileBody>(state, request, now).await?;
+        let profile = body.validate(kf_add::BAD_ACCOUNT, owned_by(&app))?;
         let kf = NewKf {
             kf_account: profile.kf_account,
             nickname: profile.nickname,
@@ -71,12 +80,8 @@ pub async fn kf_add(State(state): State<AppState>, request: Request) -> Reply {
 pub async fn kf_update(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
-        let (parts, body) = request.into_parts();
-        let query = Query::new(parts.uri.query());
-        let app = kf_app(state, &query, now, KfApi::General).await?;
-        let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
-        let profile = parse_json_body::<KfProfileBody>(&body)?
-            .validate(kf_update::BAD_ACCOUNT, owned_by(&app))?;
+        let (app, body) = kf_json::<KfProfileBody>(state, request, now).await?;
+        let profile = body.validate(kf_update::BAD_ACCOUNT, owned_by(&app))?;
         state
             .store
             .update_kf(&app.appid, &profile.kf_account, &profile.nickname)
@@ -106,8 +111,8 @@ pub async fn kf_del(State(state): State<AppState>, request: Request) -> Reply {
         } else {
             None
         };
-        let query_account = query.get("kf_account");
-        let query_openid = query.get("kf_openid");
+        let query_account = query.non_empty("kf_account");
+        let query_openid = query.non_empty("kf_openid");
         let target = kf_del::Target::select(
             body_account.as_deref(),
             query_account.as_deref(),
@@ -192,31 +197,32 @@ async fn media_part(body: bytes::Bytes, boundary: String) -> Result<Option<bytes
 
 /// The base of the URLs handed out: the configured public URL, else the scheme and
 /// `Host` the request came in on.
-fn base_url(state: &AppState, request: &Request) -> String {
+pub(crate) fn base_url(state: &AppState, request: &axum::http::request::Parts) -> String {
     if let Some(public) = &state.public_url {
         return public.trim_end_matches('/').to_owned();
     }
-    let scheme = if request.extensions().get::<Https>().is_some() {
+    let scheme = if request.extensions.get::<Https>().is_some() {
         "https"
     } else {
         "http"
     };
     let host = request
-        .headers()
+        .headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .or_else(|| request.uri.authority().map(|a| a.as_str()))
         .unwrap_or("localhost");
     format!("{scheme}://{host}")
 }
 
 /// The path at which an account's head image is served.
-pub(crate) fn headimg_path(appid: &str, kf: &Kf) -> Option<String> {
+fn headimg_path(appid: &str, kf: &Kf) -> Option<String> {
     kf.headimg_version
         .map(|version| format!("{}/{appid}/{}/{version}.jpg", admin::HEADIMG, kf.kf_id))
 }
 
-fn kf_info(kf: &Kf, appid: &str, base: &str, now: i64) -> KfInfo {
+/// An account as `getkflist` shows it, with head image URLs under `base`.
+pub(crate) fn kf_info(kf: &Kf, appid: &str, base: &str, now: i64) -> KfInfo {
     let invitation = kf.invitation.as_ref();
     KfInfo {
         kf_account: kf.kf_account.clone(),
@@ -240,7 +246,7 @@ pub async fn kf_list(State(state): State<AppState>, request: Request) -> Reply {
         let query = Query::new(request.uri().query());
         let app = kf_app(state, &query, now, KfApi::General).await?;
         let kfs = state.store.kfs(&app.appid).await.map_err(internal)?;
-        let base = base_url(state, &request);
+        let base = base_url(state, &request.into_parts().0);
         let list = KfList {
             kf_list: kfs
                 .iter()
@@ -282,11 +288,8 @@ pub async fn kf_online_list(State(state): State<AppState>, request: Request) -> 
 pub async fn kf_invite(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
-        let (parts, body) = request.into_parts();
-        let query = Query::new(parts.uri.query());
-        let app = kf_app(state, &query, now, KfApi::General).await?;
-        let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
-        let invite = parse_json_body::<kf_invite::Body>(&body)?.validate(owned_by(&app))?;
+        let (app, body) = kf_json::<kf_invite::Body>(state, request, now).await?;
+        let invite = body.validate(owned_by(&app))?;
         state
             .store
             .invite_kf(

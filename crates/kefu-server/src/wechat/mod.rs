@@ -57,10 +57,15 @@ where
     H: Handler<T, AppState>,
     T: 'static,
 {
+    // HEAD is answered explicitly: axum would otherwise run the GET handler for it, and
+    // a `curl -I` on `/cgi-bin/token` or `kfaccount/del` must not mint or delete anything.
     let methods: MethodRouter<AppState> = match E::METHOD {
-        Method::Get => get(handler).fallback(require_get),
+        Method::Get => get(handler).head(require_get).fallback(require_get),
         Method::Post => post(handler).fallback(require_post),
-        Method::GetOrPost => get(handler.clone()).post(handler).fallback(require_post),
+        Method::GetOrPost => get(handler.clone())
+            .head(require_post)
+            .post(handler)
+            .fallback(require_post),
     };
     std::iter::once(E::PATH)
         .chain(E::ALIASES.iter().copied())

@@ -34,10 +34,12 @@ impl<'a> Query<'a> {
             .map(|(_, v)| v)
     }
 
-    /// The first non-empty value of `key`.
+    /// The first non-empty value of `key` (`a=&a=x` gives `x`).
     #[must_use]
     pub fn non_empty(&self, key: &str) -> Option<Cow<'a, str>> {
-        self.get(key).filter(|v| !v.is_empty())
+        form_urlencoded::parse(self.0.as_bytes())
+            .find(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v)
     }
 }
 
@@ -74,6 +76,10 @@ mod tests {
         assert_eq!(query.get("x").as_deref(), Some("1"));
         assert_eq!(query.get("empty").as_deref(), Some(""));
         assert_eq!(query.non_empty("empty"), None);
+        assert_eq!(
+            Query::new(Some("t=&t=abc")).non_empty("t").as_deref(),
+            Some("abc")
+        );
         assert_eq!(query.get("missing"), None);
         assert_eq!(
             Query::new(Some("kf_account=test1@test"))

@@ -128,4 +128,12 @@ async fn concurrent_updates_leave_one_submitted_nickname() {
     let nick = list[0]["kf_nick"].as_str().unwrap();
     let submitted: Vec<String> = (0..64).map(|i| format!("nick{i}")).collect();
     assert!(submitted.iter().any(|s| s == nick), "{nick}");
+    // What the server answers is what is on disk.
+    let nick = nick.to_owned();
+    let (db_path, clock) = (server.db_path.clone(), std::sync::Arc::clone(&server.clock));
+    let dir = server.stop().await;
+    let server = TestServer::spawn_at(&db_path, clock).await;
+    assert_eq!(server.list(&app.token).await[0]["kf_nick"], nick.as_str());
+    drop(server.stop().await);
+    drop(dir);
 }

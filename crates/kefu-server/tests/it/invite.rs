@@ -71,6 +71,13 @@ async fn invitation_lifecycle() {
     invite(&server, &app, &b, "worker_one")
         .await
         .assert_code(65408);
+    // b waits for worker_two; inviting worker_one (pending on a) to b: b's own pending
+    // invitation is checked first.
+    invite(&server, &app, &b, "worker_two").await.assert_code(0);
+    invite(&server, &app, &b, "worker_one")
+        .await
+        .assert_code(65411);
+    assert_eq!(answer(&server, &app, &b, "reject").await, 200);
 
     assert_eq!(answer(&server, &app, &a, "accept").await, 200);
     let kf = entry(&server, &app, &a).await;

@@ -317,6 +317,44 @@ async fn unicode_escapes_are_decoded() {
 }
 
 #[tokio::test]
+async fn head_image_urls_follow_the_host_the_client_used() {
+    let server = TestServer::spawn().await;
+    let app = server.app("hosted").await;
+    server
+        .add(&app.token, &app.account("a"), "a")
+        .await
+        .assert_code(0);
+    let form = reqwest::multipart::Form::new().part(
+        "media",
+        reqwest::multipart::Part::bytes(crate::helpers::jpeg(64)),
+    );
+    let upload = format!(
+        "/customservice/kfaccount/uploadheadimg?access_token={}&kf_account=a@hosted",
+        app.token
+    );
+    server
+        .send(server.http.post(server.url(&upload)).multipart(form))
+        .await
+        .assert_code(0);
+    let answer = server
+        .send(
+            server
+                .http
+                .get(server.url(&format!(
+                    "/cgi-bin/customservice/getkflist?access_token={}",
+                    app.token
+                )))
+                .header("host", "api.weixin.qq.com"),
+        )
+        .await;
+    let url = answer.json["kf_list"][0]["kf_headimgurl"].as_str().unwrap();
+    assert!(
+        url.starts_with("http://api.weixin.qq.com/kefu/v1/headimg/"),
+        "{url}"
+    );
+}
+
+#[tokio::test]
 async fn any_host_header_is_accepted() {
     let server = TestServer::spawn().await;
     let app = server.app("hosts").await;

@@ -104,3 +104,41 @@ impl http_body::Body for Chunks {
         std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from(chunk)))))
     }
 }
+
+#[tokio::test]
+async fn head_requests_change_nothing() {
+    let server = TestServer::spawn().await;
+    let app = server.app("heads").await;
+    server
+        .add(&app.token, &app.account("a"), "a")
+        .await
+        .assert_code(0);
+    let token_url = format!(
+        "/cgi-bin/token?grant_type=client_credential&appid={}&secret={}",
+        app.appid, app.secret
+    );
+    let head = server
+        .http
+        .head(server.url(&token_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    let del_url = format!(
+        "/customservice/kfaccount/del?access_token={}&kf_account=a@heads",
+        app.token
+    );
+    assert_eq!(
+        server
+            .http
+            .head(server.url(&del_url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // No token was minted (the current one is not superseded) and nothing was deleted.
+    server.advance(301);
+    assert_eq!(server.list(&app.token).await.len(), 1);
+}

@@ -23,7 +23,6 @@ pub(crate) struct Cache {
     pub(crate) apps: HashMap<String, AppEntry>,
     pub(crate) tokens: HashMap<Digest, TokenRecord>,
     pub(crate) current_tokens: HashMap<(Arc<str>, TokenChannel), Digest>,
-    pub(crate) last_purge: i64,
 }
 
 impl Cache {
@@ -47,12 +46,8 @@ impl Cache {
         self.tokens.insert(hash, record);
     }
 
-    pub(crate) fn purge_tokens(&mut self, now: i64) {
-        if now - self.last_purge < 3600 {
-            return;
-        }
-        self.last_purge = now;
-        let cutoff = now - TOKEN_RETENTION_SECS;
+    /// Forgets tokens that expired before `cutoff` (the database forgets the same).
+    pub(crate) fn purge_tokens(&mut self, cutoff: i64) {
         self.tokens.retain(|_, record| record.expires_at >= cutoff);
         let tokens = &self.tokens;
         self.current_tokens

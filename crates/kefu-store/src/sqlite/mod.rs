@@ -13,7 +13,8 @@ mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
@@ -22,7 +23,7 @@ use kefu_api::admin::{AccountType, AppPatch, InvitationAction};
 use kefu_api::endpoints::kf_add::{FIRST_KF_ID, MAX_ACCOUNTS};
 use kefu_api::endpoints::kf_del::Target;
 use kefu_api::{ErrCode, KfAccount, Nickname, WechatId};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::mpsc;
 
 use self::cache::{AppEntry, Cache, TOKEN_RETENTION_SECS};
@@ -65,6 +66,10 @@ impl SqliteOptions {
 /// The embedded store. Dropping it finishes the queued writes and closes the file.
 pub struct SqliteStore {
     jobs: Option<mpsc::UnboundedSender<Work>>,
+    /// When expired tokens were last forgotten (at most hourly, in the database and
+    /// the cache alike).
+    last_purge: AtomicI64,
+    images: Arc<Mutex<Connection>>,
     cache: Arc<RwLock<Cache>>,
     writer: Option<JoinHandle<()>>,
     _lock: File,
@@ -133,8 +138,14 @@ impl SqliteStore {
             .name("kefu-sqlite-writer".to_owned())
             .spawn(move || writer::run(&conn, receiver, &thread_cache))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
+        // Head images are the one thing not kept in memory; they are read here, beside the
+        // writer (WAL lets a reader see the last commit while the writer works).
+        let images = Connection::open_with_flags(&options.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(internal)?;
         Ok(SqliteStore {
             jobs: Some(jobs),
+            last_purge: AtomicI64::new(i64::MIN),
+            images: Arc::new(Mutex::new(images)),
             cache,
             writer: Some(writer),
             _lock: lock,
@@ -173,21 +184,8 @@ impl Drop for SqliteStore {
 
 fn load(conn: &Connection) -> rusqlite::Result<Cache> {
     let mut cache = Cache::default();
-    let mut apps = conn.prepare(
-        "SELECT appid, wechat_id, original_id, account_type, verified, new_kf_enabled, secret_hash, created_at FROM apps",
-    )?;
-    let rows = apps.query_map([], |row| {
-        Ok(App {
-            appid: row.get(0)?,
-            wechat_id: row.get(1)?,
-            original_id: row.get(2)?,
-            account_type: AccountType::parse(&row.get::<_, String>(3)?).unwrap_or_default(),
-            verified: row.get(4)?,
-            new_kf_enabled: row.get(5)?,
-            secret_hash: row.get(6)?,
-            created_at: row.get(7)?,
-        })
-    })?;
+    let mut apps = conn.prepare(&format!("SELECT {APP_COLUMNS} FROM apps"))?;
+    let rows = apps.query_map([], app_from_row)?;
     for app in rows {
         let app = app?;
         cache.apps.insert(
@@ -233,6 +231,21 @@ fn load(conn: &Connection) -> rusqlite::Result<Cache> {
         cache.tokens.insert(hash, record);
     }
     Ok(cache)
+}
+
+const APP_COLUMNS: &str = "appid, wechat_id, original_id, account_type, verified, new_kf_enabled, secret_hash, created_at";
+
+fn app_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
+    Ok(App {
+        appid: row.get(0)?,
+        wechat_id: row.get(1)?,
+        original_id: row.get(2)?,
+        account_type: AccountType::parse(&row.get::<_, String>(3)?).unwrap_or_default(),
+        verified: row.get(4)?,
+        new_kf_enabled: row.get(5)?,
+        secret_hash: row.get(6)?,
+        created_at: row.get(7)?,
+    })
 }
 
 const KF_COLUMNS: &str = "kf_id, kf_account, nickname, kf_openid, headimg_version, kf_wx, invite_wx, \
@@ -389,24 +402,26 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(level = "debug", skip(self, patch))]
     async fn update_app(&self, appid: &str, patch: AppPatch) -> StoreResult<Arc<App>> {
-        let Some(current) = self.app(appid).await? else {
-            return Err(StoreError::NotFound);
-        };
-        let mut next = (*current).clone();
-        if let Some(wechat_id) = patch.wechat_id {
-            next.wechat_id = wechat_id;
-        }
-        if let Some(original_id) = patch.original_id {
-            next.original_id = original_id;
-        }
-        next.account_type = patch.account_type.unwrap_or(next.account_type);
-        next.verified = patch.verified.unwrap_or(next.verified);
-        next.new_kf_enabled = patch.new_kf_enabled.unwrap_or(next.new_kf_enabled);
-        let renamed =
-            next.wechat_id != current.wechat_id || next.original_id != current.original_id;
-        let next = Arc::new(next);
-        let stored = Arc::clone(&next);
+        let appid = appid.to_owned();
         self.write(move |conn| {
+            // Read inside the write job: the writer is the only one changing apps, so the
+            // row (and with it the secret hash) is current.
+            let current = conn
+                .prepare_cached(&format!("SELECT {APP_COLUMNS} FROM apps WHERE appid = ?1"))
+                .and_then(|mut stmt| stmt.query_row([&appid], app_from_row).optional())
+                .map_err(internal)?
+                .ok_or(StoreError::NotFound)?;
+            let mut next = current.clone();
+            if let Some(wechat_id) = patch.wechat_id {
+                next.wechat_id = wechat_id;
+            }
+            if let Some(original_id) = patch.original_id {
+                next.original_id = original_id;
+            }
+            next.account_type = patch.account_type.unwrap_or(next.account_type);
+            next.verified = patch.verified.unwrap_or(next.verified);
+            next.new_kf_enabled = patch.new_kf_enabled.unwrap_or(next.new_kf_enabled);
+            let renamed = next.wechat_id != current.wechat_id || next.original_id != current.original_id;
             if renamed {
                 let has_accounts = conn
                     .prepare_cached("SELECT 1 FROM kf_accounts WHERE appid = ?1 LIMIT 1")
@@ -418,39 +433,36 @@ impl Store for SqliteStore {
                     ));
                 }
             }
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE apps SET wechat_id = ?2, original_id = ?3, account_type = ?4, verified = ?5, \
-                     new_kf_enabled = ?6 WHERE appid = ?1",
-                )
-                .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        next.appid,
-                        next.wechat_id,
-                        next.original_id,
-                        next.account_type.as_str(),
-                        next.verified,
-                        next.new_kf_enabled,
-                    ])
-                })
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        StoreError::Conflict("the WeChat ID or original id is taken".to_owned())
-                    } else {
-                        internal(e)
-                    }
-                })?;
-            if changed == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(((), move |cache: &mut Cache| {
-                if let Some(entry) = cache.apps.get_mut(&next.appid) {
-                    entry.app = next;
+            conn.prepare_cached(
+                "UPDATE apps SET wechat_id = ?2, original_id = ?3, account_type = ?4, verified = ?5, \
+                 new_kf_enabled = ?6 WHERE appid = ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    next.appid,
+                    next.wechat_id,
+                    next.original_id,
+                    next.account_type.as_str(),
+                    next.verified,
+                    next.new_kf_enabled,
+                ])
+            })
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict("the WeChat ID or original id is taken".to_owned())
+                } else {
+                    internal(e)
+                }
+            })?;
+            let next = Arc::new(next);
+            let cached = Arc::clone(&next);
+            Ok((next, move |cache: &mut Cache| {
+                if let Some(entry) = cache.apps.get_mut(&cached.appid) {
+                    entry.app = cached;
                 }
             }))
         })
-        .await?;
-        Ok(stored)
+        .await
     }
 
     async fn set_app_secret(&self, appid: &str, secret_hash: Digest) -> StoreResult<()> {
@@ -495,6 +507,13 @@ impl Store for SqliteStore {
         grace_secs: i64,
     ) -> StoreResult<()> {
         let superseded_at = now + grace_secs;
+        let last = self.last_purge.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= 3600
+            && self
+                .last_purge
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        let purge_before = due.then(|| now - TOKEN_RETENTION_SECS);
         self.write(move |conn| {
             if !app_exists(conn, &token.appid)? {
                 return Err(StoreError::NotFound);
@@ -511,12 +530,16 @@ impl Store for SqliteStore {
                 stmt.execute(params![hash, &*token.appid, token.channel.as_str(), token.issued_at, token.expires_at])
             })
             .map_err(internal)?;
-            conn.prepare_cached("DELETE FROM tokens WHERE expires_at < ?1")
-                .and_then(|mut stmt| stmt.execute([now - TOKEN_RETENTION_SECS]))
-                .map_err(internal)?;
+            if let Some(cutoff) = purge_before {
+                conn.prepare_cached("DELETE FROM tokens WHERE expires_at < ?1")
+                    .and_then(|mut stmt| stmt.execute([cutoff]))
+                    .map_err(internal)?;
+            }
             Ok(((), move |cache: &mut Cache| {
                 cache.insert_token(hash, token, superseded_at);
-                cache.purge_tokens(now);
+                if let Some(cutoff) = purge_before {
+                    cache.purge_tokens(cutoff);
+                }
             }))
         })
         .await
@@ -676,8 +699,11 @@ impl Store for SqliteStore {
         kf_id: i64,
         version: i64,
     ) -> StoreResult<Option<Bytes>> {
-        let appid = appid.to_owned();
-        self.write(move |conn| {
+        let (images, appid) = (Arc::clone(&self.images), appid.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let conn = images
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let jpeg: Option<Vec<u8>> = conn
                 .prepare_cached(
                     "SELECT jpeg FROM kf_headimgs WHERE appid = ?1 AND kf_id = ?2 AND version = ?3",
@@ -687,9 +713,10 @@ impl Store for SqliteStore {
                         .optional()
                 })
                 .map_err(internal)?;
-            Ok((jpeg.map(Bytes::from), |_: &mut Cache| {}))
+            Ok(jpeg.map(Bytes::from))
         })
         .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?
     }
 
     async fn invite_kf(

@@ -11,12 +11,20 @@ use crate::{StoreError, StoreResult};
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 512;
 
-/// What to do once the batch's fate is known: apply the cache edit and answer `Ok`,
-/// or answer the commit's error.
+/// What to do once the batch's fate is known: apply the cache edit and answer,
+/// or answer the commit's error. Every answer waits for the commit, rejections too: a
+/// rejection may rest on an earlier job of the same batch.
 pub(crate) type Finish = Box<dyn for<'a> FnOnce(Result<&'a mut Cache, StoreError>) + Send>;
-/// A job: runs inside the batch transaction (or gets `None` when the store is gone)
-/// and answers at once (rejected: nothing it did is kept) or hands back a [`Finish`].
-pub(crate) type Work = Box<dyn FnOnce(Option<&Connection>) -> Option<Finish> + Send>;
+/// A job: runs inside the batch transaction (or gets `None` when none could be opened,
+/// and answers the failure itself). `keep` says whether what it wrote stays (`false`
+/// rolls it back to its savepoint).
+pub(crate) type Work = Box<dyn FnOnce(Option<&Connection>) -> Option<Done> + Send>;
+
+/// A job's result inside the batch.
+pub(crate) struct Done {
+    keep: bool,
+    finish: Finish,
+}
 
 fn stopped() -> StoreError {
     StoreError::Internal("the store writer has stopped".to_owned())
@@ -24,9 +32,9 @@ fn stopped() -> StoreError {
 
 /// Wraps a closure as a job and waits for its answer.
 ///
-/// `f` runs inside a savepoint: an `Err` rolls back what it did and is answered at once;
-/// an `Ok((value, edit))` is answered with `value` after the batch commits and `edit`
-/// was applied to the cache.
+/// `f` runs inside a savepoint: an `Err` rolls back what it did; an `Ok((value, edit))`
+/// keeps it. Either way the answer comes after the batch commits (`edit` applied to
+/// the cache first); if the commit fails, the answer is the commit's error.
 pub(crate) async fn submit<T, F, E>(jobs: &mpsc::UnboundedSender<Work>, f: F) -> StoreResult<T>
 where
     T: Send + 'static,
@@ -39,18 +47,23 @@ where
             let _ = reply.send(Err(stopped()));
             return None;
         };
-        match f(conn) {
-            Err(error) => {
-                let _ = reply.send(Err(error));
-                None
-            }
-            Ok((value, edit)) => Some(Box::new(move |outcome: Result<&mut Cache, StoreError>| {
-                let _ = reply.send(outcome.map(|cache| {
-                    edit(cache);
-                    value
-                }));
-            })),
-        }
+        Some(match f(conn) {
+            Err(error) => Done {
+                keep: false,
+                finish: Box::new(move |outcome: Result<&mut Cache, StoreError>| {
+                    let _ = reply.send(Err(outcome.err().unwrap_or(error)));
+                }),
+            },
+            Ok((value, edit)) => Done {
+                keep: true,
+                finish: Box::new(move |outcome: Result<&mut Cache, StoreError>| {
+                    let _ = reply.send(outcome.map(|cache| {
+                        edit(cache);
+                        value
+                    }));
+                }),
+            },
+        })
     });
     jobs.send(work).map_err(|_| stopped())?;
     answer.await.map_err(|_| stopped())?
@@ -80,21 +93,45 @@ pub(crate) fn run(
             }
             continue;
         }
+        let mut aborted = None;
         for job in batch.drain(..) {
+            if aborted.is_some() {
+                let _ = job(None);
+                continue;
+            }
             if let Err(error) = conn.execute_batch("SAVEPOINT job") {
                 tracing::error!(%error, "cannot open a savepoint");
                 let _ = job(None);
                 continue;
             }
-            match job(Some(conn)) {
-                Some(finish) => {
-                    let _ = conn.execute_batch("RELEASE job");
-                    finishes.push(finish);
+            let Some(done) = job(Some(conn)) else {
+                continue;
+            };
+            let closed = if done.keep {
+                conn.execute_batch("RELEASE job")
+            } else {
+                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            };
+            finishes.push(done.finish);
+            // SQLite rolls the whole transaction back on some failures (disk full, I/O
+            // error); then nothing of this batch may be committed job by job.
+            match closed {
+                Err(error) => aborted = Some(error.to_string()),
+                Ok(()) if conn.is_autocommit() => {
+                    aborted = Some("SQLite rolled the transaction back".to_owned())
                 }
-                None => {
-                    let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
-                }
+                Ok(()) => {}
             }
+        }
+        if let Some(error) = aborted {
+            tracing::error!(%error, "the write transaction was aborted; the batch is lost");
+            let _ = conn.execute_batch("ROLLBACK");
+            for finish in finishes.drain(..) {
+                finish(Err(StoreError::Internal(format!(
+                    "transaction aborted: {error}"
+                ))));
+            }
+            continue;
         }
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
