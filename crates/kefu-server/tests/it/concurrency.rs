@@ -1,21 +1,29 @@
 use std::collections::HashMap;
 
-use futures_util_free::join_all;
-
 use crate::helpers::TestServer;
 
-/// `join_all` without a futures dependency: spawn each and await in order.
-mod futures_util_free {
-    pub async fn join_all<T: Send + 'static>(
-        futures: impl IntoIterator<Item = impl Future<Output = T> + Send + 'static>,
-    ) -> Vec<T> {
-        let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
-        let mut out = Vec::with_capacity(handles.len());
-        for handle in handles {
-            out.push(handle.await.expect("task"));
-        }
-        out
+/// POSTs `bodies` to `path` all at once; answers the errcodes in order.
+async fn post_all(
+    server: &TestServer,
+    path: &str,
+    bodies: impl IntoIterator<Item = String>,
+) -> Vec<i64> {
+    let url = server.url(path);
+    let handles: Vec<_> = bodies
+        .into_iter()
+        .map(|body| {
+            let request = server.http.post(&url).body(body);
+            tokio::spawn(async move {
+                let answer: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+                answer["errcode"].as_i64().unwrap()
+            })
+        })
+        .collect();
+    let mut codes = Vec::with_capacity(handles.len());
+    for handle in handles {
+        codes.push(handle.await.expect("task"));
     }
+    codes
 }
 
 fn tally(codes: &[i64]) -> HashMap<i64, usize> {
@@ -29,26 +37,12 @@ fn tally(codes: &[i64]) -> HashMap<i64, usize> {
 async fn fifty_concurrent_adds_of_one_account() {
     let server = TestServer::spawn().await;
     let app = server.app("race").await;
-    let url = server.url(&format!(
-        "/customservice/kfaccount/add?access_token={}",
-        app.token
-    ));
-    let codes = join_all((0..50).map(|i| {
-        let (http, url) = (server.http.clone(), url.clone());
-        async move {
-            let body = format!(r#"{{"kf_account":"same@race","nickname":"n{i}"}}"#);
-            let answer: serde_json::Value = http
-                .post(url)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            answer["errcode"].as_i64().unwrap()
-        }
-    }))
+    let bodies = (0..50).map(|i| format!(r#"{{"kf_account":"same@race","nickname":"n{i}"}}"#));
+    let codes = post_all(
+        &server,
+        &format!("/customservice/kfaccount/add?access_token={}", app.token),
+        bodies,
+    )
     .await;
     assert_eq!(tally(&codes), HashMap::from([(0, 1), (65406, 49)]));
     assert_eq!(server.list(&app.token).await.len(), 1);
@@ -58,26 +52,12 @@ async fn fifty_concurrent_adds_of_one_account() {
 async fn one_hundred_and_twenty_concurrent_adds() {
     let server = TestServer::spawn().await;
     let app = server.app("crowd").await;
-    let url = server.url(&format!(
-        "/customservice/kfaccount/add?access_token={}",
-        app.token
-    ));
-    let codes = join_all((0..120).map(|i| {
-        let (http, url) = (server.http.clone(), url.clone());
-        async move {
-            let body = format!(r#"{{"kf_account":"k{i}@crowd","nickname":"n{i}"}}"#);
-            let answer: serde_json::Value = http
-                .post(url)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            answer["errcode"].as_i64().unwrap()
-        }
-    }))
+    let bodies = (0..120).map(|i| format!(r#"{{"kf_account":"k{i}@crowd","nickname":"n{i}"}}"#));
+    let codes = post_all(
+        &server,
+        &format!("/customservice/kfaccount/add?access_token={}", app.token),
+        bodies,
+    )
     .await;
     assert_eq!(tally(&codes), HashMap::from([(0, 100), (65405, 20)]));
     let list = server.list(&app.token).await;
@@ -102,34 +82,18 @@ async fn concurrent_updates_leave_one_submitted_nickname() {
         .add(&app.token, &app.account("a"), "start")
         .await
         .assert_code(0);
-    let url = server.url(&format!(
-        "/customservice/kfaccount/update?access_token={}",
-        app.token
-    ));
-    let codes = join_all((0..64).map(|i| {
-        let (http, url) = (server.http.clone(), url.clone());
-        async move {
-            let body = format!(r#"{{"kf_account":"a@upd8","nickname":"nick{i}"}}"#);
-            let answer: serde_json::Value = http
-                .post(url)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            answer["errcode"].as_i64().unwrap()
-        }
-    }))
+    let bodies = (0..64).map(|i| format!(r#"{{"kf_account":"a@upd8","nickname":"nick{i}"}}"#));
+    let codes = post_all(
+        &server,
+        &format!("/customservice/kfaccount/update?access_token={}", app.token),
+        bodies,
+    )
     .await;
     assert!(codes.iter().all(|code| *code == 0), "{codes:?}");
     let list = server.list(&app.token).await;
-    let nick = list[0]["kf_nick"].as_str().unwrap();
-    let submitted: Vec<String> = (0..64).map(|i| format!("nick{i}")).collect();
-    assert!(submitted.iter().any(|s| s == nick), "{nick}");
+    let nick = list[0]["kf_nick"].as_str().unwrap().to_owned();
+    assert!((0..64).any(|i| format!("nick{i}") == nick), "{nick}");
     // What the server answers is what is on disk.
-    let nick = nick.to_owned();
     let (db_path, clock) = (server.db_path.clone(), std::sync::Arc::clone(&server.clock));
     let dir = server.stop().await;
     let server = TestServer::spawn_at(&db_path, clock).await;
