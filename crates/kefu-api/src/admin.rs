@@ -2,6 +2,7 @@
 //! [`PREFIX`] and needs `Authorization: Bearer <admin token>`. Being kefu's own API,
 //! it answers ordinary HTTP statuses with an [`AdminError`] body.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,38 @@ pub const HEADIMG: &str = "/kefu/v1/headimg";
 pub const HEALTH: &str = "/kefu/v1/health";
 /// `GET` the server clock, `POST {"advance_secs":N}` moves it forward.
 pub const CLOCK: &str = "/kefu/v1/clock";
+/// `GET` lists third-party platforms, `POST` registers one ([`NewComponent`]).
+pub const COMPONENTS: &str = "/kefu/v1/components";
+/// `GET` lists fault rules, `POST` adds one ([`NewFault`]); `DELETE …/{id}` removes one.
+pub const FAULTS: &str = "/kefu/v1/faults";
+/// `POST` a [`TokenAction`]: invalidate or expire a token now.
+pub const TOKENS: &str = "/kefu/v1/tokens";
+/// `GET ?appid=…&limit=…`: the newest recorded WeChat calls ([`RequestLogEntry`]).
+pub const REQUESTS: &str = "/kefu/v1/requests";
+
+/// `/kefu/v1/components/{component_appid}`: `GET`, `DELETE`.
+#[must_use]
+pub fn component_path(component_appid: &str) -> String {
+    format!("{COMPONENTS}/{component_appid}")
+}
+
+/// `/kefu/v1/components/{component_appid}/ticket`: `POST` issues a component_verify_ticket.
+#[must_use]
+pub fn ticket_path(component_appid: &str) -> String {
+    format!("{COMPONENTS}/{component_appid}/ticket")
+}
+
+/// `/kefu/v1/components/{component_appid}/authorizations`: `POST` a [`NewAuthorization`].
+#[must_use]
+pub fn authorizations_path(component_appid: &str) -> String {
+    format!("{COMPONENTS}/{component_appid}/authorizations")
+}
+
+/// `/kefu/v1/apps/{appid}/kf/{kf_account}/online`: `POST` a [`KfOnlineSet`].
+#[must_use]
+pub fn online_path(appid: &str, kf_account: &str) -> String {
+    format!("{APPS}/{appid}/kf/{kf_account}/online")
+}
 
 /// `/kefu/v1/apps/{appid}`: `GET`, `PATCH` ([`AppPatch`]), `DELETE`.
 #[must_use]
@@ -89,6 +122,31 @@ impl fmt::Display for AccountType {
     }
 }
 
+/// One API's limits for an app (absent: WeChat's default for that API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QuotaLimit {
+    /// Calls per day (reset at 00:00 Asia/Shanghai).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily: Option<u64>,
+    /// Calls per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u64>,
+}
+
+/// The per-app platform rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AppSettings {
+    /// IPs allowed on the endpoints that take the AppSecret; empty allows all.
+    #[serde(default)]
+    pub ip_whitelist: Vec<String>,
+    /// Limits by API path, overriding the defaults.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, QuotaLimit>,
+    /// API paths banned for the app (48004).
+    #[serde(default)]
+    pub banned_apis: Vec<String>,
+}
+
 /// `POST /kefu/v1/apps`: everything but `wechat_id` has a default.
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct NewApp {
@@ -113,6 +171,9 @@ pub struct NewApp {
     /// A chosen AppSecret (16–64 letters and digits); generated (32 hex) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Platform rules (whitelist, quotas, bans); none by default.
+    #[serde(default, flatten)]
+    pub settings: AppSettings,
 }
 
 impl fmt::Debug for NewApp {
@@ -125,6 +186,7 @@ impl fmt::Debug for NewApp {
             .field("new_kf_enabled", &self.new_kf_enabled)
             .field("appid", &self.appid)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -147,6 +209,15 @@ pub struct AppPatch {
     /// New state of the new-kf switch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_kf_enabled: Option<bool>,
+    /// New IP whitelist (replaces the old one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_whitelist: Option<Vec<String>>,
+    /// New quota overrides (replace the old ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<BTreeMap<String, QuotaLimit>>,
+    /// New list of banned API paths (replaces the old one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banned_apis: Option<Vec<String>>,
 }
 
 /// An app as the admin surface shows it (never with its secret).
@@ -168,6 +239,9 @@ pub struct AppView {
     pub created_at: i64,
     /// How many kf accounts it has.
     pub kf_count: usize,
+    /// Platform rules.
+    #[serde(flatten)]
+    pub settings: AppSettings,
 }
 
 /// The answer to creating an app, or to replacing its secret: the only time the
@@ -247,4 +321,211 @@ pub struct AdminError {
     pub error: String,
     /// A sentence for people.
     pub message: String,
+}
+
+/// `POST /kefu/v1/apps/{appid}/kf/{kf_account}/online`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KfOnlineSet {
+    /// 0 offline, 1 online on the web client.
+    pub status: i64,
+    /// Sessions being served.
+    #[serde(default)]
+    pub accepted_case: i64,
+}
+
+/// What to do to a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenVerdict {
+    /// It answers 40001 from now on.
+    Invalidate,
+    /// It answers 42001 from now on.
+    Expire,
+}
+
+/// `POST /kefu/v1/tokens`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenAction {
+    /// The token (any kind: access, stable, component, authorizer).
+    pub access_token: String,
+    /// What to do.
+    pub action: TokenVerdict,
+}
+
+impl fmt::Debug for TokenAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenAction")
+            .field("action", &self.action)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /kefu/v1/components`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct NewComponent {
+    /// A chosen component_appid (`wx` + 16 hex); generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_appid: Option<String>,
+    /// A chosen secret (16–64 letters and digits); generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// IPs allowed to fetch component tokens (61004 otherwise); empty allows all.
+    #[serde(default)]
+    pub ip_whitelist: Vec<String>,
+}
+
+impl fmt::Debug for NewComponent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewComponent")
+            .field("component_appid", &self.component_appid)
+            .field("ip_whitelist", &self.ip_whitelist)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A third-party platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentView {
+    /// Its appid.
+    pub component_appid: String,
+    /// IPs allowed to fetch component tokens.
+    pub ip_whitelist: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// The apps that authorized it.
+    pub authorizations: Vec<AuthorizationView>,
+}
+
+/// The answer to registering a platform: the only time its secret is shown.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CreatedComponent {
+    /// The platform.
+    #[serde(flatten)]
+    pub component: ComponentView,
+    /// Its secret, in clear, this once.
+    pub secret: String,
+}
+
+impl fmt::Debug for CreatedComponent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedComponent")
+            .field("component", &self.component)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /kefu/v1/components/{component_appid}/authorizations`: an app authorizes the
+/// platform with these permission sets (replacing any earlier authorization).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAuthorization {
+    /// The authorizing app.
+    pub appid: String,
+    /// Permission set ids (1 message management, 6 multi-customer-service, 19
+    /// mini-program customer service, …).
+    pub funcscopes: Vec<u32>,
+}
+
+/// An authorization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationView {
+    /// The authorizing app.
+    pub appid: String,
+    /// Its permission sets.
+    pub funcscopes: Vec<u32>,
+}
+
+/// The answer to an authorization: its first refresh token, shown this once.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CreatedAuthorization {
+    /// The authorizing app.
+    pub authorizer_appid: String,
+    /// Its permission sets.
+    pub funcscopes: Vec<u32>,
+    /// For `api_authorizer_token`.
+    pub authorizer_refresh_token: String,
+}
+
+impl fmt::Debug for CreatedAuthorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedAuthorization")
+            .field("authorizer_appid", &self.authorizer_appid)
+            .field("funcscopes", &self.funcscopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A component_verify_ticket, as WeChat would push it to the platform.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Ticket {
+    /// The ticket.
+    pub component_verify_ticket: String,
+    /// Unix seconds (12 hours after issue).
+    pub expires_at: i64,
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /kefu/v1/faults`: make a WeChat path misbehave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewFault {
+    /// Only for this app (by appid, resolved from the call's token or credentials);
+    /// every app when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appid: Option<String>,
+    /// The WeChat path, e.g. `/customservice/kfaccount/update`.
+    pub path: String,
+    /// The errcode to answer (default -1); 0 with `latency_ms` only delays.
+    #[serde(default = "system_error")]
+    pub errcode: i64,
+    /// Answer it the next N times, then the rule goes away; always when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u64>,
+    /// Answer it with this probability (0–1); always when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// Wait this long before answering.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Perform the call, then answer the errcode anyway ("-1 but applied").
+    #[serde(default)]
+    pub applied: bool,
+}
+
+fn system_error() -> i64 {
+    -1
+}
+
+/// A fault rule in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultView {
+    /// Its id, for `DELETE /kefu/v1/faults/{id}`.
+    pub id: u64,
+    /// The rule.
+    #[serde(flatten)]
+    pub rule: NewFault,
+    /// How many times it will still fire, when limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+}
+
+/// One recorded WeChat call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestLogEntry {
+    /// Its rid.
+    pub rid: String,
+    /// The app it was made for, when known.
+    pub appid: Option<String>,
+    /// The HTTP method.
+    pub method: String,
+    /// The errcode answered (0 for payloads).
+    pub errcode: i64,
+    /// The details `rid/get` shows.
+    #[serde(flatten)]
+    pub request: crate::endpoints::rid_get::RequestInfo,
 }

@@ -103,6 +103,11 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Create the demo app when the store has no apps.
     pub demo_app: bool,
+    /// Proxies whose `X-Forwarded-For` is believed for the caller's IP; others are
+    /// ignored and the socket's peer is the caller.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Record every WeChat call for `rid/get` and `GET /kefu/v1/requests`.
+    pub request_log: bool,
 }
 
 impl Config {
@@ -117,6 +122,8 @@ impl Config {
             admin_token,
             public_url: None,
             demo_app: false,
+            trusted_proxies: Vec::new(),
+            request_log: true,
         }
     }
 }

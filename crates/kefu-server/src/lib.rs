@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod faults;
 pub mod secrets;
 pub mod startup;
 pub mod state;

@@ -76,6 +76,22 @@ pub fn new_access_token() -> String {
     format!("{prefix}_{}", URL_SAFE_NO_PAD.encode(random_bytes::<99>()))
 }
 
+/// A new authorizer_refresh_token (`refreshtoken@@@` and 256 random bits, the
+/// shape of WeChat's).
+#[must_use]
+pub fn new_refresh_token() -> String {
+    format!(
+        "refreshtoken@@@{}",
+        URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+    )
+}
+
+/// A new component_verify_ticket (`ticket@@@` and 256 random bits).
+#[must_use]
+pub fn new_ticket() -> String {
+    format!("ticket@@@{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+}
+
 /// Two random groups for a rid.
 #[must_use]
 pub fn rid_groups() -> (u32, u32) {

@@ -46,6 +46,16 @@ pub enum StartupError {
     Demo(String),
 }
 
+/// Housekeeping at the server clock's now: counters persisted, old request records
+/// and tickets forgotten. Runs every second, on clock moves and at shutdown.
+pub async fn maintain(state: &AppState) {
+    let now = state.clock.now();
+    let log_before = now - kefu_api::endpoints::rid_get::RETENTION_SECS;
+    if let Err(error) = state.store.maintain(now, log_before).await {
+        tracing::warn!(%error, "housekeeping failed; it is retried");
+    }
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     state: AppState,
@@ -57,7 +67,7 @@ pub struct Application {
 /// The whole HTTP surface for a state: WeChat's paths, kefu's own under `/kefu/v1`,
 /// and `40066 invalid url` for everything else.
 pub fn router(state: AppState) -> Router {
-    wechat::router()
+    wechat::router(state.clone())
         .nest(kefu_api::admin::PREFIX, admin::router(state.clone()))
         .fallback(wechat::invalid_url)
         .with_state(state)
@@ -98,6 +108,9 @@ impl Application {
             clock,
             admin_token: Arc::new(digest(config.admin_token.expose())),
             public_url: config.public_url.as_deref().map(Arc::from),
+            faults: Arc::default(),
+            trusted_proxies: config.trusted_proxies.clone().into(),
+            request_log: config.request_log,
         };
         let http = bind(config.listen).await?;
         let https = match &config.https {
@@ -187,6 +200,19 @@ impl Application {
                 stop_rx.clone(),
             ))
         });
+        let housekeeping = {
+            let (state, mut stop) = (self.state.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => maintain(&state).await,
+                        _ = stop.changed() => break,
+                    }
+                }
+                maintain(&state).await;
+            })
+        };
         let mut stop = stop_rx;
         let result = axum::serve(
             self.http,
@@ -200,6 +226,7 @@ impl Application {
         if let Some(task) = https_task {
             let _ = task.await;
         }
+        let _ = housekeeping.await;
         result
     }
 }

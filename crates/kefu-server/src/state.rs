@@ -1,10 +1,12 @@
 //! The state every handler shares: cheap to clone.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use kefu_store::{Digest, Store};
 
 use crate::clock::Clock;
+use crate::faults::Faults;
 
 /// Shared by every request.
 #[derive(Clone)]
@@ -17,4 +19,10 @@ pub struct AppState {
     pub admin_token: Arc<Digest>,
     /// The base of URLs the server hands out, when configured.
     pub public_url: Option<Arc<str>>,
+    /// Fault injection rules.
+    pub faults: Arc<Faults>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[IpAddr]>,
+    /// Whether WeChat calls are recorded (for `rid/get` and the admin request log).
+    pub request_log: bool,
 }

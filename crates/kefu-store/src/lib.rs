@@ -20,7 +20,8 @@ use kefu_api::endpoints::kf_del::Target;
 use kefu_api::{KfAccount, Nickname, WechatId};
 
 pub use model::{
-    App, AppSummary, Digest, Invitation, InviteState, Kf, NewKf, TokenChannel, TokenRecord,
+    App, AppSummary, Authorization, Component, CounterKey, Digest, Invitation, InviteState, Kf,
+    LoggedRequest, NewKf, TokenChannel, TokenRecord, Window,
 };
 
 /// Why a store call failed.
@@ -121,4 +122,99 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         max_bound: usize,
     ) -> StoreResult<Kf>;
+
+    /// Sets an account's online state (simulation).
+    async fn set_kf_online(
+        &self,
+        appid: &str,
+        account: &KfAccount,
+        status: i64,
+        accepted_case: i64,
+    ) -> StoreResult<Kf>;
+
+    /// The current token of `(owner, channel)` with its value, for channels that keep
+    /// it (stable tokens).
+    async fn current_token(
+        &self,
+        owner: &str,
+        channel: TokenChannel,
+    ) -> StoreResult<Option<(TokenRecord, Option<String>)>>;
+    /// Records a new stable token with its value (see [`Store::issue_token`]).
+    async fn issue_stable_token(
+        &self,
+        token: TokenRecord,
+        hash: Digest,
+        value: String,
+        now: i64,
+        grace_secs: i64,
+    ) -> StoreResult<()>;
+    /// Makes a token answer 40001 (`superseded_at`) or 42001 (`expires_at`) from the
+    /// given time on; `NotFound` for an unknown token.
+    async fn set_token_times(
+        &self,
+        hash: &Digest,
+        superseded_at: Option<i64>,
+        expires_at: Option<i64>,
+    ) -> StoreResult<()>;
+
+    /// Adds one to each counter unless one of them reached its limit; all or nothing.
+    /// Answers `Err(index)` of the first counter at its limit.
+    async fn consume(&self, counters: &[(CounterKey, u64)]) -> StoreResult<Result<(), usize>>;
+    /// A counter's value.
+    async fn counter(&self, key: &CounterKey) -> StoreResult<u64>;
+    /// Resets every window of the named counters of an owner.
+    async fn reset_counters(&self, owner: &str, names: &[String]) -> StoreResult<()>;
+
+    /// Records a WeChat call (without waiting for it to be durable: the log is a
+    /// diagnostic, not an acknowledged change).
+    fn log_request(&self, entry: LoggedRequest);
+    /// A recorded call by rid.
+    async fn logged_request(&self, rid: &str) -> StoreResult<Option<LoggedRequest>>;
+    /// The newest recorded calls, of one app or all.
+    async fn logged_requests(
+        &self,
+        appid: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<LoggedRequest>>;
+    /// Housekeeping at `now`: persists counters, forgets calls recorded before
+    /// `log_before`.
+    async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()>;
+
+    /// Registers a platform; `Conflict` if its appid is taken (by a platform or an app).
+    async fn create_component(&self, component: Component) -> StoreResult<()>;
+    /// All platforms with their authorizations.
+    async fn components(&self) -> StoreResult<Vec<(Component, Vec<Authorization>)>>;
+    /// One platform.
+    async fn component(&self, component_appid: &str) -> StoreResult<Option<Component>>;
+    /// Deletes a platform, its tickets, authorizations and tokens.
+    async fn delete_component(&self, component_appid: &str) -> StoreResult<()>;
+    /// Records a component_verify_ticket.
+    async fn add_ticket(
+        &self,
+        component_appid: &str,
+        hash: Digest,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// A ticket's platform and expiry.
+    async fn ticket(&self, hash: &Digest) -> StoreResult<Option<(String, i64)>>;
+    /// Records (or replaces) an app's authorization of a platform.
+    async fn authorize(&self, authorization: Authorization) -> StoreResult<()>;
+    /// An app's authorization of a platform.
+    async fn authorization(
+        &self,
+        component_appid: &str,
+        appid: &str,
+    ) -> StoreResult<Option<Authorization>>;
+    /// Swaps the refresh token: `presented` must be the current one, or the previous
+    /// one within its overlap (else 61023); the current one stays valid until
+    /// `now + overlap_secs`.
+    async fn rotate_refresh_token(
+        &self,
+        component_appid: &str,
+        appid: &str,
+        presented: Digest,
+        next: Digest,
+        now: i64,
+        overlap_secs: i64,
+    ) -> StoreResult<()>;
 }

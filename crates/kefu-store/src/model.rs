@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kefu_api::admin::AccountType;
+use kefu_api::admin::{AccountType, AppSettings};
 use kefu_api::endpoints::kf_list::InviteStatus;
 
 /// A SHA-256 digest: secrets and tokens are stored only as this.
@@ -27,6 +27,8 @@ pub struct App {
     pub secret_hash: Digest,
     /// Unix seconds.
     pub created_at: i64,
+    /// Whitelist, quota overrides, bans.
+    pub settings: AppSettings,
 }
 
 /// An app with its account count.
@@ -43,6 +45,12 @@ pub struct AppSummary {
 pub enum TokenChannel {
     /// `GET /cgi-bin/token`.
     Basic,
+    /// `POST /cgi-bin/stable_token`.
+    Stable,
+    /// A platform's `component_access_token`.
+    Component,
+    /// An `authorizer_access_token`, acting for an app on a platform's behalf.
+    Authorizer,
 }
 
 impl TokenChannel {
@@ -51,12 +59,18 @@ impl TokenChannel {
     pub const fn as_str(self) -> &'static str {
         match self {
             TokenChannel::Basic => "token",
+            TokenChannel::Stable => "stable",
+            TokenChannel::Component => "component",
+            TokenChannel::Authorizer => "authorizer",
         }
     }
 
     pub(crate) fn parse(raw: &str) -> Option<TokenChannel> {
         match raw {
             "token" => Some(TokenChannel::Basic),
+            "stable" => Some(TokenChannel::Stable),
+            "component" => Some(TokenChannel::Component),
+            "authorizer" => Some(TokenChannel::Authorizer),
             _ => None,
         }
     }
@@ -65,10 +79,12 @@ impl TokenChannel {
 /// What is known of an issued token (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
-    /// The app it acts for.
+    /// The app it acts for (the platform, for component tokens).
     pub appid: Arc<str>,
     /// Its family.
     pub channel: TokenChannel,
+    /// The platform an authorizer token was issued to.
+    pub component: Option<Arc<str>>,
     /// Unix seconds.
     pub issued_at: i64,
     /// Unix seconds; from then on it answers 42001.
@@ -173,4 +189,179 @@ pub struct Kf {
     pub accepted_case: i64,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+/// The time window a counter counts in. Days and months are those of Asia/Shanghai
+/// (UTC+8, no daylight saving), where WeChat resets its quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Window {
+    /// Minutes since the epoch.
+    Minute(i64),
+    /// Shanghai days since the epoch.
+    Day(i64),
+    /// Shanghai months (`year * 12 + month - 1`).
+    Month(i64),
+}
+
+const SHANGHAI_OFFSET_SECS: i64 = 8 * 3600;
+
+impl Window {
+    /// The minute of `now` (Unix seconds).
+    #[must_use]
+    pub const fn minute_of(now: i64) -> Window {
+        Window::Minute(now.div_euclid(60))
+    }
+
+    /// The Shanghai day of `now`.
+    #[must_use]
+    pub const fn day_of(now: i64) -> Window {
+        Window::Day((now + SHANGHAI_OFFSET_SECS).div_euclid(86_400))
+    }
+
+    /// The Shanghai month of `now`.
+    #[must_use]
+    pub fn month_of(now: i64) -> Window {
+        // Civil-from-days (Howard Hinnant's algorithm), on the Shanghai day.
+        let days = (now + SHANGHAI_OFFSET_SECS).div_euclid(86_400) + 719_468;
+        let era = days.div_euclid(146_097);
+        let doe = days - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        Window::Month(year * 12 + month - 1)
+    }
+
+    pub(crate) const fn kind(self) -> &'static str {
+        match self {
+            Window::Minute(_) => "minute",
+            Window::Day(_) => "day",
+            Window::Month(_) => "month",
+        }
+    }
+
+    pub(crate) const fn number(self) -> i64 {
+        match self {
+            Window::Minute(n) | Window::Day(n) | Window::Month(n) => n,
+        }
+    }
+
+    pub(crate) fn from_parts(kind: &str, number: i64) -> Option<Window> {
+        match kind {
+            "minute" => Some(Window::Minute(number)),
+            "day" => Some(Window::Day(number)),
+            "month" => Some(Window::Month(number)),
+            _ => None,
+        }
+    }
+
+    /// Whether the window ended well before `now` and its count can be forgotten.
+    pub(crate) fn is_stale(self, now: i64) -> bool {
+        match (
+            self,
+            Window::minute_of(now),
+            Window::day_of(now),
+            Window::month_of(now),
+        ) {
+            (Window::Minute(n), Window::Minute(current), _, _) => n < current - 5,
+            (Window::Day(n), _, Window::Day(current), _) => n < current - 40,
+            (Window::Month(n), _, _, Window::Month(current)) => n < current - 13,
+            _ => false,
+        }
+    }
+}
+
+/// A counter: calls of one kind by one owner in one time window.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CounterKey {
+    /// The app (or platform).
+    pub owner: String,
+    /// What is counted: an API path, or a name such as `clear_quota`.
+    pub name: String,
+    /// The window.
+    pub window: Window,
+}
+
+/// One recorded WeChat call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRequest {
+    /// Its rid.
+    pub rid: String,
+    /// The app it was made for, when known.
+    pub appid: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// The errcode answered (0 for payloads).
+    pub errcode: i64,
+    /// Unix seconds.
+    pub invoke_time: i64,
+    /// Milliseconds.
+    pub cost_ms: i64,
+    /// Path and query, secrets masked.
+    pub request_url: String,
+    /// Body, secrets masked, truncated.
+    pub request_body: String,
+    /// Answer, tokens masked, truncated.
+    pub response_body: String,
+    /// The caller.
+    pub client_ip: String,
+}
+
+/// A third-party platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    /// Its appid.
+    pub component_appid: String,
+    /// SHA-256 of its secret.
+    pub secret_hash: Digest,
+    /// IPs allowed to fetch its token; empty allows all.
+    pub ip_whitelist: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// An app's authorization of a platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    /// The platform.
+    pub component_appid: String,
+    /// The app.
+    pub appid: String,
+    /// Permission sets.
+    pub funcscopes: Vec<u32>,
+    /// SHA-256 of the current refresh token.
+    pub refresh_hash: Digest,
+    /// The replaced refresh token, still accepted until `prev_valid_until`.
+    pub prev_refresh_hash: Option<Digest>,
+    /// Unix seconds.
+    pub prev_valid_until: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shanghai_windows() {
+        // 2026-11-25T16:00:00Z is 2026-11-26 00:00 in Shanghai.
+        let midnight = 1_795_622_400;
+        assert_eq!(
+            Window::day_of(midnight - 1).number() + 1,
+            Window::day_of(midnight).number()
+        );
+        assert_eq!(Window::month_of(midnight), Window::Month(2026 * 12 + 10));
+        // 2026-11-30T16:00:00Z is December 1st in Shanghai.
+        assert_eq!(
+            Window::month_of(1_796_054_400),
+            Window::Month(2026 * 12 + 11)
+        );
+        assert_eq!(
+            Window::month_of(1_796_054_399),
+            Window::Month(2026 * 12 + 10)
+        );
+        assert_eq!(Window::minute_of(120), Window::Minute(2));
+    }
 }

@@ -18,6 +18,7 @@ fn app(appid: &str) -> App {
         new_kf_enabled: true,
         secret_hash: [7; 32],
         created_at: 1,
+        settings: Default::default(),
     }
 }
 

@@ -1,28 +1,18 @@
 //! `kefu app …`: the admin surface of a running server, over HTTP.
 
 use clap::{Args, Subcommand};
-use kefu_api::admin::{self, AccountType, AdminError, AppPatch, AppView, CreatedApp, NewApp};
-use kefu_server::Secret;
-use reqwest::{Method, StatusCode};
-use serde::de::DeserializeOwned;
+use kefu_api::admin::{
+    self, AccountType, AppPatch, AppSettings, AppView, CreatedApp, NewApp, QuotaLimit,
+};
+use reqwest::Method;
 
-/// Where the server is and how to authenticate.
+use crate::admin_client::{Admin, ServerArgs, print_json, to_json};
+
+/// `kefu app …`.
 #[derive(Debug, Args)]
 pub struct AppArgs {
-    /// Base URL of the kefu server.
-    #[arg(
-        long,
-        global = true,
-        env = "KEFU_BASE_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    base_url: String,
-    /// The admin token (printed by `kefu serve`).
-    #[arg(long, global = true, env = "KEFU_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<Secret>,
-    /// Print JSON instead of a table.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    server: ServerArgs,
     #[command(subcommand)]
     command: AppCommand,
 }
@@ -53,7 +43,9 @@ enum AppCommand {
         appid: Option<String>,
         /// A chosen AppSecret (16-64 letters and digits); generated when absent.
         #[arg(long, env = "KEFU_NEW_APP_SECRET", hide_env_values = true)]
-        secret: Option<Secret>,
+        secret: Option<kefu_server::Secret>,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
     /// Show one app.
     Get {
@@ -76,6 +68,8 @@ enum AppCommand {
         /// New state of the new-kf switch.
         #[arg(long)]
         new_kf_enabled: Option<bool>,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
     /// Replace an app's secret; prints the new one.
     Secret {
@@ -89,46 +83,50 @@ enum AppCommand {
     },
 }
 
+/// Platform rules of an app (each flag replaces the whole list when given).
+#[derive(Debug, Args)]
+struct RuleArgs {
+    /// IPs allowed on the AppSecret endpoints (comma-separated; "" clears).
+    #[arg(long, value_delimiter = ',')]
+    ip_whitelist: Option<Vec<String>>,
+    /// Quota overrides, `PATH=DAILY` or `PATH=DAILY/PER_MINUTE` (repeatable).
+    #[arg(long = "quota", value_parser = parse_quota)]
+    quotas: Vec<(String, QuotaLimit)>,
+    /// API paths banned for the app, 48004 (comma-separated; "" clears).
+    #[arg(long, value_delimiter = ',')]
+    banned_apis: Option<Vec<String>>,
+}
+
+impl RuleArgs {
+    fn non_empty(list: Option<Vec<String>>) -> Option<Vec<String>> {
+        list.map(|l| l.into_iter().filter(|s| !s.is_empty()).collect())
+    }
+
+    fn quotas(&self) -> Option<std::collections::BTreeMap<String, QuotaLimit>> {
+        (!self.quotas.is_empty()).then(|| self.quotas.iter().cloned().collect())
+    }
+}
+
+fn parse_quota(raw: &str) -> Result<(String, QuotaLimit), String> {
+    let (path, limits) = raw
+        .split_once('=')
+        .ok_or("expected PATH=DAILY or PATH=DAILY/PER_MINUTE")?;
+    let (daily, per_minute) = limits
+        .split_once('/')
+        .map_or((limits, None), |(d, m)| (d, Some(m)));
+    let number = |v: &str| v.trim().parse::<u64>().map_err(|e| format!("{v:?}: {e}"));
+    let daily = if daily.is_empty() {
+        None
+    } else {
+        Some(number(daily)?)
+    };
+    let per_minute = per_minute.map(number).transpose()?;
+    Ok((path.to_owned(), QuotaLimit { daily, per_minute }))
+}
+
 fn parse_type(raw: &str) -> Result<AccountType, String> {
     AccountType::parse(raw)
         .ok_or_else(|| "expected service, subscription, miniprogram or sandbox".to_owned())
-}
-
-struct Admin {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Admin {
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<Option<T>, String> {
-        let url = format!("{}{path}", self.base.trim_end_matches('/'));
-        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
-        let status = response.status();
-        if status == StatusCode::NO_CONTENT {
-            return Ok(None);
-        }
-        let bytes = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-        if status.is_success() {
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| format!("{url}: unexpected answer: {e}"))
-        } else {
-            Err(match serde_json::from_slice::<AdminError>(&bytes) {
-                Ok(error) => format!("{} ({}): {}", status.as_u16(), error.error, error.message),
-                Err(_) => format!("{url}: HTTP {status}"),
-            })
-        }
-    }
 }
 
 fn print_apps(apps: &[AppView]) {
@@ -150,20 +148,9 @@ fn print_apps(apps: &[AppView]) {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, String> {
-    serde_json::to_value(value).map_err(|e| e.to_string())
-}
-
 pub async fn run(args: AppArgs) -> Result<(), String> {
-    let token = args
-        .admin_token
-        .ok_or("the admin token is needed: --admin-token or KEFU_ADMIN_TOKEN")?;
-    let admin = Admin {
-        http: reqwest::Client::new(),
-        base: args.base_url,
-        token: token.expose().to_owned(),
-    };
-    let json = args.json;
+    let admin = Admin::connect(&args.server)?;
+    let json = args.server.json;
     match args.command {
         AppCommand::List => {
             let apps: Vec<AppView> = admin
@@ -184,6 +171,7 @@ pub async fn run(args: AppArgs) -> Result<(), String> {
             new_kf_enabled,
             appid,
             secret,
+            rules,
         } => {
             let new = NewApp {
                 wechat_id,
@@ -193,6 +181,11 @@ pub async fn run(args: AppArgs) -> Result<(), String> {
                 new_kf_enabled,
                 appid,
                 secret: secret.map(|s| s.expose().to_owned()),
+                settings: AppSettings {
+                    quotas: rules.quotas().unwrap_or_default(),
+                    ip_whitelist: RuleArgs::non_empty(rules.ip_whitelist).unwrap_or_default(),
+                    banned_apis: RuleArgs::non_empty(rules.banned_apis).unwrap_or_default(),
+                },
             };
             let created: Option<CreatedApp> = admin
                 .call(Method::POST, admin::APPS, Some(to_json(&new)?))
@@ -215,6 +208,7 @@ pub async fn run(args: AppArgs) -> Result<(), String> {
             account_type,
             verified,
             new_kf_enabled,
+            rules,
         } => {
             let patch = AppPatch {
                 wechat_id,
@@ -222,6 +216,9 @@ pub async fn run(args: AppArgs) -> Result<(), String> {
                 account_type,
                 verified,
                 new_kf_enabled,
+                quotas: rules.quotas(),
+                ip_whitelist: RuleArgs::non_empty(rules.ip_whitelist),
+                banned_apis: RuleArgs::non_empty(rules.banned_apis),
             };
             let app: Option<AppView> = admin
                 .call(
@@ -252,12 +249,4 @@ pub async fn run(args: AppArgs) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Prints a value as pretty JSON.
-fn print_json<T: serde::Serialize>(value: &T) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(error) => eprintln!("kefu: {error}"),
-    }
 }

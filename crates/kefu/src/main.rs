@@ -1,7 +1,9 @@
 //! `kefu`: run the WeChat-compatible server, or manage its apps.
 
+mod admin_client;
 mod apps;
 mod serve;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +21,12 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Manage the apps (official accounts) of a running server.
     App(apps::AppArgs),
+    /// Manage the third-party platforms of a running server.
+    Component(sim::ComponentArgs),
+    /// Simulation controls: the clock, invitations, online accounts, tokens, faults.
+    Sim(sim::SimArgs),
+    /// The newest WeChat calls the server recorded.
+    Requests(sim::RequestsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +47,9 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::App(args) => apps::run(args).await,
+            Command::Component(args) => sim::run_component(args).await,
+            Command::Sim(args) => sim::run_sim(args).await,
+            Command::Requests(args) => sim::run_requests(args).await,
         }
     });
     match result {

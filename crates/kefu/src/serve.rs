@@ -46,6 +46,12 @@ pub struct ServeArgs {
     /// Do not create the demo app on an empty store.
     #[arg(long, env = "KEFU_NO_DEMO")]
     no_demo: bool,
+    /// Proxies whose X-Forwarded-For gives the caller's IP (comma-separated).
+    #[arg(long, env = "KEFU_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
+    /// Do not record WeChat calls (rid/get then finds nothing).
+    #[arg(long, env = "KEFU_NO_REQUEST_LOG")]
+    no_request_log: bool,
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), String> {
@@ -75,6 +81,8 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         admin_token: admin_token.clone(),
         public_url: args.public_url,
         demo_app: !args.no_demo,
+        trusted_proxies: args.trusted_proxies,
+        request_log: !args.no_request_log,
     };
     let app = Application::build(config.clone())
         .await

@@ -1,5 +1,6 @@
 //! One module per WeChat endpoint: method, path, request and response together.
 
+pub mod component;
 pub mod kf_add;
 pub mod kf_del;
 pub mod kf_invite;
@@ -7,6 +8,9 @@ pub mod kf_list;
 pub mod kf_online;
 pub mod kf_update;
 pub mod kf_uploadheadimg;
+pub mod quota;
+pub mod rid_get;
+pub mod stable_token;
 pub mod token;
 
 use serde::Deserialize;

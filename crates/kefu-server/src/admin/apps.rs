@@ -23,6 +23,7 @@ fn view(app: &App, kf_count: usize) -> AppView {
         new_kf_enabled: app.new_kf_enabled,
         created_at: app.created_at,
         kf_count,
+        settings: app.settings.clone(),
     }
 }
 
@@ -44,7 +45,35 @@ fn check_original_id(raw: &str) -> Result<(), Failure> {
     })
 }
 
-fn check_secret(raw: &str) -> Result<(), Failure> {
+pub(super) fn check_ips(ips: &[String]) -> Result<(), Failure> {
+    match ips
+        .iter()
+        .find(|ip| ip.trim().parse::<std::net::IpAddr>().is_err())
+    {
+        Some(bad) => Err(Failure::bad_request(
+            "invalid_ip",
+            format!("{bad:?} is not an IP address"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_settings(settings: &kefu_api::admin::AppSettings) -> Result<(), Failure> {
+    check_ips(&settings.ip_whitelist)?;
+    check_paths(settings.quotas.keys().chain(&settings.banned_apis))
+}
+
+fn check_paths<'a>(mut paths: impl Iterator<Item = &'a String>) -> Result<(), Failure> {
+    match paths.find(|path| !path.starts_with('/')) {
+        Some(bad) => Err(Failure::bad_request(
+            "invalid_path",
+            format!("{bad:?} is not an API path"),
+        )),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn check_secret(raw: &str) -> Result<(), Failure> {
     let ok = (16..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric());
     if ok {
         Ok(())
@@ -74,6 +103,7 @@ pub async fn create_app(state: &AppState, new: NewApp) -> Result<CreatedApp, Fai
     if let Some(secret) = &new.secret {
         check_secret(secret)?;
     }
+    check_settings(&new.settings)?;
     let secret = new.secret.unwrap_or_else(new_app_secret);
     let app = App {
         appid: new.appid.unwrap_or_else(new_appid),
@@ -84,6 +114,7 @@ pub async fn create_app(state: &AppState, new: NewApp) -> Result<CreatedApp, Fai
         new_kf_enabled: new.new_kf_enabled.unwrap_or(true),
         secret_hash: digest(&secret),
         created_at: state.clock.now(),
+        settings: new.settings,
     };
     let app = state.store.create_app(app).await?;
     tracing::info!(appid = %app.appid, wechat_id = %app.wechat_id, "app created");
@@ -139,6 +170,14 @@ pub(super) async fn app_update(
     if let Some(original_id) = &patch.original_id {
         check_original_id(original_id)?;
     }
+    check_ips(patch.ip_whitelist.as_deref().unwrap_or_default())?;
+    check_paths(
+        patch
+            .quotas
+            .iter()
+            .flat_map(|q| q.keys())
+            .chain(patch.banned_apis.iter().flatten()),
+    )?;
     state.store.update_app(&appid, patch).await?;
     Ok(Json(summary(&state, &appid).await?))
 }
@@ -163,7 +202,7 @@ pub(super) async fn app_rotate_secret(
     }))
 }
 
-fn kf_view(appid: &str, kf: &kefu_store::Kf, base: &str, now: i64) -> KfView {
+pub(super) fn kf_view(appid: &str, kf: &kefu_store::Kf, base: &str, now: i64) -> KfView {
     KfView {
         kf: kf_info(kf, appid, base, now),
         kf_openid: kf.kf_openid.clone(),

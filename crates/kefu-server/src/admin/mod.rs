@@ -3,6 +3,7 @@
 //! and health check. Not WeChat's API, so it answers ordinary HTTP statuses.
 
 mod apps;
+mod platform;
 
 use axum::Json;
 use axum::Router;
@@ -39,11 +40,11 @@ impl Failure {
         }
     }
 
-    fn bad_request(error: &'static str, message: impl Into<String>) -> Failure {
+    pub(crate) fn bad_request(error: &'static str, message: impl Into<String>) -> Failure {
         Failure::new(StatusCode::BAD_REQUEST, error, message)
     }
 
-    fn not_found(what: &str) -> Failure {
+    pub(crate) fn not_found(what: &str) -> Failure {
         Failure::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -154,6 +155,9 @@ async fn clock_advance(
 ) -> Result<Json<ClockView>, Failure> {
     let advance: ClockAdvance = json_body(request).await?;
     state.clock.advance(advance.advance_secs);
+    // Housekeeping at the new time at once (old request records go), as the next
+    // periodic round would.
+    crate::startup::maintain(&state).await;
     Ok(clock_get(State(state)).await)
 }
 
@@ -205,6 +209,36 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/apps/{appid}/kf/{kf_account}/invitation",
             axum::routing::post(apps::kf_invitation),
         )
+        .route(
+            "/apps/{appid}/kf/{kf_account}/online",
+            axum::routing::post(platform::kf_online),
+        )
+        .route(
+            "/components",
+            get(platform::component_list).post(platform::component_create),
+        )
+        .route(
+            "/components/{component_appid}",
+            get(platform::component_get).delete(platform::component_delete),
+        )
+        .route(
+            "/components/{component_appid}/ticket",
+            axum::routing::post(platform::ticket_issue),
+        )
+        .route(
+            "/components/{component_appid}/authorizations",
+            axum::routing::post(platform::authorization_create),
+        )
+        .route(
+            "/faults",
+            get(platform::fault_list).post(platform::fault_add),
+        )
+        .route(
+            "/faults/{id}",
+            axum::routing::delete(platform::fault_delete),
+        )
+        .route("/tokens", axum::routing::post(platform::token_act))
+        .route("/requests", get(platform::request_log))
         .route("/clock", get(clock_get).post(clock_advance))
         .route_layer(middleware::from_fn_with_state(state, require_admin));
     Router::new()

@@ -1,32 +1,36 @@
-//! Who is calling: the access_token verdict (SPEC §2.3) and the app's right to the
-//! kf API (SPEC §6.1).
+//! Who is calling: the token verdict (SPEC §2.3), the platform permission gate
+//! (SPEC §7), bans, the app's right to the kf API (SPEC §6.1) and quotas (SPEC §6.2).
 
 use std::sync::Arc;
 
 use kefu_api::ErrCode;
 use kefu_api::admin::AccountType;
-use kefu_store::App;
+use kefu_store::{App, TokenChannel, TokenRecord};
 
+use super::platform::charge;
 use super::request::Query;
 use crate::secrets::digest;
 use crate::state::AppState;
 use crate::wechat::internal;
 
-/// Resolves the query's `access_token` to its app.
+/// The verdict for a token of one of `channels`.
 ///
-/// The verdict for a token depends only on the token and the time: unknown → 40001;
-/// superseded while still valid and past its grace → 40001; past its expiry → 42001
-/// (also when a newer token came after it expired, so an expired token never turns
-/// into 40001 later).
-pub async fn authorize(state: &AppState, query: &Query<'_>, now: i64) -> Result<Arc<App>, ErrCode> {
-    let token = query
-        .non_empty("access_token")
-        .ok_or(ErrCode::AccessTokenMissing)?;
+/// It depends only on the token and the time: unknown (or of another channel) →
+/// 40001; superseded while still valid and past its grace → 40001; past its expiry →
+/// 42001 (also when a newer token came after it expired, so an expired token never
+/// turns into 40001 later).
+pub async fn token_verdict(
+    state: &AppState,
+    token: &str,
+    channels: &[TokenChannel],
+    now: i64,
+) -> Result<TokenRecord, ErrCode> {
     let record = state
         .store
-        .token(&digest(&token))
+        .token(&digest(token))
         .await
         .map_err(internal)?
+        .filter(|record| channels.contains(&record.channel))
         .ok_or(ErrCode::InvalidCredential)?;
     if record
         .superseded_at
@@ -37,32 +41,93 @@ pub async fn authorize(state: &AppState, query: &Query<'_>, now: i64) -> Result<
     if now >= record.expires_at {
         return Err(ErrCode::AccessTokenExpired);
     }
-    state
+    Ok(record)
+}
+
+/// The app a business call acts for, and the platform acting for it, if any.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The app.
+    pub app: Arc<App>,
+    /// The third-party platform, for authorizer tokens.
+    pub component: Option<Arc<str>>,
+}
+
+/// The tokens that work as `access_token`.
+const ACCESS_CHANNELS: &[TokenChannel] = &[
+    TokenChannel::Basic,
+    TokenChannel::Stable,
+    TokenChannel::Authorizer,
+];
+
+/// Resolves the query's `access_token` to its app.
+pub async fn authorize(state: &AppState, query: &Query<'_>, now: i64) -> Result<Caller, ErrCode> {
+    let token = query
+        .non_empty("access_token")
+        .ok_or(ErrCode::AccessTokenMissing)?;
+    let record = token_verdict(state, &token, ACCESS_CHANNELS, now).await?;
+    let app = state
         .store
         .app(&record.appid)
         .await
         .map_err(internal)?
-        .ok_or(ErrCode::InvalidCredential)
+        .ok_or(ErrCode::InvalidCredential)?;
+    Ok(Caller {
+        app,
+        component: record.component,
+    })
 }
 
-/// Which kf API is being called, for the account-type rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KfApi {
-    /// Any kf endpoint but the head image upload.
-    General,
-    /// `uploadheadimg`, which mini programs do not have.
-    UploadHeadImg,
+/// What an endpoint requires of its caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// The API's canonical path (quotas and bans are kept by it).
+    pub path: &'static str,
+    /// Permission sets, one of which a platform needs for the app.
+    pub funcscopes: &'static [u32],
+    /// The kf rules of SPEC §6.1 apply; `Some(true)` for `uploadheadimg`, which mini
+    /// programs do not have.
+    pub kf: Option<bool>,
+}
+
+/// Token, then the platform gate (61007), the ban (48004), the app's right to the
+/// API (65400/48001), and the quota (45009/45011).
+pub async fn admit(
+    state: &AppState,
+    query: &Query<'_>,
+    now: i64,
+    rules: Rules,
+) -> Result<Arc<App>, ErrCode> {
+    let caller = authorize(state, query, now).await?;
+    if let Some(component) = &caller.component {
+        let authorization = state
+            .store
+            .authorization(component, &caller.app.appid)
+            .await
+            .map_err(internal)?;
+        let allowed = authorization.is_some_and(|a| {
+            a.funcscopes
+                .iter()
+                .any(|scope| rules.funcscopes.contains(scope))
+        });
+        if !allowed {
+            return Err(ErrCode::ApiUnauthorizedToComponent);
+        }
+    }
+    if let Some(upload) = rules.kf {
+        kf_scope(&caller.app, upload)?;
+    }
+    charge(state, &caller.app, rules.path, now).await?;
+    Ok(caller.app)
 }
 
 /// Whether the app may call the kf API: sandbox apps and apps without the new kf
 /// feature get 65400; unverified official accounts, and mini programs on
 /// `uploadheadimg`, get 48001.
-pub fn kf_scope(app: &App, api: KfApi) -> Result<(), ErrCode> {
+pub fn kf_scope(app: &App, upload: bool) -> Result<(), ErrCode> {
     match app.account_type {
         AccountType::Sandbox => return Err(ErrCode::NewKfNotEnabled),
-        AccountType::Miniprogram if api == KfApi::UploadHeadImg => {
-            return Err(ErrCode::ApiUnauthorized);
-        }
+        AccountType::Miniprogram if upload => return Err(ErrCode::ApiUnauthorized),
         AccountType::Service | AccountType::Subscription if !app.verified => {
             return Err(ErrCode::ApiUnauthorized);
         }

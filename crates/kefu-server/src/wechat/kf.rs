@@ -1,43 +1,45 @@
 //! The customer service account endpoints (SPEC §3). Each checks, in order: the
-//! token, the app's right to the API, the body's shape, the account, then the rest.
+//! token and the platform rules ([`admit`]), the body's shape, the account, then the rest.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
-use kefu_api::endpoints::kf_list::{KfInfo, KfList};
-use kefu_api::endpoints::kf_online::{KfOnline, KfOnlineList};
-use kefu_api::endpoints::kf_uploadheadimg::{MAX_IMAGE_BYTES, MEDIA_FIELD, is_jpeg};
+use kefu_api::Endpoint;
+use kefu_api::endpoints::component::{KF_FUNCSCOPES, KF_PROFILE_FUNCSCOPES};
+use kefu_api::endpoints::kf_list::{GetKfList, KfInfo, KfList};
+use kefu_api::endpoints::kf_online::{GetOnlineKfList, KfOnline, KfOnlineList};
+use kefu_api::endpoints::kf_uploadheadimg::{MAX_IMAGE_BYTES, MEDIA_FIELD, UploadHeadImg, is_jpeg};
 use kefu_api::endpoints::{KfProfileBody, kf_add, kf_del, kf_invite, kf_update, parse_json_body};
 use kefu_api::{ErrCode, KfAccount, admin};
 use kefu_store::{App, Kf, NewKf};
 
-use super::auth::{KfApi, authorize, kf_scope};
-use super::reply::Reply;
+use super::auth::{Rules, admit};
+use super::reply::{Reply, answer};
 use super::request::{MAX_JSON_BODY, MAX_MULTIPART_BODY, Query, read_body};
 use super::{Https, internal};
 use crate::secrets::new_openid;
 use crate::state::AppState;
 
-/// Runs a handler body and turns its error into WeChat's envelope.
-async fn answer<F>(state: &AppState, f: impl FnOnce(i64) -> F) -> Reply
-where
-    F: Future<Output = Result<Reply, ErrCode>>,
-{
-    let now = state.clock.now();
-    f(now).await.unwrap_or_else(|code| Reply::error(code, now))
+const fn rules(path: &'static str, funcscopes: &'static [u32], upload: bool) -> Rules {
+    Rules {
+        path,
+        funcscopes,
+        kf: Some(upload),
+    }
 }
 
-async fn kf_app(
-    state: &AppState,
-    query: &Query<'_>,
-    now: i64,
-    api: KfApi,
-) -> Result<Arc<App>, ErrCode> {
-    let app = authorize(state, query, now).await?;
-    kf_scope(&app, api)?;
-    Ok(app)
-}
+const ADD: Rules = rules(kf_add::AddKfAccount::PATH, KF_FUNCSCOPES, false);
+const UPDATE: Rules = rules(
+    kf_update::UpdateKfAccount::PATH,
+    KF_PROFILE_FUNCSCOPES,
+    false,
+);
+const DEL: Rules = rules(kf_del::DelKfAccount::PATH, KF_FUNCSCOPES, false);
+const UPLOAD: Rules = rules(UploadHeadImg::PATH, KF_PROFILE_FUNCSCOPES, true);
+const LIST: Rules = rules(GetKfList::PATH, KF_FUNCSCOPES, false);
+const ONLINE: Rules = rules(GetOnlineKfList::PATH, KF_FUNCSCOPES, false);
+const INVITE: Rules = rules(kf_invite::InviteWorker::PATH, KF_FUNCSCOPES, false);
 
 fn owned_by(app: &App) -> impl Fn(&KfAccount) -> bool + '_ {
     |account| account.belongs_to(&app.wechat_id, &app.original_id)
@@ -49,9 +51,10 @@ async fn kf_json<T: serde::de::DeserializeOwned>(
     state: &AppState,
     request: Request,
     now: i64,
+    rules: Rules,
 ) -> Result<(Arc<App>, T), ErrCode> {
     let (parts, body) = request.into_parts();
-    let app = kf_app(state, &Query::new(parts.uri.query()), now, KfApi::General).await?;
+    let app = admit(state, &Query::new(parts.uri.query()), now, rules).await?;
     let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
     Ok((app, parse_json_body::<T>(&body)?))
 }
@@ -61,7 +64,7 @@ async fn kf_json<T: serde::de::DeserializeOwned>(
 pub async fn kf_add(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
-        let (app, body) = kf_json::<KfProfileBody>(state, request, now).await?;
+        let (app, body) = kf_json::<KfProfileBody>(state, request, now, ADD).await?;
         let profile = body.validate(kf_add::BAD_ACCOUNT, owned_by(&app))?;
         let kf = NewKf {
             kf_account: profile.kf_account,
@@ -80,7 +83,7 @@ pub async fn kf_add(State(state): State<AppState>, request: Request) -> Reply {
 pub async fn kf_update(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
-        let (app, body) = kf_json::<KfProfileBody>(state, request, now).await?;
+        let (app, body) = kf_json::<KfProfileBody>(state, request, now, UPDATE).await?;
         let profile = body.validate(kf_update::BAD_ACCOUNT, owned_by(&app))?;
         state
             .store
@@ -99,14 +102,14 @@ pub async fn kf_del(State(state): State<AppState>, request: Request) -> Reply {
     answer(state, move |now| async move {
         let (parts, body) = request.into_parts();
         let query = Query::new(parts.uri.query());
-        let app = kf_app(state, &query, now, KfApi::General).await?;
+        let app = admit(state, &query, now, DEL).await?;
         let body_account = if parts.method == Method::POST {
             let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
             match parse_json_body::<kf_del::Body>(&body) {
                 Ok(parsed) => parsed.kf_account,
                 // An empty (or `null`) body is the query-only shape.
                 Err(ErrCode::EmptyPostData) => None,
-                Err(code) => return Err(code),
+                Err(code) => return Err(code.into()),
             }
         } else {
             None
@@ -121,7 +124,7 @@ pub async fn kf_del(State(state): State<AppState>, request: Request) -> Reply {
         if let kf_del::Target::Account(account) = &target
             && !owned_by(&app)(account)
         {
-            return Err(ErrCode::InvalidKfAccount);
+            return Err(ErrCode::InvalidKfAccount.into());
         }
         state
             .store
@@ -140,7 +143,7 @@ pub async fn kf_upload_headimg(State(state): State<AppState>, request: Request) 
     answer(state, move |now| async move {
         let (parts, body) = request.into_parts();
         let query = Query::new(parts.uri.query());
-        let app = kf_app(state, &query, now, KfApi::UploadHeadImg).await?;
+        let app = admit(state, &query, now, UPLOAD).await?;
         let boundary = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -148,7 +151,7 @@ pub async fn kf_upload_headimg(State(state): State<AppState>, request: Request) 
             .and_then(|v| multer::parse_boundary(v).ok());
         let body = read_body(&parts.headers, body, MAX_MULTIPART_BODY).await?;
         if body.is_empty() {
-            return Err(ErrCode::EmptyPostData);
+            return Err(ErrCode::EmptyPostData.into());
         }
         let boundary = boundary.ok_or(ErrCode::DataFormatError)?;
         let media = media_part(body, boundary)
@@ -160,10 +163,10 @@ pub async fn kf_upload_headimg(State(state): State<AppState>, request: Request) 
             .filter(|account| owned_by(&app)(account))
             .ok_or(ErrCode::InvalidKfAccount)?;
         if !is_jpeg(&media) {
-            return Err(ErrCode::InvalidFileType);
+            return Err(ErrCode::InvalidFileType.into());
         }
         if media.len() > MAX_IMAGE_BYTES {
-            return Err(ErrCode::InvalidImageSize);
+            return Err(ErrCode::InvalidImageSize.into());
         }
         state
             .store
@@ -244,7 +247,7 @@ pub async fn kf_list(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
         let query = Query::new(request.uri().query());
-        let app = kf_app(state, &query, now, KfApi::General).await?;
+        let app = admit(state, &query, now, LIST).await?;
         let kfs = state.store.kfs(&app.appid).await.map_err(internal)?;
         let base = base_url(state, &request.into_parts().0);
         let list = KfList {
@@ -264,7 +267,7 @@ pub async fn kf_online_list(State(state): State<AppState>, request: Request) -> 
     let state = &state;
     answer(state, move |now| async move {
         let query = Query::new(request.uri().query());
-        let app = kf_app(state, &query, now, KfApi::General).await?;
+        let app = admit(state, &query, now, ONLINE).await?;
         let kfs = state.store.kfs(&app.appid).await.map_err(internal)?;
         let list = KfOnlineList {
             kf_online_list: kfs
@@ -288,7 +291,7 @@ pub async fn kf_online_list(State(state): State<AppState>, request: Request) -> 
 pub async fn kf_invite(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
-        let (app, body) = kf_json::<kf_invite::Body>(state, request, now).await?;
+        let (app, body) = kf_json::<kf_invite::Body>(state, request, now, INVITE).await?;
         let invite = body.validate(owned_by(&app))?;
         state
             .store

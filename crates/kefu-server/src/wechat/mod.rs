@@ -1,17 +1,24 @@
 //! WeChat's API surface: every path answers HTTP 200 with WeChat's envelope.
 
 pub mod auth;
+mod component;
 pub(crate) mod kf;
+pub mod observe;
+mod openapi;
+pub mod platform;
 pub mod reply;
 pub mod request;
 mod token;
+
+pub use self::observe::ClientIp;
 
 use axum::Router;
 use axum::extract::State;
 use axum::handler::Handler;
 use axum::routing::{MethodRouter, get, post};
 use kefu_api::endpoints::{
-    kf_add, kf_del, kf_invite, kf_list, kf_online, kf_update, kf_uploadheadimg, token as token_api,
+    component as component_api, kf_add, kf_del, kf_invite, kf_list, kf_online, kf_update,
+    kf_uploadheadimg, quota, rid_get, stable_token, token as token_api,
 };
 use kefu_api::{Endpoint, ErrCode, Method};
 use kefu_store::StoreError;
@@ -72,9 +79,19 @@ where
         .fold(router, |router, path| router.route(path, methods.clone()))
 }
 
-/// Every WeChat endpoint kefu implements.
-pub fn router() -> Router<AppState> {
+/// Every WeChat endpoint kefu implements, behind the [`observe::observe`] middleware.
+pub fn router(state: AppState) -> Router<AppState> {
     let router = Router::new();
+    let router = route::<stable_token::GetStableToken, _, _>(router, token::stable_token_post);
+    let router = route::<quota::GetQuota, _, _>(router, openapi::quota_get);
+    let router = route::<quota::ClearApiQuota, _, _>(router, openapi::quota_clear);
+    let router = route::<quota::ClearQuota, _, _>(router, openapi::clear_quota);
+    let router = route::<quota::ClearQuotaV2, _, _>(router, openapi::clear_quota_v2);
+    let router = route::<rid_get::GetRid, _, _>(router, openapi::rid_get);
+    let router =
+        route::<component_api::ComponentToken, _, _>(router, component::api_component_token);
+    let router =
+        route::<component_api::AuthorizerToken, _, _>(router, component::api_authorizer_token);
     let router = route::<token_api::GetToken, _, _>(router, token::token_get);
     let router = route::<kf_add::AddKfAccount, _, _>(router, kf::kf_add);
     let router = route::<kf_update::UpdateKfAccount, _, _>(router, kf::kf_update);
@@ -82,5 +99,7 @@ pub fn router() -> Router<AppState> {
     let router = route::<kf_uploadheadimg::UploadHeadImg, _, _>(router, kf::kf_upload_headimg);
     let router = route::<kf_list::GetKfList, _, _>(router, kf::kf_list);
     let router = route::<kf_online::GetOnlineKfList, _, _>(router, kf::kf_online_list);
-    route::<kf_invite::InviteWorker, _, _>(router, kf::kf_invite)
+    route::<kf_invite::InviteWorker, _, _>(router, kf::kf_invite).layer(
+        axum::middleware::from_fn_with_state(state, observe::observe),
+    )
 }

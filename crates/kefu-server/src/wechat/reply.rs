@@ -14,24 +14,78 @@ pub enum Reply {
     Ok,
     /// A payload (token, list) with no errcode.
     Json(Vec<u8>),
-    /// A failure; `errmsg` gets WeChat's text and a rid made at `now`.
+    /// A failure; `errmsg` gets WeChat's text (or `message`) and a rid made at `now`.
     Error {
         /// The code.
         code: ErrCode,
+        /// WeChat's text with details filled in, where it has any (40164).
+        message: Option<String>,
         /// The request's Unix time (the rid's first group).
         now: i64,
     },
+}
+
+/// A failed call, before it becomes a [`Reply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WxError {
+    /// The code.
+    pub code: ErrCode,
+    /// WeChat's text with details filled in, where it has any.
+    pub message: Option<String>,
+}
+
+impl From<ErrCode> for WxError {
+    fn from(code: ErrCode) -> WxError {
+        WxError {
+            code,
+            message: None,
+        }
+    }
+}
+
+impl WxError {
+    /// `40164 invalid ip A ipv6 ::ffff:A, not in whitelist`.
+    #[must_use]
+    pub fn ip_not_in_whitelist(ip: std::net::IpAddr) -> WxError {
+        let (v4, v6) = match ip {
+            std::net::IpAddr::V4(v4) => (v4.to_string(), format!("::ffff:{v4}")),
+            std::net::IpAddr::V6(v6) => (v6.to_string(), v6.to_string()),
+        };
+        WxError {
+            code: ErrCode::IpNotInWhitelist,
+            message: Some(format!("invalid ip {v4} ipv6 {v6}, not in whitelist")),
+        }
+    }
+
+    /// The reply for this failure at `now`.
+    #[must_use]
+    pub fn reply(self, now: i64) -> Reply {
+        if self.code.is_ok() {
+            Reply::Ok
+        } else {
+            Reply::Error {
+                code: self.code,
+                message: self.message,
+                now,
+            }
+        }
+    }
+}
+
+/// Runs a handler body and turns its failure into WeChat's envelope.
+pub async fn answer<F>(state: &crate::state::AppState, f: impl FnOnce(i64) -> F) -> Reply
+where
+    F: Future<Output = Result<Reply, WxError>>,
+{
+    let now = state.clock.now();
+    f(now).await.unwrap_or_else(|error| error.reply(now))
 }
 
 impl Reply {
     /// A failure at `now`.
     #[must_use]
     pub fn error(code: ErrCode, now: i64) -> Reply {
-        if code.is_ok() {
-            Reply::Ok
-        } else {
-            Reply::Error { code, now }
-        }
+        WxError::from(code).reply(now)
     }
 
     /// Serialises a payload.
@@ -58,9 +112,9 @@ impl IntoResponse for Reply {
         let body = match self {
             Reply::Ok => Body::from(OK_BODY),
             Reply::Json(bytes) => Body::from(bytes),
-            Reply::Error { code, now } => Body::from(kefu_api::envelope::error_body(
+            Reply::Error { code, message, now } => Body::from(kefu_api::envelope::error_body(
                 code,
-                code.errmsg(),
+                message.as_deref().unwrap_or(code.errmsg()),
                 new_rid(now),
             )),
         };

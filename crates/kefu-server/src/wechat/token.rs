@@ -1,61 +1,187 @@
-//! `GET /cgi-bin/token`.
+//! `GET /cgi-bin/token` and `POST /cgi-bin/stable_token`.
 
-use axum::extract::{RawQuery, State};
-use kefu_api::ErrCode;
-use kefu_api::endpoints::token::{AccessToken, EXPIRES_IN, GRACE_SECS, GRANT_TYPE};
-use kefu_store::{TokenChannel, TokenRecord};
+use std::net::IpAddr;
 
-use super::internal;
-use super::reply::Reply;
-use super::request::Query;
+use axum::extract::{Request, State};
+use kefu_api::endpoints::parse_json_body;
+use kefu_api::endpoints::stable_token::{
+    self, FORCE_REFRESH_SPACING_SECS, MAX_FORCE_REFRESH_PER_DAY, REUSE_MARGIN_SECS,
+};
+use kefu_api::endpoints::token::{
+    self as token_api, AccessToken, EXPIRES_IN, GRACE_SECS, GRANT_TYPE,
+};
+use kefu_api::{Endpoint, ErrCode};
+use kefu_store::{App, CounterKey, TokenChannel, TokenRecord, Window};
+
+use super::platform::{charge, check_ip};
+use super::reply::{Reply, WxError, answer};
+use super::request::{MAX_JSON_BODY, Query, read_body};
+use super::{ClientIp, internal};
 use crate::secrets::{digest, matches, new_access_token, token_hint};
 use crate::state::AppState;
 
-/// Checks the credentials in the order `grant_type` (40002), `appid` (41002),
-/// `secret` (41004), unknown appid (40013), wrong secret (40125), then mints a token
-/// that supersedes the app's previous one after a 5-minute grace.
-#[tracing::instrument(name = "token_get", skip_all)]
-pub async fn token_get(State(state): State<AppState>, RawQuery(query): RawQuery) -> Reply {
-    let now = state.clock.now();
-    match mint(&state, &Query::new(query.as_deref()), now).await {
-        Ok(token) => Reply::json(&token, now),
-        Err(code) => Reply::error(code, now),
+const EXPIRES_IN_SECS: i64 = EXPIRES_IN as i64;
+const GRACE: i64 = GRACE_SECS as i64;
+
+/// Checks an app's credentials, in the order: appid (41002), secret (41004), a
+/// platform's appid (61024), unknown appid (40013), wrong secret (40125), IP
+/// whitelist (40164), then bans and the quota of `path`.
+pub(crate) async fn credentials(
+    state: &AppState,
+    appid: Option<&str>,
+    secret: Option<&str>,
+    ip: IpAddr,
+    path: &str,
+    now: i64,
+) -> Result<std::sync::Arc<App>, WxError> {
+    let appid = appid
+        .filter(|v| !v.is_empty())
+        .ok_or(ErrCode::AppidMissing)?;
+    let secret = secret
+        .filter(|v| !v.is_empty())
+        .ok_or(ErrCode::AppsecretMissing)?;
+    let Some(app) = state.store.app(appid).await.map_err(internal)? else {
+        if state
+            .store
+            .component(appid)
+            .await
+            .map_err(internal)?
+            .is_some()
+        {
+            return Err(ErrCode::ComponentMustUseComponentToken.into());
+        }
+        return Err(ErrCode::InvalidAppid.into());
+    };
+    if !matches(secret, &app.secret_hash) {
+        return Err(ErrCode::InvalidAppsecret.into());
+    }
+    check_ip(&app.settings.ip_whitelist, ip, ErrCode::IpNotInWhitelist)?;
+    charge(state, &app, path, now).await?;
+    Ok(app)
+}
+
+fn record(app: &App, channel: TokenChannel, now: i64) -> TokenRecord {
+    TokenRecord {
+        appid: app.appid.as_str().into(),
+        channel,
+        component: None,
+        issued_at: now,
+        expires_at: now + EXPIRES_IN_SECS,
+        superseded_at: None,
     }
 }
 
-async fn mint(state: &AppState, query: &Query<'_>, now: i64) -> Result<AccessToken, ErrCode> {
-    if query.get("grant_type").as_deref() != Some(GRANT_TYPE) {
-        return Err(ErrCode::InvalidGrantType);
-    }
-    let appid = query.non_empty("appid").ok_or(ErrCode::AppidMissing)?;
-    let secret = query.non_empty("secret").ok_or(ErrCode::AppsecretMissing)?;
-    let app = state
-        .store
-        .app(&appid)
-        .await
-        .map_err(internal)?
-        .ok_or(ErrCode::InvalidAppid)?;
-    if !matches(&secret, &app.secret_hash) {
-        return Err(ErrCode::InvalidAppsecret);
-    }
-    let access_token = new_access_token();
-    let expires_in = i64::try_from(EXPIRES_IN).unwrap_or(i64::MAX);
-    let record = TokenRecord {
-        appid: app.appid.as_str().into(),
-        channel: TokenChannel::Basic,
-        issued_at: now,
-        expires_at: now + expires_in,
-        superseded_at: None,
-    };
-    let grace = i64::try_from(GRACE_SECS).unwrap_or(i64::MAX);
-    state
-        .store
-        .issue_token(record, digest(&access_token), now, grace)
-        .await
-        .map_err(internal)?;
-    tracing::info!(appid = %app.appid, token = token_hint(&access_token), "token issued");
-    Ok(AccessToken {
-        access_token,
-        expires_in: EXPIRES_IN,
+/// `GET /cgi-bin/token`: `grant_type` (40002) first, then [`credentials`]; mints a
+/// token that supersedes the app's previous one after a 5-minute grace.
+#[tracing::instrument(name = "token_get", skip_all)]
+pub async fn token_get(
+    State(state): State<AppState>,
+    ip: Option<axum::Extension<ClientIp>>,
+    request: Request,
+) -> Reply {
+    let state = &state;
+    let ip = ClientIp::of(ip);
+    answer(state, move |now| async move {
+        let query = Query::new(request.uri().query());
+        if query.get("grant_type").as_deref() != Some(GRANT_TYPE) {
+            return Err(ErrCode::InvalidGrantType.into());
+        }
+        let appid = query.get("appid");
+        let secret = query.get("secret");
+        let app = credentials(
+            state,
+            appid.as_deref(),
+            secret.as_deref(),
+            ip,
+            token_api::GetToken::PATH,
+            now,
+        )
+        .await?;
+        let access_token = new_access_token();
+        state
+            .store
+            .issue_token(
+                record(&app, TokenChannel::Basic, now),
+                digest(&access_token),
+                now,
+                GRACE,
+            )
+            .await
+            .map_err(internal)?;
+        tracing::info!(appid = %app.appid, token = token_hint(&access_token), "token issued");
+        Ok(Reply::json(
+            &AccessToken {
+                access_token,
+                expires_in: EXPIRES_IN,
+            },
+            now,
+        ))
     })
+    .await
+}
+
+/// `POST /cgi-bin/stable_token`: the current stable token while it has 5 minutes or
+/// more left; a new one (the old one living out its time) otherwise; with
+/// `force_refresh`, a new one at once and the old one dead — unless the current one
+/// is under 30 s old or 20 forced refreshes were made today, when the current one
+/// comes back unchanged.
+#[tracing::instrument(name = "stable_token", skip_all)]
+pub async fn stable_token_post(
+    State(state): State<AppState>,
+    ip: Option<axum::Extension<ClientIp>>,
+    request: Request,
+) -> Reply {
+    let state = &state;
+    let ip = ClientIp::of(ip);
+    answer(state, move |now| async move {
+        let (parts, body) = request.into_parts();
+        let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
+        // Credentials sent in the query instead (with no body) are missing: 41002.
+        let body: stable_token::Request = match parse_json_body(&body) {
+            Err(ErrCode::EmptyPostData) => stable_token::Request::default(),
+            parsed => parsed?,
+        };
+        if body.appid.as_deref().is_none_or(str::is_empty) {
+            return Err(ErrCode::AppidMissing.into());
+        }
+        if body.grant_type.as_deref() != Some(GRANT_TYPE) {
+            return Err(ErrCode::InvalidGrantType.into());
+        }
+        let path = stable_token::GetStableToken::PATH;
+        let app = credentials(state, body.appid.as_deref(), body.secret.as_deref(), ip, path, now).await?;
+        let current = state.store.current_token(&app.appid, TokenChannel::Stable).await.map_err(internal)?;
+        let live = current.and_then(|(record, value)| {
+            let alive = record.superseded_at.is_none() && record.expires_at > now;
+            alive.then_some(value.map(|value| (record, value))).flatten()
+        });
+        let force = body.force_refresh.unwrap_or(false);
+        if let Some((record, value)) = &live {
+            let reuse = if force {
+                let too_soon = now - record.issued_at < FORCE_REFRESH_SPACING_SECS;
+                let key = CounterKey { owner: app.appid.clone(), name: "stable_token#force".to_owned(), window: Window::day_of(now) };
+                too_soon
+                    || state.store.consume(&[(key, MAX_FORCE_REFRESH_PER_DAY)]).await.map_err(internal)?.is_err()
+            } else {
+                record.expires_at - now >= REUSE_MARGIN_SECS
+            };
+            if reuse {
+                let expires_in = u64::try_from(record.expires_at - now).unwrap_or(0);
+                return Ok(Reply::json(&AccessToken { access_token: value.clone(), expires_in }, now));
+            }
+        }
+        let access_token = new_access_token();
+        // Forced: the old token dies now. Rotation: it lives out its (under 5 minutes of) time.
+        let grace = match &live {
+            Some((record, _)) if !force => record.expires_at - now,
+            _ => 0,
+        };
+        state
+            .store
+            .issue_stable_token(record(&app, TokenChannel::Stable, now), digest(&access_token), access_token.clone(), now, grace)
+            .await
+            .map_err(internal)?;
+        tracing::info!(appid = %app.appid, token = token_hint(&access_token), force, "stable token issued");
+        Ok(Reply::json(&AccessToken { access_token, expires_in: EXPIRES_IN }, now))
+    })
+    .await
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{App, Digest, Kf, TokenChannel, TokenRecord};
+use crate::model::{App, Authorization, Component, Digest, Kf, TokenChannel, TokenRecord};
 
 /// How long a token is kept after it expired, so that it keeps answering 42001
 /// rather than 40001 (seconds).
@@ -18,11 +18,27 @@ pub(crate) struct AppEntry {
     pub(crate) kfs: Arc<Vec<Kf>>,
 }
 
+/// Which tokens supersede each other: same owner, channel and platform.
+pub(crate) type TokenFamily = (Arc<str>, TokenChannel, Option<Arc<str>>);
+
 #[derive(Default)]
 pub(crate) struct Cache {
     pub(crate) apps: HashMap<String, AppEntry>,
     pub(crate) tokens: HashMap<Digest, TokenRecord>,
-    pub(crate) current_tokens: HashMap<(Arc<str>, TokenChannel), Digest>,
+    /// The values of the tokens that keep one (stable tokens).
+    pub(crate) token_values: HashMap<Digest, String>,
+    pub(crate) current_tokens: HashMap<TokenFamily, Digest>,
+    pub(crate) components: HashMap<String, Component>,
+    pub(crate) authorizations: HashMap<(String, String), Authorization>,
+    pub(crate) tickets: HashMap<Digest, (String, i64)>,
+}
+
+pub(crate) fn family(record: &TokenRecord) -> TokenFamily {
+    (
+        record.appid.clone(),
+        record.channel,
+        record.component.clone(),
+    )
 }
 
 impl Cache {
@@ -36,12 +52,22 @@ impl Cache {
         self.kfs_mut(appid)?.iter_mut().find(|kf| kf.kf_id == kf_id)
     }
 
-    pub(crate) fn insert_token(&mut self, hash: Digest, record: TokenRecord, superseded_at: i64) {
-        let key = (record.appid.clone(), record.channel);
-        if let Some(previous) = self.current_tokens.insert(key, hash)
-            && let Some(old) = self.tokens.get_mut(&previous)
+    /// Adds a token; with `supersede_at`, the family's current token is superseded then.
+    pub(crate) fn insert_token(
+        &mut self,
+        hash: Digest,
+        record: TokenRecord,
+        value: Option<String>,
+        supersede_at: Option<i64>,
+    ) {
+        if record.superseded_at.is_none()
+            && let Some(previous) = self.current_tokens.insert(family(&record), hash)
+            && let (Some(at), Some(old)) = (supersede_at, self.tokens.get_mut(&previous))
         {
-            old.superseded_at.get_or_insert(superseded_at);
+            old.superseded_at.get_or_insert(at);
+        }
+        if let Some(value) = value {
+            self.token_values.insert(hash, value);
         }
         self.tokens.insert(hash, record);
     }
@@ -52,12 +78,24 @@ impl Cache {
         let tokens = &self.tokens;
         self.current_tokens
             .retain(|_, hash| tokens.contains_key(hash));
+        self.token_values
+            .retain(|hash, _| tokens.contains_key(hash));
     }
 
-    pub(crate) fn remove_app(&mut self, appid: &str) {
-        self.apps.remove(appid);
-        self.tokens.retain(|_, record| &*record.appid != appid);
+    /// Forgets an app or platform with everything it owns.
+    pub(crate) fn remove_owner(&mut self, owner: &str) {
+        self.apps.remove(owner);
+        self.components.remove(owner);
+        self.tokens.retain(|_, record| {
+            &*record.appid != owner && record.component.as_deref() != Some(owner)
+        });
+        let tokens = &self.tokens;
         self.current_tokens
-            .retain(|(owner, _), _| &**owner != appid);
+            .retain(|_, hash| tokens.contains_key(hash));
+        self.token_values
+            .retain(|hash, _| tokens.contains_key(hash));
+        self.authorizations
+            .retain(|(component, appid), _| component != owner && appid != owner);
+        self.tickets.retain(|_, (component, _)| component != owner);
     }
 }

@@ -11,6 +11,7 @@ mod cache;
 mod schema;
 mod writer;
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -29,7 +30,8 @@ use tokio::sync::mpsc;
 use self::cache::{AppEntry, Cache, TOKEN_RETENTION_SECS};
 use self::writer::{Work, submit};
 use crate::model::{
-    App, AppSummary, Digest, Invitation, InviteState, Kf, NewKf, TokenChannel, TokenRecord,
+    App, AppSummary, Authorization, Component, CounterKey, Digest, Invitation, InviteState, Kf,
+    LoggedRequest, NewKf, TokenChannel, TokenRecord, Window,
 };
 use crate::{Store, StoreError, StoreResult};
 
@@ -70,6 +72,8 @@ pub struct SqliteStore {
     /// the cache alike).
     last_purge: AtomicI64,
     images: Arc<Mutex<Connection>>,
+    /// Call counters: counted in memory (exact), persisted by `maintain`.
+    counters: Mutex<HashMap<CounterKey, Counter>>,
     cache: Arc<RwLock<Cache>>,
     writer: Option<JoinHandle<()>>,
     _lock: File,
@@ -131,6 +135,7 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn).map_err(internal)?;
         let cache = Arc::new(RwLock::new(load(&conn).map_err(internal)?));
+        let counters = Mutex::new(load_counters(&conn).map_err(internal)?);
 
         let (jobs, receiver) = mpsc::unbounded_channel();
         let thread_cache = Arc::clone(&cache);
@@ -146,6 +151,7 @@ impl SqliteStore {
             jobs: Some(jobs),
             last_purge: AtomicI64::new(i64::MIN),
             images: Arc::new(Mutex::new(images)),
+            counters,
             cache,
             writer: Some(writer),
             _lock: lock,
@@ -171,6 +177,97 @@ impl SqliteStore {
             .ok_or_else(|| StoreError::Internal("store closed".to_owned()))?;
         submit(jobs, f).await
     }
+}
+
+impl SqliteStore {
+    /// Records a token (with its value for stable tokens); the family's current token
+    /// is superseded at `now + grace_secs`.
+    async fn insert_token(
+        &self,
+        token: TokenRecord,
+        hash: Digest,
+        value: Option<String>,
+        now: i64,
+        grace_secs: i64,
+    ) -> StoreResult<()> {
+        let superseded_at = now + grace_secs;
+        let last = self.last_purge.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= 3600
+            && self
+                .last_purge
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        let purge_before = due.then(|| now - TOKEN_RETENTION_SECS);
+        self.write(move |conn| {
+            let owner_exists = match token.channel {
+                TokenChannel::Component => component_exists(conn, &token.appid)?,
+                _ => app_exists(conn, &token.appid)?,
+            };
+            if !owner_exists {
+                return Err(StoreError::NotFound);
+            }
+            let component = token.component.as_deref();
+            conn.prepare_cached(
+                "UPDATE tokens SET superseded_at = ?3 \
+                 WHERE appid = ?1 AND channel = ?2 AND component IS ?4 AND superseded_at IS NULL",
+            )
+            .and_then(|mut stmt| stmt.execute(params![&*token.appid, token.channel.as_str(), superseded_at, component]))
+            .map_err(internal)?;
+            conn.prepare_cached(
+                "INSERT INTO tokens (hash, appid, channel, component, issued_at, expires_at, value) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    hash,
+                    &*token.appid,
+                    token.channel.as_str(),
+                    component,
+                    token.issued_at,
+                    token.expires_at,
+                    value
+                ])
+            })
+            .map_err(internal)?;
+            if let Some(cutoff) = purge_before {
+                conn.prepare_cached("DELETE FROM tokens WHERE expires_at < ?1")
+                    .and_then(|mut stmt| stmt.execute([cutoff]))
+                    .map_err(internal)?;
+            }
+            Ok(((), move |cache: &mut Cache| {
+                cache.insert_token(hash, token, value, Some(superseded_at));
+                if let Some(cutoff) = purge_before {
+                    cache.purge_tokens(cutoff);
+                }
+            }))
+        })
+        .await
+    }
+
+    fn counters(&self) -> std::sync::MutexGuard<'_, HashMap<CounterKey, Counter>> {
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+const LOG_COLUMNS: &str = "rid, appid, method, path, errcode, invoke_time, cost_ms, request_url, request_body, \
+     response_body, client_ip";
+
+fn logged_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LoggedRequest> {
+    Ok(LoggedRequest {
+        rid: row.get(0)?,
+        appid: row.get(1)?,
+        method: row.get(2)?,
+        path: row.get(3)?,
+        errcode: row.get(4)?,
+        invoke_time: row.get(5)?,
+        cost_ms: row.get(6)?,
+        request_url: row.get(7)?,
+        request_body: row.get(8)?,
+        response_body: row.get(9)?,
+        client_ip: row.get(10)?,
+    })
 }
 
 impl Drop for SqliteStore {
@@ -208,7 +305,8 @@ fn load(conn: &Connection) -> rusqlite::Result<Cache> {
         }
     }
     let mut tokens = conn.prepare(
-        "SELECT hash, appid, channel, issued_at, expires_at, superseded_at FROM tokens ORDER BY issued_at",
+        "SELECT hash, appid, channel, component, issued_at, expires_at, superseded_at, value \
+         FROM tokens ORDER BY issued_at",
     )?;
     let mut rows = tokens.query([])?;
     while let Some(row) = rows.next()? {
@@ -219,21 +317,97 @@ fn load(conn: &Connection) -> rusqlite::Result<Cache> {
         let record = TokenRecord {
             appid: Arc::from(row.get::<_, String>(1)?),
             channel,
-            issued_at: row.get(3)?,
-            expires_at: row.get(4)?,
-            superseded_at: row.get(5)?,
+            component: row.get::<_, Option<String>>(3)?.map(Arc::from),
+            issued_at: row.get(4)?,
+            expires_at: row.get(5)?,
+            superseded_at: row.get(6)?,
         };
-        if record.superseded_at.is_none() {
-            cache
-                .current_tokens
-                .insert((record.appid.clone(), channel), hash);
-        }
-        cache.tokens.insert(hash, record);
+        let value: Option<String> = row.get(7)?;
+        cache.insert_token(hash, record, value, None);
+    }
+    let mut components = conn
+        .prepare("SELECT component_appid, secret_hash, ip_whitelist, created_at FROM components")?;
+    let mut rows = components.query([])?;
+    while let Some(row) = rows.next()? {
+        let component = Component {
+            component_appid: row.get(0)?,
+            secret_hash: row.get(1)?,
+            ip_whitelist: serde_json::from_str(&row.get::<_, String>(2)?).unwrap_or_default(),
+            created_at: row.get(3)?,
+        };
+        cache
+            .components
+            .insert(component.component_appid.clone(), component);
+    }
+    let mut auths = conn.prepare(&format!("SELECT {AUTH_COLUMNS} FROM authorizations"))?;
+    for auth in auths.query_map([], authorization_from_row)? {
+        let auth = auth?;
+        cache
+            .authorizations
+            .insert((auth.component_appid.clone(), auth.appid.clone()), auth);
+    }
+    let mut tickets =
+        conn.prepare("SELECT hash, component_appid, expires_at FROM component_tickets")?;
+    let mut rows = tickets.query([])?;
+    while let Some(row) = rows.next()? {
+        cache
+            .tickets
+            .insert(row.get(0)?, (row.get(1)?, row.get(2)?));
     }
     Ok(cache)
 }
 
-const APP_COLUMNS: &str = "appid, wechat_id, original_id, account_type, verified, new_kf_enabled, secret_hash, created_at";
+fn load_counters(conn: &Connection) -> rusqlite::Result<HashMap<CounterKey, Counter>> {
+    let mut counters = HashMap::new();
+    let mut stmt = conn.prepare("SELECT owner, name, kind, window, count FROM counters")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let Some(window) = Window::from_parts(&row.get::<_, String>(2)?, row.get(3)?) else {
+            continue;
+        };
+        let key = CounterKey {
+            owner: row.get(0)?,
+            name: row.get(1)?,
+            window,
+        };
+        let count: i64 = row.get(4)?;
+        counters.insert(
+            key,
+            Counter {
+                count: u64::try_from(count).unwrap_or(0),
+                dirty: false,
+            },
+        );
+    }
+    Ok(counters)
+}
+
+const AUTH_COLUMNS: &str =
+    "component_appid, appid, funcscopes, refresh_hash, prev_refresh_hash, prev_valid_until";
+
+fn authorization_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Authorization> {
+    Ok(Authorization {
+        component_appid: row.get(0)?,
+        appid: row.get(1)?,
+        funcscopes: serde_json::from_str(&row.get::<_, String>(2)?).unwrap_or_default(),
+        refresh_hash: row.get(3)?,
+        prev_refresh_hash: row.get(4)?,
+        prev_valid_until: row.get(5)?,
+    })
+}
+
+/// A counter in memory; `dirty` until persisted by [`Store::maintain`].
+#[derive(Debug, Clone, Copy)]
+struct Counter {
+    count: u64,
+    dirty: bool,
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+const APP_COLUMNS: &str = "appid, wechat_id, original_id, account_type, verified, new_kf_enabled, secret_hash, created_at, settings";
 
 fn app_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
     Ok(App {
@@ -245,6 +419,7 @@ fn app_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
         new_kf_enabled: row.get(5)?,
         secret_hash: row.get(6)?,
         created_at: row.get(7)?,
+        settings: serde_json::from_str(&row.get::<_, String>(8)?).unwrap_or_default(),
     })
 }
 
@@ -290,6 +465,12 @@ fn select_kf(conn: &Connection, appid: &str, account: &str) -> StoreResult<Optio
             .optional()
     })
     .map_err(internal)
+}
+
+fn component_exists(conn: &Connection, component_appid: &str) -> StoreResult<bool> {
+    conn.prepare_cached("SELECT 1 FROM components WHERE component_appid = ?1")
+        .and_then(|mut stmt| stmt.exists([component_appid]))
+        .map_err(internal)
 }
 
 fn app_exists(conn: &Connection, appid: &str) -> StoreResult<bool> {
@@ -346,9 +527,12 @@ impl Store for SqliteStore {
         let app = Arc::new(app);
         let stored = Arc::clone(&app);
         self.write(move |conn| {
+            if component_exists(conn, &app.appid)? {
+                return Err(StoreError::Conflict("the appid is a third-party platform's".to_owned()));
+            }
             conn.prepare_cached(
                 "INSERT INTO apps (appid, wechat_id, original_id, account_type, verified, new_kf_enabled, \
-                 secret_hash, created_at, next_kf_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 secret_hash, created_at, next_kf_id, settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -361,6 +545,7 @@ impl Store for SqliteStore {
                     app.secret_hash,
                     app.created_at,
                     FIRST_KF_ID,
+                    json_text(&app.settings),
                 ])
             })
             .map_err(|e| {
@@ -421,6 +606,15 @@ impl Store for SqliteStore {
             next.account_type = patch.account_type.unwrap_or(next.account_type);
             next.verified = patch.verified.unwrap_or(next.verified);
             next.new_kf_enabled = patch.new_kf_enabled.unwrap_or(next.new_kf_enabled);
+            if let Some(ip_whitelist) = patch.ip_whitelist {
+                next.settings.ip_whitelist = ip_whitelist;
+            }
+            if let Some(quotas) = patch.quotas {
+                next.settings.quotas = quotas;
+            }
+            if let Some(banned_apis) = patch.banned_apis {
+                next.settings.banned_apis = banned_apis;
+            }
             let renamed = next.wechat_id != current.wechat_id || next.original_id != current.original_id;
             if renamed {
                 let has_accounts = conn
@@ -435,7 +629,7 @@ impl Store for SqliteStore {
             }
             conn.prepare_cached(
                 "UPDATE apps SET wechat_id = ?2, original_id = ?3, account_type = ?4, verified = ?5, \
-                 new_kf_enabled = ?6 WHERE appid = ?1",
+                 new_kf_enabled = ?6, settings = ?7 WHERE appid = ?1",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -445,6 +639,7 @@ impl Store for SqliteStore {
                     next.account_type.as_str(),
                     next.verified,
                     next.new_kf_enabled,
+                    json_text(&next.settings),
                 ])
             })
             .map_err(|e| {
@@ -494,7 +689,10 @@ impl Store for SqliteStore {
             if changed == 0 {
                 return Err(StoreError::NotFound);
             }
-            Ok(((), move |cache: &mut Cache| cache.remove_app(&appid)))
+            conn.prepare_cached("DELETE FROM tokens WHERE appid = ?1")
+                .and_then(|mut stmt| stmt.execute([&appid]))
+                .map_err(internal)?;
+            Ok(((), move |cache: &mut Cache| cache.remove_owner(&appid)))
         })
         .await
     }
@@ -506,43 +704,7 @@ impl Store for SqliteStore {
         now: i64,
         grace_secs: i64,
     ) -> StoreResult<()> {
-        let superseded_at = now + grace_secs;
-        let last = self.last_purge.load(Ordering::Relaxed);
-        let due = now.saturating_sub(last) >= 3600
-            && self
-                .last_purge
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok();
-        let purge_before = due.then(|| now - TOKEN_RETENTION_SECS);
-        self.write(move |conn| {
-            if !app_exists(conn, &token.appid)? {
-                return Err(StoreError::NotFound);
-            }
-            conn.prepare_cached(
-                "UPDATE tokens SET superseded_at = ?3 WHERE appid = ?1 AND channel = ?2 AND superseded_at IS NULL",
-            )
-            .and_then(|mut stmt| stmt.execute(params![&*token.appid, token.channel.as_str(), superseded_at]))
-            .map_err(internal)?;
-            conn.prepare_cached(
-                "INSERT INTO tokens (hash, appid, channel, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![hash, &*token.appid, token.channel.as_str(), token.issued_at, token.expires_at])
-            })
-            .map_err(internal)?;
-            if let Some(cutoff) = purge_before {
-                conn.prepare_cached("DELETE FROM tokens WHERE expires_at < ?1")
-                    .and_then(|mut stmt| stmt.execute([cutoff]))
-                    .map_err(internal)?;
-            }
-            Ok(((), move |cache: &mut Cache| {
-                cache.insert_token(hash, token, superseded_at);
-                if let Some(cutoff) = purge_before {
-                    cache.purge_tokens(cutoff);
-                }
-            }))
-        })
-        .await
+        self.insert_token(token, hash, None, now, grace_secs).await
     }
 
     async fn token(&self, hash: &Digest) -> StoreResult<Option<TokenRecord>> {
@@ -825,6 +987,444 @@ impl Store for SqliteStore {
                 if let Some(slot) = cache.kf_mut(&appid, cached.kf_id) {
                     *slot = cached;
                 }
+            }))
+        })
+        .await
+    }
+
+    async fn set_kf_online(
+        &self,
+        appid: &str,
+        account: &KfAccount,
+        status: i64,
+        accepted_case: i64,
+    ) -> StoreResult<Kf> {
+        let (appid, account) = (appid.to_owned(), account.as_str().to_owned());
+        self.write(move |conn| {
+            let Some(mut kf) = select_kf(conn, &appid, &account)? else { return Err(StoreError::NotFound) };
+            conn.prepare_cached(
+                "UPDATE kf_accounts SET online_status = ?3, accepted_case = ?4 WHERE appid = ?1 AND kf_id = ?2",
+            )
+            .and_then(|mut stmt| stmt.execute(params![appid, kf.kf_id, status, accepted_case]))
+            .map_err(internal)?;
+            kf.online_status = status;
+            kf.accepted_case = accepted_case;
+            let cached = kf.clone();
+            Ok((kf, move |cache: &mut Cache| {
+                if let Some(slot) = cache.kf_mut(&appid, cached.kf_id) {
+                    *slot = cached;
+                }
+            }))
+        })
+        .await
+    }
+
+    async fn current_token(
+        &self,
+        owner: &str,
+        channel: TokenChannel,
+    ) -> StoreResult<Option<(TokenRecord, Option<String>)>> {
+        Ok(self.read(|cache| {
+            let hash = cache
+                .current_tokens
+                .get(&(Arc::from(owner), channel, None))?;
+            let record = cache.tokens.get(hash)?.clone();
+            Some((record, cache.token_values.get(hash).cloned()))
+        }))
+    }
+
+    async fn issue_stable_token(
+        &self,
+        token: TokenRecord,
+        hash: Digest,
+        value: String,
+        now: i64,
+        grace_secs: i64,
+    ) -> StoreResult<()> {
+        self.insert_token(token, hash, Some(value), now, grace_secs)
+            .await
+    }
+
+    async fn set_token_times(
+        &self,
+        hash: &Digest,
+        superseded_at: Option<i64>,
+        expires_at: Option<i64>,
+    ) -> StoreResult<()> {
+        let hash = *hash;
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE tokens SET superseded_at = COALESCE(?2, superseded_at), \
+                     expires_at = COALESCE(?3, expires_at) WHERE hash = ?1",
+                )
+                .and_then(|mut stmt| stmt.execute(params![hash, superseded_at, expires_at]))
+                .map_err(internal)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(((), move |cache: &mut Cache| {
+                if let Some(record) = cache.tokens.get_mut(&hash) {
+                    record.superseded_at = superseded_at.or(record.superseded_at);
+                    record.expires_at = expires_at.unwrap_or(record.expires_at);
+                }
+            }))
+        })
+        .await
+    }
+
+    async fn consume(&self, counters: &[(CounterKey, u64)]) -> StoreResult<Result<(), usize>> {
+        let mut map = self.counters();
+        if let Some(full) = counters
+            .iter()
+            .position(|(key, limit)| map.get(key).map_or(0, |c| c.count) >= *limit)
+        {
+            return Ok(Err(full));
+        }
+        for (key, _) in counters {
+            let counter = map.entry(key.clone()).or_insert(Counter {
+                count: 0,
+                dirty: true,
+            });
+            counter.count += 1;
+            counter.dirty = true;
+        }
+        Ok(Ok(()))
+    }
+
+    async fn counter(&self, key: &CounterKey) -> StoreResult<u64> {
+        Ok(self.counters().get(key).map_or(0, |c| c.count))
+    }
+
+    async fn reset_counters(&self, owner: &str, names: &[String]) -> StoreResult<()> {
+        {
+            let mut map = self.counters();
+            for (key, counter) in map.iter_mut() {
+                if key.owner == owner && names.contains(&key.name) {
+                    counter.count = 0;
+                    counter.dirty = true;
+                }
+            }
+        }
+        let (owner, names) = (owner.to_owned(), names.to_vec());
+        // Durable before the answer, like any acknowledged change.
+        self.write(move |conn| {
+            for name in &names {
+                conn.prepare_cached("UPDATE counters SET count = 0 WHERE owner = ?1 AND name = ?2")
+                    .and_then(|mut stmt| stmt.execute(params![owner, name]))
+                    .map_err(internal)?;
+            }
+            Ok(((), |_: &mut Cache| {}))
+        })
+        .await
+    }
+
+    fn log_request(&self, entry: LoggedRequest) {
+        let Some(jobs) = self.jobs.as_ref() else {
+            return;
+        };
+        writer::submit_detached(jobs, move |conn| {
+            conn.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO request_log ({LOG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    entry.rid,
+                    entry.appid,
+                    entry.method,
+                    entry.path,
+                    entry.errcode,
+                    entry.invoke_time,
+                    entry.cost_ms,
+                    entry.request_url,
+                    entry.request_body,
+                    entry.response_body,
+                    entry.client_ip,
+                ])
+            })
+            .map(drop)
+            .map_err(internal)
+        });
+    }
+
+    async fn logged_request(&self, rid: &str) -> StoreResult<Option<LoggedRequest>> {
+        // Through the writer: its queue is ordered, so a call logged before this lookup
+        // was queued is found.
+        let rid = rid.to_owned();
+        self.write(move |conn| {
+            let entry = conn
+                .prepare_cached(&format!(
+                    "SELECT {LOG_COLUMNS} FROM request_log WHERE rid = ?1"
+                ))
+                .and_then(|mut stmt| stmt.query_row([&rid], logged_from_row).optional())
+                .map_err(internal)?;
+            Ok((entry, |_: &mut Cache| {}))
+        })
+        .await
+    }
+
+    async fn logged_requests(
+        &self,
+        appid: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<LoggedRequest>> {
+        let appid = appid.map(str::to_owned);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.write(move |conn| {
+            let entries = conn
+                .prepare_cached(&format!(
+                    "SELECT {LOG_COLUMNS} FROM request_log WHERE ?1 IS NULL OR appid = ?1 \
+                     ORDER BY invoke_time DESC, rowid DESC LIMIT ?2"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![appid, limit], logged_from_row)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(internal)?;
+            Ok((entries, |_: &mut Cache| {}))
+        })
+        .await
+    }
+
+    async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()> {
+        let dirty: Vec<(CounterKey, u64)> = {
+            let mut map = self.counters();
+            map.retain(|key, counter| counter.dirty || !key.window.is_stale(now));
+            map.iter_mut()
+                .filter(|(_, counter)| counter.dirty)
+                .map(|(key, counter)| {
+                    counter.dirty = false;
+                    (key.clone(), counter.count)
+                })
+                .collect()
+        };
+        let result = self
+            .write(move |conn| {
+                for (key, count) in &dirty {
+                    conn.prepare_cached(
+                        "INSERT INTO counters (owner, name, kind, window, count, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                         ON CONFLICT (owner, name, kind, window) DO UPDATE SET count = excluded.count, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
+                            key.owner,
+                            key.name,
+                            key.window.kind(),
+                            key.window.number(),
+                            i64::try_from(*count).unwrap_or(i64::MAX),
+                            now
+                        ])
+                    })
+                    .map_err(internal)?;
+                }
+                conn.prepare_cached("DELETE FROM counters WHERE updated_at < ?1")
+                    .and_then(|mut stmt| stmt.execute([now - 45 * 86_400]))
+                    .map_err(internal)?;
+                conn.prepare_cached("DELETE FROM request_log WHERE invoke_time < ?1")
+                    .and_then(|mut stmt| stmt.execute([log_before]))
+                    .map_err(internal)?;
+                conn.prepare_cached("DELETE FROM component_tickets WHERE expires_at < ?1")
+                    .and_then(|mut stmt| stmt.execute([now]))
+                    .map_err(internal)?;
+                Ok(((), move |cache: &mut Cache| cache.tickets.retain(|_, (_, expires_at)| *expires_at >= now)))
+            })
+            .await;
+        if result.is_err() {
+            // Not persisted: keep the counts dirty for the next round.
+            let mut map = self.counters();
+            for counter in map.values_mut() {
+                counter.dirty = true;
+            }
+        }
+        result
+    }
+
+    async fn create_component(&self, component: Component) -> StoreResult<()> {
+        self.write(move |conn| {
+            if app_exists(conn, &component.component_appid)? {
+                return Err(StoreError::Conflict("the appid is an official account's".to_owned()));
+            }
+            conn.prepare_cached(
+                "INSERT INTO components (component_appid, secret_hash, ip_whitelist, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    component.component_appid,
+                    component.secret_hash,
+                    json_text(&component.ip_whitelist),
+                    component.created_at
+                ])
+            })
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict("the component_appid is taken".to_owned())
+                } else {
+                    internal(e)
+                }
+            })?;
+            Ok(((), move |cache: &mut Cache| {
+                cache.components.insert(component.component_appid.clone(), component);
+            }))
+        })
+        .await
+    }
+
+    async fn components(&self) -> StoreResult<Vec<(Component, Vec<Authorization>)>> {
+        let mut list: Vec<(Component, Vec<Authorization>)> = self.read(|cache| {
+            cache
+                .components
+                .values()
+                .map(|component| {
+                    let mut auths: Vec<Authorization> = cache
+                        .authorizations
+                        .values()
+                        .filter(|a| a.component_appid == component.component_appid)
+                        .cloned()
+                        .collect();
+                    auths.sort_by(|a, b| a.appid.cmp(&b.appid));
+                    (component.clone(), auths)
+                })
+                .collect()
+        });
+        list.sort_by(|a, b| {
+            (a.0.created_at, &a.0.component_appid).cmp(&(b.0.created_at, &b.0.component_appid))
+        });
+        Ok(list)
+    }
+
+    async fn component(&self, component_appid: &str) -> StoreResult<Option<Component>> {
+        Ok(self.read(|cache| cache.components.get(component_appid).cloned()))
+    }
+
+    async fn delete_component(&self, component_appid: &str) -> StoreResult<()> {
+        let component_appid = component_appid.to_owned();
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached("DELETE FROM components WHERE component_appid = ?1")
+                .and_then(|mut stmt| stmt.execute([&component_appid]))
+                .map_err(internal)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            conn.prepare_cached("DELETE FROM tokens WHERE appid = ?1 OR component = ?1")
+                .and_then(|mut stmt| stmt.execute([&component_appid]))
+                .map_err(internal)?;
+            Ok(((), move |cache: &mut Cache| {
+                cache.remove_owner(&component_appid)
+            }))
+        })
+        .await
+    }
+
+    async fn add_ticket(
+        &self,
+        component_appid: &str,
+        hash: Digest,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        let component_appid = component_appid.to_owned();
+        self.write(move |conn| {
+            if !component_exists(conn, &component_appid)? {
+                return Err(StoreError::NotFound);
+            }
+            conn.prepare_cached("INSERT INTO component_tickets (hash, component_appid, expires_at) VALUES (?1, ?2, ?3)")
+                .and_then(|mut stmt| stmt.execute(params![hash, component_appid, expires_at]))
+                .map_err(internal)?;
+            Ok(((), move |cache: &mut Cache| {
+                cache.tickets.insert(hash, (component_appid, expires_at));
+            }))
+        })
+        .await
+    }
+
+    async fn ticket(&self, hash: &Digest) -> StoreResult<Option<(String, i64)>> {
+        Ok(self.read(|cache| cache.tickets.get(hash).cloned()))
+    }
+
+    async fn authorize(&self, authorization: Authorization) -> StoreResult<()> {
+        self.write(move |conn| {
+            if !component_exists(conn, &authorization.component_appid)? || !app_exists(conn, &authorization.appid)? {
+                return Err(StoreError::NotFound);
+            }
+            conn.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO authorizations ({AUTH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            ))
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    authorization.component_appid,
+                    authorization.appid,
+                    json_text(&authorization.funcscopes),
+                    authorization.refresh_hash,
+                    authorization.prev_refresh_hash,
+                    authorization.prev_valid_until,
+                ])
+            })
+            .map_err(internal)?;
+            Ok(((), move |cache: &mut Cache| {
+                let key = (authorization.component_appid.clone(), authorization.appid.clone());
+                cache.authorizations.insert(key, authorization);
+            }))
+        })
+        .await
+    }
+
+    async fn authorization(
+        &self,
+        component_appid: &str,
+        appid: &str,
+    ) -> StoreResult<Option<Authorization>> {
+        Ok(self.read(|cache| {
+            cache
+                .authorizations
+                .get(&(component_appid.to_owned(), appid.to_owned()))
+                .cloned()
+        }))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        component_appid: &str,
+        appid: &str,
+        presented: Digest,
+        next: Digest,
+        now: i64,
+        overlap_secs: i64,
+    ) -> StoreResult<()> {
+        let (component_appid, appid) = (component_appid.to_owned(), appid.to_owned());
+        self.write(move |conn| {
+            let current = conn
+                .prepare_cached(&format!(
+                    "SELECT {AUTH_COLUMNS} FROM authorizations WHERE component_appid = ?1 AND appid = ?2"
+                ))
+                .and_then(|mut stmt| stmt.query_row(params![component_appid, appid], authorization_from_row).optional())
+                .map_err(internal)?;
+            let Some(mut auth) = current else { return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid)) };
+            let previous_ok =
+                auth.prev_refresh_hash == Some(presented) && auth.prev_valid_until.is_some_and(|until| now < until);
+            if auth.refresh_hash != presented && !previous_ok {
+                return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid));
+            }
+            auth.prev_refresh_hash = Some(auth.refresh_hash);
+            auth.prev_valid_until = Some(now + overlap_secs);
+            auth.refresh_hash = next;
+            conn.prepare_cached(
+                "UPDATE authorizations SET refresh_hash = ?3, prev_refresh_hash = ?4, prev_valid_until = ?5 \
+                 WHERE component_appid = ?1 AND appid = ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    auth.component_appid,
+                    auth.appid,
+                    auth.refresh_hash,
+                    auth.prev_refresh_hash,
+                    auth.prev_valid_until
+                ])
+            })
+            .map_err(internal)?;
+            Ok(((), move |cache: &mut Cache| {
+                cache.authorizations.insert((auth.component_appid.clone(), auth.appid.clone()), auth);
             }))
         })
         .await

@@ -13,7 +13,8 @@ CREATE TABLE apps (
     new_kf_enabled INTEGER NOT NULL,
     secret_hash    BLOB NOT NULL,
     created_at     INTEGER NOT NULL,
-    next_kf_id     INTEGER NOT NULL
+    next_kf_id     INTEGER NOT NULL,
+    settings       TEXT NOT NULL DEFAULT '{}'
 ) STRICT;
 
 CREATE TABLE kf_accounts (
@@ -44,16 +45,70 @@ CREATE TABLE kf_headimgs (
     FOREIGN KEY (appid, kf_id) REFERENCES kf_accounts(appid, kf_id) ON DELETE CASCADE
 ) STRICT;
 
+-- `appid` is the app a token acts for, or the platform for component tokens.
 CREATE TABLE tokens (
     hash          BLOB PRIMARY KEY,
-    appid         TEXT NOT NULL REFERENCES apps(appid) ON DELETE CASCADE,
+    appid         TEXT NOT NULL,
     channel       TEXT NOT NULL,
+    component     TEXT,
     issued_at     INTEGER NOT NULL,
     expires_at    INTEGER NOT NULL,
-    superseded_at INTEGER
+    superseded_at INTEGER,
+    -- Only for stable tokens, which are handed out again while they last.
+    value         TEXT
 ) STRICT;
+CREATE INDEX tokens_by_owner ON tokens(appid);
 CREATE INDEX tokens_current ON tokens(appid, channel) WHERE superseded_at IS NULL;
 CREATE INDEX tokens_by_expiry ON tokens(expires_at);
+
+CREATE TABLE counters (
+    owner      TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    window     INTEGER NOT NULL,
+    count      INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    PRIMARY KEY (owner, name, kind, window)
+) STRICT;
+
+CREATE TABLE request_log (
+    rid           TEXT PRIMARY KEY,
+    appid         TEXT,
+    method        TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    errcode       INTEGER NOT NULL,
+    invoke_time   INTEGER NOT NULL,
+    cost_ms       INTEGER NOT NULL,
+    request_url   TEXT NOT NULL,
+    request_body  TEXT NOT NULL,
+    response_body TEXT NOT NULL,
+    client_ip     TEXT NOT NULL
+) STRICT;
+CREATE INDEX request_log_by_time ON request_log(invoke_time);
+CREATE INDEX request_log_by_app ON request_log(appid, invoke_time);
+
+CREATE TABLE components (
+    component_appid TEXT PRIMARY KEY,
+    secret_hash     BLOB NOT NULL,
+    ip_whitelist    TEXT NOT NULL,
+    created_at      INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE component_tickets (
+    hash            BLOB PRIMARY KEY,
+    component_appid TEXT NOT NULL REFERENCES components(component_appid) ON DELETE CASCADE,
+    expires_at      INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE authorizations (
+    component_appid   TEXT NOT NULL REFERENCES components(component_appid) ON DELETE CASCADE,
+    appid             TEXT NOT NULL REFERENCES apps(appid) ON DELETE CASCADE,
+    funcscopes        TEXT NOT NULL,
+    refresh_hash      BLOB NOT NULL,
+    prev_refresh_hash BLOB,
+    prev_valid_until  INTEGER,
+    PRIMARY KEY (component_appid, appid)
+) STRICT;
 "];
 
 /// Brings the database to the newest schema, each step in its own transaction.

@@ -1,0 +1,125 @@
+//! Third-party platforms: `POST /cgi-bin/component/api_component_token` and
+//! `POST /cgi-bin/component/api_authorizer_token`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::endpoint::{Endpoint, Method};
+
+/// How long a component_verify_ticket lives (12 hours).
+pub const TICKET_TTL_SECS: i64 = 12 * 3600;
+/// How long a replaced authorizer_refresh_token keeps working (seconds).
+pub const REFRESH_OVERLAP_SECS: i64 = 300;
+
+/// The permission sets that open `add`, `del`, the lists and `inviteworker`.
+pub const KF_FUNCSCOPES: &[u32] = &[1, 6, 19, 100, 101];
+/// The permission sets that open `update` and `uploadheadimg` (not 19).
+pub const KF_PROFILE_FUNCSCOPES: &[u32] = &[1, 6, 100, 101];
+
+/// `POST /cgi-bin/component/api_component_token`.
+#[derive(Debug, Clone, Copy)]
+pub struct ComponentToken;
+
+impl Endpoint for ComponentToken {
+    const METHOD: Method = Method::Post;
+    const PATH: &'static str = "/cgi-bin/component/api_component_token";
+    type Request = ComponentTokenRequest;
+    type Response = ComponentAccessToken;
+}
+
+/// `POST /cgi-bin/component/api_authorizer_token?component_access_token=…`.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizerToken;
+
+impl Endpoint for AuthorizerToken {
+    const METHOD: Method = Method::Post;
+    const PATH: &'static str = "/cgi-bin/component/api_authorizer_token";
+    type Request = AuthorizerTokenRequest;
+    type Response = AuthorizerAccessToken;
+}
+
+/// The body of `api_component_token`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct ComponentTokenRequest {
+    /// The platform's appid.
+    #[serde(default)]
+    pub component_appid: Option<String>,
+    /// The platform's secret.
+    #[serde(default)]
+    pub component_appsecret: Option<String>,
+    /// The latest ticket pushed to the platform.
+    #[serde(default)]
+    pub component_verify_ticket: Option<String>,
+}
+
+impl fmt::Debug for ComponentTokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComponentTokenRequest")
+            .field("component_appid", &self.component_appid)
+            .field(
+                "component_appsecret",
+                &self.component_appsecret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// `{"component_access_token":"…","expires_in":7200}`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentAccessToken {
+    /// The token.
+    pub component_access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+impl fmt::Debug for ComponentAccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComponentAccessToken")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The body of `api_authorizer_token`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct AuthorizerTokenRequest {
+    /// The platform's appid.
+    #[serde(default)]
+    pub component_appid: Option<String>,
+    /// The authorizing app.
+    #[serde(default)]
+    pub authorizer_appid: Option<String>,
+    /// The refresh token from the authorization (or the previous call).
+    #[serde(default)]
+    pub authorizer_refresh_token: Option<String>,
+}
+
+impl fmt::Debug for AuthorizerTokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizerTokenRequest")
+            .field("component_appid", &self.component_appid)
+            .field("authorizer_appid", &self.authorizer_appid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `{"authorizer_access_token":"…","expires_in":7200,"authorizer_refresh_token":"…"}`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizerAccessToken {
+    /// A token that works wherever an access_token does, for the authorizing app.
+    pub authorizer_access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// The refresh token to use next time (the one sent keeps working 5 minutes).
+    pub authorizer_refresh_token: String,
+}
+
+impl fmt::Debug for AuthorizerAccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizerAccessToken")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,57 @@
+//! `POST /cgi-bin/stable_token`: the token that stays the same while it has 5
+//! minutes or more left, independent of `/cgi-bin/token`'s.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::token::AccessToken;
+use crate::endpoint::{Endpoint, Method};
+
+/// The endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct GetStableToken;
+
+impl Endpoint for GetStableToken {
+    const METHOD: Method = Method::Post;
+    const PATH: &'static str = "/cgi-bin/stable_token";
+    type Request = Request;
+    type Response = AccessToken;
+}
+
+/// A stable token is handed out again while it has at least this long left (seconds);
+/// after that a new one is minted and the old one lives out its time.
+pub const REUSE_MARGIN_SECS: i64 = 300;
+/// Forced refreshes allowed per app and day.
+pub const MAX_FORCE_REFRESH_PER_DAY: u64 = 20;
+/// A forced refresh within this many seconds of the current token's birth answers the
+/// current token unchanged.
+pub const FORCE_REFRESH_SPACING_SECS: i64 = 30;
+
+/// The JSON body. The credentials must be in the body: in the query they do not count.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Request {
+    /// Must be `client_credential`.
+    #[serde(default)]
+    pub grant_type: Option<String>,
+    /// The app's appid.
+    #[serde(default)]
+    pub appid: Option<String>,
+    /// The app's AppSecret.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Invalidate the current stable token and mint a new one.
+    #[serde(default)]
+    pub force_refresh: Option<bool>,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("grant_type", &self.grant_type)
+            .field("appid", &self.appid)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("force_refresh", &self.force_refresh)
+            .finish()
+    }
+}

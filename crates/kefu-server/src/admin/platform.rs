@@ -1,0 +1,277 @@
+//! Platform and simulation controls: third-party platforms, fault rules, token
+//! verdicts, online accounts and the request log.
+
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use kefu_api::admin::{
+    AuthorizationView, ComponentView, CreatedAuthorization, CreatedComponent, FaultView,
+    KfOnlineSet, KfView, NewAuthorization, NewComponent, NewFault, RequestLogEntry, Ticket,
+    TokenAction, TokenVerdict,
+};
+use kefu_api::endpoints::component::TICKET_TTL_SECS;
+use kefu_api::endpoints::rid_get::RequestInfo;
+use kefu_api::{AppId, KfAccount};
+use kefu_store::{Authorization, Component, StoreError};
+use serde::Deserialize;
+
+use super::apps::{check_ips, check_secret, kf_view};
+use super::{Failure, json_body};
+use crate::secrets::{digest, new_app_secret, new_appid, new_refresh_token, new_ticket};
+use crate::state::AppState;
+use crate::wechat::kf::base_url;
+
+fn component_view(component: &Component, authorizations: &[Authorization]) -> ComponentView {
+    ComponentView {
+        component_appid: component.component_appid.clone(),
+        ip_whitelist: component.ip_whitelist.clone(),
+        created_at: component.created_at,
+        authorizations: authorizations
+            .iter()
+            .map(|a| AuthorizationView {
+                appid: a.appid.clone(),
+                funcscopes: a.funcscopes.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub(super) async fn component_create(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<(StatusCode, Json<CreatedComponent>), Failure> {
+    let new: NewComponent = json_body(request).await?;
+    if let Some(appid) = &new.component_appid {
+        AppId::parse(appid).map_err(|_| {
+            Failure::bad_request(
+                "invalid_appid",
+                "component_appid must be 'wx' and 16 lowercase hex digits",
+            )
+        })?;
+    }
+    if let Some(secret) = &new.secret {
+        check_secret(secret)?;
+    }
+    check_ips(&new.ip_whitelist)?;
+    let secret = new.secret.unwrap_or_else(new_app_secret);
+    let component = Component {
+        component_appid: new.component_appid.unwrap_or_else(new_appid),
+        secret_hash: digest(&secret),
+        ip_whitelist: new.ip_whitelist,
+        created_at: state.clock.now(),
+    };
+    state.store.create_component(component.clone()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedComponent {
+            component: component_view(&component, &[]),
+            secret,
+        }),
+    ))
+}
+
+pub(super) async fn component_list(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<ComponentView>>, Failure> {
+    let list = state.store.components().await?;
+    Ok(Json(
+        list.iter()
+            .map(|(c, auths)| component_view(c, auths))
+            .collect(),
+    ))
+}
+
+pub(super) async fn component_get(
+    State(state): State<AppState>,
+    Path(component_appid): Path<String>,
+) -> Result<Json<ComponentView>, Failure> {
+    let list = state.store.components().await?;
+    list.iter()
+        .find(|(c, _)| c.component_appid == component_appid)
+        .map(|(c, auths)| Json(component_view(c, auths)))
+        .ok_or_else(|| Failure::not_found("component"))
+}
+
+pub(super) async fn component_delete(
+    State(state): State<AppState>,
+    Path(component_appid): Path<String>,
+) -> Result<StatusCode, Failure> {
+    state
+        .store
+        .delete_component(&component_appid)
+        .await
+        .map_err(|e| not_found_as(e, "component"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn not_found_as(error: StoreError, what: &str) -> Failure {
+    match error {
+        StoreError::NotFound => Failure::not_found(what),
+        other => other.into(),
+    }
+}
+
+/// Issues a component_verify_ticket, as WeChat pushes one every 10 minutes.
+pub(super) async fn ticket_issue(
+    State(state): State<AppState>,
+    Path(component_appid): Path<String>,
+) -> Result<Json<Ticket>, Failure> {
+    let ticket = new_ticket();
+    let expires_at = state.clock.now() + TICKET_TTL_SECS;
+    state
+        .store
+        .add_ticket(&component_appid, digest(&ticket), expires_at)
+        .await
+        .map_err(|e| not_found_as(e, "component"))?;
+    Ok(Json(Ticket {
+        component_verify_ticket: ticket,
+        expires_at,
+    }))
+}
+
+pub(super) async fn authorization_create(
+    State(state): State<AppState>,
+    Path(component_appid): Path<String>,
+    request: Request,
+) -> Result<(StatusCode, Json<CreatedAuthorization>), Failure> {
+    let new: NewAuthorization = json_body(request).await?;
+    let refresh = new_refresh_token();
+    let authorization = Authorization {
+        component_appid,
+        appid: new.appid.clone(),
+        funcscopes: new.funcscopes.clone(),
+        refresh_hash: digest(&refresh),
+        prev_refresh_hash: None,
+        prev_valid_until: None,
+    };
+    state
+        .store
+        .authorize(authorization)
+        .await
+        .map_err(|e| not_found_as(e, "component or app"))?;
+    let created = CreatedAuthorization {
+        authorizer_appid: new.appid,
+        funcscopes: new.funcscopes,
+        authorizer_refresh_token: refresh,
+    };
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+pub(super) async fn fault_list(State(state): State<AppState>) -> Json<Vec<FaultView>> {
+    Json(state.faults.list())
+}
+
+pub(super) async fn fault_add(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<(StatusCode, Json<FaultView>), Failure> {
+    let rule: NewFault = json_body(request).await?;
+    if !rule.path.starts_with('/') {
+        return Err(Failure::bad_request(
+            "invalid_path",
+            "path must be a WeChat path starting with '/'",
+        ));
+    }
+    if rule.probability.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
+        return Err(Failure::bad_request(
+            "invalid_probability",
+            "probability must be between 0 and 1",
+        ));
+    }
+    if rule.times == Some(0) {
+        return Err(Failure::bad_request(
+            "invalid_times",
+            "times must be at least 1",
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(state.faults.add(rule))))
+}
+
+pub(super) async fn fault_delete(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<StatusCode, Failure> {
+    if state.faults.remove(id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Failure::not_found("fault rule"))
+    }
+}
+
+/// Invalidates (40001 from now on) or expires (42001 from now on) any token.
+pub(super) async fn token_act(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<StatusCode, Failure> {
+    let action: TokenAction = json_body(request).await?;
+    let now = state.clock.now();
+    let (superseded_at, expires_at) = match action.action {
+        TokenVerdict::Invalidate => (Some(now), None),
+        TokenVerdict::Expire => (None, Some(now)),
+    };
+    state
+        .store
+        .set_token_times(&digest(&action.access_token), superseded_at, expires_at)
+        .await
+        .map_err(|e| not_found_as(e, "token"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn kf_online(
+    State(state): State<AppState>,
+    Path((appid, kf_account)): Path<(String, String)>,
+    request: Request,
+) -> Result<Json<KfView>, Failure> {
+    let (parts, body) = request.into_parts();
+    let base = base_url(&state, &parts);
+    let online: KfOnlineSet = json_body(Request::from_parts(parts, body)).await?;
+    if !(0..=1).contains(&online.status) || online.accepted_case < 0 {
+        return Err(Failure::bad_request(
+            "invalid_status",
+            "status is 0 or 1; accepted_case is not negative",
+        ));
+    }
+    let account = KfAccount::parse(&kf_account).map_err(|_| Failure::not_found("kf account"))?;
+    let kf = state
+        .store
+        .set_kf_online(&appid, &account, online.status, online.accepted_case)
+        .await
+        .map_err(|e| not_found_as(e, "kf account"))?;
+    Ok(Json(kf_view(&appid, &kf, &base, state.clock.now())))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LogQuery {
+    appid: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(super) async fn request_log(
+    State(state): State<AppState>,
+    Query(query): Query<LogQuery>,
+) -> Result<Json<Vec<RequestLogEntry>>, Failure> {
+    let limit = query.limit.unwrap_or(100).min(1000);
+    let entries = state
+        .store
+        .logged_requests(query.appid.as_deref(), limit)
+        .await?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|entry| RequestLogEntry {
+                rid: entry.rid,
+                appid: entry.appid,
+                method: entry.method,
+                errcode: entry.errcode,
+                request: RequestInfo {
+                    invoke_time: entry.invoke_time,
+                    cost_in_ms: entry.cost_ms,
+                    request_url: entry.request_url,
+                    request_body: entry.request_body,
+                    response_body: entry.response_body,
+                    client_ip: entry.client_ip,
+                },
+            })
+            .collect(),
+    ))
+}

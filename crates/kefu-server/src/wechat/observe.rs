@@ -1,0 +1,294 @@
+//! What happens around every WeChat call: the caller's IP, fault injection, and the
+//! request log that `rid/get` reads (SPEC §6.3, §6.4, §8).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use kefu_api::{ErrCode, Rid};
+use kefu_store::{LoggedRequest, TokenChannel};
+use serde::Deserialize;
+
+use super::auth::token_verdict;
+use super::reply::{Reply, new_rid};
+use super::request::{MAX_MULTIPART_BODY, Query, read_body};
+use crate::secrets::digest;
+use crate::state::AppState;
+
+/// How much of a body the request log keeps.
+const LOGGED_BODY_BYTES: usize = 8 * 1024;
+
+/// The caller's IP as WeChat's rules see it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// The IP from an optional extension (unspecified when absent).
+    #[must_use]
+    pub fn of(extension: Option<axum::Extension<ClientIp>>) -> IpAddr {
+        extension.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |e| e.0.0)
+    }
+}
+
+/// The socket's peer, or — when the peer is a trusted proxy — the rightmost address
+/// in `X-Forwarded-For` that is not a trusted proxy.
+pub fn client_ip(trusted: &[IpAddr], peer: Option<IpAddr>, headers: &HeaderMap) -> IpAddr {
+    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ip| ip.to_canonical());
+    if !trusted.iter().any(|proxy| proxy.to_canonical() == peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|v| v.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .collect::<Vec<_>>();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted.iter().any(|proxy| proxy.to_canonical() == *ip))
+        .unwrap_or(peer)
+}
+
+#[derive(Deserialize, Default)]
+struct BodyIds {
+    #[serde(default)]
+    appid: Option<String>,
+    #[serde(default)]
+    component_appid: Option<String>,
+}
+
+/// The app (or platform) a call is made for, as far as it can be told: its token,
+/// else an `appid` in the query or the JSON body.
+async fn caller(state: &AppState, query: &Query<'_>, body: &[u8], now: i64) -> Option<String> {
+    let token = query
+        .non_empty("access_token")
+        .or_else(|| query.non_empty("component_access_token"));
+    if let Some(token) = token {
+        let channels = [
+            TokenChannel::Basic,
+            TokenChannel::Stable,
+            TokenChannel::Authorizer,
+            TokenChannel::Component,
+        ];
+        return match token_verdict(state, &token, &channels, now).await {
+            Ok(record) => Some(record.appid.to_string()),
+            Err(_) => state
+                .store
+                .token(&digest(&token))
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.appid.to_string()),
+        };
+    }
+    if let Some(appid) = query.non_empty("appid") {
+        return Some(appid.into_owned());
+    }
+    let ids: BodyIds = serde_json::from_slice(body).unwrap_or_default();
+    ids.appid
+        .or(ids.component_appid)
+        .filter(|id| !id.is_empty())
+}
+
+fn truncated(text: String) -> String {
+    if text.len() <= LOGGED_BODY_BYTES {
+        return text;
+    }
+    let mut end = LOGGED_BODY_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…({} bytes)", &text[..end], text.len())
+}
+
+const SECRET_KEYS: &[&str] = &[
+    "access_token",
+    "component_access_token",
+    "authorizer_access_token",
+    "authorizer_refresh_token",
+    "component_verify_ticket",
+    "secret",
+    "appsecret",
+    "component_appsecret",
+];
+
+fn mask(value: &str) -> String {
+    let keep: String = value.chars().take(6).collect();
+    format!("{keep}***")
+}
+
+/// The query with tokens and secrets masked.
+fn masked_query(query: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form_urlencoded::parse(query.as_bytes()).map(|(k, v)| {
+            let v = if SECRET_KEYS.contains(&k.as_ref()) {
+                mask(&v).into()
+            } else {
+                v
+            };
+            (k, v)
+        }))
+        .finish()
+}
+
+/// A body for the log: JSON with tokens and secrets masked, other text as is,
+/// anything else summarised; truncated.
+fn masked_body(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return String::new();
+    }
+    if let Ok(serde_json::Value::Object(mut object)) =
+        serde_json::from_slice::<serde_json::Value>(bytes)
+    {
+        for key in SECRET_KEYS {
+            if let Some(serde_json::Value::String(value)) = object.get_mut(*key) {
+                *value = mask(value);
+            }
+        }
+        return truncated(serde_json::Value::Object(object).to_string());
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.contains('\0') => truncated(text.to_owned()),
+        _ => format!("<{} bytes of binary data>", bytes.len()),
+    }
+}
+
+/// The errcode and rid of an answer.
+fn outcome(body: &[u8]) -> (i64, Option<Rid>) {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        errcode: i64,
+        #[serde(default)]
+        errmsg: String,
+    }
+    serde_json::from_slice::<Probe>(body)
+        .map_or((0, None), |p| (p.errcode, Rid::from_errmsg(&p.errmsg)))
+}
+
+/// The middleware of every WeChat path.
+pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let now = state.clock.now();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ip = client_ip(&state.trusted_proxies, peer, request.headers());
+    request.extensions_mut().insert(ClientIp(ip));
+    let faults = state.faults.active();
+    if !faults && !state.request_log {
+        return next.run(request).await;
+    }
+
+    let (parts, body) = request.into_parts();
+    let bytes: Bytes = match read_body(&parts.headers, body, MAX_MULTIPART_BODY).await {
+        Ok(bytes) => bytes,
+        Err(code) => return Reply::error(code, now).into_response(),
+    };
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let path = parts.uri.path().to_owned();
+    let method = parts.method.to_string();
+    let appid = caller(&state, &Query::new(Some(&query)), &bytes, now).await;
+    let fault = if faults {
+        state.faults.fire(appid.as_deref(), &path)
+    } else {
+        None
+    };
+    let request = Request::from_parts(parts, Body::from(bytes.clone()));
+
+    let response = match fault {
+        Some(fault) => {
+            if fault.latency_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
+            }
+            let code = ErrCode::from_code(fault.errcode);
+            if code.is_ok() {
+                next.run(request).await
+            } else {
+                if fault.applied {
+                    // Do the work, then answer the failure anyway.
+                    drop(next.run(request).await);
+                }
+                tracing::info!(%path, errcode = fault.errcode, applied = fault.applied, "fault injected");
+                Reply::error(code, now).into_response()
+            }
+        }
+        None => next.run(request).await,
+    };
+    if !state.request_log {
+        return response;
+    }
+
+    let (parts, body) = response.into_parts();
+    let answer = axum::body::to_bytes(body, MAX_MULTIPART_BODY)
+        .await
+        .unwrap_or_default();
+    let (errcode, rid) = outcome(&answer);
+    let request_url = if query.is_empty() {
+        path.clone()
+    } else {
+        format!("{path}?{}", masked_query(&query))
+    };
+    state.store.log_request(LoggedRequest {
+        rid: rid.unwrap_or_else(|| new_rid(now)).to_string(),
+        appid,
+        method,
+        path,
+        errcode,
+        invoke_time: now,
+        cost_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        request_url,
+        request_body: masked_body(&bytes),
+        response_body: masked_body(&answer),
+        client_ip: ip.to_string(),
+    });
+    Response::from_parts(parts, Body::from(answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.9, 10.0.0.2".parse().unwrap());
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let peer = Some("10.0.0.2".parse().unwrap());
+        assert_eq!(
+            client_ip(&[], peer, &headers),
+            proxy,
+            "no trusted proxy: the peer"
+        );
+        assert_eq!(
+            client_ip(&[proxy], peer, &headers),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        let stranger = Some("198.51.100.1".parse().unwrap());
+        assert_eq!(
+            client_ip(&[proxy], stranger, &headers),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let query = masked_query("access_token=76_abcdefghijkl&kf_account=a%40b");
+        assert_eq!(query, "access_token=76_abc***&kf_account=a%40b");
+        let body = masked_body(br#"{"appid":"wx1","secret":"0123456789abcdef"}"#);
+        assert!(body.contains(r#""secret":"012345***""#), "{body}");
+        assert_eq!(
+            masked_body(&[0xFF, 0xD8, 0xFF, 0]),
+            "<4 bytes of binary data>"
+        );
+    }
+}

@@ -1,0 +1,322 @@
+//! `kefu sim …`, `kefu component …` and `kefu requests`: the simulation controls,
+//! third-party platforms and the request log of a running server.
+
+use clap::{Args, Subcommand, ValueEnum};
+use kefu_api::admin::{
+    self, ClockAdvance, InvitationAction, InvitationRequest, KfOnlineSet, NewAuthorization,
+    NewComponent, NewFault, TokenAction, TokenVerdict,
+};
+use kefu_server::Secret;
+use reqwest::Method;
+
+use crate::admin_client::{Admin, ServerArgs, to_json};
+
+/// `kefu sim …`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(subcommand)]
+    command: SimCommand,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Answer {
+    Accept,
+    Reject,
+    Expire,
+}
+
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Show the server clock, or move it forward.
+    Clock {
+        /// Seconds to advance (e.g. 7201 to expire every token).
+        #[arg(long)]
+        advance: Option<u64>,
+    },
+    /// Answer a pending invitation as the invitee would.
+    Invite {
+        /// The app.
+        appid: String,
+        /// The account.
+        kf_account: String,
+        /// What the invitee does.
+        #[arg(value_enum)]
+        answer: Answer,
+    },
+    /// Put an account online (or offline) with N sessions.
+    Online {
+        /// The app.
+        appid: String,
+        /// The account.
+        kf_account: String,
+        /// 1 online, 0 offline.
+        #[arg(long, default_value_t = 1)]
+        status: i64,
+        /// Sessions being served.
+        #[arg(long, default_value_t = 0)]
+        accepted_case: i64,
+    },
+    /// Make a token answer 40001 (invalidate) or 42001 (expire) from now on.
+    Token {
+        /// `invalidate` or `expire`.
+        #[arg(value_enum)]
+        action: TokenArg,
+        /// The token (or set KEFU_TARGET_TOKEN).
+        #[arg(env = "KEFU_TARGET_TOKEN", hide_env_values = true)]
+        token: Secret,
+    },
+    /// Fault injection rules.
+    #[command(subcommand)]
+    Fault(FaultCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TokenArg {
+    Invalidate,
+    Expire,
+}
+
+#[derive(Debug, Subcommand)]
+enum FaultCommand {
+    /// List the rules in force.
+    List,
+    /// Add a rule: PATH answers ERRCODE (the next N times, or with probability P).
+    Add {
+        /// The WeChat path, e.g. /customservice/kfaccount/update.
+        path: String,
+        /// Only for this app.
+        #[arg(long)]
+        appid: Option<String>,
+        /// The errcode to answer (-1 by default; 0 with --latency-ms only delays).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        errcode: i64,
+        /// Fire the next N times only.
+        #[arg(long)]
+        times: Option<u64>,
+        /// Fire with this probability (0-1).
+        #[arg(long)]
+        probability: Option<f64>,
+        /// Wait this long first.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Perform the call, then answer the errcode anyway ("-1 but applied").
+        #[arg(long)]
+        applied: bool,
+    },
+    /// Remove a rule.
+    Rm {
+        /// Its id.
+        id: u64,
+    },
+}
+
+/// `kefu component …`.
+#[derive(Debug, Args)]
+pub struct ComponentArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(subcommand)]
+    command: ComponentCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ComponentCommand {
+    /// List third-party platforms with their authorizations.
+    List,
+    /// Register a platform; prints its secret (shown only this once).
+    Add {
+        /// A chosen component_appid; generated when absent.
+        #[arg(long)]
+        component_appid: Option<String>,
+        /// IPs allowed to fetch component tokens (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        ip_whitelist: Vec<String>,
+    },
+    /// Delete a platform.
+    Rm {
+        /// Its appid.
+        component_appid: String,
+    },
+    /// Issue a component_verify_ticket (valid 12 hours).
+    Ticket {
+        /// The platform.
+        component_appid: String,
+    },
+    /// Authorize the platform for an app with permission sets; prints the refresh token.
+    Authorize {
+        /// The platform.
+        component_appid: String,
+        /// The app.
+        appid: String,
+        /// Permission set ids, comma-separated (e.g. 1,6 or 19).
+        #[arg(long, value_delimiter = ',', required = true)]
+        funcscopes: Vec<u32>,
+    },
+}
+
+/// `kefu requests`.
+#[derive(Debug, Args)]
+pub struct RequestsArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Only this app's calls.
+    #[arg(long)]
+    appid: Option<String>,
+    /// How many, newest first.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+}
+
+pub async fn run_sim(args: SimArgs) -> Result<(), String> {
+    let admin = Admin::connect(&args.server)?;
+    match args.command {
+        SimCommand::Clock { advance: None } => admin.show(Method::GET, admin::CLOCK, None).await,
+        SimCommand::Clock {
+            advance: Some(advance_secs),
+        } => {
+            admin
+                .show(
+                    Method::POST,
+                    admin::CLOCK,
+                    Some(to_json(&ClockAdvance { advance_secs })?),
+                )
+                .await
+        }
+        SimCommand::Invite {
+            appid,
+            kf_account,
+            answer,
+        } => {
+            let action = match answer {
+                Answer::Accept => InvitationAction::Accept,
+                Answer::Reject => InvitationAction::Reject,
+                Answer::Expire => InvitationAction::Expire,
+            };
+            let body = to_json(&InvitationRequest { action })?;
+            admin
+                .show(
+                    Method::POST,
+                    &admin::invitation_path(&appid, &kf_account),
+                    Some(body),
+                )
+                .await
+        }
+        SimCommand::Online {
+            appid,
+            kf_account,
+            status,
+            accepted_case,
+        } => {
+            let body = to_json(&KfOnlineSet {
+                status,
+                accepted_case,
+            })?;
+            admin
+                .show(
+                    Method::POST,
+                    &admin::online_path(&appid, &kf_account),
+                    Some(body),
+                )
+                .await
+        }
+        SimCommand::Token { action, token } => {
+            let action = match action {
+                TokenArg::Invalidate => TokenVerdict::Invalidate,
+                TokenArg::Expire => TokenVerdict::Expire,
+            };
+            let body = to_json(&TokenAction {
+                access_token: token.expose().to_owned(),
+                action,
+            })?;
+            admin.show(Method::POST, admin::TOKENS, Some(body)).await
+        }
+        SimCommand::Fault(FaultCommand::List) => admin.show(Method::GET, admin::FAULTS, None).await,
+        SimCommand::Fault(FaultCommand::Add {
+            path,
+            appid,
+            errcode,
+            times,
+            probability,
+            latency_ms,
+            applied,
+        }) => {
+            let rule = NewFault {
+                appid,
+                path,
+                errcode,
+                times,
+                probability,
+                latency_ms,
+                applied,
+            };
+            admin
+                .show(Method::POST, admin::FAULTS, Some(to_json(&rule)?))
+                .await
+        }
+        SimCommand::Fault(FaultCommand::Rm { id }) => {
+            admin
+                .show(Method::DELETE, &format!("{}/{id}", admin::FAULTS), None)
+                .await
+        }
+    }
+}
+
+pub async fn run_component(args: ComponentArgs) -> Result<(), String> {
+    let admin = Admin::connect(&args.server)?;
+    match args.command {
+        ComponentCommand::List => admin.show(Method::GET, admin::COMPONENTS, None).await,
+        ComponentCommand::Add {
+            component_appid,
+            ip_whitelist,
+        } => {
+            let new = NewComponent {
+                component_appid,
+                secret: None,
+                ip_whitelist,
+            };
+            admin
+                .show(Method::POST, admin::COMPONENTS, Some(to_json(&new)?))
+                .await
+        }
+        ComponentCommand::Rm { component_appid } => {
+            admin
+                .show(
+                    Method::DELETE,
+                    &admin::component_path(&component_appid),
+                    None,
+                )
+                .await
+        }
+        ComponentCommand::Ticket { component_appid } => {
+            admin
+                .show(Method::POST, &admin::ticket_path(&component_appid), None)
+                .await
+        }
+        ComponentCommand::Authorize {
+            component_appid,
+            appid,
+            funcscopes,
+        } => {
+            let body = to_json(&NewAuthorization { appid, funcscopes })?;
+            admin
+                .show(
+                    Method::POST,
+                    &admin::authorizations_path(&component_appid),
+                    Some(body),
+                )
+                .await
+        }
+    }
+}
+
+pub async fn run_requests(args: RequestsArgs) -> Result<(), String> {
+    let admin = Admin::connect(&args.server)?;
+    let mut path = format!("{}?limit={}", admin::REQUESTS, args.limit);
+    if let Some(appid) = &args.appid {
+        path.push_str("&appid=");
+        path.push_str(appid);
+    }
+    admin.show(Method::GET, &path, None).await
+}
