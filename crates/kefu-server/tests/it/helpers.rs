@@ -53,6 +53,19 @@ impl Answer {
         self.json["errmsg"].as_str().unwrap_or("")
     }
 
+    /// Asserts the code and the exact errmsg before ` rid: …`.
+    #[track_caller]
+    pub fn assert_code_with(&self, code: i64, errmsg: &str) {
+        assert_eq!(self.status, 200, "{}", self.raw);
+        assert_eq!(self.errcode(), code, "{}", self.raw);
+        let (message, rid) = self
+            .errmsg()
+            .rsplit_once(" rid: ")
+            .unwrap_or_else(|| panic!("no rid: {}", self.raw));
+        assert_eq!(message, errmsg);
+        assert!(rid.parse::<kefu_api::Rid>().is_ok(), "{rid}");
+    }
+
     /// Asserts WeChat's envelope (HTTP 200, its content type) and the code.
     #[track_caller]
     pub fn assert_code(&self, code: i64) {
@@ -60,7 +73,18 @@ impl Answer {
         assert_eq!(self.content_type, "application/json; encoding=utf-8");
         assert_eq!(self.errcode(), code, "{}", self.raw);
         if code != 0 {
-            let expected = kefu_api::ErrCode::from_code(code).errmsg();
+            let expected = match kefu_api::ErrCode::from_code(code) {
+                // The one message with details: check it with `assert_code_with`.
+                kefu_api::ErrCode::IpNotInWhitelist => {
+                    let (message, _) = self.errmsg().rsplit_once(" rid: ").unwrap();
+                    assert!(
+                        message.starts_with("invalid ip ")
+                            && message.ends_with(", not in whitelist")
+                    );
+                    return;
+                }
+                known => known.errmsg(),
+            };
             let errmsg = self.errmsg();
             assert!(
                 errmsg.starts_with(expected),
@@ -85,12 +109,31 @@ impl TestServer {
     }
 
     pub async fn spawn_at(db_path: &Path, clock: Arc<Clock>) -> TestServer {
+        TestServer::spawn_configured(db_path, clock, |_| {}).await
+    }
+
+    /// A fresh server with a configuration tweak.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("kefu.db");
+        let mut server =
+            TestServer::spawn_configured(&db_path, Arc::new(Clock::new()), tweak).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    async fn spawn_configured(
+        db_path: &Path,
+        clock: Arc<Clock>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
         init_logs();
         let mut config = Config::new(
             Database::Sqlite(db_path.to_owned()),
             Secret::new(ADMIN_TOKEN),
         );
         config.listen = "127.0.0.1:0".parse().unwrap();
+        tweak(&mut config);
         let app = Application::build_with_clock(config, Arc::clone(&clock))
             .await
             .expect("server builds");
@@ -251,6 +294,40 @@ impl TestServer {
 
     pub fn advance(&self, secs: u64) {
         self.clock.advance(secs);
+    }
+
+    /// Moves the clock through the admin API (which also runs housekeeping).
+    pub async fn advance_over_http(&self, secs: u64) {
+        let response = self
+            .admin(reqwest::Method::POST, "/kefu/v1/clock")
+            .json(&serde_json::json!({ "advance_secs": secs }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    /// An admin call with a JSON body; answers the status and the JSON answer (Null for none).
+    pub async fn admin_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.admin(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `POST path?access_token=token` with a JSON body.
+    pub async fn call(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.post_json(&format!("{path}?access_token={token}"), &body)
+            .await
     }
 }
 

@@ -2,16 +2,21 @@
 //! and drives it over real HTTP. `TEST_LOG=1` shows the server's logs.
 
 mod admin;
+mod component;
 mod concurrency;
 mod del;
+mod faults;
 mod helpers;
 mod invite;
 mod kf;
 mod malformed;
 mod persistence;
+mod platform;
 mod props;
+mod quota;
 mod scope;
 mod snapshots;
+mod stable;
 mod tls;
 mod token;
 mod upload;
