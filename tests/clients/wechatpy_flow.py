@@ -41,6 +41,9 @@ def parse_args():
     p.add_argument("--secret", default=env("KEFU_SECRET"))
     p.add_argument("--wechat-id", default=env("KEFU_WECHAT_ID", "test"),
                    help="the app's WeChat ID, i.e. the kf account suffix")
+    p.add_argument("--admin-url", default=env("KEFU_ADMIN_URL"),
+                   help="kefu's plain-HTTP base URL, for the fault-injection step")
+    p.add_argument("--admin-token", default=env("KEFU_ADMIN_TOKEN"))
     a = p.parse_args()
     missing = [n for n in ("port", "cert", "appid", "secret") if not getattr(a, n)]
     if missing:
@@ -69,6 +72,20 @@ def redirect(port, cert):
 
 
 FAILURES = []
+
+
+def admin(method, a, path, body=None):
+    """Calls kefu's admin API (plain HTTP, loopback) and answers its JSON."""
+    import json
+    import urllib.request
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(a.admin_url.rstrip("/") + path, data=data, method=method,
+                                 headers={"Authorization": "Bearer " + a.admin_token,
+                                          "Content-Type": "application/json"})
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    with direct.open(req, timeout=10) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw else None
 
 
 def step(name, ok, detail=""):
@@ -150,6 +167,14 @@ def main():
     expect_errcode("update nosuch@%s -> 65401" % a.wechat_id, 65401,
                    lambda: update("nosuch@" + a.wechat_id, "客服3"))
     expect_errcode("add x@foreign -> 65404", 65404, lambda: add("x@foreign", "客服4"))
+
+    if a.admin_url and a.admin_token:
+        # kefu answers the next update with 40001; wechatpy must fetch a new token and retry.
+        admin("POST", a, "/kefu/v1/faults",
+              {"appid": a.appid, "path": "/customservice/kfaccount/update", "errcode": 40001, "times": 1})
+        expect_ok("update after an injected 40001 (the client refetches and retries)",
+                  lambda: update(acct, "客服2"))
+        step("the injected fault fired", admin("GET", a, "/kefu/v1/faults") == [])
 
     try:
         kf_list = cs.get_accounts()

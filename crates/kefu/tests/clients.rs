@@ -338,6 +338,7 @@ fn wechatpy_completes_the_kf_flow() {
             .arg(&server.cert)
             .args(["--appid", &server.appid, "--secret", &server.secret])
             .args(["--wechat-id", &server.wechat_id])
+            .args(["--admin-url", &server.http_base, "--admin-token", &server.admin_token])
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONIOENCODING", "utf-8"),
     );
@@ -381,21 +382,25 @@ fn node_clients_complete_the_kf_flow() {
     server.check("node_flow.js", status, &output);
 }
 
-/// Runs `kefu app …` against the server; answers (success, stdout, stderr).
-fn kefu_app(server: &Server, args: &[&str]) -> (bool, String, String) {
+/// Runs `kefu <args…>` against the server; answers (success, stdout, stderr).
+fn kefu(server: &Server, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .arg("app")
         .args(args)
         .env("KEFU_BASE_URL", &server.http_base)
         .env("KEFU_ADMIN_TOKEN", &server.admin_token)
         .stdin(Stdio::null())
         .output()
-        .expect("run kefu app");
+        .expect("run kefu");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Runs `kefu app …`.
+fn kefu_app(server: &Server, args: &[&str]) -> (bool, String, String) {
+    kefu(server, &[&["app"], args].concat())
 }
 
 #[test]
@@ -466,4 +471,76 @@ fn kefu_app_commands_manage_apps() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("401"));
+}
+
+/// Runs `kefu <args…>` against the server and parses its JSON output.
+fn kefu_json(server: &Server, args: &[&str]) -> serde_json::Value {
+    let (ok, stdout, stderr) = kefu(server, args);
+    assert!(ok, "kefu {args:?}: {stderr}");
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("kefu {args:?} printed {stdout:?}: {e}"))
+}
+
+#[test]
+fn kefu_sim_and_component_commands() {
+    let server = Server::start("sim");
+    let clock = kefu_json(&server, &["sim", "clock", "--advance", "60"]);
+    assert_eq!(clock["offset_secs"], 60);
+
+    let rule = kefu_json(
+        &server,
+        &[
+            "sim",
+            "fault",
+            "add",
+            "/customservice/kfaccount/add",
+            "--errcode",
+            "-1",
+            "--times",
+            "2",
+            "--applied",
+        ],
+    );
+    assert_eq!(rule["errcode"], -1);
+    assert_eq!(rule["remaining"], 2);
+    assert_eq!(rule["applied"], true);
+    let rules = kefu_json(&server, &["sim", "fault", "list"]);
+    assert_eq!(rules.as_array().unwrap().len(), 1);
+    let id = rule["id"].as_u64().unwrap().to_string();
+    let (ok, out, err) = kefu(&server, &["sim", "fault", "rm", &id]);
+    assert!(ok && out.trim() == "done", "{out}{err}");
+    assert_eq!(
+        kefu_json(&server, &["sim", "fault", "list"]),
+        serde_json::json!([])
+    );
+
+    let platform = kefu_json(&server, &["component", "add"]);
+    let component = platform["component_appid"].as_str().unwrap().to_owned();
+    assert!(platform["secret"].is_string());
+    let ticket = kefu_json(&server, &["component", "ticket", &component]);
+    assert!(
+        ticket["component_verify_ticket"]
+            .as_str()
+            .unwrap()
+            .starts_with("ticket@@@")
+    );
+    let auth = kefu_json(
+        &server,
+        &[
+            "component",
+            "authorize",
+            &component,
+            &server.appid,
+            "--funcscopes",
+            "1,19",
+        ],
+    );
+    assert_eq!(auth["funcscopes"], serde_json::json!([1, 19]));
+    let list = kefu_json(&server, &["component", "list"]);
+    assert_eq!(list[0]["authorizations"][0]["appid"], server.appid.as_str());
+
+    // The request log is empty: nothing has called the WeChat API yet.
+    assert_eq!(kefu_json(&server, &["requests"]), serde_json::json!([]));
+    let (ok, _, _) = kefu(&server, &["sim", "token", "expire", "no-such-token"]);
+    assert!(!ok, "an unknown token is an error");
 }
