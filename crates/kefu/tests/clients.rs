@@ -338,7 +338,12 @@ fn wechatpy_completes_the_kf_flow() {
             .arg(&server.cert)
             .args(["--appid", &server.appid, "--secret", &server.secret])
             .args(["--wechat-id", &server.wechat_id])
-            .args(["--admin-url", &server.http_base, "--admin-token", &server.admin_token])
+            .args([
+                "--admin-url",
+                &server.http_base,
+                "--admin-token",
+                &server.admin_token,
+            ])
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONIOENCODING", "utf-8"),
     );

@@ -83,6 +83,12 @@ async fn oversized_bodies_are_45002() {
         .await
         .assert_code(45002);
     assert_eq!(server.list(&app.token).await[0]["kf_nick"], "a");
+    // The token is judged before the size.
+    let huge = vec![b'x'; 6 * 1024 * 1024];
+    server
+        .post("/customservice/kfaccount/update?access_token=bad", huge)
+        .await
+        .assert_code(40001);
 }
 
 /// A body sent in 64 KiB chunks, with no Content-Length.
