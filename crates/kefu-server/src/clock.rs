@@ -4,6 +4,9 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The furthest the clock can be moved ahead: 100 years.
+pub const MAX_OFFSET_SECS: i64 = 100 * 366 * 86_400;
+
 /// Wall-clock time plus an offset that only grows.
 #[derive(Debug, Default)]
 pub struct Clock {
@@ -34,13 +37,14 @@ impl Clock {
         self.offset.load(Ordering::Relaxed)
     }
 
-    /// Moves the clock forward.
+    /// Moves the clock forward, by at most [`MAX_OFFSET_SECS`] in all (so that time
+    /// arithmetic never overflows).
     pub fn advance(&self, secs: u64) {
         let secs = i64::try_from(secs).unwrap_or(i64::MAX);
         let _ = self
             .offset
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
-                Some(o.saturating_add(secs))
+                Some(o.saturating_add(secs).min(MAX_OFFSET_SECS))
             });
     }
 }

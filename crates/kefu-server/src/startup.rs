@@ -111,6 +111,7 @@ impl Application {
             faults: Arc::default(),
             trusted_proxies: config.trusted_proxies.clone().into(),
             request_log: config.request_log,
+            stable_locks: Arc::default(),
         };
         let http = bind(config.listen).await?;
         let https = match &config.https {
@@ -191,6 +192,7 @@ impl Application {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        let self_state = self.state.clone();
         let https_task = self.https.map(|(listener, material)| {
             let router = self.router.clone().layer(Extension(wechat::Https));
             tokio::spawn(serve_tls(
@@ -210,7 +212,6 @@ impl Application {
                         _ = stop.changed() => break,
                     }
                 }
-                maintain(&state).await;
             })
         };
         let mut stop = stop_rx;
@@ -227,6 +228,8 @@ impl Application {
             let _ = task.await;
         }
         let _ = housekeeping.await;
+        // Every request has finished: persist what they counted.
+        maintain(&self_state).await;
         result
     }
 }

@@ -334,10 +334,9 @@ pub struct Authorization {
     pub funcscopes: Vec<u32>,
     /// SHA-256 of the current refresh token.
     pub refresh_hash: Digest,
-    /// The replaced refresh token, still accepted until `prev_valid_until`.
-    pub prev_refresh_hash: Option<Digest>,
-    /// Unix seconds.
-    pub prev_valid_until: Option<i64>,
+    /// Replaced refresh tokens still accepted, with the time (Unix seconds) until which
+    /// each is.
+    pub previous: Vec<(Digest, i64)>,
 }
 
 #[cfg(test)]

@@ -141,8 +141,7 @@ pub(super) async fn authorization_create(
         appid: new.appid.clone(),
         funcscopes: new.funcscopes.clone(),
         refresh_hash: digest(&refresh),
-        prev_refresh_hash: None,
-        prev_valid_until: None,
+        previous: Vec::new(),
     };
     state
         .store

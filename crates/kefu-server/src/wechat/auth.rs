@@ -90,8 +90,9 @@ pub struct Rules {
     pub kf: Option<bool>,
 }
 
-/// Token, then the platform gate (61007), the ban (48004), the app's right to the
-/// API (65400/48001), and the quota (45009/45011).
+/// Token, then the platform gate (61007), the app's right to the API (65400/48001),
+/// the ban (48004) and the quota (45009/45011). A call that passes is counted, even if
+/// its body is refused later.
 pub async fn admit(
     state: &AppState,
     query: &Query<'_>,

@@ -109,10 +109,14 @@ fn truncated(text: String) -> String {
     format!("{}…({} bytes)", &text[..end], text.len())
 }
 
-const SECRET_KEYS: &[&str] = &[
+/// Tokens: shown by their first 6 characters, enough to tell them apart.
+const TOKEN_KEYS: &[&str] = &[
     "access_token",
     "component_access_token",
     "authorizer_access_token",
+];
+/// Secrets: never shown at all.
+const SECRET_KEYS: &[&str] = &[
     "authorizer_refresh_token",
     "component_verify_ticket",
     "secret",
@@ -120,44 +124,44 @@ const SECRET_KEYS: &[&str] = &[
     "component_appsecret",
 ];
 
-fn mask(value: &str) -> String {
-    let keep: String = value.chars().take(6).collect();
-    format!("{keep}***")
+/// The value of `key` as the log shows it.
+fn mask<'a>(key: &str, value: &'a str) -> std::borrow::Cow<'a, str> {
+    if SECRET_KEYS.contains(&key) {
+        "***".into()
+    } else if TOKEN_KEYS.contains(&key) {
+        format!("{}***", value.chars().take(6).collect::<String>()).into()
+    } else {
+        value.into()
+    }
 }
 
 /// The query with tokens and secrets masked.
 fn masked_query(query: &str) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form_urlencoded::parse(query.as_bytes()).map(|(k, v)| {
-            let v = if SECRET_KEYS.contains(&k.as_ref()) {
-                mask(&v).into()
-            } else {
-                v
-            };
+            let v = mask(&k, &v).into_owned();
             (k, v)
         }))
         .finish()
 }
 
-/// A body for the log: JSON with tokens and secrets masked, other text as is,
-/// anything else summarised; truncated.
+/// A body for the log: a JSON object with tokens and secrets masked, truncated.
+/// Anything else (which could hold a secret the masking cannot find) is only
+/// described.
 fn masked_body(bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return String::new();
     }
-    if let Ok(serde_json::Value::Object(mut object)) =
-        serde_json::from_slice::<serde_json::Value>(bytes)
-    {
-        for key in SECRET_KEYS {
-            if let Some(serde_json::Value::String(value)) = object.get_mut(*key) {
-                *value = mask(value);
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(mut object)) => {
+            for (key, value) in &mut object {
+                if let serde_json::Value::String(text) = value {
+                    *text = mask(key, text).into_owned();
+                }
             }
+            truncated(serde_json::Value::Object(object).to_string())
         }
-        return truncated(serde_json::Value::Object(object).to_string());
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(text) if !text.contains('\0') => truncated(text.to_owned()),
-        _ => format!("<{} bytes of binary data>", bytes.len()),
+        _ => format!("<{} bytes, not a JSON object>", bytes.len()),
     }
 }
 
@@ -295,10 +299,17 @@ mod tests {
         let query = masked_query("access_token=76_abcdefghijkl&kf_account=a%40b");
         assert_eq!(query, "access_token=76_abc***&kf_account=a%40b");
         let body = masked_body(br#"{"appid":"wx1","secret":"0123456789abcdef"}"#);
-        assert!(body.contains(r#""secret":"012345***""#), "{body}");
+        assert!(body.contains(r#""secret":"***""#), "{body}");
+        assert!(!body.contains("012345"), "{body}");
         assert_eq!(
             masked_body(&[0xFF, 0xD8, 0xFF, 0]),
-            "<4 bytes of binary data>"
+            "<4 bytes, not a JSON object>"
         );
+        assert_eq!(
+            masked_body(br#"{"secret":"0123456789abc"#),
+            "<24 bytes, not a JSON object>"
+        );
+        let secret_query = masked_query("appid=wx1&secret=0123456789abcdef");
+        assert_eq!(secret_query, "appid=wx1&secret=***");
     }
 }

@@ -149,6 +149,9 @@ pub async fn stable_token_post(
         }
         let path = stable_token::GetStableToken::PATH;
         let app = credentials(state, body.appid.as_deref(), body.secret.as_deref(), ip, path, now).await?;
+        // Concurrent callers must agree on one token: decide and mint one at a time.
+        let lock = state.stable_locks.of(&app.appid);
+        let _one_at_a_time = lock.lock().await;
         let current = state.store.current_token(&app.appid, TokenChannel::Stable).await.map_err(internal)?;
         let live = current.and_then(|(record, value)| {
             let alive = record.superseded_at.is_none() && record.expires_at > now;

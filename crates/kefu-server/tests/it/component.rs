@@ -158,16 +158,29 @@ async fn refresh_tokens_rotate_with_five_minutes_of_overlap() {
         .unwrap()
         .to_owned();
     assert_ne!(second, first);
-    // The old one still works within 5 minutes …
+    let refresh_of = |answer: crate::helpers::Answer| {
+        answer.json["authorizer_refresh_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}", answer.raw))
+            .to_owned()
+    };
+    // A replaced token still works within 5 minutes, without cutting off the one that
+    // replaced it: two workers may each hold one.
     server.advance(299);
-    let answer = authorizer_token(&server, &ctoken, &platform, &app.appid, &first).await;
-    let third = answer.json["authorizer_refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    // … and a replaced one no longer does once its overlap ended.
-    server.advance(301);
+    let third = refresh_of(authorizer_token(&server, &ctoken, &platform, &app.appid, &first).await);
+    let fourth =
+        refresh_of(authorizer_token(&server, &ctoken, &platform, &app.appid, &second).await);
+    assert!([&first, &second, &third].iter().all(|old| **old != fourth));
+    // Each replaced token dies 5 minutes after it was replaced.
+    server.advance(2);
+    authorizer_token(&server, &ctoken, &platform, &app.appid, &first)
+        .await
+        .assert_code(61023);
+    server.advance(300);
     authorizer_token(&server, &ctoken, &platform, &app.appid, &second)
+        .await
+        .assert_code(61023);
+    authorizer_token(&server, &ctoken, &platform, &app.appid, &third)
         .await
         .assert_code(61023);
     authorizer_token(
@@ -179,12 +192,9 @@ async fn refresh_tokens_rotate_with_five_minutes_of_overlap() {
     )
     .await
     .assert_code(61023);
-    assert!(
-        authorizer_token(&server, &ctoken, &platform, &app.appid, &third)
-            .await
-            .json["authorizer_access_token"]
-            .is_string()
-    );
+    let fifth =
+        refresh_of(authorizer_token(&server, &ctoken, &platform, &app.appid, &fourth).await);
+    assert_ne!(fifth, fourth);
 }
 
 #[tokio::test]
@@ -223,8 +233,8 @@ async fn component_errors() {
     component_token(&server, &walled, &walled_ticket)
         .await
         .assert_code(61004);
-    // Tickets live 12 hours.
-    server.advance(12 * 3600);
+    // Tickets live 12 hours, and then say so (61005, not 61006) for a while.
+    server.advance_over_http(12 * 3600 + 60).await;
     component_token(&server, &platform, &ticket)
         .await
         .assert_code(61005);

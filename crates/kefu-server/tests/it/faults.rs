@@ -50,6 +50,30 @@ async fn an_injected_40001_makes_a_retrying_client_recover() {
 }
 
 #[tokio::test]
+async fn a_plain_fault_changes_nothing() {
+    let server = TestServer::spawn().await;
+    let app = server.app("plainfault").await;
+    server
+        .add(&app.token, &app.account("a"), "a")
+        .await
+        .assert_code(0);
+    fault(
+        &server,
+        json!({"path": "/customservice/kfaccount/update", "errcode": -1, "times": 1}),
+    )
+    .await;
+    server
+        .update(&app.token, &app.account("a"), "changed")
+        .await
+        .assert_code(-1);
+    assert_eq!(
+        server.list(&app.token).await[0]["kf_nick"],
+        "a",
+        "not applied"
+    );
+}
+
+#[tokio::test]
 async fn minus_one_but_applied_leaves_the_change_in_place() {
     let server = TestServer::spawn().await;
     let app = server.app("applied").await;

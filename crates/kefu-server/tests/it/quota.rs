@@ -302,3 +302,49 @@ async fn counters_survive_a_restart() {
     drop(server.stop().await);
     drop(dir);
 }
+
+#[tokio::test]
+async fn the_day_turns_at_midnight_in_shanghai_not_utc() {
+    let server = TestServer::spawn().await;
+    let app = server.app_with(json!({"wechat_id": "shanghai", "quotas": {"/cgi-bin/customservice/getkflist": {"daily": 1}}})).await;
+    // 10 s before Shanghai midnight, which is 16:00 UTC: no UTC day boundary near.
+    let wait = until_shanghai_midnight(server.clock.now());
+    server.advance(if wait > 10 { wait - 10 } else { wait + 86_390 });
+    let url = format!(
+        "/cgi-bin/customservice/getkflist?access_token={}",
+        app.token
+    );
+    // The token was minted before the move; fetch one that is alive now.
+    let token = server.token(&app.appid, &app.secret).await;
+    let url = url.replace(&app.token, &token);
+    assert!(server.get(&url).await.json["kf_list"].is_array());
+    server.get(&url).await.assert_code(45009);
+    server.advance(20);
+    assert!(
+        server.get(&url).await.json["kf_list"].is_array(),
+        "a new day in Shanghai"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_app_leaves_no_counts_behind() {
+    let server = TestServer::spawn().await;
+    let body = json!({"wechat_id": "reborn", "appid": "wx00000000000000ab", "secret": "SecretSecret0123", "quotas": {"/cgi-bin/customservice/getkflist": {"daily": 1}}});
+    let app = server.app_with(body.clone()).await;
+    let url = |token: &str| format!("/cgi-bin/customservice/getkflist?access_token={token}");
+    assert!(server.get(&url(&app.token)).await.json["kf_list"].is_array());
+    server.get(&url(&app.token)).await.assert_code(45009);
+    let (status, _) = server
+        .admin_json(
+            reqwest::Method::DELETE,
+            &format!("/kefu/v1/apps/{}", app.appid),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let again = server.app_with(body).await;
+    assert!(
+        server.get(&url(&again.token)).await.json["kf_list"].is_array(),
+        "a fresh count"
+    );
+}

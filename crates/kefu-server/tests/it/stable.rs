@@ -50,7 +50,13 @@ async fn the_same_token_while_five_minutes_remain() {
     assert!(works(&server, &token(&first)).await, "old and new overlap");
     assert!(works(&server, &token(&rotated)).await);
     server.advance(300);
-    assert!(!works(&server, &token(&first)).await);
+    server
+        .get(&format!(
+            "/cgi-bin/customservice/getkflist?access_token={}",
+            token(&first)
+        ))
+        .await
+        .assert_code(42001);
     assert!(works(&server, &token(&rotated)).await);
 }
 
@@ -131,4 +137,29 @@ async fn stable_token_errors() {
         .await
         .assert_code(47001);
     server.get("/cgi-bin/stable_token").await.assert_code(43002);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_callers_get_one_token() {
+    let server = TestServer::spawn().await;
+    let app = server.app("crowded").await;
+    let body = json!({"grant_type": "client_credential", "appid": app.appid, "secret": app.secret});
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let request = server
+                .http
+                .post(server.url("/cgi-bin/stable_token"))
+                .json(&body);
+            tokio::spawn(
+                async move { request.send().await.unwrap().json::<Value>().await.unwrap() },
+            )
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for handle in handles {
+        tokens.push(token(&handle.await.unwrap()));
+    }
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert!(works(&server, &tokens[0]).await);
 }

@@ -65,6 +65,8 @@ impl Cache {
             && let (Some(at), Some(old)) = (supersede_at, self.tokens.get_mut(&previous))
         {
             old.superseded_at.get_or_insert(at);
+            // Only the current stable token is handed out again: forget the old value.
+            self.token_values.remove(&previous);
         }
         if let Some(value) = value {
             self.token_values.insert(hash, value);

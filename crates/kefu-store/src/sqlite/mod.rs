@@ -74,6 +74,9 @@ pub struct SqliteStore {
     images: Arc<Mutex<Connection>>,
     /// Call counters: counted in memory (exact), persisted by `maintain`.
     counters: Mutex<HashMap<CounterKey, Counter>>,
+    /// One `maintain` at a time, so that an older snapshot of the counters is never
+    /// written after a newer one.
+    maintaining: tokio::sync::Mutex<()>,
     cache: Arc<RwLock<Cache>>,
     writer: Option<JoinHandle<()>>,
     _lock: File,
@@ -152,6 +155,7 @@ impl SqliteStore {
             last_purge: AtomicI64::new(i64::MIN),
             images: Arc::new(Mutex::new(images)),
             counters,
+            maintaining: tokio::sync::Mutex::new(()),
             cache,
             writer: Some(writer),
             _lock: lock,
@@ -208,7 +212,7 @@ impl SqliteStore {
             }
             let component = token.component.as_deref();
             conn.prepare_cached(
-                "UPDATE tokens SET superseded_at = ?3 \
+                "UPDATE tokens SET superseded_at = ?3, value = NULL \
                  WHERE appid = ?1 AND channel = ?2 AND component IS ?4 AND superseded_at IS NULL",
             )
             .and_then(|mut stmt| stmt.execute(params![&*token.appid, token.channel.as_str(), superseded_at, component]))
@@ -382,8 +386,7 @@ fn load_counters(conn: &Connection) -> rusqlite::Result<HashMap<CounterKey, Coun
     Ok(counters)
 }
 
-const AUTH_COLUMNS: &str =
-    "component_appid, appid, funcscopes, refresh_hash, prev_refresh_hash, prev_valid_until";
+const AUTH_COLUMNS: &str = "component_appid, appid, funcscopes, refresh_hash, previous";
 
 fn authorization_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Authorization> {
     Ok(Authorization {
@@ -391,8 +394,7 @@ fn authorization_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Authoriza
         appid: row.get(1)?,
         funcscopes: serde_json::from_str(&row.get::<_, String>(2)?).unwrap_or_default(),
         refresh_hash: row.get(3)?,
-        prev_refresh_hash: row.get(4)?,
-        prev_valid_until: row.get(5)?,
+        previous: serde_json::from_str(&row.get::<_, String>(4)?).unwrap_or_default(),
     })
 }
 
@@ -465,6 +467,21 @@ fn select_kf(conn: &Connection, appid: &str, account: &str) -> StoreResult<Optio
             .optional()
     })
     .map_err(internal)
+}
+
+/// Deletes what an app or platform leaves outside its own rows: tokens, counters and
+/// its request records (a new app with the same appid starts afresh).
+fn forget_owner(conn: &Connection, owner: &str) -> StoreResult<()> {
+    for sql in [
+        "DELETE FROM tokens WHERE appid = ?1 OR component = ?1",
+        "DELETE FROM counters WHERE owner = ?1",
+        "DELETE FROM request_log WHERE appid = ?1",
+    ] {
+        conn.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute([owner]))
+            .map_err(internal)?;
+    }
+    Ok(())
 }
 
 fn component_exists(conn: &Connection, component_appid: &str) -> StoreResult<bool> {
@@ -680,6 +697,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_app(&self, appid: &str) -> StoreResult<()> {
+        let owner = appid.to_owned();
         let appid = appid.to_owned();
         self.write(move |conn| {
             let changed = conn
@@ -689,12 +707,12 @@ impl Store for SqliteStore {
             if changed == 0 {
                 return Err(StoreError::NotFound);
             }
-            conn.prepare_cached("DELETE FROM tokens WHERE appid = ?1")
-                .and_then(|mut stmt| stmt.execute([&appid]))
-                .map_err(internal)?;
+            forget_owner(conn, &appid)?;
             Ok(((), move |cache: &mut Cache| cache.remove_owner(&appid)))
         })
-        .await
+        .await?;
+        self.counters().retain(|key, _| key.owner != owner);
+        Ok(())
     }
 
     async fn issue_token(
@@ -1187,6 +1205,7 @@ impl Store for SqliteStore {
     }
 
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()> {
+        let _one_at_a_time = self.maintaining.lock().await;
         let dirty: Vec<(CounterKey, u64)> = {
             let mut map = self.counters();
             map.retain(|key, counter| counter.dirty || !key.window.is_stale(now));
@@ -1225,10 +1244,12 @@ impl Store for SqliteStore {
                 conn.prepare_cached("DELETE FROM request_log WHERE invoke_time < ?1")
                     .and_then(|mut stmt| stmt.execute([log_before]))
                     .map_err(internal)?;
+                // Expired tickets are kept a while, so that they answer 61005, not 61006.
+                let ticket_cutoff = now - TOKEN_RETENTION_SECS;
                 conn.prepare_cached("DELETE FROM component_tickets WHERE expires_at < ?1")
-                    .and_then(|mut stmt| stmt.execute([now]))
+                    .and_then(|mut stmt| stmt.execute([ticket_cutoff]))
                     .map_err(internal)?;
-                Ok(((), move |cache: &mut Cache| cache.tickets.retain(|_, (_, expires_at)| *expires_at >= now)))
+                Ok(((), move |cache: &mut Cache| cache.tickets.retain(|_, (_, expires_at)| *expires_at >= ticket_cutoff)))
             })
             .await;
         if result.is_err() {
@@ -1299,6 +1320,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_component(&self, component_appid: &str) -> StoreResult<()> {
+        let owner = component_appid.to_owned();
         let component_appid = component_appid.to_owned();
         self.write(move |conn| {
             let changed = conn
@@ -1308,14 +1330,14 @@ impl Store for SqliteStore {
             if changed == 0 {
                 return Err(StoreError::NotFound);
             }
-            conn.prepare_cached("DELETE FROM tokens WHERE appid = ?1 OR component = ?1")
-                .and_then(|mut stmt| stmt.execute([&component_appid]))
-                .map_err(internal)?;
+            forget_owner(conn, &component_appid)?;
             Ok(((), move |cache: &mut Cache| {
                 cache.remove_owner(&component_appid)
             }))
         })
-        .await
+        .await?;
+        self.counters().retain(|key, _| key.owner != owner);
+        Ok(())
     }
 
     async fn add_ticket(
@@ -1345,11 +1367,13 @@ impl Store for SqliteStore {
 
     async fn authorize(&self, authorization: Authorization) -> StoreResult<()> {
         self.write(move |conn| {
-            if !component_exists(conn, &authorization.component_appid)? || !app_exists(conn, &authorization.appid)? {
+            if !component_exists(conn, &authorization.component_appid)?
+                || !app_exists(conn, &authorization.appid)?
+            {
                 return Err(StoreError::NotFound);
             }
             conn.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO authorizations ({AUTH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                "INSERT OR REPLACE INTO authorizations ({AUTH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"
             ))
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -1357,13 +1381,15 @@ impl Store for SqliteStore {
                     authorization.appid,
                     json_text(&authorization.funcscopes),
                     authorization.refresh_hash,
-                    authorization.prev_refresh_hash,
-                    authorization.prev_valid_until,
+                    json_text(&authorization.previous),
                 ])
             })
             .map_err(internal)?;
             Ok(((), move |cache: &mut Cache| {
-                let key = (authorization.component_appid.clone(), authorization.appid.clone());
+                let key = (
+                    authorization.component_appid.clone(),
+                    authorization.appid.clone(),
+                );
                 cache.authorizations.insert(key, authorization);
             }))
         })
@@ -1401,26 +1427,20 @@ impl Store for SqliteStore {
                 .and_then(|mut stmt| stmt.query_row(params![component_appid, appid], authorization_from_row).optional())
                 .map_err(internal)?;
             let Some(mut auth) = current else { return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid)) };
-            let previous_ok =
-                auth.prev_refresh_hash == Some(presented) && auth.prev_valid_until.is_some_and(|until| now < until);
-            if auth.refresh_hash != presented && !previous_ok {
+            auth.previous.retain(|(_, until)| now < *until);
+            let known = auth.refresh_hash == presented || auth.previous.iter().any(|(hash, _)| *hash == presented);
+            if !known {
                 return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid));
             }
-            auth.prev_refresh_hash = Some(auth.refresh_hash);
-            auth.prev_valid_until = Some(now + overlap_secs);
+            // The replaced token keeps working for the overlap; older ones keep their own
+            // deadlines, so a second worker holding one is not cut off.
+            auth.previous.push((auth.refresh_hash, now + overlap_secs));
             auth.refresh_hash = next;
             conn.prepare_cached(
-                "UPDATE authorizations SET refresh_hash = ?3, prev_refresh_hash = ?4, prev_valid_until = ?5 \
-                 WHERE component_appid = ?1 AND appid = ?2",
+                "UPDATE authorizations SET refresh_hash = ?3, previous = ?4 WHERE component_appid = ?1 AND appid = ?2",
             )
             .and_then(|mut stmt| {
-                stmt.execute(params![
-                    auth.component_appid,
-                    auth.appid,
-                    auth.refresh_hash,
-                    auth.prev_refresh_hash,
-                    auth.prev_valid_until
-                ])
+                stmt.execute(params![auth.component_appid, auth.appid, auth.refresh_hash, json_text(&auth.previous)])
             })
             .map_err(internal)?;
             Ok(((), move |cache: &mut Cache| {

@@ -105,8 +105,8 @@ CREATE TABLE authorizations (
     appid             TEXT NOT NULL REFERENCES apps(appid) ON DELETE CASCADE,
     funcscopes        TEXT NOT NULL,
     refresh_hash      BLOB NOT NULL,
-    prev_refresh_hash BLOB,
-    prev_valid_until  INTEGER,
+    -- JSON: [[sha256 bytes, valid until], …] of replaced refresh tokens.
+    previous          TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (component_appid, appid)
 ) STRICT;
 "];
