@@ -1,0 +1,614 @@
+//! The client: configuration, token handling, and one typed method per endpoint.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kefu_api::endpoints::component::{AuthorizerAccessToken, AuthorizerToken};
+use kefu_api::endpoints::kf_del::DelKfAccount;
+use kefu_api::endpoints::kf_invite::{self, InviteWorker};
+use kefu_api::endpoints::kf_list::{GetKfList, KfInfo, KfList};
+use kefu_api::endpoints::kf_online::{GetOnlineKfList, KfOnline, KfOnlineList};
+use kefu_api::endpoints::kf_uploadheadimg::{self, UploadHeadImg};
+use kefu_api::endpoints::stable_token::GetStableToken;
+use kefu_api::endpoints::token::{AccessToken, GRANT_TYPE, GetToken};
+use kefu_api::endpoints::{KfProfileBody, kf_add, kf_update};
+use kefu_api::{Endpoint, ErrCode, KfAccount, Status, WechatId};
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
+use crate::token::{CachedToken, MemoryTokenStore, TokenStore, unix_now};
+
+/// WeChat's API host.
+pub const WECHAT_BASE_URL: &str = "https://api.weixin.qq.com";
+
+/// How the client gets its access_token.
+#[derive(Clone)]
+pub enum Credentials {
+    /// An app's appid and AppSecret: the client fetches and refreshes tokens.
+    App {
+        /// The appid.
+        appid: String,
+        /// The AppSecret.
+        secret: String,
+    },
+    /// A token managed elsewhere (e.g. by a central token service): used as is, never
+    /// refreshed; a token error is returned to the caller.
+    Token(String),
+    /// A third-party platform acting for an app: authorizer tokens are fetched with the
+    /// platform's component_access_token and the authorization's refresh token (which
+    /// the client keeps up to date as WeChat rotates it).
+    Authorizer {
+        /// The platform's appid.
+        component_appid: String,
+        /// The platform's current component_access_token.
+        component_access_token: String,
+        /// The authorizing app.
+        authorizer_appid: String,
+        /// The authorization's refresh token.
+        refresh_token: String,
+    },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::App { appid, .. } => f
+                .debug_struct("App")
+                .field("appid", appid)
+                .finish_non_exhaustive(),
+            Credentials::Token(_) => f.write_str("Token(<redacted>)"),
+            Credentials::Authorizer {
+                component_appid,
+                authorizer_appid,
+                ..
+            } => f
+                .debug_struct("Authorizer")
+                .field("component_appid", component_appid)
+                .field("authorizer_appid", authorizer_appid)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Builds a [`Client`].
+#[must_use]
+#[derive(Debug)]
+pub struct ClientBuilder {
+    base_url: String,
+    timeout: Duration,
+    connect_timeout: Duration,
+    user_agent: String,
+    credentials: Option<Credentials>,
+    store: Option<Arc<dyn TokenStore>>,
+    refresh_margin: Duration,
+    stable: bool,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for dyn TokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenStore")
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> ClientBuilder {
+        ClientBuilder {
+            base_url: WECHAT_BASE_URL.to_owned(),
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            user_agent: concat!("kefu-client/", env!("CARGO_PKG_VERSION")).to_owned(),
+            credentials: None,
+            store: None,
+            refresh_margin: Duration::from_secs(300),
+            stable: false,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The API's base URL: WeChat's by default, or a kefu server's
+    /// (`http://127.0.0.1:8080`).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The whole-request timeout (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The connect timeout (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The `User-Agent` header.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// An app's appid and AppSecret.
+    pub fn app(mut self, appid: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::App {
+            appid: appid.into(),
+            secret: secret.into(),
+        });
+        self
+    }
+
+    /// Any [`Credentials`].
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Where tokens are cached (default: this process's memory). Share one store —
+    /// e.g. a [`RedisTokenStore`](crate::RedisTokenStore) — between processes that use
+    /// the same app, so they refresh once between them.
+    pub fn token_store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Refresh this long before the token expires (default 300 s).
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// Use `/cgi-bin/stable_token` instead of `/cgi-bin/token` (default off).
+    pub fn stable_token(mut self, stable: bool) -> Self {
+        self.stable = stable;
+        self
+    }
+
+    /// How `-1` and transport failures are retried on idempotent calls.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<Client> {
+        // reqwest needs the process's TLS crypto provider chosen; keep one already chosen.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let credentials = self
+            .credentials
+            .ok_or_else(|| Error::config("no credentials: call .app(appid, secret)"))?;
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
+            .user_agent(self.user_agent)
+            .build()
+            .map_err(Error::transport)?;
+        let key = match &credentials {
+            Credentials::App { appid, .. } => {
+                format!("{appid}:{}", if self.stable { "stable" } else { "token" })
+            }
+            Credentials::Token(_) => String::new(),
+            Credentials::Authorizer {
+                component_appid,
+                authorizer_appid,
+                ..
+            } => {
+                format!("{authorizer_appid}:authorizer:{component_appid}")
+            }
+        };
+        let refresh_token = match &credentials {
+            Credentials::Authorizer { refresh_token, .. } => {
+                Some(Mutex::new(refresh_token.clone()))
+            }
+            _ => None,
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base: self.base_url,
+                credentials,
+                store: self
+                    .store
+                    .unwrap_or_else(|| Arc::new(MemoryTokenStore::new())),
+                key,
+                margin: i64::try_from(self.refresh_margin.as_secs()).unwrap_or(i64::MAX),
+                stable: self.stable,
+                retry: self.retry,
+                refreshing: tokio::sync::Mutex::new(()),
+                refresh_token,
+            }),
+        })
+    }
+}
+
+/// A client of WeChat's customer service account API (or of kefu). Cheap to clone:
+/// clones share the connection pool and the token.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    credentials: Credentials,
+    store: Arc<dyn TokenStore>,
+    key: String,
+    margin: i64,
+    stable: bool,
+    retry: RetryPolicy,
+    /// One refresh at a time in this process.
+    refreshing: tokio::sync::Mutex<()>,
+    refresh_token: Option<Mutex<String>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base)
+            .field("credentials", &self.inner.credentials)
+            .field("stable_token", &self.inner.stable)
+            .field("retry", &self.inner.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long to wait for another process's refresh before giving up.
+const REFRESH_WAIT: Duration = Duration::from_secs(15);
+/// How long a refresh lock lasts if its holder dies.
+const LOCK_TTL: Duration = Duration::from_secs(10);
+
+/// Whether a call may be repeated without harm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idempotent {
+    Yes,
+    No,
+}
+
+impl Client {
+    /// A builder, aimed at WeChat by default.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.inner.base)
+    }
+
+    /// Reads an answer: a non-zero errcode is an [`Error`], anything else a `T`.
+    async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T> {
+        let status = response.status();
+        if !status.is_success() {
+            return Err(Error::status(status));
+        }
+        let bytes = response.bytes().await.map_err(Error::transport)?;
+        if let Some(failure) = kefu_api::envelope::error_in(&bytes) {
+            return Err(Error::api(failure.errcode, failure.errmsg));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| Error::decode(e.to_string()))
+    }
+
+    /// A fresh token from `/cgi-bin/token` (not cached: use [`Client::access_token`]).
+    #[tracing::instrument(skip(self), fields(path = GetToken::PATH))]
+    pub async fn fetch_token(&self) -> Result<AccessToken> {
+        let Credentials::App { appid, secret } = &self.inner.credentials else {
+            return Err(Error::config("fetching a token needs an appid and secret"));
+        };
+        let query = [
+            ("grant_type", GRANT_TYPE),
+            ("appid", appid),
+            ("secret", secret),
+        ];
+        let response = self
+            .inner
+            .http
+            .get(self.url(GetToken::PATH))
+            .query(&query)
+            .send()
+            .await
+            .map_err(Error::transport)?;
+        Self::decode(response).await
+    }
+
+    /// A stable token from `/cgi-bin/stable_token` (not cached).
+    #[tracing::instrument(skip(self), fields(path = GetStableToken::PATH))]
+    pub async fn fetch_stable_token(&self, force_refresh: bool) -> Result<AccessToken> {
+        let Credentials::App { appid, secret } = &self.inner.credentials else {
+            return Err(Error::config("fetching a token needs an appid and secret"));
+        };
+        let body = serde_json::json!({
+            "grant_type": GRANT_TYPE, "appid": appid, "secret": secret, "force_refresh": force_refresh
+        });
+        let response = self
+            .inner
+            .http
+            .post(self.url(GetStableToken::PATH))
+            .json(&body)
+            .send()
+            .await
+            .map_err(Error::transport)?;
+        Self::decode(response).await
+    }
+
+    async fn fetch_authorizer_token(&self) -> Result<AccessToken> {
+        let Credentials::Authorizer {
+            component_appid,
+            component_access_token,
+            authorizer_appid,
+            ..
+        } = &self.inner.credentials
+        else {
+            return Err(Error::config("not an authorizer client"));
+        };
+        let Some(refresh) = &self.inner.refresh_token else {
+            return Err(Error::config("no refresh token"));
+        };
+        let refresh_token = refresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let body = serde_json::json!({
+            "component_appid": component_appid,
+            "authorizer_appid": authorizer_appid,
+            "authorizer_refresh_token": refresh_token,
+        });
+        let response = self
+            .inner
+            .http
+            .post(self.url(AuthorizerToken::PATH))
+            .query(&[("component_access_token", component_access_token)])
+            .json(&body)
+            .send()
+            .await
+            .map_err(Error::transport)?;
+        let answer: AuthorizerAccessToken = Self::decode(response).await?;
+        *refresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = answer.authorizer_refresh_token;
+        Ok(AccessToken {
+            access_token: answer.authorizer_access_token,
+            expires_in: answer.expires_in,
+        })
+    }
+
+    async fn fetch(&self) -> Result<CachedToken> {
+        let fetched = match &self.inner.credentials {
+            Credentials::Authorizer { .. } => self.fetch_authorizer_token().await?,
+            _ if self.inner.stable => self.fetch_stable_token(false).await?,
+            _ => self.fetch_token().await?,
+        };
+        let expires_in = i64::try_from(fetched.expires_in).unwrap_or(i64::MAX);
+        Ok(CachedToken {
+            token: fetched.access_token,
+            expires_at: unix_now().saturating_add(expires_in),
+        })
+    }
+
+    fn fresh(&self, token: Option<CachedToken>) -> Option<String> {
+        token
+            .filter(|t| t.expires_at - unix_now() > self.inner.margin)
+            .map(|t| t.token)
+    }
+
+    /// The current access_token: from the store while it has more than the refresh
+    /// margin left; otherwise fetched — once, however many callers ask at the same
+    /// time, in this process and (with a shared store) across processes.
+    pub async fn access_token(&self) -> Result<String> {
+        if let Credentials::Token(token) = &self.inner.credentials {
+            return Ok(token.clone());
+        }
+        let (store, key) = (&self.inner.store, self.inner.key.as_str());
+        if let Some(token) = self.fresh(store.get(key).await?) {
+            return Ok(token);
+        }
+        let _one_here = self.inner.refreshing.lock().await;
+        let deadline = tokio::time::Instant::now() + REFRESH_WAIT;
+        loop {
+            if let Some(token) = self.fresh(store.get(key).await?) {
+                return Ok(token);
+            }
+            if let Some(lock) = store.try_lock(key, LOCK_TTL).await? {
+                // Look again under the lock: another process may have just refreshed.
+                let result = match self.fresh(store.get(key).await?) {
+                    Some(token) => Ok(token),
+                    None => match self.fetch().await {
+                        Ok(fetched) => store.put(key, &fetched).await.map(|()| fetched.token),
+                        Err(error) => Err(error),
+                    },
+                };
+                store.unlock(key, &lock).await?;
+                return result;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::config(
+                    "timed out waiting for another process to refresh the token",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Sends a call with the current token; on a token error, invalidates that token
+    /// (only if it is still the cached one) and retries once with a fresh one; on `-1`
+    /// or a transport failure, retries idempotent calls under the retry policy.
+    async fn call<T, F>(&self, path: &'static str, idempotent: Idempotent, request: F) -> Result<T>
+    where
+        T: DeserializeOwned,
+        F: Fn(&reqwest::Client, String) -> reqwest::RequestBuilder,
+    {
+        let span = tracing::info_span!("wechat_call", path, retries = tracing::field::Empty);
+        async move {
+            let mut token_retried = false;
+            let mut retries = 0;
+            loop {
+                let token = self.access_token().await?;
+                let url = format!("{}?access_token={token}", self.url(path));
+                let result = match request(&self.inner.http, url).send().await {
+                    Ok(response) => Self::decode(response).await,
+                    Err(error) => Err(Error::transport(error)),
+                };
+                let error = match result {
+                    Ok(value) => return Ok(value),
+                    Err(error) => error,
+                };
+                let refreshable = !matches!(self.inner.credentials, Credentials::Token(_));
+                if error.is_token_error() && refreshable && !token_retried {
+                    token_retried = true;
+                    self.inner.store.invalidate(&self.inner.key, &token).await?;
+                    tracing::info!(errcode = ?error.code(), "token refused; fetching a new one");
+                    continue;
+                }
+                if error.is_uncertain()
+                    && idempotent == Idempotent::Yes
+                    && retries < self.inner.retry.max_retries
+                {
+                    retries += 1;
+                    tracing::Span::current().record("retries", retries);
+                    tracing::warn!(%error, retries, "retrying");
+                    tokio::time::sleep(self.inner.retry.backoff(retries)).await;
+                    continue;
+                }
+                return Err(error);
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn post_json(
+        &self,
+        path: &'static str,
+        idempotent: Idempotent,
+        body: serde_json::Value,
+    ) -> Result<()> {
+        let status: Status = self
+            .call(path, idempotent, |http, url| http.post(url).json(&body))
+            .await?;
+        match status.errcode {
+            ErrCode::Ok => Ok(()),
+            code => Err(Error::api(code, status.errmsg)),
+        }
+    }
+
+    /// `kfaccount/add`. Checked before sending: 65404 for an illegal account, 65403
+    /// for an illegal nickname. Never retried on `-1` (it may have been applied; check
+    /// with [`Client::kf_list`]).
+    pub async fn kf_add(&self, kf_account: &str, nickname: &str) -> Result<()> {
+        let profile = profile(kf_account, nickname, kf_add::BAD_ACCOUNT)?;
+        self.post_json(
+            kf_add::AddKfAccount::PATH,
+            Idempotent::No,
+            to_value(&profile)?,
+        )
+        .await
+    }
+
+    /// `kfaccount/update`. Checked before sending: 65401, 65403.
+    pub async fn kf_update(&self, kf_account: &str, nickname: &str) -> Result<()> {
+        let profile = profile(kf_account, nickname, kf_update::BAD_ACCOUNT)?;
+        self.post_json(
+            kf_update::UpdateKfAccount::PATH,
+            Idempotent::Yes,
+            to_value(&profile)?,
+        )
+        .await
+    }
+
+    /// `kfaccount/del` (POST with a JSON body). Checked before sending: 65401.
+    pub async fn kf_delete(&self, kf_account: &str) -> Result<()> {
+        let account = KfAccount::parse(kf_account).map_err(Error::validation)?;
+        self.post_json(
+            DelKfAccount::PATH,
+            Idempotent::Yes,
+            serde_json::json!({ "kf_account": account }),
+        )
+        .await
+    }
+
+    /// `kfaccount/uploadheadimg`. Checked before sending: 65401, 40005 (not a JPEG by its
+    /// bytes), 40009 (over 5 MiB).
+    pub async fn kf_upload_headimg(&self, kf_account: &str, jpeg: Vec<u8>) -> Result<()> {
+        let account = KfAccount::parse(kf_account).map_err(Error::validation)?;
+        if !kf_uploadheadimg::is_jpeg(&jpeg) {
+            return Err(Error::validation(ErrCode::InvalidFileType));
+        }
+        if jpeg.len() > kf_uploadheadimg::MAX_IMAGE_BYTES {
+            return Err(Error::validation(ErrCode::InvalidImageSize));
+        }
+        let status: Status = self
+            .call(UploadHeadImg::PATH, Idempotent::Yes, |http, url| {
+                let part = reqwest::multipart::Part::bytes(jpeg.clone())
+                    .file_name("headimg.jpg")
+                    .mime_str("image/jpeg")
+                    .unwrap_or_else(|_| reqwest::multipart::Part::bytes(jpeg.clone()));
+                let form =
+                    reqwest::multipart::Form::new().part(kf_uploadheadimg::MEDIA_FIELD, part);
+                http.post(format!(
+                    "{url}&kf_account={}",
+                    account.as_str().replace('@', "%40")
+                ))
+                .multipart(form)
+            })
+            .await?;
+        match status.errcode {
+            ErrCode::Ok => Ok(()),
+            code => Err(Error::api(code, status.errmsg)),
+        }
+    }
+
+    /// `getkflist`.
+    pub async fn kf_list(&self) -> Result<Vec<KfInfo>> {
+        let list: KfList = self
+            .call(GetKfList::PATH, Idempotent::Yes, |http, url| http.get(url))
+            .await?;
+        Ok(list.kf_list)
+    }
+
+    /// `getonlinekflist`.
+    pub async fn kf_online_list(&self) -> Result<Vec<KfOnline>> {
+        let list: KfOnlineList = self
+            .call(GetOnlineKfList::PATH, Idempotent::Yes, |http, url| {
+                http.get(url)
+            })
+            .await?;
+        Ok(list.kf_online_list)
+    }
+
+    /// `kfaccount/inviteworker`. Checked before sending: 65401, 65409. Never retried
+    /// on `-1`.
+    pub async fn kf_invite(&self, kf_account: &str, invite_wx: &str) -> Result<()> {
+        let account = KfAccount::parse(kf_account).map_err(Error::validation)?;
+        let invite_wx = WechatId::parse(invite_wx).map_err(Error::validation)?;
+        let request = kf_invite::Request {
+            kf_account: account,
+            invite_wx,
+        };
+        self.post_json(InviteWorker::PATH, Idempotent::No, to_value(&request)?)
+            .await
+    }
+}
+
+fn profile(
+    kf_account: &str,
+    nickname: &str,
+    bad_account: ErrCode,
+) -> Result<kefu_api::endpoints::KfProfile> {
+    let body = KfProfileBody {
+        kf_account: Some(kf_account.to_owned()),
+        nickname: Some(nickname.to_owned()),
+    };
+    // The app's own suffix is the server's to check.
+    body.validate(bad_account, |_| true)
+        .map_err(Error::validation)
+}
+
+fn to_value<T: serde::Serialize>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| Error::decode(e.to_string()))
+}
