@@ -4,6 +4,7 @@ mod admin_client;
 mod apps;
 mod serve;
 mod sim;
+mod wechat;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,10 @@ enum Command {
     Sim(sim::SimArgs),
     /// The newest WeChat calls the server recorded.
     Requests(sim::RequestsArgs),
+    /// Customer service accounts, through WeChat's API (of kefu or WeChat itself).
+    Kf(wechat::KfArgs),
+    /// Fetch an access_token (prints it).
+    Token(wechat::TokenArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +55,8 @@ fn main() -> std::process::ExitCode {
             Command::Component(args) => sim::run_component(args).await,
             Command::Sim(args) => sim::run_sim(args).await,
             Command::Requests(args) => sim::run_requests(args).await,
+            Command::Kf(args) => wechat::run_kf(args).await,
+            Command::Token(args) => wechat::run_token(args).await,
         }
     });
     match result {

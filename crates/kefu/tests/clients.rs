@@ -549,3 +549,91 @@ fn kefu_sim_and_component_commands() {
     let (ok, _, _) = kefu(&server, &["sim", "token", "expire", "no-such-token"]);
     assert!(!ok, "an unknown token is an error");
 }
+
+#[test]
+fn kefu_kf_and_token_commands_over_the_sdk() {
+    let server = Server::start("kf");
+    let wechat = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args(args)
+            .env("KEFU_BASE_URL", &server.http_base)
+            .env("KEFU_APPID", &server.appid)
+            .env("KEFU_SECRET", &server.secret)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kefu");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let account = format!("test1@{}", server.wechat_id);
+    let (ok, out, err) = wechat(&["kf", "add", &account, "客服1"]);
+    assert!(ok && out.trim() == "ok", "{out}{err}");
+    let (ok, out, _) = wechat(&["kf", "add", &account, "客服1"]);
+    assert!(!ok && out.is_empty());
+    let (ok, _, err) = wechat(&["kf", "update", &account, ""]);
+    assert!(!ok);
+    assert!(err.contains("errcode 65403"), "{err}");
+    let (ok, _, err) = wechat(&["kf", "update", &account, "客服2"]);
+    assert!(ok, "{err}");
+
+    let jpeg = server.dir.0.join("head.jpg");
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    bytes.extend_from_slice(&[7; 100]);
+    fs::write(&jpeg, bytes).unwrap();
+    let (ok, _, err) = wechat(&["kf", "avatar", &account, jpeg.to_str().unwrap()]);
+    assert!(ok, "{err}");
+
+    let (ok, table, _) = wechat(&["kf", "list"]);
+    assert!(ok && table.starts_with("KF_ID"), "{table}");
+    assert!(
+        table.contains(&account) && table.contains("客服2"),
+        "{table}"
+    );
+    let (ok, out, _) = wechat(&["kf", "list", "--json"]);
+    assert!(ok);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["kf_list"][0]["kf_nick"], "客服2");
+    assert!(
+        list["kf_list"][0]["kf_headimgurl"]
+            .as_str()
+            .unwrap()
+            .ends_with(".jpg")
+    );
+
+    let (ok, _, err) = wechat(&["kf", "invite", &account, "worker_one"]);
+    assert!(ok, "{err}");
+    let (ok, table, _) = wechat(&["kf", "list"]);
+    assert!(ok && table.contains("worker_one (waiting)"), "{table}");
+    let (ok, out, _) = wechat(&["kf", "online", "--json"]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+        serde_json::json!({"kf_online_list": []})
+    );
+    let (ok, _, err) = wechat(&["kf", "del", &account]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = wechat(&["kf", "del", &account]);
+    assert!(!ok && err.contains("errcode 65401"), "{err}");
+
+    let (ok, token, _) = wechat(&["token"]);
+    assert!(ok && token.trim().len() == 136, "{token}");
+    let (ok, out, _) = wechat(&["token", "--stable", "--json"]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["expires_in"],
+        7200
+    );
+    // Without credentials: a clear refusal.
+    let output = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["kf", "list", "--base-url", &server.http_base])
+        .env_remove("KEFU_APPID")
+        .env_remove("KEFU_SECRET")
+        .env_remove("KEFU_ACCESS_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("credentials needed"));
+}

@@ -1,0 +1,242 @@
+//! `kefu kf …` and `kefu token`: WeChat's customer service API through the SDK, against
+//! a kefu server or WeChat itself.
+
+use clap::{Args, Subcommand};
+use kefu_client::{Client, Credentials};
+use kefu_server::Secret;
+
+use crate::admin_client::print_json;
+
+/// Where the API is and whose credentials to use.
+#[derive(Debug, Args)]
+pub struct WechatArgs {
+    /// The API's base URL (a kefu server, or https://api.weixin.qq.com).
+    #[arg(
+        long,
+        global = true,
+        env = "KEFU_BASE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    base_url: String,
+    /// The app's appid.
+    #[arg(long, global = true, env = "KEFU_APPID")]
+    appid: Option<String>,
+    /// The app's AppSecret (prefer KEFU_SECRET: flags show in `ps`).
+    #[arg(long, global = true, env = "KEFU_SECRET", hide_env_values = true)]
+    secret: Option<Secret>,
+    /// Use this access_token instead of fetching one.
+    #[arg(
+        long,
+        global = true,
+        env = "KEFU_ACCESS_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "secret"
+    )]
+    access_token: Option<Secret>,
+    /// Fetch tokens from /cgi-bin/stable_token.
+    #[arg(long, global = true)]
+    stable: bool,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl WechatArgs {
+    fn client(&self) -> Result<Client, String> {
+        let credentials = match (&self.access_token, &self.appid, &self.secret) {
+            (Some(token), _, _) => Credentials::Token(token.expose().to_owned()),
+            (None, Some(appid), Some(secret)) => {
+                Credentials::App { appid: appid.clone(), secret: secret.expose().to_owned() }
+            }
+            _ => return Err("credentials needed: --appid and --secret (KEFU_APPID, KEFU_SECRET), or --access-token".to_owned()),
+        };
+        Client::builder()
+            .base_url(&self.base_url)
+            .credentials(credentials)
+            .stable_token(self.stable)
+            .build()
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// `kefu kf …`.
+#[derive(Debug, Args)]
+pub struct KfArgs {
+    #[command(flatten)]
+    wechat: WechatArgs,
+    #[command(subcommand)]
+    command: KfCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum KfCommand {
+    /// List the customer service accounts.
+    List,
+    /// List the accounts online now.
+    Online,
+    /// Add an account.
+    Add {
+        /// `prefix@wechat_id`.
+        kf_account: String,
+        /// Its nickname (1-16 characters).
+        nickname: String,
+    },
+    /// Change an account's nickname.
+    Update {
+        /// `prefix@wechat_id`.
+        kf_account: String,
+        /// The new nickname.
+        nickname: String,
+    },
+    /// Delete an account.
+    Del {
+        /// `prefix@wechat_id`.
+        kf_account: String,
+    },
+    /// Invite a WeChat user to bind an account.
+    Invite {
+        /// `prefix@wechat_id`.
+        kf_account: String,
+        /// The invitee's WeChat ID.
+        invite_wx: String,
+    },
+    /// Upload an account's head image (a JPEG file, at most 5 MiB).
+    Avatar {
+        /// `prefix@wechat_id`.
+        kf_account: String,
+        /// The JPEG file.
+        file: std::path::PathBuf,
+    },
+}
+
+/// `kefu token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    wechat: WechatArgs,
+    /// With --stable: invalidate the current stable token and mint a new one.
+    #[arg(long, requires = "stable")]
+    force_refresh: bool,
+}
+
+fn failure(error: &kefu_client::Error) -> String {
+    error.to_string()
+}
+
+fn done(json: bool) {
+    if json {
+        print_json(&serde_json::json!({"errcode": 0, "errmsg": "ok"}));
+    } else {
+        println!("ok");
+    }
+}
+
+pub async fn run_kf(args: KfArgs) -> Result<(), String> {
+    let client = args.wechat.client()?;
+    let json = args.wechat.json;
+    match args.command {
+        KfCommand::List => {
+            let list = client.kf_list().await.map_err(|e| failure(&e))?;
+            if json {
+                print_json(&serde_json::json!({ "kf_list": list }));
+            } else {
+                println!(
+                    "{:<6} {:<24} {:<18} {:<22} HEADIMG",
+                    "KF_ID", "KF_ACCOUNT", "NICKNAME", "WECHAT"
+                );
+                for kf in list {
+                    let wechat = match (&kf.kf_wx, &kf.invite_wx, &kf.invite_status) {
+                        (Some(wx), _, _) => wx.clone(),
+                        (None, Some(wx), Some(status)) => format!("{wx} ({})", status.as_str()),
+                        _ => String::new(),
+                    };
+                    println!(
+                        "{:<6} {:<24} {:<18} {:<22} {}",
+                        kf.kf_id, kf.kf_account, kf.kf_nick, wechat, kf.kf_headimgurl
+                    );
+                }
+            }
+        }
+        KfCommand::Online => {
+            let list = client.kf_online_list().await.map_err(|e| failure(&e))?;
+            if json {
+                print_json(&serde_json::json!({ "kf_online_list": list }));
+            } else {
+                println!(
+                    "{:<6} {:<24} {:<7} ACCEPTED_CASE",
+                    "KF_ID", "KF_ACCOUNT", "STATUS"
+                );
+                for kf in list {
+                    println!(
+                        "{:<6} {:<24} {:<7} {}",
+                        kf.kf_id, kf.kf_account, kf.status, kf.accepted_case
+                    );
+                }
+            }
+        }
+        KfCommand::Add {
+            kf_account,
+            nickname,
+        } => {
+            client
+                .kf_add(&kf_account, &nickname)
+                .await
+                .map_err(|e| failure(&e))?;
+            done(json);
+        }
+        KfCommand::Update {
+            kf_account,
+            nickname,
+        } => {
+            client
+                .kf_update(&kf_account, &nickname)
+                .await
+                .map_err(|e| failure(&e))?;
+            done(json);
+        }
+        KfCommand::Del { kf_account } => {
+            client
+                .kf_delete(&kf_account)
+                .await
+                .map_err(|e| failure(&e))?;
+            done(json);
+        }
+        KfCommand::Invite {
+            kf_account,
+            invite_wx,
+        } => {
+            client
+                .kf_invite(&kf_account, &invite_wx)
+                .await
+                .map_err(|e| failure(&e))?;
+            done(json);
+        }
+        KfCommand::Avatar { kf_account, file } => {
+            let jpeg = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            client
+                .kf_upload_headimg(&kf_account, jpeg)
+                .await
+                .map_err(|e| failure(&e))?;
+            done(json);
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_token(args: TokenArgs) -> Result<(), String> {
+    let client = args.wechat.client()?;
+    let token = if args.wechat.stable {
+        client.fetch_stable_token(args.force_refresh).await
+    } else {
+        client.fetch_token().await
+    }
+    .map_err(|e| failure(&e))?;
+    if args.wechat.json {
+        print_json(
+            &serde_json::json!({"access_token": token.access_token, "expires_in": token.expires_in}),
+        );
+    } else {
+        println!("{}", token.access_token);
+    }
+    Ok(())
+}
