@@ -190,9 +190,20 @@ impl ClientBuilder {
             .user_agent(self.user_agent)
             .build()
             .map_err(Error::transport)?;
+        // The key names the API host too: a kefu token and a WeChat token of one appid
+        // must not overwrite each other in a shared store.
+        let host = self
+            .base_url
+            .split("://")
+            .nth(1)
+            .unwrap_or(&self.base_url)
+            .to_owned();
         let key = match &credentials {
             Credentials::App { appid, .. } => {
-                format!("{appid}:{}", if self.stable { "stable" } else { "token" })
+                format!(
+                    "{host}:{appid}:{}",
+                    if self.stable { "stable" } else { "token" }
+                )
             }
             Credentials::Token(_) => String::new(),
             Credentials::Authorizer {
@@ -200,15 +211,21 @@ impl ClientBuilder {
                 authorizer_appid,
                 ..
             } => {
-                format!("{authorizer_appid}:authorizer:{component_appid}")
+                format!("{host}:{authorizer_appid}:authorizer:{component_appid}")
             }
         };
-        let refresh_token = match &credentials {
-            Credentials::Authorizer { refresh_token, .. } => {
-                Some(Mutex::new(refresh_token.clone()))
-            }
-            _ => None,
+        let (component_token, refresh_token) = match &credentials {
+            Credentials::Authorizer {
+                component_access_token,
+                refresh_token,
+                ..
+            } => (
+                Some(Mutex::new(component_access_token.clone())),
+                Some(Mutex::new(refresh_token.clone())),
+            ),
+            _ => (None, None),
         };
+        let lock_ttl = self.timeout + self.connect_timeout + Duration::from_secs(5);
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -222,7 +239,12 @@ impl ClientBuilder {
                 stable: self.stable,
                 retry: self.retry,
                 refreshing: tokio::sync::Mutex::new(()),
+                last_failure: Mutex::new(None),
+                refused: Mutex::new(None),
+                component_token,
                 refresh_token,
+                lock_ttl,
+                refresh_wait: lock_ttl + Duration::from_secs(5),
             }),
         })
     }
@@ -246,7 +268,55 @@ struct Inner {
     retry: RetryPolicy,
     /// One refresh at a time in this process.
     refreshing: tokio::sync::Mutex<()>,
+    /// The last failed refresh, handed to the callers that waited for it.
+    last_failure: Mutex<Option<(std::time::Instant, ErrCode, String)>>,
+    /// The token a call just had refused (a stable token coming back unchanged is then
+    /// force-refreshed).
+    refused: Mutex<Option<String>>,
+    /// For authorizer credentials: the current component_access_token and refresh token.
+    component_token: Option<Mutex<String>>,
     refresh_token: Option<Mutex<String>>,
+    /// How long a refresh lock lasts if its holder dies, and how long to wait for
+    /// another process's refresh: both longer than one fetch can take.
+    lock_ttl: Duration,
+    refresh_wait: Duration,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Releases a refresh lock, also when the refreshing call is cancelled.
+struct LockGuard {
+    store: Arc<dyn TokenStore>,
+    key: String,
+    id: Option<String>,
+}
+
+impl LockGuard {
+    async fn release(mut self) {
+        if let Some(id) = self.id.take()
+            && let Err(error) = self.store.unlock(&self.key, &id).await
+        {
+            // The lock expires by itself; the token is already stored.
+            tracing::warn!(%error, "could not release the refresh lock");
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (store, key) = (Arc::clone(&self.store), std::mem::take(&mut self.key));
+            runtime.spawn(async move {
+                let _ = store.unlock(&key, &id).await;
+            });
+        }
+    }
 }
 
 impl fmt::Debug for Client {
@@ -260,10 +330,8 @@ impl fmt::Debug for Client {
     }
 }
 
-/// How long to wait for another process's refresh before giving up.
-const REFRESH_WAIT: Duration = Duration::from_secs(15);
-/// How long a refresh lock lasts if its holder dies.
-const LOCK_TTL: Duration = Duration::from_secs(10);
+/// A failed refresh is handed to the callers that waited for it for this long.
+const FAILURE_SHARED_FOR: Duration = Duration::from_secs(1);
 
 /// Whether a call may be repeated without harm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,28 +405,38 @@ impl Client {
         Self::decode(response).await
     }
 
+    fn refresh_key(&self) -> String {
+        format!("{}:refresh", self.inner.key)
+    }
+
     async fn fetch_authorizer_token(&self) -> Result<AccessToken> {
         let Credentials::Authorizer {
             component_appid,
-            component_access_token,
             authorizer_appid,
             ..
         } = &self.inner.credentials
         else {
             return Err(Error::config("not an authorizer client"));
         };
-        let Some(refresh) = &self.inner.refresh_token else {
+        let (Some(component_token), Some(refresh)) =
+            (&self.inner.component_token, &self.inner.refresh_token)
+        else {
             return Err(Error::config("no refresh token"));
         };
-        let refresh_token = refresh
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        // A refresh token rotated by another process sharing the store wins over ours.
+        let stored = self
+            .inner
+            .store
+            .get(&self.refresh_key())
+            .await?
+            .map(|t| t.token);
+        let refresh_token = stored.unwrap_or_else(|| lock(refresh).clone());
         let body = serde_json::json!({
             "component_appid": component_appid,
             "authorizer_appid": authorizer_appid,
             "authorizer_refresh_token": refresh_token,
         });
+        let component_access_token = lock(component_token).clone();
         let response = self
             .inner
             .http
@@ -369,32 +447,66 @@ impl Client {
             .await
             .map_err(Error::transport)?;
         let answer: AuthorizerAccessToken = Self::decode(response).await?;
-        *refresh
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = answer.authorizer_refresh_token;
+        *lock(refresh) = answer.authorizer_refresh_token.clone();
+        let keep = unix_now().saturating_add(30 * 86_400);
+        let rotated = CachedToken {
+            token: answer.authorizer_refresh_token,
+            expires_at: keep,
+            refresh_at: keep,
+        };
+        self.inner.store.put(&self.refresh_key(), &rotated).await?;
         Ok(AccessToken {
             access_token: answer.authorizer_access_token,
             expires_in: answer.expires_in,
         })
     }
 
+    /// The authorization's current refresh token (WeChat rotates it; persist it to
+    /// build a client after a restart).
+    #[must_use]
+    pub fn authorizer_refresh_token(&self) -> Option<String> {
+        self.inner
+            .refresh_token
+            .as_ref()
+            .map(|refresh| lock(refresh).clone())
+    }
+
+    /// Replaces the platform's component_access_token (it expires every 2 hours).
+    pub fn set_component_access_token(&self, token: impl Into<String>) {
+        if let Some(component_token) = &self.inner.component_token {
+            *lock(component_token) = token.into();
+        }
+    }
+
     async fn fetch(&self) -> Result<CachedToken> {
         let fetched = match &self.inner.credentials {
             Credentials::Authorizer { .. } => self.fetch_authorizer_token().await?,
-            _ if self.inner.stable => self.fetch_stable_token(false).await?,
+            _ if self.inner.stable => {
+                let stable = self.fetch_stable_token(false).await?;
+                // The platform may hand back the very token it just refused.
+                let refused = lock(&self.inner.refused).take();
+                if refused.as_deref() == Some(stable.access_token.as_str()) {
+                    self.fetch_stable_token(true).await?
+                } else {
+                    stable
+                }
+            }
             _ => self.fetch_token().await?,
         };
         let expires_in = i64::try_from(fetched.expires_in).unwrap_or(i64::MAX);
+        let now = unix_now();
+        // Refresh a margin before expiry, but never so early that a short-lived token is
+        // always stale.
+        let margin = self.inner.margin.min(expires_in / 2);
         Ok(CachedToken {
             token: fetched.access_token,
-            expires_at: unix_now().saturating_add(expires_in),
+            expires_at: now.saturating_add(expires_in),
+            refresh_at: now.saturating_add(expires_in - margin),
         })
     }
 
-    fn fresh(&self, token: Option<CachedToken>) -> Option<String> {
-        token
-            .filter(|t| t.expires_at - unix_now() > self.inner.margin)
-            .map(|t| t.token)
+    fn fresh(token: Option<CachedToken>) -> Option<String> {
+        token.filter(|t| unix_now() < t.refresh_at).map(|t| t.token)
     }
 
     /// The current access_token: from the store while it has more than the refresh
@@ -405,29 +517,53 @@ impl Client {
             return Ok(token.clone());
         }
         let (store, key) = (&self.inner.store, self.inner.key.as_str());
-        if let Some(token) = self.fresh(store.get(key).await?) {
+        if let Some(token) = Self::fresh(store.get(key).await?) {
             return Ok(token);
         }
+        self.refresh()
+            .instrument(tracing::info_span!("token_refresh"))
+            .await
+    }
+
+    async fn refresh(&self) -> Result<String> {
+        let (store, key) = (&self.inner.store, self.inner.key.as_str());
         let _one_here = self.inner.refreshing.lock().await;
-        let deadline = tokio::time::Instant::now() + REFRESH_WAIT;
+        if let Some((at, code, errmsg)) = lock(&self.inner.last_failure).clone()
+            && at.elapsed() < FAILURE_SHARED_FOR
+        {
+            // The refresh this caller waited for failed: the same answer, no new request.
+            return Err(Error::api(code, errmsg));
+        }
+        let deadline = tokio::time::Instant::now() + self.inner.refresh_wait;
         loop {
-            if let Some(token) = self.fresh(store.get(key).await?) {
+            if let Some(token) = Self::fresh(store.get(key).await?) {
                 return Ok(token);
             }
-            if let Some(lock) = store.try_lock(key, LOCK_TTL).await? {
+            if let Some(id) = store.try_lock(key, self.inner.lock_ttl).await? {
+                let guard = LockGuard {
+                    store: Arc::clone(store),
+                    key: key.to_owned(),
+                    id: Some(id),
+                };
                 // Look again under the lock: another process may have just refreshed.
-                let result = match self.fresh(store.get(key).await?) {
+                let result = match Self::fresh(store.get(key).await?) {
                     Some(token) => Ok(token),
                     None => match self.fetch().await {
                         Ok(fetched) => store.put(key, &fetched).await.map(|()| fetched.token),
-                        Err(error) => Err(error),
+                        Err(error) => {
+                            if let (Some(code), Some(errmsg)) = (error.code(), error.errmsg()) {
+                                *lock(&self.inner.last_failure) =
+                                    Some((std::time::Instant::now(), code, errmsg.to_owned()));
+                            }
+                            Err(error)
+                        }
                     },
                 };
-                store.unlock(key, &lock).await?;
+                guard.release().await;
                 return result;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Error::config(
+                return Err(Error::store(
                     "timed out waiting for another process to refresh the token",
                 ));
             }
@@ -443,25 +579,40 @@ impl Client {
         T: DeserializeOwned,
         F: Fn(&reqwest::Client, String) -> reqwest::RequestBuilder,
     {
-        let span = tracing::info_span!("wechat_call", path, retries = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "wechat_call",
+            path,
+            retries = tracing::field::Empty,
+            errcode = tracing::field::Empty
+        );
         async move {
             let mut token_retried = false;
             let mut retries = 0;
             loop {
                 let token = self.access_token().await?;
-                let url = format!("{}?access_token={token}", self.url(path));
-                let result = match request(&self.inner.http, url).send().await {
+                let builder =
+                    request(&self.inner.http, self.url(path)).query(&[("access_token", &token)]);
+                let result = match builder.send().await {
                     Ok(response) => Self::decode(response).await,
                     Err(error) => Err(Error::transport(error)),
                 };
                 let error = match result {
                     Ok(value) => return Ok(value),
-                    Err(error) => error,
+                    Err(error) => error.after_retries(retries > 0),
                 };
+                if let Some(code) = error.code() {
+                    tracing::Span::current().record("errcode", code.code());
+                }
                 let refreshable = !matches!(self.inner.credentials, Credentials::Token(_));
                 if error.is_token_error() && refreshable && !token_retried {
                     token_retried = true;
-                    self.inner.store.invalidate(&self.inner.key, &token).await?;
+                    *lock(&self.inner.refused) = Some(token.clone());
+                    if let Err(store_error) =
+                        self.inner.store.invalidate(&self.inner.key, &token).await
+                    {
+                        tracing::warn!(%store_error, "could not invalidate the refused token");
+                        return Err(error);
+                    }
                     tracing::info!(errcode = ?error.code(), "token refused; fetching a new one");
                     continue;
                 }
@@ -521,15 +672,24 @@ impl Client {
         .await
     }
 
-    /// `kfaccount/del` (POST with a JSON body). Checked before sending: 65401.
+    /// `kfaccount/del` (POST with a JSON body). Checked before sending: 65401. Retried
+    /// after `-1`; a retry that finds the account gone counts as done. Retried
+    /// after `-1`; a retry that finds the account gone counts as done.
     pub async fn kf_delete(&self, kf_account: &str) -> Result<()> {
         let account = KfAccount::parse(kf_account).map_err(Error::validation)?;
-        self.post_json(
-            DelKfAccount::PATH,
-            Idempotent::Yes,
-            serde_json::json!({ "kf_account": account }),
-        )
-        .await
+        let body = serde_json::json!({ "kf_account": account });
+        match self
+            .post_json(DelKfAccount::PATH, Idempotent::Yes, body)
+            .await
+        {
+            // An earlier attempt answered -1 (or was lost) but deleted the account.
+            Err(error)
+                if error.was_retried() && error.code() == Some(ErrCode::InvalidKfAccount) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// `kfaccount/uploadheadimg`. Checked before sending: 65401, 40005 (not a JPEG by its
@@ -550,11 +710,9 @@ impl Client {
                     .unwrap_or_else(|_| reqwest::multipart::Part::bytes(jpeg.clone()));
                 let form =
                     reqwest::multipart::Form::new().part(kf_uploadheadimg::MEDIA_FIELD, part);
-                http.post(format!(
-                    "{url}&kf_account={}",
-                    account.as_str().replace('@', "%40")
-                ))
-                .multipart(form)
+                http.post(url)
+                    .query(&[("kf_account", account.as_str())])
+                    .multipart(form)
             })
             .await?;
         match status.errcode {

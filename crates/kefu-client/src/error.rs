@@ -8,6 +8,7 @@ use kefu_api::{ErrCode, Rid};
 /// Why a call failed.
 pub struct Error {
     kind: Kind,
+    retried: bool,
 }
 
 #[derive(Debug)]
@@ -22,44 +23,75 @@ enum Kind {
     Decode(String),
     /// The client cannot make this call (e.g. no credentials to fetch a token).
     Config(String),
+    /// The token store failed, or another process's refresh did not finish in time.
+    Store(String),
 }
 
 impl Error {
-    pub(crate) fn api(code: ErrCode, errmsg: String) -> Error {
+    fn new(kind: Kind) -> Error {
         Error {
-            kind: Kind::Api { code, errmsg },
+            kind,
+            retried: false,
         }
+    }
+
+    pub(crate) fn api(code: ErrCode, errmsg: String) -> Error {
+        Error::new(Kind::Api { code, errmsg })
     }
 
     pub(crate) fn validation(code: ErrCode) -> Error {
-        Error {
-            kind: Kind::Validation(code),
-        }
+        Error::new(Kind::Validation(code))
     }
 
     pub(crate) fn transport(error: reqwest::Error) -> Error {
-        // The URL carries the access_token: never keep it.
-        Error {
-            kind: Kind::Transport(error.without_url().to_string()),
+        // The URL carries the access_token: never keep it. The causes carry no URL.
+        let timed_out = error.is_timeout();
+        let error = error.without_url();
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
         }
+        if timed_out {
+            message.push_str(" (timed out)");
+        }
+        Error::new(Kind::Transport(message))
     }
 
     pub(crate) fn status(status: reqwest::StatusCode) -> Error {
-        Error {
-            kind: Kind::Transport(format!("HTTP {status}")),
-        }
+        Error::new(Kind::Transport(format!("HTTP {status}")))
     }
 
     pub(crate) fn decode(what: impl Into<String>) -> Error {
-        Error {
-            kind: Kind::Decode(what.into()),
-        }
+        Error::new(Kind::Decode(what.into()))
     }
 
     pub(crate) fn config(what: impl Into<String>) -> Error {
-        Error {
-            kind: Kind::Config(what.into()),
-        }
+        Error::new(Kind::Config(what.into()))
+    }
+
+    pub(crate) fn store(what: impl Into<String>) -> Error {
+        Error::new(Kind::Store(what.into()))
+    }
+
+    pub(crate) fn after_retries(mut self, retried: bool) -> Error {
+        self.retried = retried;
+        self
+    }
+
+    /// Whether this is the answer to a retry: an earlier attempt failed with `-1` or in
+    /// transport, and may have been applied.
+    #[must_use]
+    pub fn was_retried(&self) -> bool {
+        self.retried
+    }
+
+    /// The token store failed (or a refresh elsewhere did not finish in time).
+    #[must_use]
+    pub fn is_store(&self) -> bool {
+        matches!(self.kind, Kind::Store(_))
     }
 
     /// The errcode: WeChat's answer, or the code the server would have given to an
@@ -147,13 +179,17 @@ impl fmt::Display for Error {
             Kind::Transport(message) => write!(f, "transport: {message}"),
             Kind::Decode(message) => write!(f, "unexpected answer: {message}"),
             Kind::Config(message) => write!(f, "{message}"),
+            Kind::Store(message) => write!(f, "token store: {message}"),
         }
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Error").field("kind", &self.kind).finish()
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("retried", &self.retried)
+            .finish()
     }
 }
 

@@ -9,9 +9,17 @@ use redis::aio::MultiplexedConnection;
 use crate::error::{Error, Result};
 use crate::token::{CachedToken, TokenStore, unix_now};
 
-/// Compare-and-delete, atomically.
+/// Compare-and-delete of a lock, atomically.
 const DELETE_IF_EQUAL: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// Compare-and-delete of a cached token (by its `token` field), atomically.
+const DELETE_IF_TOKEN: &str = r"
+local raw = redis.call('GET', KEYS[1])
+if raw and cjson.decode(raw)['token'] == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
 return 0";
@@ -33,7 +41,7 @@ impl std::fmt::Debug for RedisTokenStore {
 }
 
 fn redis_error(error: redis::RedisError) -> Error {
-    Error::config(format!("redis: {error}"))
+    Error::store(format!("redis: {error}"))
 }
 
 impl RedisTokenStore {
@@ -64,6 +72,7 @@ impl RedisTokenStore {
 struct Stored {
     token: String,
     expires_at: i64,
+    refresh_at: i64,
 }
 
 #[async_trait]
@@ -80,15 +89,17 @@ impl TokenStore for RedisTokenStore {
             .map(|stored| CachedToken {
                 token: stored.token,
                 expires_at: stored.expires_at,
+                refresh_at: stored.refresh_at,
             }))
     }
 
     async fn put(&self, key: &str, token: &CachedToken) -> Result<()> {
-        let value = serde_json::to_string(&Stored {
+        let stored = Stored {
             token: token.token.clone(),
             expires_at: token.expires_at,
-        })
-        .map_err(|e| Error::config(e.to_string()))?;
+            refresh_at: token.refresh_at,
+        };
+        let value = serde_json::to_string(&stored).map_err(|e| Error::store(e.to_string()))?;
         let ttl = u64::try_from((token.expires_at - unix_now()).max(1)).unwrap_or(1);
         let _: () = self
             .connection
@@ -100,23 +111,10 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn invalidate(&self, key: &str, token: &str) -> Result<bool> {
-        let Some(current) = self.get(key).await? else {
-            return Ok(false);
-        };
-        if current.token != token {
-            return Ok(false);
-        }
-        // Delete only the exact value read, so a token refreshed meanwhile survives.
-        let raw: Option<String> = self
-            .connection
-            .clone()
-            .get(self.key(key))
-            .await
-            .map_err(redis_error)?;
-        let Some(raw) = raw else { return Ok(false) };
-        let deleted: i64 = redis::Script::new(DELETE_IF_EQUAL)
+        // One script: a token stored meanwhile by another process is never deleted.
+        let deleted: i64 = redis::Script::new(DELETE_IF_TOKEN)
             .key(self.key(key))
-            .arg(raw)
+            .arg(token)
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(redis_error)?;

@@ -15,13 +15,15 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 
-/// A cached token and when it expires.
+/// A cached token, when it expires, and when to refresh it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CachedToken {
     /// The token.
     pub token: String,
     /// Unix seconds (the client's clock).
     pub expires_at: i64,
+    /// From this time (Unix seconds) on, the token is refreshed before use.
+    pub refresh_at: i64,
 }
 
 impl fmt::Debug for CachedToken {
@@ -127,6 +129,7 @@ mod tests {
         let fresh = CachedToken {
             token: "new".to_owned(),
             expires_at: 10,
+            refresh_at: 5,
         };
         store.put("k", &fresh).await.unwrap();
         assert!(

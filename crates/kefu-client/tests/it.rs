@@ -200,11 +200,17 @@ async fn a_stale_token_does_not_evict_a_fresh_one() {
     one.kf_list().await.unwrap();
     let refreshed = two.access_token().await.unwrap();
     assert_ne!(refreshed, first);
+    let key = format!(
+        "{}:{}:token",
+        server.base.trim_start_matches("http://"),
+        app.appid
+    );
+    assert_eq!(
+        store.get(&key).await.unwrap().map(|t| t.token),
+        Some(refreshed.clone())
+    );
     assert!(
-        !store
-            .invalidate(&format!("{}:token", app.appid), &first)
-            .await
-            .unwrap(),
+        !store.invalidate(&key, &first).await.unwrap(),
         "compare-and-invalidate"
     );
     assert_eq!(two.access_token().await.unwrap(), refreshed);
@@ -605,4 +611,93 @@ async fn secrets_never_show() {
     let refused = client.kf_update("nosuch@quiet", "x").await.unwrap_err();
     assert_eq!(refused.code(), Some(ErrCode::InvalidKfAccount));
     assert!(!refused.to_string().contains(&token));
+}
+
+#[tokio::test]
+async fn a_refused_token_is_retried_only_once() {
+    let server = Server::start().await;
+    let app = server.app("once").await;
+    let client = server.client(&app).build().unwrap();
+    server
+        .fault(json!({"path": "/cgi-bin/customservice/getkflist", "errcode": 40014, "times": 3}))
+        .await;
+    let error = client.kf_list().await.unwrap_err();
+    assert_eq!(error.code(), Some(ErrCode::InvalidAccessToken));
+    assert!(error.is_token_error());
+    assert_eq!(
+        server
+            .calls(&app.appid, "/cgi-bin/customservice/getkflist")
+            .await,
+        2,
+        "one retry, not a loop"
+    );
+    assert_eq!(server.calls(&app.appid, "/cgi-bin/token").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_refresh_is_shared_by_the_callers_that_waited() {
+    let server = Server::start().await;
+    let app = server.app("wrongsecret").await;
+    let client = Client::builder()
+        .base_url(&server.base)
+        .app(&app.appid, "not-the-secret")
+        .build()
+        .unwrap();
+    let calls: Vec<_> = (0..64)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.kf_list().await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(
+            call.await.unwrap().unwrap_err().code(),
+            Some(ErrCode::InvalidAppsecret)
+        );
+    }
+    assert_eq!(
+        server.calls(&app.appid, "/cgi-bin/token").await,
+        1,
+        "64 callers, one refused token request"
+    );
+}
+
+#[tokio::test]
+async fn timeouts_are_retried_only_where_harmless() {
+    let server = Server::start().await;
+    let app = server.app("slow").await;
+    let client = server
+        .client(&app)
+        .timeout(std::time::Duration::from_millis(300))
+        .retry(RetryPolicy {
+            max_retries: 1,
+            initial_backoff: std::time::Duration::from_millis(10),
+            ..RetryPolicy::default()
+        })
+        .build()
+        .unwrap();
+    client.access_token().await.unwrap();
+    server.fault(json!({"path": "/customservice/kfaccount/add", "errcode": 0, "latency_ms": 800, "times": 1})).await;
+    let error = client.kf_add("a@slow", "a").await.unwrap_err();
+    assert!(error.is_transport() && error.is_uncertain(), "{error}");
+    assert!(error.to_string().contains("timed out"), "{error}");
+    // The fault delayed the first attempt, and the server dropped it with the
+    // connection; a retry would have gone through (the fault fires once).
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    assert!(
+        client.kf_list().await.unwrap().is_empty(),
+        "add was not retried"
+    );
+    client.kf_add("a@slow", "a").await.unwrap();
+
+    server.fault(json!({"path": "/cgi-bin/customservice/getkflist", "errcode": 0, "latency_ms": 800, "times": 1})).await;
+    assert_eq!(
+        client.kf_list().await.unwrap().len(),
+        1,
+        "the list is retried"
+    );
+    // A retried delete whose first attempt was applied still reports success.
+    server.fault(json!({"path": "/customservice/kfaccount/del", "errcode": -1, "applied": true, "times": 1})).await;
+    client.kf_delete("a@slow").await.unwrap();
+    assert!(client.kf_list().await.unwrap().is_empty());
 }
