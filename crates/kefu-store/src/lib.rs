@@ -165,8 +165,9 @@ pub trait Store: Send + Sync + 'static {
     /// Resets every window of the named counters of an owner.
     async fn reset_counters(&self, owner: &str, names: &[String]) -> StoreResult<()>;
 
-    /// Records a WeChat call (without waiting for it to be durable: the log is a
-    /// diagnostic, not an acknowledged change).
+    /// Records a WeChat call. It is findable at once, and written by the next
+    /// [`Store::maintain`] (the log is a diagnostic, not an acknowledged change: a crash
+    /// may lose the last second of it).
     fn log_request(&self, entry: LoggedRequest);
     /// A recorded call by rid.
     async fn logged_request(&self, rid: &str) -> StoreResult<Option<LoggedRequest>>;

@@ -21,7 +21,7 @@ use crate::secrets::digest;
 use crate::state::AppState;
 
 /// How much of a body the request log keeps.
-const LOGGED_BODY_BYTES: usize = 8 * 1024;
+const LOGGED_BODY_BYTES: usize = 2 * 1024;
 
 /// The caller's IP as WeChat's rules see it.
 #[derive(Debug, Clone, Copy)]
@@ -152,6 +152,16 @@ fn masked_body(bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return String::new();
     }
+    // Most bodies name no token or secret: keep them as they are, without parsing.
+    let sensitive = ["token", "secret", "ticket"]
+        .iter()
+        .any(|needle| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()));
+    if !sensitive
+        && bytes.first() == Some(&b'{')
+        && let Ok(text) = std::str::from_utf8(bytes)
+    {
+        return truncated(text.to_owned());
+    }
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(serde_json::Value::Object(mut object)) => {
             for (key, value) in &mut object {
@@ -173,6 +183,10 @@ fn outcome(body: &[u8]) -> (i64, Option<Rid>) {
         errcode: i64,
         #[serde(default)]
         errmsg: String,
+    }
+    // Only envelopes carry an errcode; payloads (lists, tokens) are 0.
+    if !body.starts_with(br#"{"errcode":"#) {
+        return (0, None);
     }
     serde_json::from_slice::<Probe>(body)
         .map_or((0, None), |p| (p.errcode, Rid::from_errmsg(&p.errmsg)))

@@ -77,6 +77,9 @@ pub struct SqliteStore {
     /// One `maintain` at a time, so that an older snapshot of the counters is never
     /// written after a newer one.
     maintaining: tokio::sync::Mutex<()>,
+    /// Recorded calls not yet written: `maintain` writes them in one transaction, so
+    /// the request log costs no database work on the request path.
+    pending_log: Mutex<PendingLog>,
     cache: Arc<RwLock<Cache>>,
     writer: Option<JoinHandle<()>>,
     _lock: File,
@@ -156,6 +159,7 @@ impl SqliteStore {
             images: Arc::new(Mutex::new(images)),
             counters,
             maintaining: tokio::sync::Mutex::new(()),
+            pending_log: Mutex::new(PendingLog::default()),
             cache,
             writer: Some(writer),
             _lock: lock,
@@ -246,6 +250,21 @@ impl SqliteStore {
             }))
         })
         .await
+    }
+
+    /// Forgets an owner's counters and waiting log records (its rows are deleted).
+    fn forget_in_memory(&self, owner: &str) {
+        self.counters().retain(|key, _| key.owner != owner);
+        let mut pending = self
+            .pending_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending
+            .entries
+            .retain(|(_, entry)| entry.appid.as_deref() != Some(owner));
+        pending
+            .recent
+            .retain(|entry| entry.appid.as_deref() != Some(owner));
     }
 
     fn counters(&self) -> std::sync::MutexGuard<'_, HashMap<CounterKey, Counter>> {
@@ -396,6 +415,23 @@ fn authorization_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Authoriza
         refresh_hash: row.get(3)?,
         previous: serde_json::from_str(&row.get::<_, String>(4)?).unwrap_or_default(),
     })
+}
+
+/// The most failed calls kept waiting for `maintain`; past it the oldest are dropped
+/// (the log is a diagnostic).
+const MAX_PENDING_LOG: usize = 100_000;
+/// How many of the newest calls, failed or not, are kept in memory for
+/// `GET /kefu/v1/requests`.
+const RECENT_LOG: usize = 4096;
+
+/// The request log in memory. Failed calls (the only ones whose rid a client sees) wait
+/// in `entries`, numbered so that a flush removes exactly what it wrote, and are kept in
+/// the database; every call also goes to the bounded `recent` list.
+#[derive(Default)]
+struct PendingLog {
+    next: u64,
+    entries: std::collections::VecDeque<(u64, LoggedRequest)>,
+    recent: std::collections::VecDeque<LoggedRequest>,
 }
 
 /// A counter in memory; `dirty` until persisted by [`Store::maintain`].
@@ -711,7 +747,7 @@ impl Store for SqliteStore {
             Ok(((), move |cache: &mut Cache| cache.remove_owner(&appid)))
         })
         .await?;
-        self.counters().retain(|key, _| key.owner != owner);
+        self.forget_in_memory(&owner);
         Ok(())
     }
 
@@ -1138,47 +1174,63 @@ impl Store for SqliteStore {
     }
 
     fn log_request(&self, entry: LoggedRequest) {
-        let Some(jobs) = self.jobs.as_ref() else {
-            return;
-        };
-        writer::submit_detached(jobs, move |conn| {
-            conn.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO request_log ({LOG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-            ))
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    entry.rid,
-                    entry.appid,
-                    entry.method,
-                    entry.path,
-                    entry.errcode,
-                    entry.invoke_time,
-                    entry.cost_ms,
-                    entry.request_url,
-                    entry.request_body,
-                    entry.response_body,
-                    entry.client_ip,
-                ])
-            })
-            .map(drop)
-            .map_err(internal)
-        });
+        let mut pending = self
+            .pending_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entry.errcode != 0 {
+            let seq = pending.next;
+            pending.next += 1;
+            pending.entries.push_back((seq, entry.clone()));
+            if pending.entries.len() > MAX_PENDING_LOG {
+                pending.entries.pop_front();
+            }
+        }
+        pending.recent.push_back(entry);
+        if pending.recent.len() > RECENT_LOG {
+            pending.recent.pop_front();
+        }
     }
 
     async fn logged_request(&self, rid: &str) -> StoreResult<Option<LoggedRequest>> {
-        // Through the writer: its queue is ordered, so a call logged before this lookup
-        // was queued is found.
-        let rid = rid.to_owned();
-        self.write(move |conn| {
-            let entry = conn
-                .prepare_cached(&format!(
-                    "SELECT {LOG_COLUMNS} FROM request_log WHERE rid = ?1"
-                ))
-                .and_then(|mut stmt| stmt.query_row([&rid], logged_from_row).optional())
-                .map_err(internal)?;
-            Ok((entry, |_: &mut Cache| {}))
+        let waiting = {
+            let pending = self
+                .pending_log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pending
+                .recent
+                .iter()
+                .rev()
+                .find(|entry| entry.rid == rid)
+                .cloned()
+                .or_else(|| {
+                    pending
+                        .entries
+                        .iter()
+                        .rev()
+                        .find(|(_, entry)| entry.rid == rid)
+                        .map(|(_, entry)| entry.clone())
+                })
+        };
+        if waiting.is_some() {
+            return Ok(waiting);
+        }
+        // Written entries leave the waiting list only after their commit, so one of the
+        // two places has it.
+        let (reader, rid) = (Arc::clone(&self.images), rid.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let conn = reader
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            conn.prepare_cached(&format!(
+                "SELECT {LOG_COLUMNS} FROM request_log WHERE rid = ?1"
+            ))
+            .and_then(|mut stmt| stmt.query_row([&rid], logged_from_row).optional())
+            .map_err(internal)
         })
         .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?
     }
 
     async fn logged_requests(
@@ -1186,22 +1238,46 @@ impl Store for SqliteStore {
         appid: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<LoggedRequest>> {
-        let appid = appid.map(str::to_owned);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.write(move |conn| {
-            let entries = conn
-                .prepare_cached(&format!(
-                    "SELECT {LOG_COLUMNS} FROM request_log WHERE ?1 IS NULL OR appid = ?1 \
-                     ORDER BY invoke_time DESC, rowid DESC LIMIT ?2"
-                ))
-                .and_then(|mut stmt| {
-                    stmt.query_map(params![appid, limit], logged_from_row)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .map_err(internal)?;
-            Ok((entries, |_: &mut Cache| {}))
+        let wanted =
+            |entry: &LoggedRequest| appid.is_none_or(|id| entry.appid.as_deref() == Some(id));
+        let mut entries: Vec<LoggedRequest> = self
+            .pending_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .recent
+            .iter()
+            .rev()
+            .filter(|entry| wanted(entry))
+            .take(limit)
+            .cloned()
+            .collect();
+        let (reader, owner) = (Arc::clone(&self.images), appid.map(str::to_owned));
+        let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let written = tokio::task::spawn_blocking(move || {
+            let conn = reader
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            conn.prepare_cached(&format!(
+                "SELECT {LOG_COLUMNS} FROM request_log WHERE ?1 IS NULL OR appid = ?1 \
+                 ORDER BY invoke_time DESC, rowid DESC LIMIT ?2"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_map(params![owner, sql_limit], logged_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(internal)
         })
         .await
+        .map_err(|e| StoreError::Internal(e.to_string()))??;
+        for entry in written {
+            if entries.len() >= limit {
+                break;
+            }
+            if !entries.iter().any(|seen| seen.rid == entry.rid) {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
     }
 
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()> {
@@ -1217,8 +1293,46 @@ impl Store for SqliteStore {
                 })
                 .collect()
         };
+        let (log, flushed_to): (Vec<LoggedRequest>, Option<u64>) = {
+            let mut pending = self
+                .pending_log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pending
+                .recent
+                .retain(|entry| entry.invoke_time >= log_before);
+            let log = pending
+                .entries
+                .iter()
+                .filter(|(_, entry)| entry.invoke_time >= log_before)
+                .map(|(_, entry)| entry.clone())
+                .collect();
+            (log, pending.entries.back().map(|(seq, _)| *seq))
+        };
         let result = self
             .write(move |conn| {
+                for entry in &log {
+                    conn.prepare_cached(&format!(
+                        "INSERT OR REPLACE INTO request_log ({LOG_COLUMNS}) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                    ))
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
+                            entry.rid,
+                            entry.appid,
+                            entry.method,
+                            entry.path,
+                            entry.errcode,
+                            entry.invoke_time,
+                            entry.cost_ms,
+                            entry.request_url,
+                            entry.request_body,
+                            entry.response_body,
+                            entry.client_ip,
+                        ])
+                    })
+                    .map_err(internal)?;
+                }
                 for (key, count) in &dirty {
                     conn.prepare_cached(
                         "INSERT INTO counters (owner, name, kind, window, count, updated_at) \
@@ -1252,6 +1366,17 @@ impl Store for SqliteStore {
                 Ok(((), move |cache: &mut Cache| cache.tickets.retain(|_, (_, expires_at)| *expires_at >= ticket_cutoff)))
             })
             .await;
+        if result.is_ok()
+            && let Some(last) = flushed_to
+        {
+            let mut pending = self
+                .pending_log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            while pending.entries.front().is_some_and(|(seq, _)| *seq <= last) {
+                pending.entries.pop_front();
+            }
+        }
         if result.is_err() {
             // Not persisted: keep the counts dirty for the next round.
             let mut map = self.counters();
@@ -1336,7 +1461,7 @@ impl Store for SqliteStore {
             }))
         })
         .await?;
-        self.counters().retain(|key, _| key.owner != owner);
+        self.forget_in_memory(&owner);
         Ok(())
     }
 

@@ -69,28 +69,6 @@ where
     answer.await.map_err(|_| stopped())?
 }
 
-/// Queues a job without waiting for it: for records whose loss on a crash is
-/// acceptable (the request log). A failure is logged and rolled back.
-pub(crate) fn submit_detached<F>(jobs: &mpsc::UnboundedSender<Work>, f: F)
-where
-    F: FnOnce(&Connection) -> StoreResult<()> + Send + 'static,
-{
-    let work: Work = Box::new(move |conn| {
-        let keep = match f(conn?) {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::warn!(%error, "a background write failed");
-                false
-            }
-        };
-        Some(Done {
-            keep,
-            finish: Box::new(|_| {}),
-        })
-    });
-    let _ = jobs.send(work);
-}
-
 /// The writer thread's loop; returns when every sender is gone.
 pub(crate) fn run(
     conn: &Connection,
