@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# The benchmark harness: one command.
+#
+#   scripts/bench.sh                      # 3 interleaved rounds of 10 s per server and load
+#   ROUNDS=5 DURATION=20s scripts/bench.sh
+#
+# Builds the release binaries; starts the floor (a bare hyper server answering
+# {"errcode":0,"errmsg":"ok"}), kefu on SQLite with --durability full, and kefu on SQLite
+# with --durability normal; creates an app with 100 kf accounts and a token on each kefu;
+# drives every server with wrk (2 threads, 64 connections) on the same loads — update of a
+# random account, getkflist (100 accounts), /cgi-bin/token — interleaving the servers in
+# every round; checks after every kefu run that no answer was anything but errcode 0 and
+# that every account's nickname is one the run sent (and had acknowledged); records peak
+# RSS and cold start; and writes the table to BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+THREADS=2
+CONNECTIONS=64
+ADMIN=bench-admin-token
+SECRET=BenchSecret0123456
+OUT=${OUT:-BENCHMARKS.md}
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+cargo build --release -q -p kefu -p kefu-bench
+KEFU=target/release/kefu
+FLOOR=target/release/kefu-floor
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_health() { # url
+    for _ in $(seq 1 500); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.01; done
+    echo "bench: $1 did not answer" >&2; return 1
+}
+
+# --- servers ------------------------------------------------------------------------
+declare -A PORT=([floor]=18000 [full]=18101 [normal]=18102)
+declare -A TOKEN SUFFIX PID_OF
+
+"$FLOOR" "127.0.0.1:${PORT[floor]}" >/dev/null & PIDS+=($!); PID_OF[floor]=$!
+wait_health "http://127.0.0.1:${PORT[floor]}/"
+
+start_kefu() { # name durability
+    local name=$1 port=${PORT[$1]}
+    "$KEFU" serve --no-demo --listen "127.0.0.1:$port" --admin-token "$ADMIN" \
+        --database-url "$WORK/$name.db" --durability "$2" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!); PID_OF[$name]=$!
+    wait_health "http://127.0.0.1:$port/kefu/v1/health"
+}
+
+setup_kefu() { # name: an app with 100 accounts, quotas out of the way, and a token
+    local name=$1 base="http://127.0.0.1:${PORT[$1]}" appid
+    SUFFIX[$name]=bench
+    appid=$(curl -sf -X POST -H "Authorization: Bearer $ADMIN" "$base/kefu/v1/apps" -d '{
+        "wechat_id":"bench","secret":"'"$SECRET"'","quotas":{
+        "/customservice/kfaccount/update":{"daily":1000000000},
+        "/cgi-bin/customservice/getkflist":{"daily":1000000000},
+        "/cgi-bin/token":{"daily":1000000000}}}' | sed -E 's/.*"appid":"([^"]*)".*/\1/')
+    TOKEN[$name]=$(curl -sf "$base/cgi-bin/token?grant_type=client_credential&appid=$appid&secret=$SECRET" \
+        | sed -E 's/.*"access_token":"([^"]*)".*/\1/')
+    for i in $(seq 0 99); do
+        curl -sf -X POST "$base/customservice/kfaccount/add?access_token=${TOKEN[$name]}" \
+            -d "{\"kf_account\":\"k$i@bench\",\"nickname\":\"n$i\"}" >/dev/null
+    done
+    APPID_OF[$name]=$appid
+}
+declare -A APPID_OF
+
+# Cold start: from spawn to the first answered request, on a fresh store.
+cold_start_ms() {
+    local port=18199 start end pid
+    start=$(date +%s%N)
+    "$KEFU" serve --no-demo --listen "127.0.0.1:$port" --admin-token "$ADMIN" \
+        --database-url "$WORK/cold-$RANDOM.db" >/dev/null 2>&1 & pid=$!
+    until curl -sf "http://127.0.0.1:$port/kefu/v1/health" >/dev/null 2>&1; do sleep 0.002; done
+    end=$(date +%s%N)
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo $(( (end - start) / 1000000 ))
+}
+COLD=()
+for _ in 1 2 3; do COLD+=("$(cold_start_ms)"); done
+
+start_kefu full full
+start_kefu normal normal
+setup_kefu full
+setup_kefu normal
+
+# --- runs ---------------------------------------------------------------------------
+declare -A RESULTS  # "load server" -> lines "rps p50 p99"
+
+to_ms() { # wrk latency like 1.23ms / 812.00us / 1.02s
+    awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
+}
+
+run_wrk() { # load server run-id -> appends to RESULTS, checks correctness
+    local load=$1 server=$2 run=$3 base="http://127.0.0.1:${PORT[$2]}" out path script
+    local token=${TOKEN[$server]:-none}
+    case $load in
+        update) script=scripts/bench/update.lua; path="" ;;
+        getkflist) script=scripts/bench/get.lua; path="/cgi-bin/customservice/getkflist?access_token=$token" ;;
+        token) script=scripts/bench/get.lua
+               path="/cgi-bin/token?grant_type=client_credential&appid=${APPID_OF[$server]:-x}&secret=$SECRET" ;;
+    esac
+    out=$(KEFU_TOKEN=$token KEFU_SUFFIX=bench KEFU_RUN="$run" KEFU_PATH="$path" \
+        wrk -t$THREADS -c$CONNECTIONS -d"$DURATION" --latency -s "$script" "$base")
+    local rps p50 p99 failures
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    failures=$(awk '/^FAILURES/ {print $2}' <<<"$out")
+    if [ "${failures:-1}" != 0 ] || grep -q "Non-2xx" <<<"$out"; then
+        echo "bench: $load on $server: $failures answers were not errcode 0" >&2; echo "$out" >&2; exit 1
+    fi
+    if [ "$load" = update ] && [ "$server" != floor ]; then
+        # Every account's nickname must be one this run sent — and, every answer having
+        # been errcode 0, acknowledged.
+        local list stale
+        list=$(curl -sf "$base/cgi-bin/customservice/getkflist?access_token=$token")
+        stale=$(grep -o '"kf_nick":"[^"]*"' <<<"$list" | grep -vc "\"kf_nick\":\"$run-" || true)
+        if [ "$stale" != 0 ]; then
+            echo "bench: after $load on $server, $stale accounts hold a nickname this run did not acknowledge" >&2
+            exit 1
+        fi
+    fi
+    RESULTS["$load $server"]+="$rps $p50 $p99"$'\n'
+    printf '  %-9s %-7s %10s req/s  p50 %7s ms  p99 %7s ms\n' "$load" "$server" "$rps" "$p50" "$p99"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round of $ROUNDS"
+    for load in update getkflist token; do
+        for server in floor full normal; do
+            run_wrk "$load" "$server" "r$round$load"
+        done
+    done
+done
+
+peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+RSS_FULL=$(peak_rss_mb "${PID_OF[full]}")
+RSS_NORMAL=$(peak_rss_mb "${PID_OF[normal]}")
+
+# --- the table ----------------------------------------------------------------------
+median() { sort -n | awk '{ a[NR] = $1 } END { m = (NR + 1) / 2; printf "%.2f", (a[int(m)] + a[int(m + 0.5)]) / 2 }'; }
+column_of() { # load server column(1=rps 2=p50 3=p99)
+    printf '%s' "${RESULTS["$1 $2"]}" | awk -v c="$3" 'NF { print $c }' | median
+}
+{
+    echo "# Benchmarks"
+    echo
+    echo "Measured by \`scripts/bench.sh\` (ROUNDS=$ROUNDS, DURATION=$DURATION) on $(date -u +%Y-%m-%d)."
+    echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)),"
+    echo "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -sr)."
+    echo "Load: \`wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency\` on the same machine, servers interleaved in"
+    echo "every round; figures are medians over the rounds; ratios are to the floor server of the same"
+    echo "table (a bare hyper server answering \`{\"errcode\":0,\"errmsg\":\"ok\"}\`)."
+    echo
+    echo "| load | server | req/s | ratio to floor | p50 ms | p99 ms |"
+    echo "|---|---|---:|---:|---:|---:|"
+    for load in update getkflist token; do
+        floor=$(column_of "$load" floor 1)
+        for server in floor full normal; do
+            rps=$(column_of "$load" "$server" 1)
+            ratio=$(awk -v a="$rps" -v b="$floor" 'BEGIN { printf "%.2f×", a / b }')
+            label=$server
+            [ "$server" = full ] && label="kefu, SQLite, durability full"
+            [ "$server" = normal ] && label="kefu, SQLite, durability normal"
+            echo "| $load | $label | $rps | $ratio | $(column_of "$load" "$server" 2) | $(column_of "$load" "$server" 3) |"
+        done
+    done
+    echo
+    echo "Peak RSS under the load: ${RSS_FULL} MB (durability full), ${RSS_NORMAL} MB (normal)."
+    echo "Cold start to the first answered request: ${COLD[*]} ms (three fresh starts)."
+    echo "PostgreSQL: not measured — kefu has no PostgreSQL store yet."
+    echo
+    echo "After every kefu update run the harness checked that every answer was errcode 0 and that"
+    echo "every account's nickname was one that run had sent and had acknowledged."
+} > "$OUT"
+echo "wrote $OUT"
