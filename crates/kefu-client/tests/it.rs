@@ -113,6 +113,13 @@ impl Server {
             .count()
     }
 
+    /// Makes a token answer 40001 (`invalidate`) or 42001 (`expire`) from now on.
+    async fn token_action(&self, token: &str, action: &str) {
+        let body = json!({"access_token": token, "action": action});
+        self.admin(reqwest::Method::POST, "/kefu/v1/tokens", Some(body))
+            .await;
+    }
+
     async fn fault(&self, rule: Value) {
         self.admin(reqwest::Method::POST, "/kefu/v1/faults", Some(rule))
             .await;
@@ -124,14 +131,8 @@ async fn sixty_four_callers_cause_one_token_request() {
     let server = Server::start().await;
     let app = server.app("flight").await;
     let client = server.client(&app).build().unwrap();
-    let calls: Vec<_> = (0..64)
-        .map(|_| {
-            let client = client.clone();
-            tokio::spawn(async move { client.kf_list().await })
-        })
-        .collect();
-    for call in calls {
-        assert!(call.await.unwrap().unwrap().is_empty());
+    for result in concurrent_lists(&[client], 64).await {
+        assert!(result.unwrap().is_empty());
     }
     assert_eq!(server.calls(&app.appid, "/cgi-bin/token").await, 1);
     assert_eq!(
@@ -149,13 +150,7 @@ async fn an_invalidated_token_is_refetched_exactly_once() {
     let client = server.client(&app).build().unwrap();
     client.kf_add("a@recover", "a").await.unwrap();
     let token = client.access_token().await.unwrap();
-    server
-        .admin(
-            reqwest::Method::POST,
-            "/kefu/v1/tokens",
-            Some(json!({"access_token": token, "action": "invalidate"})),
-        )
-        .await;
+    server.token_action(&token, "invalidate").await;
     client.kf_update("a@recover", "b").await.unwrap();
     assert_eq!(client.kf_list().await.unwrap()[0].kf_nick, "b");
     assert_eq!(
@@ -189,13 +184,7 @@ async fn a_stale_token_does_not_evict_a_fresh_one() {
         .build()
         .unwrap();
     let first = one.access_token().await.unwrap();
-    server
-        .admin(
-            reqwest::Method::POST,
-            "/kefu/v1/tokens",
-            Some(json!({"access_token": first, "action": "expire"})),
-        )
-        .await;
+    server.token_action(&first, "expire").await;
     // `one` meets 42001 and refreshes; `two` then still holds… nothing stale: it reads the store.
     one.kf_list().await.unwrap();
     let refreshed = two.access_token().await.unwrap();
@@ -250,20 +239,32 @@ async fn three_clients_sharing_redis_fetch_one_token() {
                 .unwrap()
         })
         .collect();
-    let calls: Vec<_> = (0..60)
-        .map(|i| {
-            let client = clients[i % 3].clone();
-            tokio::spawn(async move { client.kf_list().await })
-        })
-        .collect();
-    for call in calls {
-        call.await.unwrap().unwrap();
+    for result in concurrent_lists(&clients, 60).await {
+        result.unwrap();
     }
     assert_eq!(
         server.calls(&app.appid, "/cgi-bin/token").await,
         1,
         "one token request between three clients"
     );
+}
+
+/// Runs `n` `kf_list` calls at once over clones of the clients (round robin).
+async fn concurrent_lists(
+    clients: &[Client],
+    n: usize,
+) -> Vec<kefu_client::Result<Vec<kefu_api::endpoints::kf_list::KfInfo>>> {
+    let calls: Vec<_> = (0..n)
+        .map(|i| {
+            let client = clients[i % clients.len()].clone();
+            tokio::spawn(async move { client.kf_list().await })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for call in calls {
+        results.push(call.await.expect("task"));
+    }
+    results
 }
 
 fn rand_suffix() -> String {
@@ -471,13 +472,7 @@ async fn stable_token_mode() {
         current
     );
     // Once invalidated, the client recovers through the stable endpoint, with one refetch.
-    server
-        .admin(
-            reqwest::Method::POST,
-            "/kefu/v1/tokens",
-            Some(json!({"access_token": current, "action": "invalidate"})),
-        )
-        .await;
+    server.token_action(&current, "invalidate").await;
     client.kf_list().await.unwrap();
     assert_ne!(client.access_token().await.unwrap(), current);
     assert_eq!(
@@ -505,13 +500,7 @@ async fn an_external_token_is_used_as_is() {
         .build()
         .unwrap();
     assert!(client.kf_list().await.unwrap().is_empty());
-    server
-        .admin(
-            reqwest::Method::POST,
-            "/kefu/v1/tokens",
-            Some(json!({"access_token": token, "action": "expire"})),
-        )
-        .await;
+    server.token_action(&token, "expire").await;
     let error = client.kf_list().await.unwrap_err();
     assert!(error.is_token_error());
     assert_eq!(error.code(), Some(ErrCode::AccessTokenExpired));
@@ -643,17 +632,8 @@ async fn a_failed_refresh_is_shared_by_the_callers_that_waited() {
         .app(&app.appid, "not-the-secret")
         .build()
         .unwrap();
-    let calls: Vec<_> = (0..64)
-        .map(|_| {
-            let client = client.clone();
-            tokio::spawn(async move { client.kf_list().await })
-        })
-        .collect();
-    for call in calls {
-        assert_eq!(
-            call.await.unwrap().unwrap_err().code(),
-            Some(ErrCode::InvalidAppsecret)
-        );
+    for result in concurrent_lists(&[client], 64).await {
+        assert_eq!(result.unwrap_err().code(), Some(ErrCode::InvalidAppsecret));
     }
     assert_eq!(
         server.calls(&app.appid, "/cgi-bin/token").await,
