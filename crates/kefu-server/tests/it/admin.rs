@@ -34,12 +34,13 @@ async fn admin_needs_the_bearer_token() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let unknown = server
-        .admin(Method::GET, "/kefu/v1/nope")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        server
+            .admin_json(Method::GET, "/kefu/v1/nope", None)
+            .await
+            .0,
+        404
+    );
 }
 
 #[tokio::test]
@@ -56,13 +57,9 @@ async fn app_crud() {
     assert!(created.app.verified && created.app.new_kf_enabled);
 
     let listed: Value = server
-        .admin(Method::GET, "/kefu/v1/apps")
-        .send()
+        .admin_json(Method::GET, "/kefu/v1/apps", None)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert!(
         listed[0].get("secret").is_none(),
@@ -72,53 +69,21 @@ async fn app_crud() {
 
     let path = format!("/kefu/v1/apps/{}", created.app.appid);
     let patched: Value = server
-        .admin(Method::PATCH, &path)
-        .json(&json!({"account_type": "subscription", "verified": false}))
-        .send()
+        .admin_json(
+            Method::PATCH,
+            &path,
+            Some(json!({"account_type": "subscription", "verified": false})),
+        )
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     assert_eq!(patched["account_type"], "subscription");
     assert_eq!(patched["verified"], false);
-    let got: Value = server
-        .admin(Method::GET, &path)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = server.admin_json(Method::GET, &path, None).await.1;
     assert_eq!(got, patched);
 
-    assert_eq!(
-        server
-            .admin(Method::DELETE, &path)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        204
-    );
-    assert_eq!(
-        server
-            .admin(Method::GET, &path)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
-    assert_eq!(
-        server
-            .admin(Method::DELETE, &path)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(server.admin_json(Method::DELETE, &path, None).await.0, 204);
+    assert_eq!(server.admin_json(Method::GET, &path, None).await.0, 404);
+    assert_eq!(server.admin_json(Method::DELETE, &path, None).await.0, 404);
 }
 
 #[tokio::test]
@@ -170,14 +135,10 @@ async fn invalid_and_conflicting_apps() {
             "conflict",
         ),
     ] {
-        let response = server
-            .admin(Method::POST, "/kefu/v1/apps")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), status, "{body}");
-        let answer: Value = response.json().await.unwrap();
+        let (code, answer) = server
+            .admin_json(Method::POST, "/kefu/v1/apps", Some(body.clone()))
+            .await;
+        assert_eq!(code, status, "{body}");
         assert_eq!(answer["error"], error, "{body}: {answer}");
     }
     let garbage = server
@@ -197,13 +158,14 @@ async fn renaming_an_app_with_accounts_is_refused() {
         .add(&app.token, &app.account("a"), "a")
         .await
         .assert_code(0);
-    let response = server
-        .admin(Method::PATCH, &format!("/kefu/v1/apps/{}", app.appid))
-        .json(&json!({"wechat_id": "renamed"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 409);
+    let (status, _) = server
+        .admin_json(
+            Method::PATCH,
+            &format!("/kefu/v1/apps/{}", app.appid),
+            Some(json!({"wechat_id": "renamed"})),
+        )
+        .await;
+    assert_eq!(status, 409);
     assert_eq!(server.list(&app.token).await[0]["kf_account"], "a@named");
 }
 
@@ -212,13 +174,13 @@ async fn rotating_the_secret() {
     let server = TestServer::spawn().await;
     let app = server.app("rotate").await;
     let rotated: Value = server
-        .admin(Method::POST, &format!("/kefu/v1/apps/{}/secret", app.appid))
-        .send()
+        .admin_json(
+            Method::POST,
+            &format!("/kefu/v1/apps/{}/secret", app.appid),
+            None,
+        )
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     let secret = rotated["secret"].as_str().unwrap();
     assert_ne!(secret, app.secret);
     server
@@ -266,22 +228,17 @@ async fn the_clock_can_be_advanced_over_http() {
     let server = TestServer::spawn().await;
     let app = server.app("clocked").await;
     let before: Value = server
-        .admin(Method::GET, "/kefu/v1/clock")
-        .send()
+        .admin_json(Method::GET, "/kefu/v1/clock", None)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     let after: Value = server
-        .admin(Method::POST, "/kefu/v1/clock")
-        .json(&json!({"advance_secs": 7201}))
-        .send()
+        .admin_json(
+            Method::POST,
+            "/kefu/v1/clock",
+            Some(json!({"advance_secs": 7201})),
+        )
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     assert_eq!(after["offset_secs"], 7201);
     assert!(after["now"].as_i64().unwrap() >= before["now"].as_i64().unwrap() + 7201);
     server
