@@ -37,6 +37,13 @@ impl Clock {
         self.offset.load(Ordering::Relaxed)
     }
 
+    /// Moves the clock forward to `offset` ahead of real time, if it is behind (another
+    /// instance moved the shared clock).
+    pub fn raise_to(&self, offset: i64) {
+        self.offset
+            .fetch_max(offset.min(MAX_OFFSET_SECS), Ordering::Relaxed);
+    }
+
     /// Moves the clock forward, by at most [`MAX_OFFSET_SECS`] in all (so that time
     /// arithmetic never overflows).
     pub fn advance(&self, secs: u64) {

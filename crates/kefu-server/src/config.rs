@@ -40,14 +40,32 @@ impl fmt::Debug for Secret {
 }
 
 /// Where the data lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Database {
     /// An SQLite file (`./kefu.db`, `sqlite://path` or `sqlite:path`).
     Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://user:password@host:port/db?options=…`).
+    Postgres(String),
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 impl Database {
-    /// Reads a database URL: a plain path or `sqlite:`/`sqlite://` URL.
+    /// What to print about the store: the file, or the URL without its password.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => format!("SQLite {}", path.display()),
+            Database::Postgres(url) => format!("PostgreSQL {}", redact_password(url)),
+        }
+    }
+
+    /// Reads a database URL: a plain path, a `sqlite:`/`sqlite://` URL or a
+    /// `postgres://`/`postgresql://` URL.
     pub fn parse(url: &str) -> Result<Database, String> {
         if let Some(path) = url
             .strip_prefix("sqlite://")
@@ -61,14 +79,28 @@ impl Database {
             };
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(
-                "PostgreSQL is not supported by this build yet; use an SQLite file".to_owned(),
-            );
+            return Ok(Database::Postgres(url.to_owned()));
         }
         if url.contains("://") {
             return Err(format!("unsupported database URL {url:?}"));
         }
         Ok(Database::Sqlite(url.into()))
+    }
+}
+
+/// `url` with the password of its userinfo part replaced by `***`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -94,8 +126,11 @@ pub struct Config {
     pub https: Option<HttpsConfig>,
     /// The store.
     pub database: Database,
-    /// How durable an acknowledged change is.
+    /// How durable an acknowledged change is (SQLite; PostgreSQL follows the server's
+    /// `synchronous_commit`).
     pub durability: Durability,
+    /// PostgreSQL connections each instance keeps open.
+    pub pg_pool_size: usize,
     /// The bearer token of the admin surface.
     pub admin_token: Secret,
     /// The base of URLs the server hands out (head images), e.g.
@@ -119,6 +154,7 @@ impl Config {
             https: None,
             database,
             durability: Durability::Full,
+            pg_pool_size: 8,
             admin_token,
             public_url: None,
             demo_app: false,
@@ -146,7 +182,14 @@ mod tests {
             Database::parse("sqlite:k.db?mode=rwc"),
             Ok(Database::Sqlite("k.db".into()))
         );
-        assert!(Database::parse("postgres://localhost/test").is_err());
+        assert_eq!(
+            Database::parse("postgres://localhost/test"),
+            Ok(Database::Postgres("postgres://localhost/test".into()))
+        );
+        assert_eq!(
+            Database::parse("postgresql://kefu:pw@db:5432/kefu?options=x").map(|db| db.describe()),
+            Ok("PostgreSQL postgresql://kefu:***@db:5432/kefu?options=x".to_owned())
+        );
         assert!(Database::parse("mysql://x").is_err());
     }
 

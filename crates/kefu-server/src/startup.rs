@@ -12,6 +12,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use kefu_api::admin::{CreatedApp, NewApp};
 use kefu_store::Store;
+use kefu_store::postgres::{PostgresOptions, PostgresStore};
 use kefu_store::sqlite::{SqliteOptions, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -46,14 +47,48 @@ pub enum StartupError {
     Demo(String),
 }
 
-/// Housekeeping at the server clock's now: counters persisted, old request records
-/// and tickets forgotten. Runs every second, on clock moves and at shutdown.
+/// Housekeeping at the server clock's now: the shared clock followed, counters
+/// persisted, old request records and tickets forgotten. Runs every second, on clock
+/// moves and at shutdown.
 pub async fn maintain(state: &AppState) {
+    // Follow the shared test clock when another instance moved it.
+    match state.store.clock_offset().await {
+        Ok(offset) => state.clock.raise_to(offset),
+        Err(error) => tracing::warn!(%error, "cannot read the shared clock"),
+    }
     let now = state.clock.now();
     let log_before = now - kefu_api::endpoints::rid_get::RETENTION_SECS;
     if let Err(error) = state.store.maintain(now, log_before).await {
         tracing::warn!(%error, "housekeeping failed; it is retried");
     }
+}
+
+/// Opens (creating or migrating as needed) the store the configuration names.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+    let store: Arc<dyn Store> = match &config.database {
+        Database::Sqlite(path) => {
+            let options = SqliteOptions {
+                path: path.clone(),
+                durability: config.durability,
+            };
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&options))
+                .await
+                .map_err(|e| StartupError::Store(e.to_string()))?
+                .map_err(|e| StartupError::Store(e.to_string()))?;
+            Arc::new(store)
+        }
+        Database::Postgres(url) => {
+            let options = PostgresOptions {
+                pool_size: config.pg_pool_size,
+                ..PostgresOptions::new(url.clone())
+            };
+            let store = PostgresStore::open(&options)
+                .await
+                .map_err(|e| StartupError::Store(e.to_string()))?;
+            Arc::new(store)
+        }
+    };
+    Ok(store)
 }
 
 /// A bound, ready-to-run server.
@@ -90,19 +125,14 @@ impl Application {
         config: Config,
         clock: Arc<Clock>,
     ) -> Result<Application, StartupError> {
-        let store: Arc<dyn Store> = match &config.database {
-            Database::Sqlite(path) => {
-                let options = SqliteOptions {
-                    path: path.clone(),
-                    durability: config.durability,
-                };
-                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&options))
-                    .await
-                    .map_err(|e| StartupError::Store(e.to_string()))?
-                    .map_err(|e| StartupError::Store(e.to_string()))?;
-                Arc::new(store)
-            }
-        };
+        let store = open_store(&config).await?;
+        // The shared test clock, as another instance (or a previous run) left it.
+        clock.raise_to(
+            store
+                .clock_offset()
+                .await
+                .map_err(|e| StartupError::Store(e.to_string()))?,
+        );
         let state = AppState {
             store,
             clock,

@@ -1,14 +1,19 @@
 //! Storage for the kefu server.
 //!
 //! [`Store`] is the one interface the server talks to; [`sqlite::SqliteStore`] is the
-//! embedded default. Every mutation is atomic and checks WeChat's invariants (a
+//! embedded default and [`postgres::PostgresStore`] serves several instances at once. Every mutation is atomic and checks WeChat's invariants (a
 //! unique kf_account per app, at most 100 accounts, the invitation rules) where it
 //! runs, so that concurrent requests cannot break them; a rejected mutation leaves
 //! nothing behind. Time is always passed in by the caller, so the server's test
 //! clock governs every rule.
 
+mod logbuf;
 mod model;
+pub mod postgres;
+mod rules;
 pub mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::sync::Arc;
 
@@ -20,8 +25,9 @@ use kefu_api::endpoints::kf_del::Target;
 use kefu_api::{KfAccount, Nickname, WechatId};
 
 pub use model::{
-    App, AppSummary, Authorization, Component, CounterKey, Digest, Invitation, InviteState, Kf,
-    LoggedRequest, NewKf, TokenChannel, TokenRecord, Window,
+    App, AppSnapshot, AppSummary, Authorization, Component, CounterKey, CurrentToken, Digest,
+    Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, Snapshot, TokenChannel,
+    TokenRecord, Window,
 };
 
 /// Why a store call failed.
@@ -132,14 +138,17 @@ pub trait Store: Send + Sync + 'static {
         accepted_case: i64,
     ) -> StoreResult<Kf>;
 
-    /// The current token of `(owner, channel)` with its value, for channels that keep
-    /// it (stable tokens).
+    /// The current (never superseded) token of `(owner, channel)`, with its value for
+    /// channels that keep it (stable tokens).
     async fn current_token(
         &self,
         owner: &str,
         channel: TokenChannel,
-    ) -> StoreResult<Option<(TokenRecord, Option<String>)>>;
-    /// Records a new stable token with its value (see [`Store::issue_token`]).
+    ) -> StoreResult<Option<CurrentToken>>;
+    /// Records a new stable token with its value (see [`Store::issue_token`]), provided
+    /// the family's current token is still `replaces` (the one the caller decided on;
+    /// `None` for none): otherwise `Conflict` and nothing is written, so concurrent
+    /// callers, in this process or another, never mint two.
     async fn issue_stable_token(
         &self,
         token: TokenRecord,
@@ -147,6 +156,7 @@ pub trait Store: Send + Sync + 'static {
         value: String,
         now: i64,
         grace_secs: i64,
+        replaces: Option<Digest>,
     ) -> StoreResult<()>;
     /// Makes a token answer 40001 (`superseded_at`) or 42001 (`expires_at`) from the
     /// given time on; `NotFound` for an unknown token.
@@ -180,6 +190,20 @@ pub trait Store: Send + Sync + 'static {
     /// Housekeeping at `now`: persists counters, forgets calls recorded before
     /// `log_before`.
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()>;
+
+    /// How far the shared test clock has been moved ahead of real time (seconds; 0 when
+    /// never moved).
+    async fn clock_offset(&self) -> StoreResult<i64>;
+    /// Moves the shared test clock's offset up to `offset` (it never moves back);
+    /// answers the offset now stored.
+    async fn raise_clock_offset(&self, offset: i64) -> StoreResult<i64>;
+
+    /// Everything portable: apps with their accounts and head images, platforms with
+    /// their authorizations. Tokens, tickets, counters and the request log stay behind.
+    async fn snapshot(&self) -> StoreResult<Snapshot>;
+    /// Loads a snapshot into an empty store, all or nothing: `Conflict` when the store
+    /// holds any app or platform.
+    async fn restore(&self, snapshot: Snapshot) -> StoreResult<()>;
 
     /// Registers a platform; `Conflict` if its appid is taken (by a platform or an app).
     async fn create_component(&self, component: Component) -> StoreResult<()>;

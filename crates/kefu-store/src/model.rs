@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use kefu_api::admin::{AccountType, AppSettings};
 use kefu_api::endpoints::kf_list::InviteStatus;
+use serde::{Deserialize, Serialize};
 
 /// A SHA-256 digest: secrets and tokens are stored only as this.
 pub type Digest = [u8; 32];
 
 /// An official account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct App {
     /// `wx` + 16 hex.
     pub appid: String,
@@ -24,10 +25,12 @@ pub struct App {
     /// Whether the new customer service feature is on.
     pub new_kf_enabled: bool,
     /// SHA-256 of the AppSecret.
+    #[serde(with = "hex_digest")]
     pub secret_hash: Digest,
     /// Unix seconds.
     pub created_at: i64,
     /// Whitelist, quota overrides, bans.
+    #[serde(default)]
     pub settings: AppSettings,
 }
 
@@ -107,7 +110,8 @@ pub struct NewKf {
 }
 
 /// The stored state of an invitation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InviteState {
     /// Sent, unanswered (it may still lapse by time).
     Waiting,
@@ -137,7 +141,7 @@ impl InviteState {
 }
 
 /// An invitation to bind an account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invitation {
     /// The invitee's WeChat ID.
     pub invite_wx: String,
@@ -167,7 +171,7 @@ impl Invitation {
 }
 
 /// A customer service account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kf {
     /// Numeric id, from 2001 up, never reused within an app.
     pub kf_id: i64,
@@ -311,11 +315,12 @@ pub struct LoggedRequest {
 }
 
 /// A third-party platform.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Component {
     /// Its appid.
     pub component_appid: String,
     /// SHA-256 of its secret.
+    #[serde(with = "hex_digest")]
     pub secret_hash: Digest,
     /// IPs allowed to fetch its token; empty allows all.
     pub ip_whitelist: Vec<String>,
@@ -324,7 +329,7 @@ pub struct Component {
 }
 
 /// An app's authorization of a platform.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Authorization {
     /// The platform.
     pub component_appid: String,
@@ -333,10 +338,131 @@ pub struct Authorization {
     /// Permission sets.
     pub funcscopes: Vec<u32>,
     /// SHA-256 of the current refresh token.
+    #[serde(with = "hex_digest")]
     pub refresh_hash: Digest,
     /// Replaced refresh tokens still accepted, with the time (Unix seconds) until which
-    /// each is.
+    /// each is. Not exported: a snapshot carries only the current refresh token.
+    #[serde(skip)]
     pub previous: Vec<(Digest, i64)>,
+}
+
+/// A family's current token, as [`crate::Store::current_token`] answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentToken {
+    /// SHA-256 of the token.
+    pub hash: Digest,
+    /// What is known of it.
+    pub record: TokenRecord,
+    /// The token itself, for families that keep it (stable tokens).
+    pub value: Option<String>,
+}
+
+/// Everything a store can hand to another: see [`crate::Store::snapshot`]. It is the
+/// document `kefu export` writes and `kefu import` reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The document format, [`Snapshot::VERSION`] when written by this kefu.
+    pub version: u32,
+    /// Official accounts with their kf accounts.
+    pub apps: Vec<AppSnapshot>,
+    /// Third-party platforms.
+    pub components: Vec<Component>,
+    /// Apps' authorizations of platforms.
+    pub authorizations: Vec<Authorization>,
+}
+
+impl Snapshot {
+    /// The format this kefu writes and reads.
+    pub const VERSION: u32 = 1;
+
+    /// Refuses a document of another format, before anything is written.
+    pub(crate) fn check_version(&self) -> crate::StoreResult<()> {
+        if self.version == Snapshot::VERSION {
+            Ok(())
+        } else {
+            Err(crate::StoreError::Conflict(format!(
+                "export format version {} is not {} (the one this kefu reads)",
+                self.version,
+                Snapshot::VERSION
+            )))
+        }
+    }
+}
+
+/// An app in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSnapshot {
+    /// The app, its settings and secret hash.
+    #[serde(flatten)]
+    pub app: App,
+    /// The `kf_id` the next account gets (ids are never reused).
+    pub next_kf_id: i64,
+    /// Its accounts, oldest first.
+    pub kf_accounts: Vec<KfSnapshot>,
+}
+
+/// A kf account in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KfSnapshot {
+    /// The account.
+    #[serde(flatten)]
+    pub kf: Kf,
+    /// Its head image (JPEG), base64 in the document.
+    #[serde(
+        default,
+        with = "base64_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub headimg: Option<bytes::Bytes>,
+}
+
+/// Digests as lowercase hex in documents.
+mod hex_digest {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Digest;
+
+    pub(super) fn serialize<S: Serializer>(digest: &Digest, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(digest))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut digest = [0_u8; 32];
+        hex::decode_to_slice(&text, &mut digest).map_err(serde::de::Error::custom)?;
+        Ok(digest)
+    }
+}
+
+/// Images as standard base64 in documents.
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[allow(clippy::ref_option)] // serde's `with` hands the field by reference.
+    pub(super) fn serialize<S: Serializer>(
+        bytes: &Option<bytes::Bytes>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => s.serialize_str(&STANDARD.encode(bytes)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<bytes::Bytes>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| {
+                STANDARD
+                    .decode(text)
+                    .map(bytes::Bytes::from)
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+    }
 }
 
 #[cfg(test)]

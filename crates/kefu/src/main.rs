@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod apps;
+mod portability;
 mod serve;
 mod sim;
 mod wechat;
@@ -32,6 +33,10 @@ enum Command {
     Kf(wechat::KfArgs),
     /// Fetch an access_token (prints it).
     Token(wechat::TokenArgs),
+    /// Write all apps, accounts and settings as one JSON document.
+    Export(portability::ExportArgs),
+    /// Load a document `kefu export` wrote into an empty store.
+    Import(portability::ImportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +62,8 @@ fn main() -> std::process::ExitCode {
             Command::Requests(args) => sim::run_requests(args).await,
             Command::Kf(args) => wechat::run_kf(args).await,
             Command::Token(args) => wechat::run_token(args).await,
+            Command::Export(args) => portability::run_export(args).await,
+            Command::Import(args) => portability::run_import(args).await,
         }
     });
     match result {

@@ -22,9 +22,13 @@ pub struct ServeArgs {
     /// Address of the HTTP listener.
     #[arg(long, env = "KEFU_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The store: an SQLite file path or `sqlite://path`.
+    /// The store: an SQLite file path or `sqlite://path` (one instance), or a
+    /// `postgres://user@host/db` URL (any number of instances).
     #[arg(long, env = "KEFU_DATABASE_URL", default_value = "./kefu.db")]
     database_url: String,
+    /// PostgreSQL connections this instance keeps open.
+    #[arg(long, env = "KEFU_PG_POOL_SIZE", default_value_t = 8)]
+    pg_pool_size: usize,
     /// Bearer token of the admin surface (/kefu/v1); generated and printed when absent.
     #[arg(long, env = "KEFU_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<Secret>,
@@ -57,11 +61,15 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> Result<(), String> {
     telemetry::init("info,kefu=info");
     let database = Database::parse(&args.database_url)?;
-    let Database::Sqlite(db_path) = &database;
-    let generated_dir = db_path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), PathBuf::from)
-        .join("kefu-tls");
+    // A generated certificate is kept beside the SQLite file, or in the working
+    // directory.
+    let generated_dir = match &database {
+        Database::Sqlite(db_path) => db_path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), PathBuf::from)
+            .join("kefu-tls"),
+        Database::Postgres(_) => PathBuf::from("kefu-tls"),
+    };
     let (admin_token, admin_generated) = match args.admin_token.filter(|t| !t.expose().is_empty()) {
         Some(token) => (token, false),
         None => (Secret::new(kefu_server::secrets::new_admin_token()), true),
@@ -78,6 +86,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             DurabilityArg::Full => Durability::Full,
             DurabilityArg::Normal => Durability::Normal,
         },
+        pg_pool_size: args.pg_pool_size,
         admin_token: admin_token.clone(),
         public_url: args.public_url,
         demo_app: !args.no_demo,
@@ -112,7 +121,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             }
         );
     }
-    println!("  store:  SQLite {}", db_path.display());
+    println!("  store:  {}", database.describe());
     if admin_generated {
         println!(
             "  admin token (generated; set KEFU_ADMIN_TOKEN to keep one): {}",

@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use kefu_api::admin::{AdminError, ClockAdvance, ClockView};
-use kefu_store::StoreError;
+use kefu_store::{Snapshot, StoreError};
 use serde::de::DeserializeOwned;
 
 pub use self::apps::create_app;
@@ -101,16 +101,21 @@ impl IntoResponse for Failure {
 
 /// Reads a JSON body of an admin call.
 async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, Failure> {
+    json_body_within(request, MAX_JSON_BODY).await
+}
+
+async fn json_body_within<T: DeserializeOwned>(
+    request: Request,
+    limit: usize,
+) -> Result<T, Failure> {
     let (parts, body) = request.into_parts();
-    let bytes = read_body(&parts.headers, body, MAX_JSON_BODY)
-        .await
-        .map_err(|_| {
-            Failure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the body is over 1 MiB",
-            )
-        })?;
+    let bytes = read_body(&parts.headers, body, limit).await.map_err(|_| {
+        Failure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is over {} MiB", limit >> 20),
+        )
+    })?;
     serde_json::from_slice(&bytes).map_err(|e| Failure::bad_request("invalid_body", e.to_string()))
 }
 
@@ -155,10 +160,30 @@ async fn clock_advance(
 ) -> Result<Json<ClockView>, Failure> {
     let advance: ClockAdvance = json_body(request).await?;
     state.clock.advance(advance.advance_secs);
+    // The clock is shared: every instance on the store follows it.
+    let stored = state.store.raise_clock_offset(state.clock.offset()).await?;
+    state.clock.raise_to(stored);
     // Housekeeping at the new time at once (old request records go), as the next
     // periodic round would.
     crate::startup::maintain(&state).await;
     Ok(clock_get(State(state)).await)
+}
+
+/// The largest export document `POST /kefu/v1/import` takes (head images included).
+const MAX_IMPORT_BODY: usize = 512 << 20;
+
+/// `GET /kefu/v1/export`: every app, account, head image, platform and authorization
+/// as one JSON document (the format of `kefu export`).
+async fn export(State(state): State<AppState>) -> Result<Json<Snapshot>, Failure> {
+    Ok(Json(state.store.snapshot().await?))
+}
+
+/// `POST /kefu/v1/import`: loads an export document into this server's store, which
+/// must hold no app or platform (409 otherwise); all or nothing.
+async fn import(State(state): State<AppState>, request: Request) -> Result<StatusCode, Failure> {
+    let snapshot: Snapshot = json_body_within(request, MAX_IMPORT_BODY).await?;
+    state.store.restore(snapshot).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /kefu/v1/headimg/{appid}/{kf_id}/{version}.jpg`: public, like WeChat's image URLs.
@@ -240,6 +265,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tokens", axum::routing::post(platform::token_act))
         .route("/requests", get(platform::request_log))
         .route("/clock", get(clock_get).post(clock_advance))
+        .route("/export", get(export))
+        .route("/import", axum::routing::post(import))
         .route_layer(middleware::from_fn_with_state(state, require_admin));
     Router::new()
         .route("/health", get(health))

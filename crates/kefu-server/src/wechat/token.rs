@@ -11,7 +11,7 @@ use kefu_api::endpoints::token::{
     self as token_api, AccessToken, EXPIRES_IN, GRACE_SECS, GRANT_TYPE,
 };
 use kefu_api::{Endpoint, ErrCode};
-use kefu_store::{App, CounterKey, TokenChannel, TokenRecord, Window};
+use kefu_store::{App, CounterKey, StoreError, TokenChannel, TokenRecord, Window};
 
 use super::platform::{charge, check_ip};
 use super::reply::{Reply, WxError, answer};
@@ -22,6 +22,8 @@ use crate::state::AppState;
 
 const EXPIRES_IN_SECS: i64 = EXPIRES_IN as i64;
 const GRACE: i64 = GRACE_SECS as i64;
+/// How often a stable-token decision is retaken when another instance minted first.
+const MAX_STABLE_ATTEMPTS: u32 = 3;
 
 /// Checks an app's credentials, in the order: appid (41002), secret (41004), a
 /// platform's appid (61024), unknown appid (40013), wrong secret (40125), IP
@@ -149,40 +151,50 @@ pub async fn stable_token_post(
         }
         let path = stable_token::GetStableToken::PATH;
         let app = credentials(state, body.appid.as_deref(), body.secret.as_deref(), ip, path, now).await?;
-        // Concurrent callers must agree on one token: decide and mint one at a time.
+        // Concurrent callers must agree on one token: decide and mint one at a time in
+        // this process, and, across processes, mint only if the current token is still
+        // the one decided on (else decide again: the other caller's token is now current).
         let lock = state.stable_locks.of(&app.appid);
         let _one_at_a_time = lock.lock().await;
-        let current = state.store.current_token(&app.appid, TokenChannel::Stable).await.map_err(internal)?;
-        let live = current.and_then(|(record, value)| {
-            let alive = record.superseded_at.is_none() && record.expires_at > now;
-            alive.then_some(value.map(|value| (record, value))).flatten()
-        });
         let force = body.force_refresh.unwrap_or(false);
-        if let Some((record, value)) = &live {
-            let reuse = if force {
-                let too_soon = now - record.issued_at < FORCE_REFRESH_SPACING_SECS;
-                let key = CounterKey { owner: app.appid.clone(), name: "stable_token#force".to_owned(), window: Window::day_of(now) };
-                too_soon
-                    || state.store.consume(&[(key, MAX_FORCE_REFRESH_PER_DAY)]).await.map_err(internal)?.is_err()
-            } else {
-                record.expires_at - now >= REUSE_MARGIN_SECS
-            };
-            if reuse {
-                let expires_in = u64::try_from(record.expires_at - now).unwrap_or(0);
-                return Ok(Reply::json(&AccessToken { access_token: value.clone(), expires_in }, now));
+        let mut attempts = 0;
+        let access_token = loop {
+            let current = state.store.current_token(&app.appid, TokenChannel::Stable).await.map_err(internal)?;
+            let replaces = current.as_ref().map(|current| current.hash);
+            let live = current.and_then(|current| {
+                let alive = current.record.expires_at > now;
+                alive.then_some(current.value.map(|value| (current.record, value))).flatten()
+            });
+            if let Some((record, value)) = &live {
+                let reuse = if force {
+                    let too_soon = now - record.issued_at < FORCE_REFRESH_SPACING_SECS;
+                    let key = CounterKey { owner: app.appid.clone(), name: "stable_token#force".to_owned(), window: Window::day_of(now) };
+                    too_soon
+                        || state.store.consume(&[(key, MAX_FORCE_REFRESH_PER_DAY)]).await.map_err(internal)?.is_err()
+                } else {
+                    record.expires_at - now >= REUSE_MARGIN_SECS
+                };
+                if reuse {
+                    let expires_in = u64::try_from(record.expires_at - now).unwrap_or(0);
+                    return Ok(Reply::json(&AccessToken { access_token: value.clone(), expires_in }, now));
+                }
             }
-        }
-        let access_token = new_access_token();
-        // Forced: the old token dies now. Rotation: it lives out its (under 5 minutes of) time.
-        let grace = match &live {
-            Some((record, _)) if !force => record.expires_at - now,
-            _ => 0,
+            let access_token = new_access_token();
+            // Forced: the old token dies now. Rotation: it lives out its (under 5 minutes of) time.
+            let grace = match &live {
+                Some((record, _)) if !force => record.expires_at - now,
+                _ => 0,
+            };
+            let minted = state
+                .store
+                .issue_stable_token(record(&app, TokenChannel::Stable, now), digest(&access_token), access_token.clone(), now, grace, replaces)
+                .await;
+            match minted {
+                Ok(()) => break access_token,
+                Err(StoreError::Conflict(_)) if attempts < MAX_STABLE_ATTEMPTS => attempts += 1,
+                Err(error) => return Err(internal(error).into()),
+            }
         };
-        state
-            .store
-            .issue_stable_token(record(&app, TokenChannel::Stable, now), digest(&access_token), access_token.clone(), now, grace)
-            .await
-            .map_err(internal)?;
         tracing::info!(appid = %app.appid, token = token_hint(&access_token), force, "stable token issued");
         Ok(Reply::json(&AccessToken { access_token, expires_in: EXPIRES_IN }, now))
     })

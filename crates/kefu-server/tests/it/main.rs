@@ -10,6 +10,7 @@ mod helpers;
 mod invite;
 mod kf;
 mod malformed;
+mod outage;
 mod persistence;
 mod platform;
 mod props;

@@ -29,10 +29,13 @@ use tokio::sync::mpsc;
 
 use self::cache::{AppEntry, Cache, TOKEN_RETENTION_SECS};
 use self::writer::{Work, submit};
+use crate::logbuf::{self, LogBuffer};
 use crate::model::{
-    App, AppSummary, Authorization, Component, CounterKey, Digest, Invitation, InviteState, Kf,
-    LoggedRequest, NewKf, TokenChannel, TokenRecord, Window,
+    App, AppSnapshot, AppSummary, Authorization, Component, CounterKey, CurrentToken, Digest,
+    Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, Snapshot, TokenChannel,
+    TokenRecord, Window,
 };
+use crate::rules;
 use crate::{Store, StoreError, StoreResult};
 
 /// How durable an acknowledged change is.
@@ -77,10 +80,11 @@ pub struct SqliteStore {
     /// One `maintain` at a time, so that an older snapshot of the counters is never
     /// written after a newer one.
     maintaining: tokio::sync::Mutex<()>,
-    /// Recorded calls not yet written: `maintain` writes them in one transaction, so
-    /// the request log costs no database work on the request path.
-    pending_log: Mutex<PendingLog>,
+    /// Recorded calls not yet written: `maintain` writes them in one transaction.
+    log: LogBuffer,
     cache: Arc<RwLock<Cache>>,
+    /// The stored test clock offset.
+    clock_offset: Arc<AtomicI64>,
     writer: Option<JoinHandle<()>>,
     _lock: File,
 }
@@ -91,6 +95,16 @@ fn internal(error: rusqlite::Error) -> StoreError {
 
 fn is_unique_violation(error: &rusqlite::Error) -> bool {
     matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// A row a snapshot could not load: a clash (duplicate or dangling reference) is the
+/// document's fault.
+fn restore_error(error: rusqlite::Error, what: &str) -> StoreError {
+    if is_unique_violation(&error) {
+        StoreError::Conflict(format!("{what}: {error}"))
+    } else {
+        internal(error)
+    }
 }
 
 fn lock_path(path: &Path) -> PathBuf {
@@ -142,6 +156,13 @@ impl SqliteStore {
         schema::migrate(&mut conn).map_err(internal)?;
         let cache = Arc::new(RwLock::new(load(&conn).map_err(internal)?));
         let counters = Mutex::new(load_counters(&conn).map_err(internal)?);
+        let clock_offset: i64 = conn
+            .query_row("SELECT offset_secs FROM clock WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(internal)?
+            .unwrap_or(0);
 
         let (jobs, receiver) = mpsc::unbounded_channel();
         let thread_cache = Arc::clone(&cache);
@@ -159,8 +180,9 @@ impl SqliteStore {
             images: Arc::new(Mutex::new(images)),
             counters,
             maintaining: tokio::sync::Mutex::new(()),
-            pending_log: Mutex::new(PendingLog::default()),
+            log: LogBuffer::default(),
             cache,
+            clock_offset: Arc::new(AtomicI64::new(clock_offset)),
             writer: Some(writer),
             _lock: lock,
         })
@@ -197,6 +219,7 @@ impl SqliteStore {
         value: Option<String>,
         now: i64,
         grace_secs: i64,
+        replaces: Option<Option<Digest>>,
     ) -> StoreResult<()> {
         let superseded_at = now + grace_secs;
         let last = self.last_purge.load(Ordering::Relaxed);
@@ -215,6 +238,21 @@ impl SqliteStore {
                 return Err(StoreError::NotFound);
             }
             let component = token.component.as_deref();
+            if let Some(expected) = replaces {
+                let current: Option<Digest> = conn
+                    .prepare_cached(
+                        "SELECT hash FROM tokens WHERE appid = ?1 AND channel = ?2 AND component IS ?3 \
+                         AND superseded_at IS NULL",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.query_row(params![&*token.appid, token.channel.as_str(), component], |row| row.get(0))
+                            .optional()
+                    })
+                    .map_err(internal)?;
+                if current != expected {
+                    return Err(StoreError::Conflict("the current token changed".to_owned()));
+                }
+            }
             conn.prepare_cached(
                 "UPDATE tokens SET superseded_at = ?3, value = NULL \
                  WHERE appid = ?1 AND channel = ?2 AND component IS ?4 AND superseded_at IS NULL",
@@ -255,16 +293,7 @@ impl SqliteStore {
     /// Forgets an owner's counters and waiting log records (its rows are deleted).
     fn forget_in_memory(&self, owner: &str) {
         self.counters().retain(|key, _| key.owner != owner);
-        let mut pending = self
-            .pending_log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        pending
-            .entries
-            .retain(|(_, entry)| entry.appid.as_deref() != Some(owner));
-        pending
-            .recent
-            .retain(|entry| entry.appid.as_deref() != Some(owner));
+        self.log.forget(owner);
     }
 
     fn counters(&self) -> std::sync::MutexGuard<'_, HashMap<CounterKey, Counter>> {
@@ -415,23 +444,6 @@ fn authorization_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Authoriza
         refresh_hash: row.get(3)?,
         previous: serde_json::from_str(&row.get::<_, String>(4)?).unwrap_or_default(),
     })
-}
-
-/// The most failed calls kept waiting for `maintain`; past it the oldest are dropped
-/// (the log is a diagnostic).
-const MAX_PENDING_LOG: usize = 100_000;
-/// How many of the newest calls, failed or not, are kept in memory for
-/// `GET /kefu/v1/requests`.
-const RECENT_LOG: usize = 4096;
-
-/// The request log in memory. Failed calls (the only ones whose rid a client sees) wait
-/// in `entries`, numbered so that a flush removes exactly what it wrote, and are kept in
-/// the database; every call also goes to the bounded `recent` list.
-#[derive(Default)]
-struct PendingLog {
-    next: u64,
-    entries: std::collections::VecDeque<(u64, LoggedRequest)>,
-    recent: std::collections::VecDeque<LoggedRequest>,
 }
 
 /// A counter in memory; `dirty` until persisted by [`Store::maintain`].
@@ -649,35 +661,14 @@ impl Store for SqliteStore {
                 .and_then(|mut stmt| stmt.query_row([&appid], app_from_row).optional())
                 .map_err(internal)?
                 .ok_or(StoreError::NotFound)?;
-            let mut next = current.clone();
-            if let Some(wechat_id) = patch.wechat_id {
-                next.wechat_id = wechat_id;
-            }
-            if let Some(original_id) = patch.original_id {
-                next.original_id = original_id;
-            }
-            next.account_type = patch.account_type.unwrap_or(next.account_type);
-            next.verified = patch.verified.unwrap_or(next.verified);
-            next.new_kf_enabled = patch.new_kf_enabled.unwrap_or(next.new_kf_enabled);
-            if let Some(ip_whitelist) = patch.ip_whitelist {
-                next.settings.ip_whitelist = ip_whitelist;
-            }
-            if let Some(quotas) = patch.quotas {
-                next.settings.quotas = quotas;
-            }
-            if let Some(banned_apis) = patch.banned_apis {
-                next.settings.banned_apis = banned_apis;
-            }
-            let renamed = next.wechat_id != current.wechat_id || next.original_id != current.original_id;
+            let (next, renamed) = rules::patched(&current, patch);
             if renamed {
                 let has_accounts = conn
                     .prepare_cached("SELECT 1 FROM kf_accounts WHERE appid = ?1 LIMIT 1")
                     .and_then(|mut stmt| stmt.exists([&next.appid]))
                     .map_err(internal)?;
                 if has_accounts {
-                    return Err(StoreError::Conflict(
-                        "the WeChat ID and original id cannot change while the app has kf accounts".to_owned(),
-                    ));
+                    return Err(rules::rename_refused());
                 }
             }
             conn.prepare_cached(
@@ -758,7 +749,8 @@ impl Store for SqliteStore {
         now: i64,
         grace_secs: i64,
     ) -> StoreResult<()> {
-        self.insert_token(token, hash, None, now, grace_secs).await
+        self.insert_token(token, hash, None, now, grace_secs, None)
+            .await
     }
 
     async fn token(&self, hash: &Digest) -> StoreResult<Option<TokenRecord>> {
@@ -950,18 +942,9 @@ impl Store for SqliteStore {
             invite_wx.as_str().to_owned(),
         );
         self.write(move |conn| {
-            let reject = |code| Err(StoreError::Rejected(code));
-            let Some(kf) = select_kf(conn, &appid, &account)? else { return reject(ErrCode::InvalidKfAccount) };
-            if kf.kf_wx.is_some() {
-                return reject(ErrCode::AccountAlreadyBound);
-            }
-            if let Some(invitation) = kf.invitation.as_ref().filter(|i| i.is_effective(now)) {
-                return reject(if invitation.invite_wx == wx {
-                    ErrCode::AlreadyInvited
-                } else {
-                    ErrCode::InvitationExists
-                });
-            }
+            let Some(kf) = select_kf(conn, &appid, &account)? else {
+                return Err(StoreError::Rejected(ErrCode::InvalidKfAccount));
+            };
             let mut others = conn
                 .prepare_cached(&format!(
                     "SELECT {KF_COLUMNS} FROM kf_accounts WHERE appid = ?1 AND (kf_wx = ?2 OR invite_wx = ?2)"
@@ -971,16 +954,9 @@ impl Store for SqliteStore {
                 .query_map(params![appid, wx], |row| kf_from_row(row, 0))
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Kf>>>())
                 .map_err(internal)?;
-            if others.iter().any(|other| other.kf_wx.as_deref() == Some(&wx)) {
-                return reject(ErrCode::AlreadyWorker);
-            }
-            if others.iter().any(|other| other.invitation.as_ref().is_some_and(|i| i.invite_wx == wx && i.is_effective(now))) {
-                return reject(ErrCode::AlreadyInvited);
-            }
-            if bound_count(conn, &wx)? >= max_bound {
-                return reject(ErrCode::TooManyBoundAccounts);
-            }
-            let invitation = Invitation { invite_wx: wx, expire_time, state: InviteState::Waiting };
+            let bound = bound_count(conn, &wx)?;
+            let invitation = rules::invite(&kf, &others, bound, &wx, now, expire_time, max_bound)
+                .map_err(StoreError::Rejected)?;
             write_invitation(conn, &appid, kf.kf_id, None, Some(&invitation))?;
             Ok(((), move |cache: &mut Cache| {
                 if let Some(kf) = cache.kf_mut(&appid, kf.kf_id) {
@@ -1004,31 +980,11 @@ impl Store for SqliteStore {
             if !app_exists(conn, &appid)? {
                 return Err(StoreError::NotFound);
             }
-            let Some(mut kf) = select_kf(conn, &appid, &account)? else {
+            let Some(kf) = select_kf(conn, &appid, &account)? else {
                 return Err(StoreError::NotFound);
             };
-            let Some(mut invitation) = kf.invitation.take().filter(|i| i.is_effective(now)) else {
-                return Err(StoreError::Conflict(
-                    "the account has no pending invitation".to_owned(),
-                ));
-            };
-            match action {
-                InvitationAction::Accept => {
-                    if bound_count(conn, &invitation.invite_wx)? >= max_bound {
-                        return Err(StoreError::Rejected(ErrCode::TooManyBoundAccounts));
-                    }
-                    kf.kf_wx = Some(invitation.invite_wx);
-                }
-                InvitationAction::Reject => {
-                    invitation.state = InviteState::Rejected;
-                    kf.invitation = Some(invitation);
-                }
-                InvitationAction::Expire => {
-                    invitation.state = InviteState::Expired;
-                    invitation.expire_time = invitation.expire_time.min(now);
-                    kf.invitation = Some(invitation);
-                }
-            }
+            let bound = bound_count(conn, rules::pending_invitee(&kf, now)?)?;
+            let kf = rules::answered(kf, action, now, bound, max_bound)?;
             write_invitation(
                 conn,
                 &appid,
@@ -1077,13 +1033,18 @@ impl Store for SqliteStore {
         &self,
         owner: &str,
         channel: TokenChannel,
-    ) -> StoreResult<Option<(TokenRecord, Option<String>)>> {
+    ) -> StoreResult<Option<CurrentToken>> {
         Ok(self.read(|cache| {
-            let hash = cache
+            let hash = *cache
                 .current_tokens
                 .get(&(Arc::from(owner), channel, None))?;
-            let record = cache.tokens.get(hash)?.clone();
-            Some((record, cache.token_values.get(hash).cloned()))
+            let record = cache.tokens.get(&hash)?.clone();
+            // A token superseded by hand is no family's current one.
+            record.superseded_at.is_none().then(|| CurrentToken {
+                hash,
+                value: cache.token_values.get(&hash).cloned(),
+                record,
+            })
         }))
     }
 
@@ -1094,8 +1055,9 @@ impl Store for SqliteStore {
         value: String,
         now: i64,
         grace_secs: i64,
+        replaces: Option<Digest>,
     ) -> StoreResult<()> {
-        self.insert_token(token, hash, Some(value), now, grace_secs)
+        self.insert_token(token, hash, Some(value), now, grace_secs, Some(replaces))
             .await
     }
 
@@ -1174,47 +1136,12 @@ impl Store for SqliteStore {
     }
 
     fn log_request(&self, entry: LoggedRequest) {
-        let mut pending = self
-            .pending_log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entry.errcode != 0 {
-            let seq = pending.next;
-            pending.next += 1;
-            pending.entries.push_back((seq, entry.clone()));
-            if pending.entries.len() > MAX_PENDING_LOG {
-                pending.entries.pop_front();
-            }
-        }
-        pending.recent.push_back(entry);
-        if pending.recent.len() > RECENT_LOG {
-            pending.recent.pop_front();
-        }
+        self.log.push(entry);
     }
 
     async fn logged_request(&self, rid: &str) -> StoreResult<Option<LoggedRequest>> {
-        let waiting = {
-            let pending = self
-                .pending_log
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            pending
-                .recent
-                .iter()
-                .rev()
-                .find(|entry| entry.rid == rid)
-                .cloned()
-                .or_else(|| {
-                    pending
-                        .entries
-                        .iter()
-                        .rev()
-                        .find(|(_, entry)| entry.rid == rid)
-                        .map(|(_, entry)| entry.clone())
-                })
-        };
-        if waiting.is_some() {
-            return Ok(waiting);
+        if let Some(entry) = self.log.find(rid) {
+            return Ok(Some(entry));
         }
         // Written entries leave the waiting list only after their commit, so one of the
         // two places has it.
@@ -1238,19 +1165,7 @@ impl Store for SqliteStore {
         appid: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<LoggedRequest>> {
-        let wanted =
-            |entry: &LoggedRequest| appid.is_none_or(|id| entry.appid.as_deref() == Some(id));
-        let mut entries: Vec<LoggedRequest> = self
-            .pending_log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .recent
-            .iter()
-            .rev()
-            .filter(|entry| wanted(entry))
-            .take(limit)
-            .cloned()
-            .collect();
+        let entries = self.log.newest(appid, limit);
         let (reader, owner) = (Arc::clone(&self.images), appid.map(str::to_owned));
         let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let written = tokio::task::spawn_blocking(move || {
@@ -1269,15 +1184,7 @@ impl Store for SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Internal(e.to_string()))??;
-        for entry in written {
-            if entries.len() >= limit {
-                break;
-            }
-            if !entries.iter().any(|seen| seen.rid == entry.rid) {
-                entries.push(entry);
-            }
-        }
-        Ok(entries)
+        Ok(logbuf::merge(entries, written, limit))
     }
 
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()> {
@@ -1293,22 +1200,8 @@ impl Store for SqliteStore {
                 })
                 .collect()
         };
-        let (log, flushed_to): (Vec<LoggedRequest>, Option<u64>) = {
-            let mut pending = self
-                .pending_log
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            pending
-                .recent
-                .retain(|entry| entry.invoke_time >= log_before);
-            let log = pending
-                .entries
-                .iter()
-                .filter(|(_, entry)| entry.invoke_time >= log_before)
-                .map(|(_, entry)| entry.clone())
-                .collect();
-            (log, pending.entries.back().map(|(seq, _)| *seq))
-        };
+        let mut flush = self.log.flush(log_before);
+        let log = std::mem::take(&mut flush.entries);
         let result = self
             .write(move |conn| {
                 for entry in &log {
@@ -1366,16 +1259,8 @@ impl Store for SqliteStore {
                 Ok(((), move |cache: &mut Cache| cache.tickets.retain(|_, (_, expires_at)| *expires_at >= ticket_cutoff)))
             })
             .await;
-        if result.is_ok()
-            && let Some(last) = flushed_to
-        {
-            let mut pending = self
-                .pending_log
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            while pending.entries.front().is_some_and(|(seq, _)| *seq <= last) {
-                pending.entries.pop_front();
-            }
+        if result.is_ok() {
+            self.log.written(&flush);
         }
         if result.is_err() {
             // Not persisted: keep the counts dirty for the next round.
@@ -1385,6 +1270,166 @@ impl Store for SqliteStore {
             }
         }
         result
+    }
+
+    async fn clock_offset(&self) -> StoreResult<i64> {
+        Ok(self.clock_offset.load(Ordering::Relaxed))
+    }
+
+    async fn raise_clock_offset(&self, offset: i64) -> StoreResult<i64> {
+        let stored = Arc::clone(&self.clock_offset);
+        self.write(move |conn| {
+            let offset: i64 = conn
+                .prepare_cached(
+                    "INSERT INTO clock (id, offset_secs) VALUES (1, ?1) ON CONFLICT (id) \
+                     DO UPDATE SET offset_secs = max(offset_secs, excluded.offset_secs) RETURNING offset_secs",
+                )
+                .and_then(|mut stmt| stmt.query_row([offset], |row| row.get(0)))
+                .map_err(internal)?;
+            Ok((offset, move |_: &mut Cache| {
+                stored.fetch_max(offset, Ordering::Relaxed);
+            }))
+        })
+        .await
+    }
+
+    async fn snapshot(&self) -> StoreResult<Snapshot> {
+        // Inside a write job: no change can land halfway through.
+        let cache = Arc::clone(&self.cache);
+        self.write(move |conn| {
+            let cache = cache
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut next_ids = conn
+                .prepare("SELECT appid, next_kf_id FROM apps")
+                .map_err(internal)?;
+            let next_ids: HashMap<String, i64> = next_ids
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(internal)?;
+            let mut images = conn
+                .prepare("SELECT appid, kf_id, jpeg FROM kf_headimgs")
+                .map_err(internal)?;
+            let mut images: HashMap<(String, i64), Vec<u8>> = images
+                .query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(internal)?;
+            let mut apps: Vec<AppSnapshot> = cache
+                .apps
+                .values()
+                .map(|entry| AppSnapshot {
+                    app: (*entry.app).clone(),
+                    next_kf_id: next_ids
+                        .get(&entry.app.appid)
+                        .copied()
+                        .unwrap_or(FIRST_KF_ID),
+                    kf_accounts: entry
+                        .kfs
+                        .iter()
+                        .map(|kf| KfSnapshot {
+                            headimg: images
+                                .remove(&(entry.app.appid.clone(), kf.kf_id))
+                                .map(Bytes::from),
+                            kf: kf.clone(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            apps.sort_by(|a, b| {
+                (a.app.created_at, &a.app.appid).cmp(&(b.app.created_at, &b.app.appid))
+            });
+            let mut components: Vec<Component> = cache.components.values().cloned().collect();
+            components.sort_by(|a, b| {
+                (a.created_at, &a.component_appid).cmp(&(b.created_at, &b.component_appid))
+            });
+            let mut authorizations: Vec<Authorization> =
+                cache.authorizations.values().cloned().collect();
+            authorizations.sort_by(|a, b| {
+                (&a.component_appid, &a.appid).cmp(&(&b.component_appid, &b.appid))
+            });
+            Ok((
+                Snapshot {
+                    version: Snapshot::VERSION,
+                    apps,
+                    components,
+                    authorizations,
+                },
+                |_: &mut Cache| {},
+            ))
+        })
+        .await
+    }
+
+    async fn restore(&self, snapshot: Snapshot) -> StoreResult<()> {
+        snapshot.check_version()?;
+        self.write(move |conn| {
+            let held: i64 = conn
+                .query_row("SELECT (SELECT COUNT(*) FROM apps) + (SELECT COUNT(*) FROM components)", [], |row| row.get(0))
+                .map_err(internal)?;
+            if held > 0 {
+                return Err(StoreError::Conflict("the store is not empty".to_owned()));
+            }
+            for entry in &snapshot.apps {
+                let app = &entry.app;
+                conn.prepare_cached(
+                    "INSERT INTO apps (appid, wechat_id, original_id, account_type, verified, new_kf_enabled, \
+                     secret_hash, created_at, next_kf_id, settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        app.appid, app.wechat_id, app.original_id, app.account_type.as_str(), app.verified,
+                        app.new_kf_enabled, app.secret_hash, app.created_at, entry.next_kf_id, json_text(&app.settings),
+                    ])
+                })
+                .map_err(|e| restore_error(e, &app.appid))?;
+                for account in &entry.kf_accounts {
+                    let kf = &account.kf;
+                    let invitation = kf.invitation.as_ref();
+                    conn.prepare_cached(&format!(
+                        "INSERT INTO kf_accounts (appid, {KF_COLUMNS}) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                    ))
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
+                            app.appid, kf.kf_id, kf.kf_account, kf.nickname, kf.kf_openid, kf.headimg_version,
+                            kf.kf_wx, invitation.map(|i| i.invite_wx.as_str()), invitation.map(|i| i.expire_time),
+                            invitation.map(|i| i.state.as_str()), kf.online_status, kf.accepted_case, kf.created_at,
+                        ])
+                    })
+                    .map_err(|e| restore_error(e, &kf.kf_account))?;
+                    if let (Some(jpeg), Some(version)) = (&account.headimg, kf.headimg_version) {
+                        conn.prepare_cached("INSERT INTO kf_headimgs (appid, kf_id, version, jpeg) VALUES (?1, ?2, ?3, ?4)")
+                            .and_then(|mut stmt| stmt.execute(params![app.appid, kf.kf_id, version, &jpeg[..]]))
+                            .map_err(internal)?;
+                    }
+                }
+            }
+            for component in &snapshot.components {
+                conn.prepare_cached(
+                    "INSERT INTO components (component_appid, secret_hash, ip_whitelist, created_at) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        component.component_appid, component.secret_hash,
+                        json_text(&component.ip_whitelist), component.created_at
+                    ])
+                })
+                .map_err(|e| restore_error(e, &component.component_appid))?;
+            }
+            for auth in &snapshot.authorizations {
+                conn.prepare_cached(&format!("INSERT INTO authorizations ({AUTH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"))
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
+                            auth.component_appid, auth.appid, json_text(&auth.funcscopes),
+                            auth.refresh_hash, json_text(&auth.previous),
+                        ])
+                    })
+                    .map_err(|e| restore_error(e, &auth.appid))?;
+            }
+            let fresh = load(conn).map_err(internal)?;
+            Ok(((), move |cache: &mut Cache| *cache = fresh))
+        })
+        .await
     }
 
     async fn create_component(&self, component: Component) -> StoreResult<()> {
@@ -1552,15 +1597,7 @@ impl Store for SqliteStore {
                 .and_then(|mut stmt| stmt.query_row(params![component_appid, appid], authorization_from_row).optional())
                 .map_err(internal)?;
             let Some(mut auth) = current else { return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid)) };
-            auth.previous.retain(|(_, until)| now < *until);
-            let known = auth.refresh_hash == presented || auth.previous.iter().any(|(hash, _)| *hash == presented);
-            if !known {
-                return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid));
-            }
-            // The replaced token keeps working for the overlap; older ones keep their own
-            // deadlines, so a second worker holding one is not cut off.
-            auth.previous.push((auth.refresh_hash, now + overlap_secs));
-            auth.refresh_hash = next;
+            rules::rotate(&mut auth, presented, next, now, overlap_secs)?;
             conn.prepare_cached(
                 "UPDATE authorizations SET refresh_hash = ?3, previous = ?4 WHERE component_appid = ?1 AND appid = ?2",
             )

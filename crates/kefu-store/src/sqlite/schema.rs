@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Each entry moves the schema one version up. Never edit a shipped entry: add one.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE apps (
     appid          TEXT PRIMARY KEY,
     wechat_id      TEXT NOT NULL UNIQUE,
@@ -109,7 +110,15 @@ CREATE TABLE authorizations (
     previous          TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (component_appid, appid)
 ) STRICT;
-"];
+",
+    r"
+-- The shared test clock: how far it was moved ahead of real time.
+CREATE TABLE clock (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    offset_secs INTEGER NOT NULL
+) STRICT;
+",
+];
 
 /// Brings the database to the newest schema, each step in its own transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,0 +1,196 @@
+//! The PostgreSQL schema, applied in order and recorded in `kefu_migrations`. Every
+//! object lives in the connection's first `search_path` schema (`public` unless the
+//! URL says otherwise), so several kefu deployments, or tests, can share a database.
+
+use tokio_postgres::Client;
+
+/// Each entry moves the schema one version up. Never edit a shipped entry: add one.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE apps (
+    appid          text PRIMARY KEY,
+    wechat_id      text NOT NULL UNIQUE,
+    original_id    text NOT NULL UNIQUE,
+    account_type   text NOT NULL,
+    verified       boolean NOT NULL,
+    new_kf_enabled boolean NOT NULL,
+    secret_hash    bytea NOT NULL,
+    created_at     bigint NOT NULL,
+    next_kf_id     bigint NOT NULL,
+    settings       jsonb NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE kf_accounts (
+    appid              text NOT NULL REFERENCES apps(appid) ON DELETE CASCADE,
+    kf_id              bigint NOT NULL,
+    kf_account         text NOT NULL,
+    nickname           text NOT NULL,
+    kf_openid          text NOT NULL UNIQUE,
+    headimg_version    bigint,
+    kf_wx              text,
+    invite_wx          text,
+    invite_expire_time bigint,
+    invite_state       text,
+    online_status      bigint NOT NULL DEFAULT 0,
+    accepted_case      bigint NOT NULL DEFAULT 0,
+    created_at         bigint NOT NULL,
+    PRIMARY KEY (appid, kf_account),
+    UNIQUE (appid, kf_id)
+);
+CREATE INDEX kf_accounts_by_wx ON kf_accounts(kf_wx) WHERE kf_wx IS NOT NULL;
+
+CREATE TABLE kf_headimgs (
+    appid   text NOT NULL,
+    kf_id   bigint NOT NULL,
+    version bigint NOT NULL,
+    jpeg    bytea NOT NULL,
+    PRIMARY KEY (appid, kf_id),
+    FOREIGN KEY (appid, kf_id) REFERENCES kf_accounts(appid, kf_id) ON DELETE CASCADE
+);
+
+-- `appid` is the app a token acts for, or the platform for component tokens.
+CREATE TABLE tokens (
+    hash          bytea PRIMARY KEY,
+    appid         text NOT NULL,
+    channel       text NOT NULL,
+    component     text,
+    issued_at     bigint NOT NULL,
+    expires_at    bigint NOT NULL,
+    superseded_at bigint,
+    -- Only for stable tokens, which are handed out again while they last.
+    value         text
+);
+CREATE INDEX tokens_by_owner ON tokens(appid);
+CREATE INDEX tokens_by_component ON tokens(component) WHERE component IS NOT NULL;
+CREATE INDEX tokens_by_expiry ON tokens(expires_at);
+-- Exactly one current token per family, whatever the instances do.
+CREATE UNIQUE INDEX tokens_current ON tokens(appid, channel, coalesce(component, ''))
+    WHERE superseded_at IS NULL;
+
+CREATE TABLE counters (
+    owner text NOT NULL,
+    name  text NOT NULL,
+    kind  text NOT NULL,
+    win   bigint NOT NULL,
+    count bigint NOT NULL,
+    PRIMARY KEY (owner, name, kind, win)
+);
+
+-- Adds one to each counter unless one is at its limit: all or nothing, in the one
+-- statement that calls it. Answers 0, or the 1-based position of the first counter at
+-- its limit. Counts are rate limits, not acknowledged changes: they commit without
+-- waiting for the disk.
+CREATE FUNCTION kefu_consume(owners text[], names text[], kinds text[], wins bigint[], lims bigint[])
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    got bigint;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    BEGIN
+        FOR i IN 1 .. coalesce(array_length(owners, 1), 0) LOOP
+            INSERT INTO counters AS c (owner, name, kind, win, count)
+                VALUES (owners[i], names[i], kinds[i], wins[i], 1)
+                ON CONFLICT (owner, name, kind, win)
+                DO UPDATE SET count = c.count + 1 WHERE c.count < lims[i]
+                RETURNING count INTO got;
+            IF NOT FOUND OR got > lims[i] THEN
+                RAISE EXCEPTION USING ERRCODE = 'KF001', MESSAGE = i::text;
+            END IF;
+        END LOOP;
+    EXCEPTION WHEN SQLSTATE 'KF001' THEN
+        RETURN SQLERRM::integer;
+    END;
+    RETURN 0;
+END
+$$;
+
+CREATE TABLE request_log (
+    seq           bigint GENERATED ALWAYS AS IDENTITY,
+    rid           text PRIMARY KEY,
+    appid         text,
+    method        text NOT NULL,
+    path          text NOT NULL,
+    errcode       bigint NOT NULL,
+    invoke_time   bigint NOT NULL,
+    cost_ms       bigint NOT NULL,
+    request_url   text NOT NULL,
+    request_body  text NOT NULL,
+    response_body text NOT NULL,
+    client_ip     text NOT NULL
+);
+CREATE INDEX request_log_by_time ON request_log(invoke_time);
+CREATE INDEX request_log_by_app ON request_log(appid, invoke_time);
+
+CREATE TABLE components (
+    component_appid text PRIMARY KEY,
+    secret_hash     bytea NOT NULL,
+    ip_whitelist    jsonb NOT NULL,
+    created_at      bigint NOT NULL
+);
+
+CREATE TABLE component_tickets (
+    hash            bytea PRIMARY KEY,
+    component_appid text NOT NULL REFERENCES components(component_appid) ON DELETE CASCADE,
+    expires_at      bigint NOT NULL
+);
+
+CREATE TABLE authorizations (
+    component_appid text NOT NULL REFERENCES components(component_appid) ON DELETE CASCADE,
+    appid           text NOT NULL REFERENCES apps(appid) ON DELETE CASCADE,
+    funcscopes      jsonb NOT NULL,
+    refresh_hash    bytea NOT NULL,
+    -- [[sha256 bytes, valid until], …] of replaced refresh tokens.
+    previous        jsonb NOT NULL DEFAULT '[]',
+    PRIMARY KEY (component_appid, appid)
+);
+
+-- The shared test clock: how far it was moved ahead of real time.
+CREATE TABLE clock (
+    id          integer PRIMARY KEY CHECK (id = 1),
+    offset_secs bigint NOT NULL
+);
+"];
+
+/// The advisory lock key that serializes migrations between instances starting at
+/// once ("kefumig" in ASCII).
+const MIGRATION_LOCK: i64 = 0x006b_6566_756d_6967;
+
+/// Brings the schema to the newest version, each step in its own transaction, one
+/// instance at a time.
+pub(crate) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = apply(client).await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    result.and(unlocked.map(drop))
+}
+
+async fn apply(client: &mut Client) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS kefu_migrations (
+                version    integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await?;
+    let current: i32 = client
+        .query_one("SELECT coalesce(max(version), 0) FROM kefu_migrations", &[])
+        .await?
+        .try_get(0)?;
+    let current = usize::try_from(current).unwrap_or(0);
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO kefu_migrations (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

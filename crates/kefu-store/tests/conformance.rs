@@ -1,0 +1,1069 @@
+//! One conformance suite for the store trait, run against every backend: SQLite always,
+//! PostgreSQL when `KEFU_TEST_POSTGRES_URL` names a database (each test in its own fresh
+//! schema, so they run in parallel). Without it the PostgreSQL half says SKIPPED on
+//! standard error, and fails under CI.
+//!
+//! Each check takes a [`Backend`], which opens the store, and opens it again over the
+//! same data to check what survived.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kefu_api::admin::{AccountType, AppPatch, InvitationAction, QuotaLimit};
+use kefu_api::endpoints::kf_del::Target;
+use kefu_api::{ErrCode, KfAccount, Nickname, WechatId};
+use kefu_store::postgres::{PostgresOptions, PostgresStore};
+use kefu_store::sqlite::{SqliteOptions, SqliteStore};
+use kefu_store::test_support::PgSchema;
+use kefu_store::{
+    App, Authorization, Component, CounterKey, Digest, Kf, LoggedRequest, NewKf, Snapshot, Store,
+    StoreError, TokenChannel, TokenRecord, Window,
+};
+
+/// Where a test's data lives.
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgSchema),
+}
+
+impl Backend {
+    fn sqlite() -> Backend {
+        Backend::Sqlite(tempfile::tempdir().expect("temp dir"))
+    }
+
+    async fn postgres() -> Option<Backend> {
+        PgSchema::create().await.map(Backend::Postgres)
+    }
+
+    /// Opens the store over this backend's data (drop the previous one first: an SQLite
+    /// file takes one process, and one store, at a time).
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite(dir) => {
+                let options = SqliteOptions::new(dir.path().join("kefu.db"));
+                Arc::new(SqliteStore::open(&options).expect("open SQLite"))
+            }
+            Backend::Postgres(schema) => {
+                let options = PostgresOptions::new(schema.url());
+                Arc::new(
+                    PostgresStore::open(&options)
+                        .await
+                        .expect("open PostgreSQL"),
+                )
+            }
+        }
+    }
+}
+
+/// Runs each named check on both backends: `sqlite::name` and `postgres::name`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Backend::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(backend) = super::Backend::postgres().await {
+                        super::$name(backend).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    apps_are_created_changed_and_deleted,
+    accounts_follow_wechat_rules,
+    fifty_concurrent_adds_of_one_account_give_one_success,
+    one_hundred_twenty_concurrent_adds_stop_at_one_hundred,
+    concurrent_updates_leave_one_submitted_nickname,
+    tokens_supersede_with_grace,
+    concurrent_token_issues_leave_one_current,
+    stable_tokens_mint_only_over_the_expected_one,
+    counters_count_exactly_and_all_or_nothing,
+    counters_survive_a_reopen,
+    head_images_are_versioned,
+    invitations_follow_wechat_rules,
+    online_state_is_kept,
+    the_request_log_keeps_failed_calls,
+    platforms_tickets_and_authorizations,
+    the_clock_offset_only_moves_forward,
+    a_snapshot_restores_into_an_empty_store,
+    a_restore_into_a_non_empty_store_writes_nothing,
+);
+
+const APPID: &str = "wx00000000000000a1";
+
+fn app(appid: &str, wechat_id: &str) -> App {
+    App {
+        appid: appid.to_owned(),
+        wechat_id: wechat_id.to_owned(),
+        original_id: format!("gh_{}", &appid[appid.len() - 12..]),
+        account_type: AccountType::Service,
+        verified: true,
+        new_kf_enabled: true,
+        secret_hash: [7; 32],
+        created_at: 100,
+        settings: Default::default(),
+    }
+}
+
+fn account(name: &str) -> KfAccount {
+    KfAccount::parse(name).expect("valid account")
+}
+
+fn new_kf(prefix: &str) -> NewKf {
+    NewKf {
+        kf_account: account(&format!("{prefix}@shop")),
+        nickname: Nickname::parse(prefix).expect("valid nickname"),
+        kf_openid: format!("o-{prefix}"),
+        created_at: 200,
+    }
+}
+
+async fn with_app(store: &Arc<dyn Store>) {
+    store
+        .create_app(app(APPID, "shop"))
+        .await
+        .expect("create app");
+}
+
+fn rejected(result: Result<impl std::fmt::Debug, StoreError>) -> ErrCode {
+    match result {
+        Err(StoreError::Rejected(code)) => code,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+fn token(appid: &str, channel: TokenChannel, issued_at: i64) -> TokenRecord {
+    TokenRecord {
+        appid: Arc::from(appid),
+        channel,
+        component: None,
+        issued_at,
+        expires_at: issued_at + 7200,
+        superseded_at: None,
+    }
+}
+
+fn hash(n: u8) -> Digest {
+    [n; 32]
+}
+
+async fn apps_are_created_changed_and_deleted(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    assert!(matches!(
+        store.create_app(app(APPID, "other")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        matches!(
+            store.create_app(app("wx00000000000000b2", "shop")).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "the WeChat ID is taken"
+    );
+    let stored = store.app(APPID).await.unwrap().expect("app");
+    assert_eq!(*stored, app(APPID, "shop"));
+
+    let patch = AppPatch {
+        verified: Some(false),
+        wechat_id: Some("renamed".to_owned()),
+        quotas: Some(
+            [(
+                "/cgi-bin/token".to_owned(),
+                QuotaLimit {
+                    daily: Some(5),
+                    per_minute: None,
+                },
+            )]
+            .into(),
+        ),
+        ..AppPatch::default()
+    };
+    let changed = store.update_app(APPID, patch).await.unwrap();
+    assert!(!changed.verified);
+    assert_eq!(changed.wechat_id, "renamed");
+    store.set_app_secret(APPID, [9; 32]).await.unwrap();
+    drop(store);
+
+    let store = backend.open().await;
+    let reread = store.app(APPID).await.unwrap().expect("app after reopen");
+    assert_eq!(reread.wechat_id, "renamed");
+    assert_eq!(reread.secret_hash, [9; 32]);
+    assert_eq!(reread.settings.quotas["/cgi-bin/token"].daily, Some(5));
+
+    store.add_kf(APPID, new_kf("a")).await.unwrap();
+    let rename = AppPatch {
+        wechat_id: Some("again".to_owned()),
+        ..AppPatch::default()
+    };
+    assert!(matches!(
+        store.update_app(APPID, rename).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let summaries = store.apps().await.unwrap();
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].kf_count, 1);
+
+    store
+        .issue_token(token(APPID, TokenChannel::Basic, 1000), hash(1), 1000, 300)
+        .await
+        .unwrap();
+    store.delete_app(APPID).await.unwrap();
+    assert!(store.app(APPID).await.unwrap().is_none());
+    assert!(
+        store.token(&hash(1)).await.unwrap().is_none(),
+        "tokens go with the app"
+    );
+    assert!(matches!(store.kfs(APPID).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.delete_app(APPID).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn accounts_follow_wechat_rules(backend: Backend) {
+    let store = backend.open().await;
+    assert!(matches!(
+        store.add_kf(APPID, new_kf("a")).await,
+        Err(StoreError::NotFound)
+    ));
+    with_app(&store).await;
+    let a = store.add_kf(APPID, new_kf("a")).await.unwrap();
+    let b = store.add_kf(APPID, new_kf("b")).await.unwrap();
+    assert_eq!((a.kf_id, b.kf_id), (2001, 2002));
+    assert_eq!(
+        rejected(store.add_kf(APPID, new_kf("a")).await),
+        ErrCode::KfAccountExists
+    );
+
+    let nick = Nickname::parse("客服1").unwrap();
+    store
+        .update_kf(APPID, &account("a@shop"), &nick)
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected(store.update_kf(APPID, &account("zz@shop"), &nick).await),
+        ErrCode::InvalidKfAccount
+    );
+
+    store
+        .delete_kf(APPID, &Target::OpenId("o-b".to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected(
+            store
+                .delete_kf(APPID, &Target::Account(account("b@shop")))
+                .await
+        ),
+        ErrCode::InvalidKfAccount
+    );
+    // Ids are never reused, across a reopen too.
+    drop(store);
+    let store = backend.open().await;
+    let c = store.add_kf(APPID, new_kf("c")).await.unwrap();
+    assert_eq!(c.kf_id, 2003);
+    let list: Vec<(i64, String, String)> = store
+        .kfs(APPID)
+        .await
+        .unwrap()
+        .iter()
+        .map(|kf| (kf.kf_id, kf.kf_account.clone(), kf.nickname.clone()))
+        .collect();
+    assert_eq!(
+        list,
+        [
+            (2001, "a@shop".to_owned(), "客服1".to_owned()),
+            (2003, "c@shop".to_owned(), "c".to_owned())
+        ]
+    );
+}
+
+async fn fifty_concurrent_adds_of_one_account_give_one_success(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut kf = new_kf("same");
+                kf.kf_openid = format!("o-{i}");
+                store.add_kf(APPID, kf).await
+            })
+        })
+        .collect();
+    let (mut ok, mut exists) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Rejected(ErrCode::KfAccountExists)) => exists += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((ok, exists), (1, 49));
+    assert_eq!(store.kfs(APPID).await.unwrap().len(), 1);
+}
+
+async fn one_hundred_twenty_concurrent_adds_stop_at_one_hundred(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    let tasks: Vec<_> = (0..120)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.add_kf(APPID, new_kf(&format!("k{i}"))).await })
+        })
+        .collect();
+    let (mut ok, mut full) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Rejected(ErrCode::KfAccountLimit)) => full += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((ok, full), (100, 20));
+    let ids: Vec<i64> = store
+        .kfs(APPID)
+        .await
+        .unwrap()
+        .iter()
+        .map(|kf| kf.kf_id)
+        .collect();
+    assert_eq!(ids, (2001..=2100).collect::<Vec<_>>());
+}
+
+async fn concurrent_updates_leave_one_submitted_nickname(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    store.add_kf(APPID, new_kf("a")).await.unwrap();
+    let submitted: Vec<String> = (0..64).map(|i| format!("nick{i}")).collect();
+    let tasks: Vec<_> = submitted
+        .iter()
+        .map(|nick| {
+            let (store, nick) = (Arc::clone(&store), Nickname::parse(nick).unwrap());
+            tokio::spawn(async move { store.update_kf(APPID, &account("a@shop"), &nick).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("update");
+    }
+    let kfs = store.kfs(APPID).await.unwrap();
+    assert_eq!(kfs.len(), 1, "never a lost account");
+    assert!(
+        submitted.contains(&kfs[0].nickname),
+        "{} was not submitted",
+        kfs[0].nickname
+    );
+    let settled = kfs[0].nickname.clone();
+    drop(store);
+    let store = backend.open().await;
+    assert_eq!(store.kfs(APPID).await.unwrap()[0].nickname, settled);
+}
+
+async fn tokens_supersede_with_grace(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    assert!(matches!(
+        store
+            .issue_token(
+                token("wx00000000000000ff", TokenChannel::Basic, 1),
+                hash(9),
+                1,
+                300
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .issue_token(token(APPID, TokenChannel::Basic, 1000), hash(1), 1000, 300)
+        .await
+        .unwrap();
+    // Another channel is independent.
+    store
+        .issue_stable_token(
+            token(APPID, TokenChannel::Stable, 1000),
+            hash(5),
+            "stable-value".to_owned(),
+            1000,
+            0,
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .issue_token(token(APPID, TokenChannel::Basic, 2000), hash(2), 2000, 300)
+        .await
+        .unwrap();
+    let old = store.token(&hash(1)).await.unwrap().expect("old token");
+    assert_eq!(old.superseded_at, Some(2300));
+    let new = store.token(&hash(2)).await.unwrap().expect("new token");
+    assert_eq!(new.superseded_at, None);
+    let current = store
+        .current_token(APPID, TokenChannel::Stable)
+        .await
+        .unwrap()
+        .expect("stable");
+    assert_eq!(
+        (current.hash, current.value.as_deref()),
+        (hash(5), Some("stable-value"))
+    );
+    assert!(
+        store
+            .current_token(APPID, TokenChannel::Basic)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    store
+        .set_token_times(&hash(2), Some(2500), None)
+        .await
+        .unwrap();
+    drop(store);
+    let store = backend.open().await;
+    assert_eq!(
+        store.token(&hash(2)).await.unwrap().unwrap().superseded_at,
+        Some(2500)
+    );
+    assert_eq!(
+        store.token(&hash(1)).await.unwrap().unwrap().superseded_at,
+        Some(2300)
+    );
+    assert!(
+        store
+            .current_token(APPID, TokenChannel::Basic)
+            .await
+            .unwrap()
+            .is_none(),
+        "a token superseded by hand is no longer current"
+    );
+    assert!(matches!(
+        store.set_token_times(&hash(77), Some(1), None).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn concurrent_token_issues_leave_one_current(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    let tasks: Vec<_> = (1..=40_u8)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .issue_token(token(APPID, TokenChannel::Basic, 1000), hash(n), 1000, 300)
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("issue");
+    }
+    let mut current = Vec::new();
+    for n in 1..=40_u8 {
+        let record = store
+            .token(&hash(n))
+            .await
+            .unwrap()
+            .expect("every token is kept");
+        if record.superseded_at.is_none() {
+            current.push(n);
+        }
+    }
+    assert_eq!(current.len(), 1, "exactly one current token: {current:?}");
+    let reported = store
+        .current_token(APPID, TokenChannel::Basic)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reported.hash, hash(current[0]));
+}
+
+async fn stable_tokens_mint_only_over_the_expected_one(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    let issue = |n: u8, replaces: Option<Digest>| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .issue_stable_token(
+                    token(APPID, TokenChannel::Stable, 1000),
+                    hash(n),
+                    format!("v{n}"),
+                    1000,
+                    0,
+                    replaces,
+                )
+                .await
+        }
+    };
+    issue(1, None).await.unwrap();
+    assert!(
+        matches!(issue(2, None).await, Err(StoreError::Conflict(_))),
+        "one exists already"
+    );
+    assert!(matches!(
+        issue(2, Some(hash(9))).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store.token(&hash(2)).await.unwrap().is_none(),
+        "a refused mint writes nothing"
+    );
+    // Twenty callers that all decided on token 1: exactly one mints.
+    let tasks: Vec<_> = (10..30_u8)
+        .map(|n| tokio::spawn(issue(n, Some(hash(1)))))
+        .collect();
+    let mut minted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => minted += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(minted, 1);
+    let current = store
+        .current_token(APPID, TokenChannel::Stable)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(current.hash, hash(1));
+    assert_eq!(current.value, Some(format!("v{}", current.hash[0])));
+    assert_eq!(
+        store.token(&hash(1)).await.unwrap().unwrap().superseded_at,
+        Some(1000)
+    );
+}
+
+fn key(name: &str, window: Window) -> CounterKey {
+    CounterKey {
+        owner: APPID.to_owned(),
+        name: name.to_owned(),
+        window,
+    }
+}
+
+async fn counters_count_exactly_and_all_or_nothing(backend: Backend) {
+    let store = backend.open().await;
+    let day = key("/cgi-bin/token", Window::Day(20_000));
+    let minute = key("/cgi-bin/token", Window::Minute(28_800_000));
+    // 150 concurrent calls against a limit of 100: exactly 100 pass.
+    let tasks: Vec<_> = (0..150)
+        .map(|_| {
+            let (store, day) = (Arc::clone(&store), day.clone());
+            tokio::spawn(async move { store.consume(&[(day, 100)]).await })
+        })
+        .collect();
+    let mut passed = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap().is_ok() {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 100);
+    assert_eq!(store.counter(&day).await.unwrap(), 100);
+
+    // All or nothing: the minute counter is not charged when the day is full.
+    assert_eq!(
+        store
+            .consume(&[(minute.clone(), 10), (day.clone(), 100)])
+            .await
+            .unwrap(),
+        Err(1)
+    );
+    assert_eq!(store.counter(&minute).await.unwrap(), 0);
+    assert_eq!(store.consume(&[(minute.clone(), 0)]).await.unwrap(), Err(0));
+    assert_eq!(store.counter(&minute).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .consume(&[(minute.clone(), 10), (day.clone(), 101)])
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(store.counter(&minute).await.unwrap(), 1);
+
+    store
+        .reset_counters(APPID, &["/cgi-bin/token".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(store.counter(&day).await.unwrap(), 0);
+    assert_eq!(store.counter(&minute).await.unwrap(), 0);
+}
+
+async fn counters_survive_a_reopen(backend: Backend) {
+    let store = backend.open().await;
+    let day = key("/cgi-bin/token", Window::Day(20_000));
+    for _ in 0..7 {
+        store.consume(&[(day.clone(), 100)]).await.unwrap().unwrap();
+    }
+    store.maintain(20_000 * 86_400, 0).await.unwrap();
+    drop(store);
+    let store = backend.open().await;
+    assert_eq!(store.counter(&day).await.unwrap(), 7);
+    // Long past windows are forgotten by housekeeping.
+    store.maintain(20_100 * 86_400, 0).await.unwrap();
+    assert_eq!(store.counter(&day).await.unwrap(), 0);
+}
+
+async fn head_images_are_versioned(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    let kf = store.add_kf(APPID, new_kf("a")).await.unwrap();
+    assert_eq!(
+        rejected(
+            store
+                .set_kf_headimg(APPID, &account("zz@shop"), Bytes::from_static(b"x"))
+                .await
+        ),
+        ErrCode::InvalidKfAccount
+    );
+    let v1 = store
+        .set_kf_headimg(APPID, &account("a@shop"), Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    let v2 = store
+        .set_kf_headimg(APPID, &account("a@shop"), Bytes::from_static(b"two"))
+        .await
+        .unwrap();
+    assert_eq!((v1, v2), (1, 2));
+    assert_eq!(
+        store
+            .kf_headimg(APPID, kf.kf_id, 2)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"two"[..])
+    );
+    assert_eq!(
+        store.kf_headimg(APPID, kf.kf_id, 1).await.unwrap(),
+        None,
+        "only the newest is kept"
+    );
+    assert_eq!(store.kfs(APPID).await.unwrap()[0].headimg_version, Some(2));
+}
+
+async fn invitations_follow_wechat_rules(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    for prefix in ["a", "b", "c"] {
+        store.add_kf(APPID, new_kf(prefix)).await.unwrap();
+    }
+    let wx = WechatId::parse("worker1").unwrap();
+    let other = WechatId::parse("worker2").unwrap();
+    let (now, expires) = (1000, 1000 + 7 * 86_400);
+    assert_eq!(
+        rejected(
+            store
+                .invite_kf(APPID, &account("zz@shop"), &wx, now, expires, 5)
+                .await
+        ),
+        ErrCode::InvalidKfAccount
+    );
+    store
+        .invite_kf(APPID, &account("a@shop"), &wx, now, expires, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected(
+            store
+                .invite_kf(APPID, &account("a@shop"), &wx, now, expires, 5)
+                .await
+        ),
+        ErrCode::AlreadyInvited
+    );
+    assert_eq!(
+        rejected(
+            store
+                .invite_kf(APPID, &account("a@shop"), &other, now, expires, 5)
+                .await
+        ),
+        ErrCode::InvitationExists
+    );
+    assert_eq!(
+        rejected(
+            store
+                .invite_kf(APPID, &account("b@shop"), &wx, now, expires, 5)
+                .await
+        ),
+        ErrCode::AlreadyInvited
+    );
+    let bound = store
+        .answer_invitation(APPID, &account("a@shop"), InvitationAction::Accept, now, 5)
+        .await
+        .unwrap();
+    assert_eq!(bound.kf_wx.as_deref(), Some("worker1"));
+    assert_eq!(
+        rejected(
+            store
+                .invite_kf(APPID, &account("a@shop"), &other, now, expires, 5)
+                .await
+        ),
+        ErrCode::AccountAlreadyBound
+    );
+    assert_eq!(
+        rejected(
+            store
+                .invite_kf(APPID, &account("b@shop"), &wx, now, expires, 5)
+                .await
+        ),
+        ErrCode::AlreadyWorker
+    );
+    assert!(matches!(
+        store
+            .answer_invitation(APPID, &account("b@shop"), InvitationAction::Accept, now, 5)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The bound limit counts across apps: worker1 has one, and the limit here is 1.
+    store
+        .create_app(app("wx00000000000000b2", "shop2"))
+        .await
+        .unwrap();
+    store
+        .add_kf("wx00000000000000b2", new_kf("x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected(
+            store
+                .invite_kf(
+                    "wx00000000000000b2",
+                    &account("x@shop"),
+                    &wx,
+                    now,
+                    expires,
+                    1
+                )
+                .await
+        ),
+        ErrCode::TooManyBoundAccounts
+    );
+    store
+        .invite_kf(APPID, &account("c@shop"), &other, now, expires, 5)
+        .await
+        .unwrap();
+    let rejected_kf = store
+        .answer_invitation(APPID, &account("c@shop"), InvitationAction::Reject, now, 5)
+        .await
+        .unwrap();
+    let invitation = rejected_kf
+        .invitation
+        .expect("a rejected invitation stays visible");
+    assert_eq!(invitation.state, kefu_store::InviteState::Rejected);
+    drop(store);
+    let store = backend.open().await;
+    let kfs = store.kfs(APPID).await.unwrap();
+    let by_account =
+        |name: &str| -> Kf { kfs.iter().find(|kf| kf.kf_account == name).unwrap().clone() };
+    assert_eq!(by_account("a@shop").kf_wx.as_deref(), Some("worker1"));
+    assert_eq!(
+        by_account("c@shop").invitation.unwrap().state,
+        kefu_store::InviteState::Rejected
+    );
+}
+
+async fn online_state_is_kept(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    store.add_kf(APPID, new_kf("a")).await.unwrap();
+    let kf = store
+        .set_kf_online(APPID, &account("a@shop"), 1, 3)
+        .await
+        .unwrap();
+    assert_eq!((kf.online_status, kf.accepted_case), (1, 3));
+    assert!(matches!(
+        store.set_kf_online(APPID, &account("zz@shop"), 1, 0).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.kfs(APPID).await.unwrap()[0].accepted_case, 3);
+}
+
+fn logged(rid: &str, errcode: i64, invoke_time: i64) -> LoggedRequest {
+    LoggedRequest {
+        rid: rid.to_owned(),
+        appid: Some(APPID.to_owned()),
+        method: "POST".to_owned(),
+        path: "/customservice/kfaccount/update".to_owned(),
+        errcode,
+        invoke_time,
+        cost_ms: 1,
+        request_url: "/customservice/kfaccount/update?access_token=abcdef…".to_owned(),
+        request_body: "{}".to_owned(),
+        response_body: format!("{{\"errcode\":{errcode}}}"),
+        client_ip: "127.0.0.1".to_owned(),
+    }
+}
+
+async fn the_request_log_keeps_failed_calls(backend: Backend) {
+    let store = backend.open().await;
+    store.log_request(logged("r-ok", 0, 1000));
+    store.log_request(logged("r-failed", 65401, 1001));
+    store.log_request(logged("r-old", 40001, 10));
+    assert_eq!(
+        store
+            .logged_request("r-failed")
+            .await
+            .unwrap()
+            .unwrap()
+            .errcode,
+        65401
+    );
+    let newest = store.logged_requests(Some(APPID), 2).await.unwrap();
+    assert_eq!(
+        newest.iter().map(|e| e.rid.as_str()).collect::<Vec<_>>(),
+        ["r-old", "r-failed"]
+    );
+    store.maintain(1002, 500).await.unwrap();
+    drop(store);
+    let store = backend.open().await;
+    assert_eq!(
+        store.logged_request("r-failed").await.unwrap(),
+        Some(logged("r-failed", 65401, 1001))
+    );
+    assert_eq!(
+        store.logged_request("r-ok").await.unwrap(),
+        None,
+        "successes stay in memory only"
+    );
+    assert_eq!(
+        store.logged_request("r-old").await.unwrap(),
+        None,
+        "older than the retention"
+    );
+    assert_eq!(store.logged_requests(None, 10).await.unwrap().len(), 1);
+    assert!(
+        store
+            .logged_requests(Some("wx00000000000000ff"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn component() -> Component {
+    Component {
+        component_appid: "wx00000000000000c3".to_owned(),
+        secret_hash: [3; 32],
+        ip_whitelist: vec!["10.0.0.1".to_owned()],
+        created_at: 50,
+    }
+}
+
+async fn platforms_tickets_and_authorizations(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    store.create_component(component()).await.unwrap();
+    assert!(matches!(
+        store.create_component(component()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let clash = Component {
+        component_appid: APPID.to_owned(),
+        ..component()
+    };
+    assert!(matches!(
+        store.create_component(clash).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.create_app(app("wx00000000000000c3", "shop9")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let cid = "wx00000000000000c3";
+    store.add_ticket(cid, hash(4), 5000).await.unwrap();
+    assert!(matches!(
+        store.add_ticket("wx00000000000000ee", hash(5), 1).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.ticket(&hash(4)).await.unwrap(),
+        Some((cid.to_owned(), 5000))
+    );
+    let auth = Authorization {
+        component_appid: cid.to_owned(),
+        appid: APPID.to_owned(),
+        funcscopes: vec![1, 2],
+        refresh_hash: hash(10),
+        previous: Vec::new(),
+    };
+    store.authorize(auth.clone()).await.unwrap();
+    store
+        .rotate_refresh_token(cid, APPID, hash(10), hash(11), 1000, 300)
+        .await
+        .unwrap();
+    // The replaced one works during the overlap, then not.
+    store
+        .rotate_refresh_token(cid, APPID, hash(10), hash(12), 1100, 300)
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected(
+            store
+                .rotate_refresh_token(cid, APPID, hash(10), hash(13), 1400, 300)
+                .await
+        ),
+        ErrCode::RefreshTokenInvalid
+    );
+    let mut component_token = token(cid, TokenChannel::Component, 1000);
+    component_token.component = None;
+    store
+        .issue_token(component_token, hash(20), 1000, 0)
+        .await
+        .unwrap();
+    drop(store);
+    let store = backend.open().await;
+    let stored = store.authorization(cid, APPID).await.unwrap().unwrap();
+    assert_eq!(stored.refresh_hash, hash(12));
+    assert_eq!(stored.funcscopes, [1, 2]);
+    assert_eq!(store.component(cid).await.unwrap().unwrap(), component());
+    let listed = store.components().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].1.len(), 1);
+    store.delete_component(cid).await.unwrap();
+    assert!(store.component(cid).await.unwrap().is_none());
+    assert!(store.authorization(cid, APPID).await.unwrap().is_none());
+    assert!(store.ticket(&hash(4)).await.unwrap().is_none());
+    assert!(store.token(&hash(20)).await.unwrap().is_none());
+}
+
+async fn the_clock_offset_only_moves_forward(backend: Backend) {
+    let store = backend.open().await;
+    assert_eq!(store.clock_offset().await.unwrap(), 0);
+    assert_eq!(store.raise_clock_offset(300).await.unwrap(), 300);
+    assert_eq!(store.raise_clock_offset(100).await.unwrap(), 300);
+    drop(store);
+    let store = backend.open().await;
+    assert_eq!(store.clock_offset().await.unwrap(), 300);
+}
+
+/// A store with something of every portable kind.
+async fn populate(store: &Arc<dyn Store>) {
+    with_app(store).await;
+    for prefix in ["a", "b", "c"] {
+        store.add_kf(APPID, new_kf(prefix)).await.unwrap();
+    }
+    store
+        .delete_kf(APPID, &Target::Account(account("b@shop")))
+        .await
+        .unwrap();
+    store
+        .set_kf_headimg(
+            APPID,
+            &account("a@shop"),
+            Bytes::from_static(b"\xff\xd8jpeg"),
+        )
+        .await
+        .unwrap();
+    let wx = WechatId::parse("worker1").unwrap();
+    store
+        .invite_kf(APPID, &account("c@shop"), &wx, 1000, 999_999, 5)
+        .await
+        .unwrap();
+    let mut second = app("wx00000000000000b2", "shop2");
+    second.settings.banned_apis = vec!["/customservice/kfaccount/del".to_owned()];
+    second.settings.ip_whitelist = vec!["10.1.1.1".to_owned()];
+    store.create_app(second).await.unwrap();
+    store.create_component(component()).await.unwrap();
+    store
+        .authorize(Authorization {
+            component_appid: component().component_appid,
+            appid: APPID.to_owned(),
+            funcscopes: vec![1],
+            refresh_hash: hash(30),
+            previous: Vec::new(),
+        })
+        .await
+        .unwrap();
+}
+
+async fn a_snapshot_restores_into_an_empty_store(backend: Backend) {
+    let store = backend.open().await;
+    populate(&store).await;
+    let snapshot = store.snapshot().await.unwrap();
+    assert_eq!(snapshot.version, Snapshot::VERSION);
+    assert_eq!(snapshot.apps.len(), 2);
+    assert_eq!(snapshot.apps[0].next_kf_id, 2004);
+    // Through the JSON document, into a fresh store of each backend.
+    let document = serde_json::to_string(&snapshot).unwrap();
+    let read: Snapshot = serde_json::from_str(&document).unwrap();
+    assert_eq!(read, snapshot);
+
+    let mut targets = vec![Backend::sqlite()];
+    if let Some(pg) = Backend::postgres().await {
+        targets.push(pg);
+    }
+    for target in targets {
+        let fresh = target.open().await;
+        fresh.restore(read.clone()).await.unwrap();
+        assert_eq!(fresh.snapshot().await.unwrap(), snapshot);
+        // Ids continue where they were; the image is served.
+        assert_eq!(fresh.add_kf(APPID, new_kf("d")).await.unwrap().kf_id, 2004);
+        assert_eq!(
+            fresh.kf_headimg(APPID, 2001, 1).await.unwrap().as_deref(),
+            Some(&b"\xff\xd8jpeg"[..])
+        );
+        assert_eq!(
+            fresh.app(APPID).await.unwrap().unwrap().secret_hash,
+            [7; 32]
+        );
+    }
+}
+
+async fn a_restore_into_a_non_empty_store_writes_nothing(backend: Backend) {
+    let source = Backend::sqlite();
+    let store = source.open().await;
+    populate(&store).await;
+    let snapshot = store.snapshot().await.unwrap();
+
+    let target = backend.open().await;
+    target
+        .create_app(app("wx00000000000000d4", "held"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        target.restore(snapshot.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(target.apps().await.unwrap().len(), 1);
+
+    // A document that clashes with itself halfway loads nothing either.
+    let target = Backend::sqlite();
+    let empty = target.open().await;
+    let mut broken = snapshot.clone();
+    let mut twin = broken.apps[0].clone();
+    twin.app.appid = "wx00000000000000e5".to_owned();
+    broken.apps.push(twin);
+    assert!(matches!(
+        empty.restore(broken.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(empty.apps().await.unwrap().is_empty());
+    if let Some(pg) = Backend::postgres().await {
+        let empty = pg.open().await;
+        assert!(matches!(
+            empty.restore(broken).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(empty.apps().await.unwrap().is_empty());
+    }
+    let mut future = snapshot;
+    future.version = 99;
+    let empty = Backend::sqlite();
+    assert!(matches!(
+        empty.open().await.restore(future).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
