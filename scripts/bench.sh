@@ -5,8 +5,9 @@
 #   ROUNDS=5 DURATION=20s scripts/bench.sh
 #
 # Builds the release binaries; starts the floor (a bare hyper server answering
-# {"errcode":0,"errmsg":"ok"}), kefu on SQLite with --durability full, and kefu on SQLite
-# with --durability normal; creates an app with 100 kf accounts and a token on each kefu;
+# {"errcode":0,"errmsg":"ok"}), kefu on SQLite with --durability full, kefu on SQLite
+# with --durability normal, and kefu on PostgreSQL when one answers (BENCH_POSTGRES_URL,
+# default postgres://postgres@127.0.0.1:5432/test; a fresh schema each round); creates an app with 100 kf accounts and a token on each kefu;
 # drives every server with wrk (2 threads, 64 connections) on the same loads — update of a
 # random account, getkflist (100 accounts), /cgi-bin/token — interleaving the servers in
 # every round; checks after every kefu run that no answer was anything but errcode 0 and
@@ -39,7 +40,17 @@ wait_health() { # url
 }
 
 # --- servers ------------------------------------------------------------------------
-declare -A PORT=([floor]=18000 [full]=18101 [normal]=18102)
+declare -A PORT=([floor]=18000 [full]=18101 [normal]=18102 [pg]=18103)
+KEFUS=(full normal)
+PG_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+PG_SCHEMA=kefu_bench
+if command -v psql >/dev/null && psql "$PG_URL" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+    KEFUS+=(pg)
+    case $PG_URL in *\?*) sep='&' ;; *) sep='?' ;; esac
+    PG_SCHEMA_URL="$PG_URL${sep}options=-c%20search_path%3D$PG_SCHEMA"
+else
+    echo "bench: no PostgreSQL at $PG_URL: kefu on PostgreSQL is not measured" >&2
+fi
 declare -A TOKEN SUFFIX PID_OF
 
 "$FLOOR" "127.0.0.1:${PORT[floor]}" >/dev/null & PIDS+=($!); PID_OF[floor]=$!
@@ -48,9 +59,15 @@ wait_health "http://127.0.0.1:${PORT[floor]}/"
 start_kefu() { # name durability: a fresh store every time
     local name=$1 port=${PORT[$1]}
     [ -n "${PID_OF[$name]:-}" ] && { kill "${PID_OF[$name]}" 2>/dev/null || true; wait "${PID_OF[$name]}" 2>/dev/null || true; }
-    rm -f "$WORK/$name.db" "$WORK/$name.db-wal" "$WORK/$name.db-shm"
+    local url="$WORK/$name.db"
+    if [ "$name" = pg ]; then
+        psql "$PG_URL" -Atqc "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE; CREATE SCHEMA $PG_SCHEMA" >/dev/null
+        url=$PG_SCHEMA_URL
+    else
+        rm -f "$WORK/$name.db" "$WORK/$name.db-wal" "$WORK/$name.db-shm"
+    fi
     "$KEFU" serve --no-demo --listen "127.0.0.1:$port" --admin-token "$ADMIN" \
-        --database-url "$WORK/$name.db" --durability "$2" >"$WORK/$name.log" 2>&1 &
+        --database-url "$url" --durability "$2" --pg-pool-size 8 >"$WORK/$name.log" 2>&1 &
     PIDS+=($!); PID_OF[$name]=$!
     wait_health "http://127.0.0.1:$port/kefu/v1/health"
 }
@@ -129,22 +146,22 @@ run_wrk() { # load server run-id -> appends to RESULTS, checks correctness
     printf '  %-9s %-7s %10s req/s  p50 %7s ms  p99 %7s ms\n' "$load" "$server" "$rps" "$p50" "$p99"
 }
 
-declare -A RSS=([full]=0 [normal]=0)
+declare -A RSS=([full]=0 [normal]=0 [pg]=0)
 peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round of $ROUNDS"
     # Fresh servers each round: the token load mints a token per request and would
     # otherwise grow the next round's store.
-    for name in full normal; do start_kefu "$name" "$name"; setup_kefu "$name"; done
+    for name in "${KEFUS[@]}"; do start_kefu "$name" "${name/pg/full}"; setup_kefu "$name"; done
     for load in update getkflist token; do
         if [ "$load" = token ]; then
             # Peak RSS under update and getkflist (the token load keeps every token).
-            for name in full normal; do
+            for name in "${KEFUS[@]}"; do
                 rss=$(peak_rss_kb "${PID_OF[$name]}")
                 [ "$rss" -gt "${RSS[$name]}" ] && RSS[$name]=$rss
             done
         fi
-        for server in floor full normal; do
+        for server in floor "${KEFUS[@]}"; do
             run_wrk "$load" "$server" "${load:0:1}$round"
         done
     done
@@ -152,6 +169,7 @@ done
 
 RSS_FULL=$(awk -v k="${RSS[full]}" 'BEGIN { printf "%.1f", k / 1024 }')
 RSS_NORMAL=$(awk -v k="${RSS[normal]}" 'BEGIN { printf "%.1f", k / 1024 }')
+RSS_PG=$(awk -v k="${RSS[pg]}" 'BEGIN { printf "%.1f", k / 1024 }')
 
 # --- the table ----------------------------------------------------------------------
 median() { sort -n | awk '{ a[NR] = $1 } END { m = (NR + 1) / 2; printf "%.2f", (a[int(m)] + a[int(m + 0.5)]) / 2 }'; }
@@ -172,21 +190,26 @@ column_of() { # load server column(1=rps 2=p50 3=p99)
     echo "|---|---|---:|---:|---:|---:|"
     for load in update getkflist token; do
         floor=$(column_of "$load" floor 1)
-        for server in floor full normal; do
+        for server in floor "${KEFUS[@]}"; do
             rps=$(column_of "$load" "$server" 1)
             ratio=$(awk -v a="$rps" -v b="$floor" 'BEGIN { printf "%.2f×", a / b }')
             label=$server
             [ "$server" = full ] && label="kefu, SQLite, durability full"
             [ "$server" = normal ] && label="kefu, SQLite, durability normal"
+            [ "$server" = pg ] && label="kefu, PostgreSQL (synchronous_commit on, pool 8)"
             echo "| $load | $label | $rps | $ratio | $(column_of "$load" "$server" 2) | $(column_of "$load" "$server" 3) |"
         done
     done
     echo
-    echo "Peak RSS under the update and getkflist loads: ${RSS_FULL} MB (durability full), ${RSS_NORMAL} MB (normal)."
+    echo "Peak RSS under the update and getkflist loads: ${RSS_FULL} MB (durability full), ${RSS_NORMAL} MB (normal)$([ "${RSS[pg]}" -gt 0 ] && echo ", ${RSS_PG} MB (PostgreSQL)")."
     echo "(Each server starts afresh every round: the token load mints a token per request, and"
     echo "kefu keeps every token until 7 days after it expires.)"
     echo "Cold start to the first answered request: ${COLD[*]} ms (three fresh starts)."
-    echo "PostgreSQL: not measured — kefu has no PostgreSQL store yet."
+    if [ "${RSS[pg]}" -gt 0 ]; then
+        echo "PostgreSQL: $(psql "$PG_URL" -Atqc 'SHOW server_version') on the same machine, synchronous_commit $(psql "$PG_URL" -Atqc 'SHOW synchronous_commit'), pool of 8."
+    else
+        echo "PostgreSQL: not measured (none answered at the harness's URL)."
+    fi
     echo
     echo "After every kefu update run the harness checked that every answer was errcode 0 and that"
     echo "every account's nickname was one that run had sent and had acknowledged."

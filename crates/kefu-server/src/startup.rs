@@ -205,10 +205,21 @@ impl Application {
             wechat_id: "test".to_owned(),
             ..NewApp::default()
         };
-        admin::create_app(&self.state, new)
-            .await
-            .map(Some)
-            .map_err(|e| StartupError::Demo(e.message().to_owned()))
+        match admin::create_app(&self.state, new).await {
+            Ok(created) => Ok(Some(created)),
+            // Another instance on the same database made it first.
+            Err(_)
+                if self
+                    .state
+                    .store
+                    .apps()
+                    .await
+                    .is_ok_and(|apps| !apps.is_empty()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(StartupError::Demo(error.message().to_owned())),
+        }
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets requests in
