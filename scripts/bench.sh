@@ -61,7 +61,7 @@ start_kefu() { # name durability: a fresh store every time
     [ -n "${PID_OF[$name]:-}" ] && { kill "${PID_OF[$name]}" 2>/dev/null || true; wait "${PID_OF[$name]}" 2>/dev/null || true; }
     local url="$WORK/$name.db"
     if [ "$name" = pg ]; then
-        psql "$PG_URL" -Atqc "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE; CREATE SCHEMA $PG_SCHEMA" >/dev/null
+        psql "$PG_URL" -Atqc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE; CREATE SCHEMA $PG_SCHEMA" >/dev/null
         url=$PG_SCHEMA_URL
     else
         rm -f "$WORK/$name.db" "$WORK/$name.db-wal" "$WORK/$name.db-shm"

@@ -80,6 +80,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Looks a token up by its hash.
     async fn token(&self, hash: &Digest) -> StoreResult<Option<TokenRecord>>;
+    /// Looks a token up with the app it acts for (`None` for a platform's token or a
+    /// vanished app): what every business call needs first, in one step.
+    async fn token_and_app(
+        &self,
+        hash: &Digest,
+    ) -> StoreResult<Option<(TokenRecord, Option<Arc<App>>)>> {
+        let Some(record) = self.token(hash).await? else {
+            return Ok(None);
+        };
+        let app = match record.channel {
+            TokenChannel::Component => None,
+            _ => self.app(&record.appid).await?,
+        };
+        Ok(Some((record, app)))
+    }
 
     /// Adds an account: 65406 if it exists, 65405 if the app has 100.
     async fn add_kf(&self, appid: &str, kf: NewKf) -> StoreResult<Kf>;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kefu_api::ErrCode;
 use kefu_api::admin::AccountType;
-use kefu_store::{App, TokenChannel, TokenRecord};
+use kefu_store::{App, Digest, TokenChannel, TokenRecord};
 
 use super::platform::charge;
 use super::request::Query;
@@ -25,12 +25,53 @@ pub async fn token_verdict(
     channels: &[TokenChannel],
     now: i64,
 ) -> Result<TokenRecord, ErrCode> {
-    let record = state
-        .store
-        .token(&digest(token))
+    Ok(verdict(state, token, channels, now).await?.0)
+}
+
+/// What a token was found to be, with its app: kept for the rest of the request.
+type Found = Option<(TokenRecord, Option<Arc<App>>)>;
+
+tokio::task_local! {
+    /// The request's token lookups, by token hash: the request log's look at the caller
+    /// and the handler's check read the store once between them. Nothing outlives the
+    /// request, so no other request (or instance) can be answered from it.
+    static LOOKED_UP: std::cell::RefCell<Vec<(Digest, Found)>>;
+}
+
+/// Runs one request's handling with its own memo of token lookups.
+pub async fn with_token_memo<F: std::future::Future>(f: F) -> F::Output {
+    LOOKED_UP
+        .scope(std::cell::RefCell::new(Vec::new()), f)
         .await
-        .map_err(internal)?
-        .filter(|record| channels.contains(&record.channel))
+}
+
+/// A token with its app, read from the store once per request.
+pub async fn look_up(state: &AppState, token: &str) -> Result<Found, ErrCode> {
+    let hash = digest(token);
+    let memo = LOOKED_UP.try_with(|memo| {
+        memo.borrow()
+            .iter()
+            .find(|(seen, _)| *seen == hash)
+            .map(|(_, found)| found.clone())
+    });
+    if let Ok(Some(found)) = memo {
+        return Ok(found);
+    }
+    let found = state.store.token_and_app(&hash).await.map_err(internal)?;
+    let _ = LOOKED_UP.try_with(|memo| memo.borrow_mut().push((hash, found.clone())));
+    Ok(found)
+}
+
+/// The verdict, with the token's app.
+async fn verdict(
+    state: &AppState,
+    token: &str,
+    channels: &[TokenChannel],
+    now: i64,
+) -> Result<(TokenRecord, Option<Arc<App>>), ErrCode> {
+    let (record, app) = look_up(state, token)
+        .await?
+        .filter(|(record, _)| channels.contains(&record.channel))
         .ok_or(ErrCode::InvalidCredential)?;
     if record
         .superseded_at
@@ -41,7 +82,7 @@ pub async fn token_verdict(
     if now >= record.expires_at {
         return Err(ErrCode::AccessTokenExpired);
     }
-    Ok(record)
+    Ok((record, app))
 }
 
 /// The app a business call acts for, and the platform acting for it, if any.
@@ -65,13 +106,8 @@ pub async fn authorize(state: &AppState, query: &Query<'_>, now: i64) -> Result<
     let token = query
         .non_empty("access_token")
         .ok_or(ErrCode::AccessTokenMissing)?;
-    let record = token_verdict(state, &token, ACCESS_CHANNELS, now).await?;
-    let app = state
-        .store
-        .app(&record.appid)
-        .await
-        .map_err(internal)?
-        .ok_or(ErrCode::InvalidCredential)?;
+    let (record, app) = verdict(state, &token, ACCESS_CHANNELS, now).await?;
+    let app = app.ok_or(ErrCode::InvalidCredential)?;
     Ok(Caller {
         app,
         component: record.component,

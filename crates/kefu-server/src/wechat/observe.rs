@@ -11,13 +11,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kefu_api::{ErrCode, Rid};
-use kefu_store::{LoggedRequest, TokenChannel};
+use kefu_store::LoggedRequest;
 use serde::Deserialize;
 
-use super::auth::token_verdict;
+use super::auth::{look_up, with_token_memo};
 use super::reply::{Reply, new_rid};
 use super::request::{MAX_MULTIPART_BODY, Query, read_body};
-use crate::secrets::digest;
 use crate::state::AppState;
 
 /// How much of a body the request log keeps.
@@ -67,27 +66,17 @@ struct BodyIds {
 
 /// The app (or platform) a call is made for, as far as it can be told: its token,
 /// else an `appid` in the query or the JSON body.
-async fn caller(state: &AppState, query: &Query<'_>, body: &[u8], now: i64) -> Option<String> {
+async fn caller(state: &AppState, query: &Query<'_>, body: &[u8]) -> Option<String> {
     let token = query
         .non_empty("access_token")
         .or_else(|| query.non_empty("component_access_token"));
     if let Some(token) = token {
-        let channels = [
-            TokenChannel::Basic,
-            TokenChannel::Stable,
-            TokenChannel::Authorizer,
-            TokenChannel::Component,
-        ];
-        return match token_verdict(state, &token, &channels, now).await {
-            Ok(record) => Some(record.appid.to_string()),
-            Err(_) => state
-                .store
-                .token(&digest(&token))
-                .await
-                .ok()
-                .flatten()
-                .map(|r| r.appid.to_string()),
-        };
+        // Whatever its verdict, a known token names its app (or platform).
+        return look_up(state, &token)
+            .await
+            .ok()
+            .flatten()
+            .map(|(record, _)| record.appid.to_string());
     }
     if let Some(appid) = query.non_empty("appid") {
         return Some(appid.into_owned());
@@ -192,8 +181,13 @@ fn outcome(body: &[u8]) -> (i64, Option<Rid>) {
         .map_or((0, None), |p| (p.errcode, Rid::from_errmsg(&p.errmsg)))
 }
 
-/// The middleware of every WeChat path.
-pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// The middleware of every WeChat path. The request's token is read from the store once,
+/// here and in the handler alike.
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    with_token_memo(observed(state, request, next)).await
+}
+
+async fn observed(state: AppState, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let now = state.clock.now();
     let peer = request
@@ -225,7 +219,7 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let query = parts.uri.query().unwrap_or("").to_owned();
     let path = parts.uri.path().to_owned();
     let method = parts.method.to_string();
-    let appid = caller(&state, &Query::new(Some(&query)), &bytes, now).await;
+    let appid = caller(&state, &Query::new(Some(&query)), &bytes).await;
     let fault = if faults {
         state.faults.fire(appid.as_deref(), &path)
     } else {

@@ -327,17 +327,21 @@ const APP_COLUMNS: &str = "appid, wechat_id, original_id, account_type, verified
      secret_hash, created_at, settings";
 
 fn app_from_row(row: &Row) -> Result<App, tokio_postgres::Error> {
+    app_from_row_at(row, 0)
+}
+
+fn app_from_row_at(row: &Row, at: usize) -> Result<App, tokio_postgres::Error> {
     Ok(App {
-        appid: row.try_get(0)?,
-        wechat_id: row.try_get(1)?,
-        original_id: row.try_get(2)?,
-        account_type: AccountType::parse(row.try_get(3)?).unwrap_or_default(),
-        verified: row.try_get(4)?,
-        new_kf_enabled: row.try_get(5)?,
-        secret_hash: digest(row.try_get(6)?),
-        created_at: row.try_get(7)?,
+        appid: row.try_get(at)?,
+        wechat_id: row.try_get(at + 1)?,
+        original_id: row.try_get(at + 2)?,
+        account_type: AccountType::parse(row.try_get(at + 3)?).unwrap_or_default(),
+        verified: row.try_get(at + 4)?,
+        new_kf_enabled: row.try_get(at + 5)?,
+        secret_hash: digest(row.try_get(at + 6)?),
+        created_at: row.try_get(at + 7)?,
         settings: row
-            .try_get::<_, Json<kefu_api::admin::AppSettings>>(8)
+            .try_get::<_, Json<kefu_api::admin::AppSettings>>(at + 8)
             .map(|json| json.0)
             .unwrap_or_default(),
     })
@@ -650,6 +654,44 @@ impl Store for PostgresStore {
             Some(row) => token_from_row(&row, 0).map_err(pg),
             None => Ok(None),
         }
+    }
+
+    async fn token_and_app(
+        &self,
+        hash: &Digest,
+    ) -> StoreResult<Option<(TokenRecord, Option<Arc<App>>)>> {
+        // One round trip: the token left-joined with its app (a platform's token has
+        // none).
+        let app_columns = APP_COLUMNS
+            .split(", ")
+            .map(|c| format!("a.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let token_columns = TOKEN_COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let Some(row) = self
+            .query_opt(
+                &format!(
+                    "SELECT {token_columns}, {app_columns} FROM tokens t LEFT JOIN apps a \
+                     ON a.appid = t.appid AND t.channel <> 'component' WHERE t.hash = $1"
+                ),
+                &[&&hash[..]],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(record) = token_from_row(&row, 0).map_err(pg)? else {
+            return Ok(None);
+        };
+        let app = match row.try_get::<_, Option<&str>>(6).map_err(pg)? {
+            Some(_) => Some(Arc::new(app_from_row_at(&row, 6).map_err(pg)?)),
+            None => None,
+        };
+        Ok(Some((record, app)))
     }
 
     async fn add_kf(&self, appid: &str, kf: NewKf) -> StoreResult<Kf> {
