@@ -209,9 +209,10 @@ pub trait Store: Send + Sync + 'static {
     /// How far the shared test clock has been moved ahead of real time (seconds; 0 when
     /// never moved).
     async fn clock_offset(&self) -> StoreResult<i64>;
-    /// Moves the shared test clock's offset up to `offset` (it never moves back);
-    /// answers the offset now stored.
-    async fn raise_clock_offset(&self, offset: i64) -> StoreResult<i64>;
+    /// Moves the shared test clock's offset forward by `by` seconds, and to at least
+    /// `at_least`, but past neither `at_most` nor back; in one step, so that moves made
+    /// through different instances add up. Answers the offset now stored.
+    async fn advance_clock_offset(&self, by: i64, at_least: i64, at_most: i64) -> StoreResult<i64>;
 
     /// Everything portable: apps with their accounts and head images, platforms with
     /// their authorizations. Tokens, tickets, counters and the request log stay behind.

@@ -375,17 +375,33 @@ impl Snapshot {
     /// The format this kefu writes and reads.
     pub const VERSION: u32 = 1;
 
-    /// Refuses a document of another format, before anything is written.
-    pub(crate) fn check_version(&self) -> crate::StoreResult<()> {
-        if self.version == Snapshot::VERSION {
-            Ok(())
-        } else {
-            Err(crate::StoreError::Conflict(format!(
+    /// Refuses, before anything is written, a document of another format or one that
+    /// breaks a rule the store keeps: more than 100 accounts in an app, a `next_kf_id`
+    /// that an account already has, an id that is both an app and a platform.
+    pub(crate) fn check(&self) -> crate::StoreResult<()> {
+        use kefu_api::endpoints::kf_add::{FIRST_KF_ID, MAX_ACCOUNTS};
+        let refuse = |why: String| Err(crate::StoreError::Conflict(why));
+        if self.version != Snapshot::VERSION {
+            return refuse(format!(
                 "export format version {} is not {} (the one this kefu reads)",
                 self.version,
                 Snapshot::VERSION
-            )))
+            ));
         }
+        for entry in &self.apps {
+            let appid = &entry.app.appid;
+            if entry.kf_accounts.len() > MAX_ACCOUNTS {
+                return refuse(format!("{appid}: more than {MAX_ACCOUNTS} kf accounts"));
+            }
+            let highest = entry.kf_accounts.iter().map(|a| a.kf.kf_id).max();
+            if entry.next_kf_id < FIRST_KF_ID || highest.is_some_and(|id| id >= entry.next_kf_id) {
+                return refuse(format!("{appid}: next_kf_id {} is taken", entry.next_kf_id));
+            }
+            if self.components.iter().any(|c| c.component_appid == *appid) {
+                return refuse(format!("{appid} is both an app and a platform"));
+            }
+        }
+        Ok(())
     }
 }
 

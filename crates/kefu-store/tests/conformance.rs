@@ -942,11 +942,19 @@ async fn platforms_tickets_and_authorizations(backend: Backend) {
 async fn the_clock_offset_only_moves_forward(backend: Backend) {
     let store = backend.open().await;
     assert_eq!(store.clock_offset().await.unwrap(), 0);
-    assert_eq!(store.raise_clock_offset(300).await.unwrap(), 300);
-    assert_eq!(store.raise_clock_offset(100).await.unwrap(), 300);
+    assert_eq!(store.advance_clock_offset(300, 0, 1000).await.unwrap(), 300);
+    // Moves add up, a floor lifts it, and it never goes back or past the cap.
+    assert_eq!(store.advance_clock_offset(100, 0, 1000).await.unwrap(), 400);
+    assert_eq!(store.advance_clock_offset(0, 450, 1000).await.unwrap(), 450);
+    assert_eq!(store.advance_clock_offset(0, 10, 1000).await.unwrap(), 450);
+    assert_eq!(
+        store.advance_clock_offset(900, 0, 1000).await.unwrap(),
+        1000
+    );
+    assert_eq!(store.advance_clock_offset(1, 0, 500).await.unwrap(), 1000);
     drop(store);
     let store = backend.open().await;
-    assert_eq!(store.clock_offset().await.unwrap(), 300);
+    assert_eq!(store.clock_offset().await.unwrap(), 1000);
 }
 
 /// A store with something of every portable kind.
@@ -1059,11 +1067,21 @@ async fn a_restore_into_a_non_empty_store_writes_nothing(backend: Backend) {
         ));
         assert!(empty.apps().await.unwrap().is_empty());
     }
-    let mut future = snapshot;
+    // Documents that break the store's rules load nothing: another format, a
+    // next_kf_id an account has, an id that is both an app and a platform.
+    let mut future = snapshot.clone();
     future.version = 99;
-    let empty = Backend::sqlite();
-    assert!(matches!(
-        empty.open().await.restore(future).await,
-        Err(StoreError::Conflict(_))
-    ));
+    let mut reused_id = snapshot.clone();
+    reused_id.apps[0].next_kf_id = 2001;
+    let mut both = snapshot;
+    both.components[0].component_appid = both.apps[1].app.appid.clone();
+    for bad in [future, reused_id, both] {
+        let target = Backend::sqlite();
+        let empty = target.open().await;
+        assert!(matches!(
+            empty.restore(bad).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(empty.apps().await.unwrap().is_empty());
+    }
 }

@@ -1,11 +1,14 @@
 //! Crash consistency: under write load, `kefu serve` is killed with SIGKILL; after a
 //! restart on the same file, every update that had been answered errcode 0 is there.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::{Kefu, free_port};
 
 use serde_json::{Value, json};
 
@@ -14,74 +17,18 @@ const APPID: &str = "wx00000000000000cc";
 const SECRET: &str = "CrashTestSecret0123";
 const ACCOUNTS: usize = 16;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Kefu(Child);
-
-impl Drop for Kefu {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn start(db: &Path, port: u16, http: &reqwest::Client) -> Kefu {
-    let child = Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .args([
-            "serve",
-            "--no-demo",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-token",
-            ADMIN,
-        ])
-        .arg("--database-url")
-        .arg(db)
-        .env_remove("KEFU_NO_DEMO")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kefu serve");
-    let kefu = Kefu(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let health = http
-            .get(format!("http://127.0.0.1:{port}/kefu/v1/health"))
-            .send()
-            .await;
-        if health.is_ok_and(|r| r.status().is_success()) {
-            return kefu;
-        }
-        assert!(Instant::now() < deadline, "kefu did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::serve(db.to_str().expect("a UTF-8 path"), port, ADMIN, &[], http).await
 }
 
 async fn token(http: &reqwest::Client, base: &str) -> String {
-    let answer: Value = http
-        .get(format!(
-            "{base}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["access_token"].as_str().unwrap().to_owned()
+    common::access_token(http, base, APPID, SECRET).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_updates_survive_sigkill() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile_dir();
+    let dir = common::temp_dir("crash");
     let db = dir.join("crash.db");
     let http = reqwest::Client::new();
     let port = free_port();
@@ -139,8 +86,8 @@ async fn acknowledged_updates_survive_sigkill() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    kefu.0.kill().expect("SIGKILL");
-    let _ = kefu.0.wait();
+    kefu.child.kill().expect("SIGKILL");
+    let _ = kefu.child.wait();
     for writer in writers {
         let _ = writer.await;
     }
@@ -177,14 +124,4 @@ async fn acknowledged_updates_survive_sigkill() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("kefu-crash-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

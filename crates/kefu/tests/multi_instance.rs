@@ -3,10 +3,12 @@
 //! however the requests are spread. Each test has its own schema; without
 //! `KEFU_TEST_POSTGRES_URL` they say SKIPPED (and fail under CI).
 
+mod common;
+
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Kefu, free_port, http};
 use kefu_store::test_support::PgSchema;
 use serde_json::{Value, json};
 
@@ -15,70 +17,12 @@ const APPID: &str = "wx00000000000000dd";
 const SECRET: &str = "MultiInstanceSecret01";
 const CROWD_APPID: &str = "wx00000000000000de";
 
-struct Kefu {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Kefu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
-/// Starts `n` instances on the schema and waits until each answers.
+/// Starts `n` instances on the schema.
 async fn start(schema: &PgSchema, n: usize, http: &reqwest::Client) -> Vec<Kefu> {
     let mut instances = Vec::new();
     for _ in 0..n {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_kefu"))
-            .args([
-                "serve",
-                "--no-demo",
-                "--admin-token",
-                ADMIN,
-                "--pg-pool-size",
-                "4",
-            ])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", schema.url()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn kefu serve");
-        instances.push(Kefu {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        });
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for kefu in &instances {
-        loop {
-            let health = http
-                .get(format!("{}/kefu/v1/health", kefu.base))
-                .send()
-                .await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "kefu did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let extra = ["--pg-pool-size", "4"];
+        instances.push(common::serve(schema.url(), free_port(), ADMIN, &extra, http).await);
     }
     instances
 }
@@ -332,17 +276,7 @@ async fn invariants_hold_across_three_instances() {
     let body = json!({"wechat_id": "crowd", "appid": CROWD_APPID, "secret": SECRET});
     let (status, answer) = admin(&http, &kefus[1], "/kefu/v1/apps", body).await;
     assert_eq!(status, 201, "{answer}");
-    let crowd = get(
-        &http,
-        format!(
-            "{}/cgi-bin/token?grant_type=client_credential&appid={CROWD_APPID}&secret={SECRET}",
-            kefus[2].base
-        ),
-    )
-    .await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let crowd = common::access_token(&http, &kefus[2].base, CROWD_APPID, SECRET).await;
     let bodies = (0..120).map(|i| json!({"kf_account": format!("k{i}@crowd"), "nickname": "n"}));
     let codes = spread(&http, &kefus, "add", &crowd, bodies.collect()).await;
     assert_eq!(tally(&codes), HashMap::from([(0, 100), (65405, 20)]));

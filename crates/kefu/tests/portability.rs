@@ -4,9 +4,11 @@
 //! gives the same document. Without `KEFU_TEST_POSTGRES_URL` the test says SKIPPED
 //! (and fails under CI).
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::{Command, Output, Stdio};
+
+use common::{Kefu, free_port};
 use kefu_store::test_support::PgSchema;
 use serde_json::{Value, json};
 
@@ -14,45 +16,10 @@ const ADMIN: &str = "port-admin-token";
 const APPID: &str = "wx00000000000000ee";
 const SECRET: &str = "PortabilitySecret01";
 
-struct Kefu(Child);
-
-impl Drop for Kefu {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn serve(database_url: &str, http: &reqwest::Client) -> (Kefu, String) {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .args(["serve", "--no-demo", "--admin-token", ADMIN])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--database-url", database_url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kefu serve");
-    let kefu = Kefu(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let health = http.get(format!("{base}/kefu/v1/health")).send().await;
-        if health.is_ok_and(|r| r.status().is_success()) {
-            return (kefu, base);
-        }
-        assert!(Instant::now() < deadline, "kefu did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let kefu = common::serve(database_url, free_port(), ADMIN, &[], http).await;
+    let base = kefu.base.clone();
+    (kefu, base)
 }
 
 fn kefu(args: &[&str]) -> Output {
@@ -65,20 +32,7 @@ fn kefu(args: &[&str]) -> Output {
 }
 
 async fn token(http: &reqwest::Client, base: &str) -> String {
-    let answer: Value = http
-        .get(format!(
-            "{base}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{answer}"))
-        .to_owned()
+    common::access_token(http, base, APPID, SECRET).await
 }
 
 async fn kf_list(http: &reqwest::Client, base: &str, token: &str) -> Value {
@@ -100,10 +54,8 @@ async fn export_from_sqlite_imports_into_postgres() {
     let Some(schema) = PgSchema::create().await else {
         return;
     };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
-    let dir = std::env::temp_dir().join(format!("kefu-port-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let http = common::http();
+    let dir = common::temp_dir("port");
     let sqlite = dir.join("kefu.db");
     let document = dir.join("export.json");
 

@@ -18,6 +18,7 @@ use kefu_store::{Snapshot, StoreError};
 use serde::de::DeserializeOwned;
 
 pub use self::apps::create_app;
+use crate::clock::MAX_OFFSET_SECS;
 use crate::secrets::matches;
 use crate::state::AppState;
 use crate::wechat::request::{MAX_JSON_BODY, read_body};
@@ -159,9 +160,17 @@ async fn clock_advance(
     request: Request,
 ) -> Result<Json<ClockView>, Failure> {
     let advance: ClockAdvance = json_body(request).await?;
-    state.clock.advance(advance.advance_secs);
-    // The clock is shared: every instance on the store follows it.
-    let stored = state.store.raise_clock_offset(state.clock.offset()).await?;
+    // The clock is shared: the move is made in the store, where moves through other
+    // instances add up, and this clock follows (the others within a second). Nothing
+    // moves when the store refuses.
+    let by = i64::try_from(advance.advance_secs)
+        .unwrap_or(i64::MAX)
+        .min(MAX_OFFSET_SECS);
+    let at_least = state.clock.offset().saturating_add(by).min(MAX_OFFSET_SECS);
+    let stored = state
+        .store
+        .advance_clock_offset(by, at_least, MAX_OFFSET_SECS)
+        .await?;
     state.clock.raise_to(stored);
     // Housekeeping at the new time at once (old request records go), as the next
     // periodic round would.

@@ -190,15 +190,31 @@ impl PostgresStore {
             component.unwrap_or("")
         );
         lock(&tx, &family).await?;
+        // The owner (and an authorizer token's platform) must exist, and stays until the
+        // commit: a concurrent delete waits, then deletes this token too.
         let owner_sql = match token.channel {
-            TokenChannel::Component => "SELECT 1 FROM components WHERE component_appid = $1",
-            _ => "SELECT 1 FROM apps WHERE appid = $1",
+            TokenChannel::Component => {
+                "SELECT 1 FROM components WHERE component_appid = $1 FOR KEY SHARE"
+            }
+            _ => "SELECT 1 FROM apps WHERE appid = $1 FOR KEY SHARE",
         };
         if tx
             .query_opt(owner_sql, &[&&*token.appid])
             .await
             .map_err(pg)?
             .is_none()
+        {
+            return Err(StoreError::NotFound);
+        }
+        if let Some(platform) = component
+            && tx
+                .query_opt(
+                    "SELECT 1 FROM components WHERE component_appid = $1 FOR KEY SHARE",
+                    &[&platform],
+                )
+                .await
+                .map_err(pg)?
+                .is_none()
         {
             return Err(StoreError::NotFound);
         }
@@ -488,16 +504,22 @@ async fn insert_component(
         .await
 }
 
-async fn upsert_authorization(
+/// Records an authorization; with `replace`, over an existing one.
+async fn insert_authorization(
     client: &impl GenericClient,
     auth: &Authorization,
+    replace: bool,
 ) -> Result<u64, tokio_postgres::Error> {
+    let on_conflict = if replace {
+        " ON CONFLICT (component_appid, appid) DO UPDATE SET funcscopes = excluded.funcscopes, \
+         refresh_hash = excluded.refresh_hash, previous = excluded.previous"
+    } else {
+        ""
+    };
     client
         .execute(
             &format!(
-                "INSERT INTO authorizations ({AUTH_COLUMNS}) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (component_appid, appid) DO UPDATE SET funcscopes = excluded.funcscopes, \
-                 refresh_hash = excluded.refresh_hash, previous = excluded.previous"
+                "INSERT INTO authorizations ({AUTH_COLUMNS}) VALUES ($1, $2, $3, $4, $5){on_conflict}"
             ),
             &[
                 &auth.component_appid,
@@ -513,8 +535,11 @@ async fn upsert_authorization(
 #[async_trait]
 impl Store for PostgresStore {
     async fn create_app(&self, app: App) -> StoreResult<Arc<App>> {
-        let client = self.client().await?;
-        let inserted = insert_app(&client, &app, FIRST_KF_ID).await.map_err(|e| {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // Apps and platforms share one id space: one creation per id at a time.
+        lock(&tx, &format!("id:{}", app.appid)).await?;
+        let inserted = insert_app(&tx, &app, FIRST_KF_ID).await.map_err(|e| {
             conflict_or(e, || {
                 "the appid, WeChat ID or original id is taken".to_owned()
             })
@@ -524,6 +549,7 @@ impl Store for PostgresStore {
                 "the appid is a third-party platform's".to_owned(),
             ));
         }
+        tx.commit().await.map_err(pg)?;
         Ok(Arc::new(app))
     }
 
@@ -532,7 +558,7 @@ impl Store for PostgresStore {
             .query(
                 &format!(
                     "SELECT {APP_COLUMNS}, (SELECT count(*) FROM kf_accounts k WHERE k.appid = a.appid) \
-                     FROM apps a ORDER BY created_at, appid"
+                     FROM apps a ORDER BY created_at, appid COLLATE \"C\""
                 ),
                 &[],
             )
@@ -1210,12 +1236,14 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn raise_clock_offset(&self, offset: i64) -> StoreResult<i64> {
+    async fn advance_clock_offset(&self, by: i64, at_least: i64, at_most: i64) -> StoreResult<i64> {
         self.query_opt(
-            "INSERT INTO clock (id, offset_secs) VALUES (1, $1) ON CONFLICT (id) \
-             DO UPDATE SET offset_secs = GREATEST(clock.offset_secs, excluded.offset_secs) \
+            "INSERT INTO clock AS c (id, offset_secs) \
+             VALUES (1, LEAST(GREATEST($1::int8, $2::int8), $3::int8)) \
+             ON CONFLICT (id) DO UPDATE SET offset_secs = \
+             GREATEST(c.offset_secs, LEAST(GREATEST(c.offset_secs + $1::int8, $2::int8), $3::int8)) \
              RETURNING offset_secs",
-            &[&offset],
+            &[&by, &at_least, &at_most],
         )
         .await?
         .ok_or_else(|| StoreError::Internal("the clock row is missing".to_owned()))?
@@ -1236,7 +1264,7 @@ impl Store for PostgresStore {
         let mut index = HashMap::new();
         for row in tx
             .query(
-                &format!("SELECT {APP_COLUMNS}, next_kf_id FROM apps ORDER BY created_at, appid"),
+                &format!("SELECT {APP_COLUMNS}, next_kf_id FROM apps ORDER BY created_at, appid COLLATE \"C\""),
                 &[],
             )
             .await
@@ -1254,7 +1282,7 @@ impl Store for PostgresStore {
             .query(
                 &format!(
                     "SELECT k.appid, {}, h.jpeg FROM kf_accounts k LEFT JOIN kf_headimgs h \
-                     ON h.appid = k.appid AND h.kf_id = k.kf_id ORDER BY k.appid, k.kf_id",
+                     ON h.appid = k.appid AND h.kf_id = k.kf_id ORDER BY k.appid COLLATE \"C\", k.kf_id",
                     KF_COLUMNS
                         .split(", ")
                         .map(|c| format!("k.{c}"))
@@ -1278,7 +1306,7 @@ impl Store for PostgresStore {
         }
         let components = tx
             .query(
-                &format!("SELECT {COMPONENT_COLUMNS} FROM components ORDER BY created_at, component_appid"),
+                &format!("SELECT {COMPONENT_COLUMNS} FROM components ORDER BY created_at, component_appid COLLATE \"C\""),
                 &[],
             )
             .await
@@ -1290,7 +1318,7 @@ impl Store for PostgresStore {
         let authorizations = tx
             .query(
                 &format!(
-                    "SELECT {AUTH_COLUMNS} FROM authorizations ORDER BY component_appid, appid"
+                    "SELECT {AUTH_COLUMNS} FROM authorizations ORDER BY component_appid COLLATE \"C\", appid COLLATE \"C\""
                 ),
                 &[],
             )
@@ -1310,7 +1338,7 @@ impl Store for PostgresStore {
     }
 
     async fn restore(&self, snapshot: Snapshot) -> StoreResult<()> {
-        snapshot.check_version()?;
+        snapshot.check()?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         // No app or platform may appear while the snapshot loads.
@@ -1389,7 +1417,7 @@ impl Store for PostgresStore {
             }
         }
         for auth in &snapshot.authorizations {
-            upsert_authorization(&tx, auth).await.map_err(|e| {
+            insert_authorization(&tx, auth, false).await.map_err(|e| {
                 conflict_or(e, || {
                     format!(
                         "{} on {}: unknown app or platform",
@@ -1402,8 +1430,10 @@ impl Store for PostgresStore {
     }
 
     async fn create_component(&self, component: Component) -> StoreResult<()> {
-        let client = self.client().await?;
-        let inserted = insert_component(&client, &component)
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        lock(&tx, &format!("id:{}", component.component_appid)).await?;
+        let inserted = insert_component(&tx, &component)
             .await
             .map_err(|e| conflict_or(e, || "the component_appid is taken".to_owned()))?;
         if inserted == 0 {
@@ -1411,21 +1441,21 @@ impl Store for PostgresStore {
                 "the appid is an official account's".to_owned(),
             ));
         }
-        Ok(())
+        tx.commit().await.map_err(pg)
     }
 
     async fn components(&self) -> StoreResult<Vec<(Component, Vec<Authorization>)>> {
         let client = self.client().await?;
         let components = client
             .query(
-                &format!("SELECT {COMPONENT_COLUMNS} FROM components ORDER BY created_at, component_appid"),
+                &format!("SELECT {COMPONENT_COLUMNS} FROM components ORDER BY created_at, component_appid COLLATE \"C\""),
                 &[],
             )
             .await
             .map_err(pg)?;
         let auths = client
             .query(
-                &format!("SELECT {AUTH_COLUMNS} FROM authorizations ORDER BY appid"),
+                &format!("SELECT {AUTH_COLUMNS} FROM authorizations ORDER BY appid COLLATE \"C\""),
                 &[],
             )
             .await
@@ -1484,13 +1514,22 @@ impl Store for PostgresStore {
         hash: Digest,
         expires_at: i64,
     ) -> StoreResult<()> {
-        let inserted = self
+        let client = self.client().await?;
+        let inserted = client
             .execute(
                 "INSERT INTO component_tickets (hash, component_appid, expires_at) \
                  SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM components WHERE component_appid = $2)",
                 &[&&hash[..], &component_appid, &expires_at],
             )
-            .await?;
+            .await
+            .map_err(|e| {
+                // The platform was deleted meanwhile.
+                if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
+                    StoreError::NotFound
+                } else {
+                    pg(e)
+                }
+            })?;
         if inserted == 0 {
             return Err(StoreError::NotFound);
         }
@@ -1510,7 +1549,7 @@ impl Store for PostgresStore {
 
     async fn authorize(&self, authorization: Authorization) -> StoreResult<()> {
         let client = self.client().await?;
-        upsert_authorization(&client, &authorization)
+        insert_authorization(&client, &authorization, true)
             .await
             .map_err(|e| {
                 if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
@@ -1564,7 +1603,7 @@ impl Store for PostgresStore {
         };
         let mut auth = authorization_from_row(&row).map_err(pg)?;
         rules::rotate(&mut auth, presented, next, now, overlap_secs)?;
-        upsert_authorization(&tx, &auth).await.map_err(pg)?;
+        insert_authorization(&tx, &auth, true).await.map_err(pg)?;
         tx.commit().await.map_err(pg)
     }
 }

@@ -1276,15 +1276,16 @@ impl Store for SqliteStore {
         Ok(self.clock_offset.load(Ordering::Relaxed))
     }
 
-    async fn raise_clock_offset(&self, offset: i64) -> StoreResult<i64> {
+    async fn advance_clock_offset(&self, by: i64, at_least: i64, at_most: i64) -> StoreResult<i64> {
         let stored = Arc::clone(&self.clock_offset);
         self.write(move |conn| {
             let offset: i64 = conn
                 .prepare_cached(
-                    "INSERT INTO clock (id, offset_secs) VALUES (1, ?1) ON CONFLICT (id) \
-                     DO UPDATE SET offset_secs = max(offset_secs, excluded.offset_secs) RETURNING offset_secs",
+                    "INSERT INTO clock (id, offset_secs) VALUES (1, min(max(?1, ?2), ?3)) ON CONFLICT (id) \
+                     DO UPDATE SET offset_secs = max(offset_secs, min(max(offset_secs + ?1, ?2), ?3)) \
+                     RETURNING offset_secs",
                 )
-                .and_then(|mut stmt| stmt.query_row([offset], |row| row.get(0)))
+                .and_then(|mut stmt| stmt.query_row(params![by, at_least, at_most], |row| row.get(0)))
                 .map_err(internal)?;
             Ok((offset, move |_: &mut Cache| {
                 stored.fetch_max(offset, Ordering::Relaxed);
@@ -1361,7 +1362,7 @@ impl Store for SqliteStore {
     }
 
     async fn restore(&self, snapshot: Snapshot) -> StoreResult<()> {
-        snapshot.check_version()?;
+        snapshot.check()?;
         self.write(move |conn| {
             let held: i64 = conn
                 .query_row("SELECT (SELECT COUNT(*) FROM apps) + (SELECT COUNT(*) FROM components)", [], |row| row.get(0))
