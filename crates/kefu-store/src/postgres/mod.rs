@@ -260,6 +260,20 @@ impl PostgresStore {
         tx.commit().await.map_err(pg)
     }
 
+    /// Deletes an app or platform by `sql` (its own rows cascade) with what it leaves
+    /// outside them; `NotFound` when there is none.
+    async fn delete_owner(&self, sql: &str, owner: &str) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        if tx.execute(sql, &[&owner]).await.map_err(pg)? == 0 {
+            return Err(StoreError::NotFound);
+        }
+        forget_owner(&tx, owner).await?;
+        tx.commit().await.map_err(pg)?;
+        self.log.forget(owner);
+        Ok(())
+    }
+
     async fn select_kf(
         client: &impl GenericClient,
         appid: &str,
@@ -643,19 +657,8 @@ impl Store for PostgresStore {
     }
 
     async fn delete_app(&self, appid: &str) -> StoreResult<()> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let changed = tx
-            .execute("DELETE FROM apps WHERE appid = $1", &[&appid])
+        self.delete_owner("DELETE FROM apps WHERE appid = $1", appid)
             .await
-            .map_err(pg)?;
-        if changed == 0 {
-            return Err(StoreError::NotFound);
-        }
-        forget_owner(&tx, appid).await?;
-        tx.commit().await.map_err(pg)?;
-        self.log.forget(appid);
-        Ok(())
     }
 
     async fn issue_token(
@@ -1490,22 +1493,11 @@ impl Store for PostgresStore {
     }
 
     async fn delete_component(&self, component_appid: &str) -> StoreResult<()> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let changed = tx
-            .execute(
-                "DELETE FROM components WHERE component_appid = $1",
-                &[&component_appid],
-            )
-            .await
-            .map_err(pg)?;
-        if changed == 0 {
-            return Err(StoreError::NotFound);
-        }
-        forget_owner(&tx, component_appid).await?;
-        tx.commit().await.map_err(pg)?;
-        self.log.forget(component_appid);
-        Ok(())
+        self.delete_owner(
+            "DELETE FROM components WHERE component_appid = $1",
+            component_appid,
+        )
+        .await
     }
 
     async fn add_ticket(
