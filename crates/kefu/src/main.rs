@@ -9,6 +9,14 @@ mod wechat;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc for the whole process, SQLite's C code included. glibc's allocator hands
+/// memory back to the kernel as SQLite frees a savepoint's buffers, once per write
+/// transaction, and each hand-back costs a cross-CPU TLB flush: under write load that
+/// was a fifth of the server's time (see BENCHMARKS.md).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// kefu: a WeChat-compatible customer service account server, and a command line over it.
 #[derive(Debug, Parser)]
 #[command(name = "kefu", version, about, propagate_version = true)]
