@@ -142,6 +142,7 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone().into(),
             request_log: config.request_log,
             stable_locks: Arc::default(),
+            lists: Arc::default(),
         };
         let http = bind(config.listen).await?;
         let https = match &config.https {

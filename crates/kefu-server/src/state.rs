@@ -28,6 +28,60 @@ pub struct AppState {
     pub request_log: bool,
     /// One stable-token decision at a time per app (read the current token, then mint).
     pub stable_locks: Arc<KeyedLocks>,
+    /// `getkflist` answers already made, by app.
+    pub lists: Arc<ListCache>,
+}
+
+/// A `getkflist` answer kept for reuse: valid while the store vouches for the same
+/// list (its version), for the same URL base, and until the first waiting invitation
+/// in it lapses (its status would change).
+#[derive(Debug, Clone)]
+struct CachedList {
+    version: u64,
+    base: String,
+    valid_until: i64,
+    body: bytes::Bytes,
+}
+
+/// The most apps whose answers are kept; past it the cache starts afresh.
+const MAX_CACHED_LISTS: usize = 1024;
+
+/// Made `getkflist` answers, by app.
+#[derive(Debug, Default)]
+pub struct ListCache(std::sync::Mutex<HashMap<String, CachedList>>);
+
+impl ListCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedList>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The answer made for `appid`'s list at `version` with `base`, if still valid at
+    /// `now`.
+    pub fn get(&self, appid: &str, version: u64, base: &str, now: i64) -> Option<bytes::Bytes> {
+        self.lock()
+            .get(appid)
+            .filter(|c| c.version == version && c.base == base && now < c.valid_until)
+            .map(|c| c.body.clone())
+    }
+
+    /// Keeps an answer.
+    pub fn put(&self, appid: &str, version: u64, base: &str, valid_until: i64, body: bytes::Bytes) {
+        let mut lists = self.lock();
+        if lists.len() >= MAX_CACHED_LISTS && !lists.contains_key(appid) {
+            lists.clear();
+        }
+        lists.insert(
+            appid.to_owned(),
+            CachedList {
+                version,
+                base: base.to_owned(),
+                valid_until,
+                body,
+            },
+        );
+    }
 }
 
 /// Async mutexes by key, made on first use.

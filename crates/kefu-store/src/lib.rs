@@ -109,6 +109,12 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_kf(&self, appid: &str, target: &Target) -> StoreResult<()>;
     /// The app's accounts, oldest first (`NotFound` if the app does not exist).
     async fn kfs(&self, appid: &str) -> StoreResult<Arc<Vec<Kf>>>;
+    /// [`Store::kfs`] with a version when the store can vouch for one: the same version
+    /// means the same list, so what was made of it can be reused. `None` (the default)
+    /// when other processes may change the list unseen.
+    async fn kfs_versioned(&self, appid: &str) -> StoreResult<(Arc<Vec<Kf>>, Option<u64>)> {
+        Ok((self.kfs(appid).await?, None))
+    }
     /// Stores a head image for an account (65401 if it does not exist); answers the
     /// image's new version number.
     async fn set_kf_headimg(

@@ -248,15 +248,36 @@ pub async fn kf_list(State(state): State<AppState>, request: Request) -> Reply {
     answer(state, move |now| async move {
         let query = Query::new(request.uri().query());
         let app = admit(state, &query, now, LIST).await?;
-        let kfs = state.store.kfs(&app.appid).await.map_err(internal)?;
+        let (kfs, version) = state
+            .store
+            .kfs_versioned(&app.appid)
+            .await
+            .map_err(internal)?;
         let base = base_url(state, &request.into_parts().0);
+        if let Some(body) = version.and_then(|v| state.lists.get(&app.appid, v, &base, now)) {
+            return Ok(Reply::Json(body));
+        }
         let list = KfList {
             kf_list: kfs
                 .iter()
                 .map(|kf| kf_info(kf, &app.appid, &base, now))
                 .collect(),
         };
-        Ok(Reply::json(&list, now))
+        let reply = Reply::json(&list, now);
+        if let (Some(version), Reply::Json(body)) = (version, &reply) {
+            // Until the first waiting invitation lapses: its status shows then.
+            let valid_until = kfs
+                .iter()
+                .filter_map(|kf| kf.invitation.as_ref())
+                .filter(|i| i.is_effective(now))
+                .map(|i| i.expire_time)
+                .min()
+                .unwrap_or(i64::MAX);
+            state
+                .lists
+                .put(&app.appid, version, &base, valid_until, body.clone());
+        }
+        Ok(reply)
     })
     .await
 }

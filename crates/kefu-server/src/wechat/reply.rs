@@ -13,7 +13,7 @@ pub enum Reply {
     /// `{"errcode":0,"errmsg":"ok"}`.
     Ok,
     /// A payload (token, list) with no errcode.
-    Json(Vec<u8>),
+    Json(bytes::Bytes),
     /// A failure; `errmsg` gets WeChat's text (or `message`) and a rid made at `now`.
     Error {
         /// The code.
@@ -91,7 +91,7 @@ impl Reply {
     /// Serialises a payload.
     pub fn json<T: serde::Serialize>(value: &T, now: i64) -> Reply {
         match serde_json::to_vec(value) {
-            Ok(body) => Reply::Json(body),
+            Ok(body) => Reply::Json(body.into()),
             Err(error) => {
                 tracing::error!(%error, "cannot serialise a payload");
                 Reply::error(ErrCode::SystemError, now)

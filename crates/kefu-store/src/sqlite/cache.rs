@@ -16,6 +16,8 @@ pub(crate) struct AppEntry {
     pub(crate) app: Arc<App>,
     /// Copy-on-write: readers clone the `Arc`, the writer `make_mut`s it.
     pub(crate) kfs: Arc<Vec<Kf>>,
+    /// Changes whenever `kfs` may have: a number never given to another list.
+    pub(crate) version: u64,
 }
 
 /// Which tokens supersede each other: same owner, channel and platform.
@@ -41,11 +43,29 @@ pub(crate) fn family(record: &TokenRecord) -> TokenFamily {
     )
 }
 
+/// The next list version, unique in the process (a store reopened or restored never
+/// repeats one).
+pub(crate) fn next_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl AppEntry {
+    pub(crate) fn new(app: Arc<App>) -> AppEntry {
+        AppEntry {
+            app,
+            kfs: Arc::new(Vec::new()),
+            version: next_version(),
+        }
+    }
+}
+
 impl Cache {
     pub(crate) fn kfs_mut(&mut self, appid: &str) -> Option<&mut Vec<Kf>> {
-        self.apps
-            .get_mut(appid)
-            .map(|entry| Arc::make_mut(&mut entry.kfs))
+        self.apps.get_mut(appid).map(|entry| {
+            entry.version = next_version();
+            Arc::make_mut(&mut entry.kfs)
+        })
     }
 
     pub(crate) fn kf_mut(&mut self, appid: &str, kf_id: i64) -> Option<&mut Kf> {

@@ -337,13 +337,9 @@ fn load(conn: &Connection) -> rusqlite::Result<Cache> {
     let rows = apps.query_map([], app_from_row)?;
     for app in rows {
         let app = app?;
-        cache.apps.insert(
-            app.appid.clone(),
-            AppEntry {
-                app: Arc::new(app),
-                kfs: Arc::new(Vec::new()),
-            },
-        );
+        cache
+            .apps
+            .insert(app.appid.clone(), AppEntry::new(Arc::new(app)));
     }
     let mut kfs = conn.prepare(&format!(
         "SELECT appid, {KF_COLUMNS} FROM kf_accounts ORDER BY appid, kf_id"
@@ -622,7 +618,7 @@ impl Store for SqliteStore {
             })?;
             let app = Arc::clone(&app);
             Ok(((), move |cache: &mut Cache| {
-                cache.apps.insert(app.appid.clone(), AppEntry { app, kfs: Arc::new(Vec::new()) });
+                cache.apps.insert(app.appid.clone(), AppEntry::new(app));
             }))
         })
         .await?;
@@ -864,6 +860,16 @@ impl Store for SqliteStore {
             }))
         })
         .await
+    }
+
+    async fn kfs_versioned(&self, appid: &str) -> StoreResult<(Arc<Vec<Kf>>, Option<u64>)> {
+        self.read(|cache| {
+            cache
+                .apps
+                .get(appid)
+                .map(|entry| (Arc::clone(&entry.kfs), Some(entry.version)))
+        })
+        .ok_or(StoreError::NotFound)
     }
 
     async fn kfs(&self, appid: &str) -> StoreResult<Arc<Vec<Kf>>> {
