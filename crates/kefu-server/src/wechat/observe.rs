@@ -149,9 +149,13 @@ fn masked_body(bytes: &[u8]) -> String {
         .any(|needle| memchr::memmem::find(kept, needle.as_bytes()).is_some());
     if !sensitive
         && bytes.first() == Some(&b'{')
-        && let Ok(text) = std::str::from_utf8(bytes)
+        && let Some(text) = utf8_prefix(kept)
     {
-        return truncated(text);
+        return if bytes.len() > kept.len() {
+            format!("{text}…({} bytes)", bytes.len())
+        } else {
+            text.to_owned()
+        };
     }
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(serde_json::Value::Object(mut object)) => {
@@ -163,6 +167,17 @@ fn masked_body(bytes: &[u8]) -> String {
             truncated(&serde_json::Value::Object(object).to_string())
         }
         _ => format!("<{} bytes, not a JSON object>", bytes.len()),
+    }
+}
+
+/// `bytes` as text, less a character cut at the end; `None` when they are not UTF-8.
+fn utf8_prefix(bytes: &[u8]) -> Option<&str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Some(text),
+        Err(error) if error.error_len().is_none() => {
+            std::str::from_utf8(&bytes[..error.valid_up_to()]).ok()
+        }
+        Err(_) => None,
     }
 }
 

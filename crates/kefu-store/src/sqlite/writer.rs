@@ -69,6 +69,12 @@ where
     answer.await.map_err(|_| stopped())?
 }
 
+/// Runs a statement without parameters, prepared once per connection (the writer runs
+/// these few for every batch and job).
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
 /// The writer thread's loop; returns when every sender is gone.
 pub(crate) fn run(
     conn: &Connection,
@@ -85,7 +91,7 @@ pub(crate) fn run(
                 Err(_) => break,
             }
         }
-        if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(error) = exec(conn, "BEGIN IMMEDIATE") {
             tracing::error!(%error, "cannot begin a write transaction");
             // Each job answers the failure itself when handed no connection.
             for job in batch.drain(..) {
@@ -99,7 +105,7 @@ pub(crate) fn run(
                 let _ = job(None);
                 continue;
             }
-            if let Err(error) = conn.execute_batch("SAVEPOINT job") {
+            if let Err(error) = exec(conn, "SAVEPOINT job") {
                 tracing::error!(%error, "cannot open a savepoint");
                 let _ = job(None);
                 continue;
@@ -108,7 +114,7 @@ pub(crate) fn run(
                 continue;
             };
             let closed = if done.keep {
-                conn.execute_batch("RELEASE job")
+                exec(conn, "RELEASE job")
             } else {
                 conn.execute_batch("ROLLBACK TO job; RELEASE job")
             };
@@ -133,7 +139,7 @@ pub(crate) fn run(
             }
             continue;
         }
-        match conn.execute_batch("COMMIT") {
+        match exec(conn, "COMMIT") {
             Ok(()) => {
                 let mut cache = cache
                     .write()
