@@ -75,7 +75,12 @@ pub struct PostgresStore {
 }
 
 fn pg(error: tokio_postgres::Error) -> StoreError {
-    StoreError::Internal(format!("postgres: {error}"))
+    // The server's own words (and SQLSTATE) say far more than "db error".
+    let detail = match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => error.to_string(),
+    };
+    StoreError::Internal(format!("postgres: {detail}"))
 }
 
 fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
