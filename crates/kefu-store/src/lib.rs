@@ -1,11 +1,13 @@
 //! Storage for the kefu server.
 //!
 //! [`Store`] is the one interface the server talks to; [`sqlite::SqliteStore`] is the
-//! embedded default and [`postgres::PostgresStore`] serves several instances at once. Every mutation is atomic and checks WeChat's invariants (a
-//! unique kf_account per app, at most 100 accounts, the invitation rules) where it
-//! runs, so that concurrent requests cannot break them; a rejected mutation leaves
-//! nothing behind. Time is always passed in by the caller, so the server's test
-//! clock governs every rule.
+//! embedded default and [`postgres::PostgresStore`] serves several instances at once.
+//! Every mutation is atomic and checks WeChat's invariants (a unique kf_account per
+//! app, at most 100 accounts, the invitation rules) where it runs, so that concurrent
+//! requests, from one instance or several, cannot break them; a rejected mutation
+//! leaves nothing behind. Time is always passed in by the caller, so the server's test
+//! clock governs every rule. `tests/conformance.rs` holds both backends to the same
+//! behaviour.
 
 mod logbuf;
 mod model;
