@@ -35,6 +35,24 @@ async fn token(http: &reqwest::Client, base: &str) -> String {
     common::access_token(http, base, APPID, SECRET).await
 }
 
+/// Adds a kf account; the errcode.
+async fn add(http: &reqwest::Client, base: &str, token: &str, account: &str, nick: &str) -> i64 {
+    let answer: Value = http
+        .post(format!(
+            "{base}/customservice/kfaccount/add?access_token={token}"
+        ))
+        .json(&json!({"kf_account": account, "nickname": nick}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["errcode"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{answer}"))
+}
+
 async fn kf_list(http: &reqwest::Client, base: &str, token: &str) -> Value {
     let answer: Value = http
         .get(format!(
@@ -73,18 +91,7 @@ async fn export_from_sqlite_imports_into_postgres() {
     assert_eq!(created.status(), 201);
     let sqlite_token = token(&http, &base).await;
     for (account, nick) in [("a@port", "甲"), ("b@port", "乙"), ("c@port", "丙")] {
-        let answer: Value = http
-            .post(format!(
-                "{base}/customservice/kfaccount/add?access_token={sqlite_token}"
-            ))
-            .json(&json!({"kf_account": account, "nickname": nick}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(answer["errcode"], 0);
+        assert_eq!(add(&http, &base, &sqlite_token, account, nick).await, 0);
     }
     let before = kf_list(&http, &base, &sqlite_token).await;
 
@@ -130,18 +137,7 @@ async fn export_from_sqlite_imports_into_postgres() {
     let (server, base) = serve(schema.url(), &http).await;
     let pg_token = token(&http, &base).await;
     assert_eq!(kf_list(&http, &base, &pg_token).await, before);
-    let answer: Value = http
-        .post(format!(
-            "{base}/customservice/kfaccount/add?access_token={pg_token}"
-        ))
-        .json(&json!({"kf_account": "d@port", "nickname": "丁"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(answer["errcode"], 0);
+    assert_eq!(add(&http, &base, &pg_token, "d@port", "丁").await, 0);
     let after = kf_list(&http, &base, &pg_token).await;
     assert_eq!(
         after[3]["kf_id"], 2004,

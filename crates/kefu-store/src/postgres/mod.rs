@@ -1366,16 +1366,10 @@ impl Store for PostgresStore {
         }
         for entry in &snapshot.apps {
             let app = &entry.app;
-            if insert_app(&tx, app, entry.next_kf_id)
+            // `Snapshot::check` refused an id that is both an app and a platform.
+            insert_app(&tx, app, entry.next_kf_id)
                 .await
-                .map_err(|e| conflict_or(e, || format!("{}: taken", app.appid)))?
-                == 0
-            {
-                return Err(StoreError::Conflict(format!(
-                    "{} is also a platform",
-                    app.appid
-                )));
-            }
+                .map_err(|e| conflict_or(e, || format!("{}: taken", app.appid)))?;
             for account in &entry.kf_accounts {
                 let kf = &account.kf;
                 let invitation = kf.invitation.as_ref();
@@ -1413,16 +1407,9 @@ impl Store for PostgresStore {
             }
         }
         for component in &snapshot.components {
-            if insert_component(&tx, component)
+            insert_component(&tx, component)
                 .await
-                .map_err(|e| conflict_or(e, || format!("{}: taken", component.component_appid)))?
-                == 0
-            {
-                return Err(StoreError::Conflict(format!(
-                    "{} is also an app",
-                    component.component_appid
-                )));
-            }
+                .map_err(|e| conflict_or(e, || format!("{}: taken", component.component_appid)))?;
         }
         for auth in &snapshot.authorizations {
             insert_authorization(&tx, auth, false).await.map_err(|e| {
