@@ -39,7 +39,18 @@ impl Rid {
 
 impl fmt::Display for Rid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:08x}-{:08x}-{:08x}", self.time, self.a, self.b)
+        // Every failed call and every logged one formats a rid: by hand, not through
+        // `{:08x}` three times.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [b'-'; 26];
+        for (group, value) in [self.time, self.a, self.b].into_iter().enumerate() {
+            for digit in 0..8 {
+                let nibble = (value >> (28 - 4 * digit)) & 0xf;
+                text[group * 9 + digit] = HEX[nibble as usize];
+            }
+        }
+        // Only ASCII hex digits and dashes were written.
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 

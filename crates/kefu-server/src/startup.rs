@@ -21,7 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::clock::Clock;
 use crate::config::{Config, Database};
 use crate::secrets::digest;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::tls::{self, TlsMaterial};
 use crate::{admin, wechat};
 
@@ -133,7 +133,7 @@ impl Application {
                 .await
                 .map_err(|e| StartupError::Store(e.to_string()))?,
         );
-        let state = AppState {
+        let state = AppState::new(Shared {
             store,
             clock,
             admin_token: Arc::new(digest(config.admin_token.expose())),
@@ -143,7 +143,7 @@ impl Application {
             request_log: config.request_log,
             stable_locks: Arc::default(),
             lists: Arc::default(),
-        };
+        });
         let http = bind(config.listen).await?;
         let https = match &config.https {
             Some(https) => {

@@ -9,9 +9,29 @@ use kefu_store::{Digest, Store};
 use crate::clock::Clock;
 use crate::faults::Faults;
 
-/// Shared by every request.
+/// Shared by every request: one `Arc`, so that handing it to a handler (axum clones the
+/// state for every request, and for the middleware again) costs one count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps what the requests share.
+    #[must_use]
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every request shares.
+pub struct Shared {
     /// The store.
     pub store: Arc<dyn Store>,
     /// The one clock.

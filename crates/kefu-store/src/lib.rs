@@ -28,8 +28,8 @@ use kefu_api::{KfAccount, Nickname, WechatId};
 
 pub use model::{
     App, AppSnapshot, AppSummary, Authorization, Component, CounterKey, CurrentToken, Digest,
-    Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, Snapshot, TokenChannel,
-    TokenRecord, Window,
+    Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, RecordedCall, Snapshot,
+    TokenChannel, TokenRecord, Window,
 };
 
 /// Why a store call failed.
@@ -198,10 +198,10 @@ pub trait Store: Send + Sync + 'static {
     /// Resets every window of the named counters of an owner.
     async fn reset_counters(&self, owner: &str, names: &[String]) -> StoreResult<()>;
 
-    /// Records a WeChat call. It is findable at once, and written by the next
-    /// [`Store::maintain`] (the log is a diagnostic, not an acknowledged change: a crash
-    /// may lose the last second of it).
-    fn log_request(&self, entry: LoggedRequest);
+    /// Records a WeChat call. It is findable at once, and a failed one is written by
+    /// the next [`Store::maintain`] (the log is a diagnostic, not an acknowledged
+    /// change: a crash may lose the last second of it).
+    fn log_request(&self, call: Arc<dyn RecordedCall>);
     /// A recorded call by rid.
     async fn logged_request(&self, rid: &str) -> StoreResult<Option<LoggedRequest>>;
     /// The newest recorded calls, of one app or all.

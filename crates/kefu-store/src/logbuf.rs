@@ -1,12 +1,16 @@
 //! The request log's in-memory part, shared by both backends: recording a call costs
 //! no database work on the request path. Failed calls (the only ones whose rid a
 //! client sees) wait here until `maintain` writes them; every call also goes to a
-//! bounded list of the newest, which `GET /kefu/v1/requests` reads first.
+//! bounded list of the newest, which `GET /kefu/v1/requests` reads first. Calls are
+//! kept as the request path recorded them and rendered only when read or written.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::model::LoggedRequest;
+use crate::model::{LoggedRequest, RecordedCall};
+
+/// A call as kept here.
+type Call = Arc<dyn RecordedCall>;
 
 /// The most failed calls kept waiting for `maintain`; past it the oldest are dropped
 /// (the log is a diagnostic).
@@ -18,8 +22,8 @@ const RECENT: usize = 4096;
 struct Inner {
     next: u64,
     /// Numbered, so that a flush removes exactly what it wrote.
-    pending: VecDeque<(u64, LoggedRequest)>,
-    recent: VecDeque<LoggedRequest>,
+    pending: VecDeque<(u64, Call)>,
+    recent: VecDeque<Call>,
 }
 
 /// Calls recorded in memory.
@@ -38,20 +42,25 @@ impl LogBuffer {
     }
 
     /// Records a call.
-    pub(crate) fn push(&self, entry: LoggedRequest) {
+    pub(crate) fn push(&self, entry: Call) {
         let mut inner = self.lock();
-        if entry.errcode != 0 {
+        if entry.errcode() != 0 {
             let seq = inner.next;
             inner.next += 1;
-            inner.pending.push_back((seq, entry.clone()));
+            inner.pending.push_back((seq, Arc::clone(&entry)));
             if inner.pending.len() > MAX_PENDING {
                 inner.pending.pop_front();
             }
         }
         inner.recent.push_back(entry);
-        if inner.recent.len() > RECENT {
-            inner.recent.pop_front();
-        }
+        let dropped = if inner.recent.len() > RECENT {
+            inner.recent.pop_front()
+        } else {
+            None
+        };
+        // The oldest call is freed after the lock is let go.
+        drop(inner);
+        drop(dropped);
     }
 
     /// A call still in memory, by rid.
@@ -61,16 +70,16 @@ impl LogBuffer {
             .recent
             .iter()
             .rev()
-            .find(|entry| entry.rid == rid)
+            .find(|entry| entry.rid() == rid)
             .or_else(|| {
                 inner
                     .pending
                     .iter()
                     .rev()
                     .map(|(_, entry)| entry)
-                    .find(|entry| entry.rid == rid)
+                    .find(|entry| entry.rid() == rid)
             })
-            .cloned()
+            .map(|entry| entry.render())
     }
 
     /// The newest calls in memory, of one app or all, newest first.
@@ -79,24 +88,29 @@ impl LogBuffer {
             .recent
             .iter()
             .rev()
-            .filter(|entry| appid.is_none_or(|id| entry.appid.as_deref() == Some(id)))
+            .filter(|entry| appid.is_none_or(|id| entry.appid() == Some(id)))
             .take(limit)
-            .cloned()
+            .map(|entry| entry.render())
             .collect()
     }
 
     /// Forgets calls made before `log_before` and answers the waiting calls to write.
     pub(crate) fn flush(&self, log_before: i64) -> Flush {
         let mut inner = self.lock();
-        inner.recent.retain(|entry| entry.invoke_time >= log_before);
+        inner
+            .recent
+            .retain(|entry| entry.invoke_time() >= log_before);
+        let waiting: Vec<Call> = inner
+            .pending
+            .iter()
+            .filter(|(_, entry)| entry.invoke_time() >= log_before)
+            .map(|(_, entry)| Arc::clone(entry))
+            .collect();
+        let mark = inner.pending.back().map(|(seq, _)| *seq);
+        drop(inner);
         Flush {
-            entries: inner
-                .pending
-                .iter()
-                .filter(|(_, entry)| entry.invoke_time >= log_before)
-                .map(|(_, entry)| entry.clone())
-                .collect(),
-            mark: inner.pending.back().map(|(seq, _)| *seq),
+            entries: waiting.iter().map(|entry| entry.render()).collect(),
+            mark,
         }
     }
 
@@ -114,10 +128,8 @@ impl LogBuffer {
         let mut inner = self.lock();
         inner
             .pending
-            .retain(|(_, entry)| entry.appid.as_deref() != Some(owner));
-        inner
-            .recent
-            .retain(|entry| entry.appid.as_deref() != Some(owner));
+            .retain(|(_, entry)| entry.appid() != Some(owner));
+        inner.recent.retain(|entry| entry.appid() != Some(owner));
     }
 }
 

@@ -287,6 +287,44 @@ pub struct CounterKey {
     pub window: Window,
 }
 
+/// A WeChat call as the request path records it: what the log is searched and kept
+/// by, with the rest of its text made only when it is read or written, so that masking
+/// and formatting cost nothing for the calls nobody looks at.
+pub trait RecordedCall: Send + Sync + 'static {
+    /// Its rid.
+    fn rid(&self) -> &str;
+    /// The app it was made for, when known.
+    fn appid(&self) -> Option<&str>;
+    /// The errcode answered (0 for payloads).
+    fn errcode(&self) -> i64;
+    /// Unix seconds.
+    fn invoke_time(&self) -> i64;
+    /// The whole record, secrets masked.
+    fn render(&self) -> LoggedRequest;
+}
+
+impl RecordedCall for LoggedRequest {
+    fn rid(&self) -> &str {
+        &self.rid
+    }
+
+    fn appid(&self) -> Option<&str> {
+        self.appid.as_deref()
+    }
+
+    fn errcode(&self) -> i64 {
+        self.errcode
+    }
+
+    fn invoke_time(&self) -> i64 {
+        self.invoke_time
+    }
+
+    fn render(&self) -> LoggedRequest {
+        self.clone()
+    }
+}
+
 /// One recorded WeChat call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedRequest {

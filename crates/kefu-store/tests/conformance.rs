@@ -13,7 +13,7 @@ use kefu_api::admin::{AccountType, AppPatch, InvitationAction, QuotaLimit};
 use kefu_api::endpoints::kf_del::Target;
 use kefu_api::{ErrCode, KfAccount, Nickname, WechatId};
 use kefu_store::postgres::{PostgresOptions, PostgresStore};
-use kefu_store::sqlite::{SqliteOptions, SqliteStore};
+use kefu_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use kefu_store::test_support::PgSchema;
 use kefu_store::{
     App, Authorization, Component, CounterKey, Digest, Kf, LoggedRequest, NewKf, Snapshot, Store,
@@ -22,13 +22,13 @@ use kefu_store::{
 
 /// Where a test's data lives.
 enum Backend {
-    Sqlite(tempfile::TempDir),
+    Sqlite(tempfile::TempDir, Durability),
     Postgres(PgSchema),
 }
 
 impl Backend {
-    fn sqlite() -> Backend {
-        Backend::Sqlite(tempfile::tempdir().expect("temp dir"))
+    fn sqlite(durability: Durability) -> Backend {
+        Backend::Sqlite(tempfile::tempdir().expect("temp dir"), durability)
     }
 
     async fn postgres() -> Option<Backend> {
@@ -39,8 +39,11 @@ impl Backend {
     /// file takes one process, and one store, at a time).
     async fn open(&self) -> Arc<dyn Store> {
         match self {
-            Backend::Sqlite(dir) => {
-                let options = SqliteOptions::new(dir.path().join("kefu.db"));
+            Backend::Sqlite(dir, durability) => {
+                let options = SqliteOptions {
+                    durability: *durability,
+                    ..SqliteOptions::new(dir.path().join("kefu.db"))
+                };
                 Arc::new(SqliteStore::open(&options).expect("open SQLite"))
             }
             Backend::Postgres(schema) => {
@@ -55,14 +58,24 @@ impl Backend {
     }
 }
 
-/// Runs each named check on both backends: `sqlite::name` and `postgres::name`.
+/// Runs each named check on both backends: `sqlite::name` (durability full, its writer
+/// on a thread of its own), `sqlite_normal::name` (its writer a task on the runtime) and
+/// `postgres::name`.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    super::$name(super::Backend::sqlite()).await;
+                    super::$name(super::Backend::sqlite(super::Durability::Full)).await;
+                }
+            )*
+        }
+        mod sqlite_normal {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Backend::sqlite(super::Durability::Normal)).await;
                 }
             )*
         }
@@ -787,9 +800,9 @@ fn logged(rid: &str, errcode: i64, invoke_time: i64) -> LoggedRequest {
 
 async fn the_request_log_keeps_failed_calls(backend: Backend) {
     let store = backend.open().await;
-    store.log_request(logged("r-ok", 0, 1000));
-    store.log_request(logged("r-failed", 65401, 1001));
-    store.log_request(logged("r-old", 40001, 10));
+    store.log_request(Arc::new(logged("r-ok", 0, 1000)));
+    store.log_request(Arc::new(logged("r-failed", 65401, 1001)));
+    store.log_request(Arc::new(logged("r-old", 40001, 10)));
     assert_eq!(
         store
             .logged_request("r-failed")
@@ -987,7 +1000,7 @@ async fn a_snapshot_restores_into_an_empty_store(backend: Backend) {
     let read: Snapshot = serde_json::from_str(&document).unwrap();
     assert_eq!(read, snapshot);
 
-    let mut targets = vec![Backend::sqlite()];
+    let mut targets = vec![Backend::sqlite(Durability::Full)];
     if let Some(pg) = Backend::postgres().await {
         targets.push(pg);
     }
@@ -1009,7 +1022,7 @@ async fn a_snapshot_restores_into_an_empty_store(backend: Backend) {
 }
 
 async fn a_restore_into_a_non_empty_store_writes_nothing(backend: Backend) {
-    let source = Backend::sqlite();
+    let source = Backend::sqlite(Durability::Full);
     let store = source.open().await;
     populate(&store).await;
     let snapshot = store.snapshot().await.unwrap();
@@ -1026,7 +1039,7 @@ async fn a_restore_into_a_non_empty_store_writes_nothing(backend: Backend) {
     assert_eq!(target.apps().await.unwrap().len(), 1);
 
     // A document that clashes with itself halfway loads nothing either.
-    let target = Backend::sqlite();
+    let target = Backend::sqlite(Durability::Full);
     let empty = target.open().await;
     let mut broken = snapshot.clone();
     let mut twin = broken.apps[0].clone();
@@ -1054,7 +1067,7 @@ async fn a_restore_into_a_non_empty_store_writes_nothing(backend: Backend) {
     let mut both = snapshot;
     both.components[0].component_appid = both.apps[1].app.appid.clone();
     for bad in [future, reused_id, both] {
-        let target = Backend::sqlite();
+        let target = Backend::sqlite(Durability::Full);
         let empty = target.open().await;
         assert!(matches!(
             empty.restore(bad).await,

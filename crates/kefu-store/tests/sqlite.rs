@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kefu_api::admin::AccountType;
 use kefu_api::{ErrCode, KfAccount, Nickname};
-use kefu_store::sqlite::{SqliteOptions, SqliteStore};
+use kefu_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use kefu_store::{App, NewKf, Store, StoreError};
 
 fn app(appid: &str) -> App {
@@ -102,4 +102,67 @@ async fn missing_apps_are_not_found() {
         store.delete_app("wx0000000000000009").await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// A store opened where no runtime runs (a tool's plain `main`) starts a runtime of its
+/// own for its writer, and serves whatever runtime its callers use.
+#[test]
+fn a_store_opened_outside_a_runtime_serves_any_runtime() {
+    for durability in [Durability::Full, Durability::Normal] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions {
+            durability,
+            ..SqliteOptions::new(dir.path().join("k.db"))
+        };
+        let appid = "wx0000000000000003";
+        let store = SqliteStore::open(&options).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            store.create_app(app(appid)).await.unwrap();
+            store.add_kf(appid, new_kf("a", "o1")).await.unwrap();
+            let account = KfAccount::parse("a@shop").unwrap();
+            let nickname = Nickname::parse("renamed").unwrap();
+            store.update_kf(appid, &account, &nickname).await.unwrap();
+        });
+        drop(runtime);
+        drop(store);
+        let store = SqliteStore::open(&options).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let kfs = runtime.block_on(store.kfs(appid)).unwrap();
+        assert_eq!(kfs.len(), 1, "{durability:?}");
+        assert_eq!(kfs[0].nickname, "renamed", "{durability:?}");
+    }
+}
+
+/// With `Durability::Normal` no commit checkpoints; the writer has the WAL moved into
+/// the database once it is long, so that it starts afresh instead of growing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_stays_short_under_many_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let options = SqliteOptions {
+        durability: Durability::Normal,
+        ..SqliteOptions::new(&path)
+    };
+    let store = SqliteStore::open(&options).unwrap();
+    let appid = "wx0000000000000004";
+    store.create_app(app(appid)).await.unwrap();
+    store.add_kf(appid, new_kf("a", "o1")).await.unwrap();
+    let account = KfAccount::parse("a@shop").unwrap();
+    // One commit each: several frames of 4 KiB every time, 12 MiB and more in all.
+    for i in 0..3000 {
+        let nickname = Nickname::parse(&format!("n{i}")).unwrap();
+        store.update_kf(appid, &account, &nickname).await.unwrap();
+    }
+    let wal = std::fs::metadata(dir.path().join("k.db-wal"))
+        .unwrap()
+        .len();
+    assert!(wal < 8 * 1024 * 1024, "the WAL is {wal} bytes long");
+    drop(store);
+    let store = SqliteStore::open(&options).unwrap();
+    assert_eq!(store.kfs(appid).await.unwrap()[0].nickname, "n2999");
 }

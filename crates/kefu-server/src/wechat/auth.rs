@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kefu_api::ErrCode;
 use kefu_api::admin::AccountType;
-use kefu_store::{App, Digest, TokenChannel, TokenRecord};
+use kefu_store::{App, TokenChannel, TokenRecord};
 
 use super::platform::charge;
 use super::request::Query;
@@ -32,10 +32,11 @@ pub async fn token_verdict(
 type Found = Option<(TokenRecord, Option<Arc<App>>)>;
 
 tokio::task_local! {
-    /// The request's token lookups, by token hash: the request log's look at the caller
-    /// and the handler's check read the store once between them. Nothing outlives the
-    /// request, so no other request (or instance) can be answered from it.
-    static LOOKED_UP: std::cell::RefCell<Vec<(Digest, Found)>>;
+    /// The request's token lookups, by token: the request log's look at the caller and
+    /// the handler's check read the store (and hash the token) once between them.
+    /// Nothing outlives the request, so no other request (or instance) can be answered
+    /// from it.
+    static LOOKED_UP: std::cell::RefCell<Vec<(String, Found)>>;
 }
 
 /// Runs one request's handling with its own memo of token lookups.
@@ -47,18 +48,21 @@ pub async fn with_token_memo<F: std::future::Future>(f: F) -> F::Output {
 
 /// A token with its app, read from the store once per request.
 pub async fn look_up(state: &AppState, token: &str) -> Result<Found, ErrCode> {
-    let hash = digest(token);
     let memo = LOOKED_UP.try_with(|memo| {
         memo.borrow()
             .iter()
-            .find(|(seen, _)| *seen == hash)
+            .find(|(seen, _)| seen == token)
             .map(|(_, found)| found.clone())
     });
     if let Ok(Some(found)) = memo {
         return Ok(found);
     }
-    let found = state.store.token_and_app(&hash).await.map_err(internal)?;
-    let _ = LOOKED_UP.try_with(|memo| memo.borrow_mut().push((hash, found.clone())));
+    let found = state
+        .store
+        .token_and_app(&digest(token))
+        .await
+        .map_err(internal)?;
+    let _ = LOOKED_UP.try_with(|memo| memo.borrow_mut().push((token.to_owned(), found.clone())));
     Ok(found)
 }
 

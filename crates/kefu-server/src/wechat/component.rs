@@ -86,7 +86,7 @@ async fn component_token(
 
 /// `POST /cgi-bin/component/api_component_token`: platform (41018, 61011), secret
 /// (41004, 40125), the platform's IP list (61004), the ticket (61006, 61005).
-#[tracing::instrument(name = "api_component_token", skip_all)]
+#[tracing::instrument(level = "debug", name = "api_component_token", skip_all)]
 pub async fn api_component_token(
     State(state): State<AppState>,
     ip: Option<axum::Extension<ClientIp>>,
@@ -110,7 +110,7 @@ pub async fn api_component_token(
 /// `access_token=`): the component token (41001, 40001, 42001), an empty body 41018,
 /// a platform other than the token's 61011, an unknown authorization or refresh
 /// token 61023. Answers a new refresh token; the one sent works 5 more minutes.
-#[tracing::instrument(name = "api_authorizer_token", skip_all)]
+#[tracing::instrument(level = "debug", name = "api_authorizer_token", skip_all)]
 pub async fn api_authorizer_token(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {

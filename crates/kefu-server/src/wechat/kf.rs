@@ -60,7 +60,7 @@ async fn kf_json<T: serde::de::DeserializeOwned>(
 }
 
 /// `POST /customservice/kfaccount/add`.
-#[tracing::instrument(name = "kf_add", skip_all)]
+#[tracing::instrument(level = "debug", name = "kf_add", skip_all)]
 pub async fn kf_add(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
@@ -79,7 +79,7 @@ pub async fn kf_add(State(state): State<AppState>, request: Request) -> Reply {
 }
 
 /// `POST /customservice/kfaccount/update`.
-#[tracing::instrument(name = "kf_update", skip_all)]
+#[tracing::instrument(level = "debug", name = "kf_update", skip_all)]
 pub async fn kf_update(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
@@ -96,7 +96,7 @@ pub async fn kf_update(State(state): State<AppState>, request: Request) -> Reply
 }
 
 /// `GET|POST /customservice/kfaccount/del`, in all four shapes of SPEC §3.3.
-#[tracing::instrument(name = "kf_del", skip_all)]
+#[tracing::instrument(level = "debug", name = "kf_del", skip_all)]
 pub async fn kf_del(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
@@ -137,7 +137,7 @@ pub async fn kf_del(State(state): State<AppState>, request: Request) -> Reply {
 }
 
 /// `POST /customservice/kfaccount/uploadheadimg?kf_account=…` with a `media` part.
-#[tracing::instrument(name = "kf_upload_headimg", skip_all)]
+#[tracing::instrument(level = "debug", name = "kf_upload_headimg", skip_all)]
 pub async fn kf_upload_headimg(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
@@ -242,7 +242,7 @@ pub(crate) fn kf_info(kf: &Kf, appid: &str, base: &str, now: i64) -> KfInfo {
 }
 
 /// `GET /cgi-bin/customservice/getkflist` (and `/customservice/getkflist`).
-#[tracing::instrument(name = "kf_list", skip_all)]
+#[tracing::instrument(level = "debug", name = "kf_list", skip_all)]
 pub async fn kf_list(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
@@ -283,7 +283,7 @@ pub async fn kf_list(State(state): State<AppState>, request: Request) -> Reply {
 }
 
 /// `GET /cgi-bin/customservice/getonlinekflist` (and `/customservice/getonlinekflist`).
-#[tracing::instrument(name = "kf_online_list", skip_all)]
+#[tracing::instrument(level = "debug", name = "kf_online_list", skip_all)]
 pub async fn kf_online_list(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
@@ -308,7 +308,7 @@ pub async fn kf_online_list(State(state): State<AppState>, request: Request) -> 
 }
 
 /// `POST /customservice/kfaccount/inviteworker`.
-#[tracing::instrument(name = "kf_invite", skip_all)]
+#[tracing::instrument(level = "debug", name = "kf_invite", skip_all)]
 pub async fn kf_invite(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {

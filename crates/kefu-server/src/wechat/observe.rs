@@ -2,20 +2,21 @@
 //! request log that `rid/get` reads (SPEC §6.3, §6.4, §8).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kefu_api::{ErrCode, Rid};
-use kefu_store::LoggedRequest;
+use kefu_store::{LoggedRequest, RecordedCall};
 use serde::Deserialize;
 
 use super::auth::{look_up, with_token_memo};
-use super::reply::{Reply, new_rid};
+use super::reply::{Answered, Reply, new_rid};
 use super::request::{MAX_MULTIPART_BODY, Query, read_body};
 use crate::state::AppState;
 
@@ -198,6 +199,93 @@ fn outcome(body: &[u8]) -> (i64, Option<Rid>) {
         .map_or((0, None), |p| (p.errcode, Rid::from_errmsg(&p.errmsg)))
 }
 
+/// A call as the request path records it: cheap copies of what came and went.
+/// Masking and formatting wait until someone reads it.
+struct Call {
+    rid: String,
+    appid: Option<String>,
+    errcode: i64,
+    invoke_time: i64,
+    cost_ms: i64,
+    method: Method,
+    /// A copy of the path and query: the request's own `Uri` is a view into the
+    /// connection's read buffer, which keeping it would keep from being reused.
+    path_and_query: Box<str>,
+    request_body: KeptBody,
+    response_body: KeptBody,
+    client_ip: IpAddr,
+}
+
+/// A body as a recorded call keeps it.
+enum KeptBody {
+    /// A short body, copied whole and masked when read: never a view into the
+    /// connection's read buffer, which it would keep from being reused.
+    Whole(Box<[u8]>),
+    /// A long body (an upload, a long list) as the log shows it, made at once: the log
+    /// shows only its start.
+    Shown(String),
+}
+
+impl KeptBody {
+    fn of(bytes: &[u8]) -> KeptBody {
+        if bytes.len() <= LOGGED_BODY_BYTES {
+            KeptBody::Whole(bytes.into())
+        } else {
+            KeptBody::Shown(masked_body(bytes))
+        }
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            KeptBody::Whole(bytes) => masked_body(bytes),
+            KeptBody::Shown(text) => text.clone(),
+        }
+    }
+}
+
+impl RecordedCall for Call {
+    fn rid(&self) -> &str {
+        &self.rid
+    }
+
+    fn appid(&self) -> Option<&str> {
+        self.appid.as_deref()
+    }
+
+    fn errcode(&self) -> i64 {
+        self.errcode
+    }
+
+    fn invoke_time(&self) -> i64 {
+        self.invoke_time
+    }
+
+    fn render(&self) -> LoggedRequest {
+        let (path, query) = self
+            .path_and_query
+            .split_once('?')
+            .unwrap_or((&self.path_and_query, ""));
+        let request_url = if query.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{}", masked_query(query))
+        };
+        LoggedRequest {
+            rid: self.rid.clone(),
+            appid: self.appid.clone(),
+            method: self.method.to_string(),
+            path: path.to_owned(),
+            errcode: self.errcode,
+            invoke_time: self.invoke_time,
+            cost_ms: self.cost_ms,
+            request_url,
+            request_body: self.request_body.shown(),
+            response_body: self.response_body.shown(),
+            client_ip: self.client_ip.to_string(),
+        }
+    }
+}
+
 /// The middleware of every WeChat path. The request's token is read from the store once,
 /// here and in the handler alike.
 pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -233,15 +321,18 @@ async fn observed(state: AppState, mut request: Request, next: Next) -> Response
         Ok(bytes) => bytes,
         Err(code) => return Reply::error(code, now).into_response(),
     };
-    let query = parts.uri.query().unwrap_or("").to_owned();
-    let path = parts.uri.path().to_owned();
-    let method = parts.method.to_string();
-    let appid = caller(&state, &Query::new(Some(&query)), &bytes).await;
+    let appid = caller(&state, &Query::new(parts.uri.query()), &bytes).await;
     let fault = if faults {
-        state.faults.fire(appid.as_deref(), &path)
+        state.faults.fire(appid.as_deref(), parts.uri.path())
     } else {
         None
     };
+    let method = parts.method.clone();
+    let path_and_query: Box<str> = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |pq| pq.as_str())
+        .into();
     let request = Request::from_parts(parts, Body::from(bytes.clone()));
 
     let response = match fault {
@@ -257,7 +348,7 @@ async fn observed(state: AppState, mut request: Request, next: Next) -> Response
                     // Do the work, then answer the failure anyway.
                     drop(next.run(request).await);
                 }
-                tracing::info!(%path, errcode = fault.errcode, applied = fault.applied, "fault injected");
+                tracing::info!(path = %path_and_query.split('?').next().unwrap_or_default(), errcode = fault.errcode, applied = fault.applied, "fault injected");
                 Reply::error(code, now).into_response()
             }
         }
@@ -267,30 +358,35 @@ async fn observed(state: AppState, mut request: Request, next: Next) -> Response
         return response;
     }
 
-    let (parts, body) = response.into_parts();
-    let answer = axum::body::to_bytes(body, MAX_MULTIPART_BODY)
-        .await
-        .unwrap_or_default();
-    let (errcode, rid) = outcome(&answer);
-    let request_url = if query.is_empty() {
-        path.clone()
-    } else {
-        format!("{path}?{}", masked_query(&query))
+    // Every WeChat answer says what it was; anything else is read back.
+    let (response, answered) = match response.extensions().get::<Answered>().cloned() {
+        Some(answered) => (response, answered),
+        None => {
+            let (parts, body) = response.into_parts();
+            let body = axum::body::to_bytes(body, MAX_MULTIPART_BODY)
+                .await
+                .unwrap_or_default();
+            let (errcode, rid) = outcome(&body);
+            let answered = Answered { errcode, rid, body };
+            (
+                Response::from_parts(parts, Body::from(answered.body.clone())),
+                answered,
+            )
+        }
     };
-    state.store.log_request(LoggedRequest {
-        rid: rid.unwrap_or_else(|| new_rid(now)).to_string(),
+    state.store.log_request(Arc::new(Call {
+        rid: answered.rid.unwrap_or_else(|| new_rid(now)).to_string(),
         appid,
-        method,
-        path,
-        errcode,
+        errcode: answered.errcode,
         invoke_time: now,
         cost_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-        request_url,
-        request_body: masked_body(&bytes),
-        response_body: masked_body(&answer),
-        client_ip: ip.to_string(),
-    });
-    Response::from_parts(parts, Body::from(answer))
+        method,
+        path_and_query,
+        request_body: KeptBody::of(&bytes),
+        response_body: KeptBody::of(&answered.body),
+        client_ip: ip,
+    }));
+    response
 }
 
 #[cfg(test)]

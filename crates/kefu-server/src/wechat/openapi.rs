@@ -61,7 +61,7 @@ async fn clear(state: &AppState, app: &App, paths: &[String], now: i64) -> Resul
 }
 
 /// `POST /cgi-bin/openapi/quota/get`.
-#[tracing::instrument(name = "quota_get", skip_all)]
+#[tracing::instrument(level = "debug", name = "quota_get", skip_all)]
 pub async fn quota_get(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
@@ -93,7 +93,7 @@ pub async fn quota_get(State(state): State<AppState>, request: Request) -> Reply
 }
 
 /// `POST /cgi-bin/openapi/quota/clear`: one API.
-#[tracing::instrument(name = "quota_clear", skip_all)]
+#[tracing::instrument(level = "debug", name = "quota_clear", skip_all)]
 pub async fn quota_clear(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
@@ -105,7 +105,7 @@ pub async fn quota_clear(State(state): State<AppState>, request: Request) -> Rep
 }
 
 /// `POST /cgi-bin/clear_quota`: every API of the token's app.
-#[tracing::instrument(name = "clear_quota", skip_all)]
+#[tracing::instrument(level = "debug", name = "clear_quota", skip_all)]
 pub async fn clear_quota(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {
@@ -151,7 +151,7 @@ pub async fn clear_quota_v2(
 
 /// `POST /cgi-bin/openapi/rid/get`: malformed 76002, unknown or older than 7 days
 /// 76001, another app's 76003.
-#[tracing::instrument(name = "rid_get", skip_all)]
+#[tracing::instrument(level = "debug", name = "rid_get", skip_all)]
 pub async fn rid_get(State(state): State<AppState>, request: Request) -> Reply {
     let state = &state;
     answer(state, move |now| async move {

@@ -3,6 +3,7 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use axum::response::IntoResponse;
+use bytes::Bytes;
 use kefu_api::{CONTENT_TYPE, ErrCode, OK_BODY, Rid};
 
 use crate::secrets::rid_groups;
@@ -107,22 +108,51 @@ pub fn new_rid(now: i64) -> Rid {
     Rid::new(u32::try_from(now.max(0)).unwrap_or(u32::MAX), a, b)
 }
 
+/// What a WeChat answer said, kept on the response for the request log, so that it
+/// never has to read the body back.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    /// The errcode (0 for payloads).
+    pub errcode: i64,
+    /// The rid of a failure.
+    pub rid: Option<Rid>,
+    /// The body.
+    pub body: Bytes,
+}
+
 impl IntoResponse for Reply {
     fn into_response(self) -> axum::response::Response {
-        let body = match self {
-            Reply::Ok => Body::from(OK_BODY),
-            Reply::Json(bytes) => Body::from(bytes),
-            Reply::Error { code, message, now } => Body::from(kefu_api::envelope::error_body(
-                code,
-                message.as_deref().unwrap_or(code.errmsg()),
-                new_rid(now),
-            )),
+        let answered = match self {
+            Reply::Ok => Answered {
+                errcode: 0,
+                rid: None,
+                body: Bytes::from_static(OK_BODY.as_bytes()),
+            },
+            Reply::Json(body) => Answered {
+                errcode: 0,
+                rid: None,
+                body,
+            },
+            Reply::Error { code, message, now } => {
+                let rid = new_rid(now);
+                let body = kefu_api::envelope::error_body(
+                    code,
+                    message.as_deref().unwrap_or(code.errmsg()),
+                    rid,
+                );
+                Answered {
+                    errcode: code.code(),
+                    rid: Some(rid),
+                    body: body.into(),
+                }
+            }
         };
-        let mut response = Response::new(body);
+        let mut response = Response::new(Body::from(answered.body.clone()));
         *response.status_mut() = StatusCode::OK;
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        response.extensions_mut().insert(answered);
         response
     }
 }

@@ -29,17 +29,43 @@ impl<'a> Query<'a> {
     /// The first value of `key`, percent-decoded (`%40` and raw `@` alike).
     #[must_use]
     pub fn get(&self, key: &str) -> Option<Cow<'a, str>> {
-        form_urlencoded::parse(self.0.as_bytes())
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.values(key).next()
     }
 
     /// The first non-empty value of `key` (`a=&a=x` gives `x`).
     #[must_use]
     pub fn non_empty(&self, key: &str) -> Option<Cow<'a, str>> {
-        form_urlencoded::parse(self.0.as_bytes())
-            .find(|(k, v)| k == key && !v.is_empty())
-            .map(|(_, v)| v)
+        self.values(key).find(|value| !value.is_empty())
+    }
+
+    /// Every value of `key`, in order, decoded as `application/x-www-form-urlencoded`
+    /// (what `form_urlencoded::parse` gives), but only the values of `key` are decoded,
+    /// and text with nothing to decode (a token, say) is not copied.
+    fn values(&self, key: &str) -> impl Iterator<Item = Cow<'a, str>> {
+        self.0
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .filter_map(move |pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (decoded(name) == key).then(|| decoded(value))
+            })
+    }
+}
+
+/// A name or value of a query as `form_urlencoded` decodes it (`+` is a space, `%XX` a
+/// byte, invalid UTF-8 replaced).
+fn decoded(raw: &str) -> Cow<'_, str> {
+    if memchr::memchr2(b'%', b'+', raw.as_bytes()).is_some() {
+        // The pair `=raw` parses to an empty name and `raw` decoded (`raw` may hold `=`).
+        let pair = format!("={raw}");
+        Cow::Owned(
+            form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .map(|(_, value)| value.into_owned())
+                .unwrap_or_default(),
+        )
+    } else {
+        Cow::Borrowed(raw)
     }
 }
 
@@ -81,6 +107,19 @@ mod tests {
             Some("abc")
         );
         assert_eq!(query.get("missing"), None);
+        // Names are decoded too, `+` is a space, and a bare name has an empty value.
+        let odd = Query::new(Some("&&access%5Ftoken=a+b%2Bc&flag&k=%E5%AE%A2%FF"));
+        assert_eq!(odd.get("access_token").as_deref(), Some("a b+c"));
+        assert_eq!(odd.get("flag").as_deref(), Some(""));
+        assert_eq!(
+            Query::new(Some("v=x%41=y")).get("v").as_deref(),
+            Some("xA=y")
+        );
+        assert_eq!(odd.get("k").as_deref(), Some("客\u{FFFD}"));
+        assert!(matches!(
+            query.get("access_token"),
+            Some(Cow::Borrowed("abc"))
+        ));
         assert_eq!(
             Query::new(Some("kf_account=test1@test"))
                 .get("kf_account")

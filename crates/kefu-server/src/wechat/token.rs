@@ -75,7 +75,7 @@ fn record(app: &App, channel: TokenChannel, now: i64) -> TokenRecord {
 
 /// `GET /cgi-bin/token`: `grant_type` (40002) first, then [`credentials`]; mints a
 /// token that supersedes the app's previous one after a 5-minute grace.
-#[tracing::instrument(name = "token_get", skip_all)]
+#[tracing::instrument(level = "debug", name = "token_get", skip_all)]
 pub async fn token_get(
     State(state): State<AppState>,
     ip: Option<axum::Extension<ClientIp>>,
@@ -127,7 +127,7 @@ pub async fn token_get(
 /// `force_refresh`, a new one at once and the old one dead — unless the current one
 /// is under 30 s old or 20 forced refreshes were made today, when the current one
 /// comes back unchanged.
-#[tracing::instrument(name = "stable_token", skip_all)]
+#[tracing::instrument(level = "debug", name = "stable_token", skip_all)]
 pub async fn stable_token_post(
     State(state): State<AppState>,
     ip: Option<axum::Extension<ClientIp>>,

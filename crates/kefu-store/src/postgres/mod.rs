@@ -12,6 +12,7 @@
 //! durable before the answer). Counters and the request log commit without waiting
 //! for the disk: like the embedded store, a crash may lose their last second.
 
+mod batch;
 mod schema;
 
 use std::collections::HashMap;
@@ -35,8 +36,8 @@ use tokio_postgres::{NoTls, Row};
 use crate::logbuf::{self, LogBuffer};
 use crate::model::{
     App, AppSnapshot, AppSummary, Authorization, Component, CounterKey, CurrentToken, Digest,
-    Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, Snapshot, TokenChannel,
-    TokenRecord, Window,
+    Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, RecordedCall, Snapshot,
+    TokenChannel, TokenRecord, Window,
 };
 use crate::rules;
 use crate::{Store, StoreError, StoreResult};
@@ -68,9 +69,11 @@ impl PostgresOptions {
     }
 }
 
-/// The PostgreSQL store: a connection pool and the request log's in-memory part.
+/// The PostgreSQL store: a connection pool, the batched calls of busy requests and the
+/// request log's in-memory part.
 pub struct PostgresStore {
     pool: Pool,
+    batches: batch::Batches,
     log: LogBuffer,
 }
 
@@ -120,6 +123,15 @@ impl PostgresStore {
             config.application_name("kefu");
         }
         config.keepalives_idle(Duration::from_secs(30));
+        // kefu's statements take arrays of a batch's calls: PostgreSQL's default would
+        // plan them afresh at every execution (an `unnest` of a parameter looks cheaper
+        // planned for its value), which costs more than running them. Their generic
+        // plans (index lookups per element) are right for every batch size.
+        let session = match config.get_options() {
+            Some(options) => format!("{options} -c plan_cache_mode=force_generic_plan"),
+            None => "-c plan_cache_mode=force_generic_plan".to_owned(),
+        };
+        config.options(&session);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -136,6 +148,7 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Internal(format!("cannot build the pool: {e}")))?;
         let store = PostgresStore {
+            batches: batch::Batches::start(&pool),
             pool,
             log: LogBuffer::default(),
         };
@@ -412,6 +425,15 @@ fn kf_from_row(row: &Row, at: usize) -> Result<Kf, tokio_postgres::Error> {
 }
 
 const TOKEN_COLUMNS: &str = "appid, channel, component, issued_at, expires_at, superseded_at";
+
+/// `columns` (a list like [`APP_COLUMNS`]) qualified by a table alias.
+fn columns_of(alias: &str, columns: &str) -> String {
+    columns
+        .split(", ")
+        .map(|column| format!("{alias}.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 fn token_from_row(row: &Row, at: usize) -> Result<Option<TokenRecord>, tokio_postgres::Error> {
     let Some(channel) = TokenChannel::parse(row.try_get(at + 1)?) else {
@@ -694,38 +716,9 @@ impl Store for PostgresStore {
         &self,
         hash: &Digest,
     ) -> StoreResult<Option<(TokenRecord, Option<Arc<App>>)>> {
-        // One round trip: the token left-joined with its app (a platform's token has
-        // none).
-        let app_columns = APP_COLUMNS
-            .split(", ")
-            .map(|c| format!("a.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let token_columns = TOKEN_COLUMNS
-            .split(", ")
-            .map(|c| format!("t.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let Some(row) = self
-            .query_opt(
-                &format!(
-                    "SELECT {token_columns}, {app_columns} FROM tokens t LEFT JOIN apps a \
-                     ON a.appid = t.appid AND t.channel <> 'component' WHERE t.hash = $1"
-                ),
-                &[&&hash[..]],
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        let Some(record) = token_from_row(&row, 0).map_err(pg)? else {
-            return Ok(None);
-        };
-        let app = match row.try_get::<_, Option<&str>>(6).map_err(pg)? {
-            Some(_) => Some(Arc::new(app_from_row_at(&row, 6).map_err(pg)?)),
-            None => None,
-        };
-        Ok(Some((record, app)))
+        // Batched with the concurrent checks: the token left-joined with its app (a
+        // platform's token has none).
+        self.batches.token_and_app(*hash).await
     }
 
     async fn add_kf(&self, appid: &str, kf: NewKf) -> StoreResult<Kf> {
@@ -804,13 +797,16 @@ impl Store for PostgresStore {
         account: &KfAccount,
         nickname: &Nickname,
     ) -> StoreResult<()> {
+        // Batched with the concurrent changes: one statement, one commit for all.
         let changed = self
-            .execute(
-                "UPDATE kf_accounts SET nickname = $3 WHERE appid = $1 AND kf_account = $2",
-                &[&appid, &account.as_str(), &nickname.as_str()],
+            .batches
+            .set_nickname(
+                appid.to_owned(),
+                account.as_str().to_owned(),
+                nickname.as_str().to_owned(),
             )
             .await?;
-        if changed == 0 {
+        if !changed {
             return Err(StoreError::Rejected(ErrCode::InvalidKfAccount));
         }
         Ok(())
@@ -834,31 +830,12 @@ impl Store for PostgresStore {
     }
 
     async fn kfs(&self, appid: &str) -> StoreResult<Arc<Vec<Kf>>> {
-        // One round trip: the app row (for NotFound) left-joined with its accounts.
-        let rows = self
-            .query(
-                &format!(
-                    "SELECT a.appid, {} FROM apps a LEFT JOIN kf_accounts k ON k.appid = a.appid \
-                     WHERE a.appid = $1 ORDER BY k.kf_id",
-                    KF_COLUMNS
-                        .split(", ")
-                        .map(|c| format!("k.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                &[&appid],
-            )
-            .await?;
-        if rows.is_empty() {
-            return Err(StoreError::NotFound);
-        }
-        let mut kfs = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if row.try_get::<_, Option<i64>>(1).map_err(pg)?.is_some() {
-                kfs.push(kf_from_row(row, 1).map_err(pg)?);
-            }
-        }
-        Ok(Arc::new(kfs))
+        // Batched with the concurrent reads: the app row (for NotFound) left-joined with
+        // its accounts.
+        self.batches
+            .kfs(appid.to_owned())
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     async fn set_kf_headimg(
@@ -1064,26 +1041,8 @@ impl Store for PostgresStore {
     }
 
     async fn consume(&self, counters: &[(CounterKey, u64)]) -> StoreResult<Result<(), usize>> {
-        let owners: Vec<&str> = counters.iter().map(|(k, _)| k.owner.as_str()).collect();
-        let names: Vec<&str> = counters.iter().map(|(k, _)| k.name.as_str()).collect();
-        let kinds: Vec<&str> = counters.iter().map(|(k, _)| k.window.kind()).collect();
-        let wins: Vec<i64> = counters.iter().map(|(k, _)| k.window.number()).collect();
-        let limits: Vec<i64> = counters
-            .iter()
-            .map(|(_, limit)| i64::try_from(*limit).unwrap_or(i64::MAX))
-            .collect();
-        let row = self
-            .query_opt(
-                "SELECT kefu_consume($1, $2, $3, $4, $5)",
-                &[&owners, &names, &kinds, &wins, &limits],
-            )
-            .await?
-            .ok_or_else(|| StoreError::Internal("kefu_consume answered nothing".to_owned()))?;
-        let full: i32 = row.try_get(0).map_err(pg)?;
-        Ok(match usize::try_from(full) {
-            Ok(0) | Err(_) => Ok(()),
-            Ok(position) => Err(position - 1),
-        })
+        // Batched with the concurrent counts: one call of `kefu_consume_batch`.
+        self.batches.consume(counters.to_vec()).await
     }
 
     async fn counter(&self, key: &CounterKey) -> StoreResult<u64> {
@@ -1114,8 +1073,8 @@ impl Store for PostgresStore {
         .map(drop)
     }
 
-    fn log_request(&self, entry: LoggedRequest) {
-        self.log.push(entry);
+    fn log_request(&self, call: Arc<dyn RecordedCall>) {
+        self.log.push(call);
     }
 
     async fn logged_request(&self, rid: &str) -> StoreResult<Option<LoggedRequest>> {
@@ -1291,11 +1250,7 @@ impl Store for PostgresStore {
                 &format!(
                     "SELECT k.appid, {}, h.jpeg FROM kf_accounts k LEFT JOIN kf_headimgs h \
                      ON h.appid = k.appid AND h.kf_id = k.kf_id ORDER BY k.appid COLLATE \"C\", k.kf_id",
-                    KF_COLUMNS
-                        .split(", ")
-                        .map(|c| format!("k.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    columns_of("k", KF_COLUMNS)
                 ),
                 &[],
             )

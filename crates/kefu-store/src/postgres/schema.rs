@@ -5,7 +5,8 @@
 use tokio_postgres::Client;
 
 /// Each entry moves the schema one version up. Never edit a shipped entry: add one.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE apps (
     appid          text PRIMARY KEY,
     wechat_id      text NOT NULL UNIQUE,
@@ -148,7 +149,73 @@ CREATE TABLE clock (
     id          integer PRIMARY KEY CHECK (id = 1),
     offset_secs bigint NOT NULL
 );
-"];
+",
+    r"
+-- Counts a batch of calls in one statement: for each call in order, adds one to each of
+-- its counters unless one of them is at its limit (all or nothing per call). The
+-- distinct counters come sorted (owners, names, kinds, wins), so that every instance
+-- locks them in the same order; per counter of a call: the call's number (1-based, in
+-- order), the counter's position among the distinct ones, and its limit. Answers, per
+-- call, 0 or the 1-based position (within the call) of the first counter at its limit.
+-- Counts are rate limits, not acknowledged changes: they commit without waiting for the
+-- disk.
+CREATE FUNCTION kefu_consume_batch(owners text[], names text[], kinds text[], wins bigint[],
+                                   calls integer[], keys integer[], lims bigint[])
+RETURNS integer[] LANGUAGE plpgsql AS $$
+DECLARE
+    counts bigint[];
+    before bigint[];
+    answers integer[] := '{}';
+    n integer := coalesce(array_length(calls, 1), 0);
+    i integer := 1;
+    j integer;
+    k integer;
+    full_at integer;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    FOR attempt IN 1 .. 2 LOOP
+        SELECT array_agg(locked.count ORDER BY locked.ord) INTO counts FROM (
+            SELECT c.count, u.ord
+            FROM unnest(owners, names, kinds, wins) WITH ORDINALITY AS u(owner, name, kind, win, ord)
+            JOIN counters c ON (c.owner, c.name, c.kind, c.win) = (u.owner, u.name, u.kind, u.win)
+            ORDER BY u.ord
+            FOR UPDATE OF c
+        ) AS locked;
+        EXIT WHEN coalesce(array_length(counts, 1), 0) = array_length(owners, 1);
+        -- A counter seen for the first time: made at zero, then everything is locked
+        -- again, in order.
+        INSERT INTO counters (owner, name, kind, win, count)
+            SELECT u.owner, u.name, u.kind, u.win, 0
+            FROM unnest(owners, names, kinds, wins) AS u(owner, name, kind, win)
+            ON CONFLICT DO NOTHING;
+    END LOOP;
+    before := counts;
+    WHILE i <= n LOOP
+        j := i;
+        full_at := 0;
+        WHILE j <= n AND calls[j] = calls[i] LOOP
+            IF full_at = 0 AND counts[keys[j]] >= lims[j] THEN
+                full_at := j - i + 1;
+            END IF;
+            j := j + 1;
+        END LOOP;
+        IF full_at = 0 THEN
+            FOR k IN i .. j - 1 LOOP
+                counts[keys[k]] := counts[keys[k]] + 1;
+            END LOOP;
+        END IF;
+        answers := answers || full_at;
+        i := j;
+    END LOOP;
+    UPDATE counters c SET count = u.count
+    FROM unnest(owners, names, kinds, wins, counts, before) AS u(owner, name, kind, win, count, before)
+    WHERE (c.owner, c.name, c.kind, c.win) = (u.owner, u.name, u.kind, u.win)
+        AND u.count <> u.before;
+    RETURN answers;
+END
+$$;
+",
+];
 
 /// The advisory lock key that serializes migrations between instances starting at
 /// once ("kefumig" in ASCII).

@@ -3,7 +3,6 @@
 //! One process owns the SQLite file (a lock file enforces it), so the image is exact:
 //! the writer thread changes it only after the change it mirrors has committed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::model::{App, Authorization, Component, Digest, Kf, TokenChannel, TokenRecord};
@@ -18,7 +17,14 @@ pub(crate) struct AppEntry {
     pub(crate) kfs: Arc<Vec<Kf>>,
     /// Changes whenever `kfs` may have: a number never given to another list.
     pub(crate) version: u64,
+    /// Where each account is in `kfs`: made when first needed, forgotten whenever the
+    /// list is handed out for changing (which may add or remove accounts).
+    positions: Option<HashMap<String, usize>>,
 }
+
+/// The maps of the image: looked up several times by every request, so hashed with
+/// foldhash rather than SipHash (the keys are the server's own ids and digests).
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Which tokens supersede each other: same owner, channel and platform.
 pub(crate) type TokenFamily = (Arc<str>, TokenChannel, Option<Arc<str>>);
@@ -56,6 +62,7 @@ impl AppEntry {
             app,
             kfs: Arc::new(Vec::new()),
             version: next_version(),
+            positions: None,
         }
     }
 }
@@ -64,8 +71,25 @@ impl Cache {
     pub(crate) fn kfs_mut(&mut self, appid: &str) -> Option<&mut Vec<Kf>> {
         self.apps.get_mut(appid).map(|entry| {
             entry.version = next_version();
+            entry.positions = None;
             Arc::make_mut(&mut entry.kfs)
         })
+    }
+
+    /// An account by name, found without comparing it with every other (the nickname
+    /// change of a busy server looks one up per request).
+    pub(crate) fn kf_by_account_mut(&mut self, appid: &str, account: &str) -> Option<&mut Kf> {
+        let entry = self.apps.get_mut(appid)?;
+        entry.version = next_version();
+        let kfs = &entry.kfs;
+        let positions = entry.positions.get_or_insert_with(|| {
+            kfs.iter()
+                .enumerate()
+                .map(|(at, kf)| (kf.kf_account.clone(), at))
+                .collect()
+        });
+        let at = *positions.get(account)?;
+        Arc::make_mut(&mut entry.kfs).get_mut(at)
     }
 
     pub(crate) fn kf_mut(&mut self, appid: &str, kf_id: i64) -> Option<&mut Kf> {

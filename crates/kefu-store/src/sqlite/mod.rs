@@ -16,7 +16,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -25,15 +24,14 @@ use kefu_api::endpoints::kf_add::{FIRST_KF_ID, MAX_ACCOUNTS};
 use kefu_api::endpoints::kf_del::Target;
 use kefu_api::{ErrCode, KfAccount, Nickname, WechatId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use tokio::sync::mpsc;
 
 use self::cache::{AppEntry, Cache, TOKEN_RETENTION_SECS};
-use self::writer::{Work, submit};
+use self::writer::{Scope, Writer};
 use crate::logbuf::{self, LogBuffer};
 use crate::model::{
     App, AppSnapshot, AppSummary, Authorization, Component, CounterKey, CurrentToken, Digest,
-    Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, Snapshot, TokenChannel,
-    TokenRecord, Window,
+    Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, RecordedCall, Snapshot,
+    TokenChannel, TokenRecord, Window,
 };
 use crate::rules;
 use crate::{Store, StoreError, StoreResult};
@@ -70,13 +68,14 @@ impl SqliteOptions {
 
 /// The embedded store. Dropping it finishes the queued writes and closes the file.
 pub struct SqliteStore {
-    jobs: Option<mpsc::UnboundedSender<Work>>,
+    /// Closed (by dropping it) before the lock file is let go.
+    writer: Option<Writer>,
     /// When expired tokens were last forgotten (at most hourly, in the database and
     /// the cache alike).
     last_purge: AtomicI64,
     images: Arc<Mutex<Connection>>,
     /// Call counters: counted in memory (exact), persisted by `maintain`.
-    counters: Mutex<HashMap<CounterKey, Counter>>,
+    counters: Mutex<cache::HashMap<CounterKey, Counter>>,
     /// One `maintain` at a time, so that an older snapshot of the counters is never
     /// written after a newer one.
     maintaining: tokio::sync::Mutex<()>,
@@ -85,7 +84,6 @@ pub struct SqliteStore {
     cache: Arc<RwLock<Cache>>,
     /// The stored test clock offset.
     clock_offset: Arc<AtomicI64>,
-    writer: Option<JoinHandle<()>>,
     _lock: File,
 }
 
@@ -164,18 +162,13 @@ impl SqliteStore {
             .map_err(internal)?
             .unwrap_or(0);
 
-        let (jobs, receiver) = mpsc::unbounded_channel();
-        let thread_cache = Arc::clone(&cache);
-        let writer = std::thread::Builder::new()
-            .name("kefu-sqlite-writer".to_owned())
-            .spawn(move || writer::run(&conn, receiver, &thread_cache))
-            .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
+        let writer = Writer::start(conn, &options.path, Arc::clone(&cache), options.durability)?;
         // Head images are the one thing not kept in memory; they are read here, beside the
         // writer (WAL lets a reader see the last commit while the writer works).
         let images = Connection::open_with_flags(&options.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(internal)?;
         Ok(SqliteStore {
-            jobs: Some(jobs),
+            writer: Some(writer),
             last_purge: AtomicI64::new(i64::MIN),
             images: Arc::new(Mutex::new(images)),
             counters,
@@ -183,7 +176,6 @@ impl SqliteStore {
             log: LogBuffer::default(),
             cache,
             clock_offset: Arc::new(AtomicI64::new(clock_offset)),
-            writer: Some(writer),
             _lock: lock,
         })
     }
@@ -195,17 +187,38 @@ impl SqliteStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
+    /// Runs `f` in the writer, in a savepoint of its own (see [`submit`]).
     async fn write<T, F, E>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<(T, E)> + Send + 'static,
         E: FnOnce(&mut Cache) + Send + 'static,
     {
-        let jobs = self
-            .jobs
+        self.write_in(Scope::Savepoint, f).await
+    }
+
+    /// [`SqliteStore::write`] for a job that writes with at most one statement and
+    /// fails only when that statement wrote nothing ([`Scope::OneStatement`]).
+    async fn write_one<T, F, E>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<(T, E)> + Send + 'static,
+        E: FnOnce(&mut Cache) + Send + 'static,
+    {
+        self.write_in(Scope::OneStatement, f).await
+    }
+
+    async fn write_in<T, F, E>(&self, scope: Scope, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<(T, E)> + Send + 'static,
+        E: FnOnce(&mut Cache) + Send + 'static,
+    {
+        self.writer
             .as_ref()
-            .ok_or_else(|| StoreError::Internal("store closed".to_owned()))?;
-        submit(jobs, f).await
+            .ok_or_else(|| StoreError::Internal("store closed".to_owned()))?
+            .submit(scope, f)
+            .await
     }
 }
 
@@ -296,7 +309,7 @@ impl SqliteStore {
         self.log.forget(owner);
     }
 
-    fn counters(&self) -> std::sync::MutexGuard<'_, HashMap<CounterKey, Counter>> {
+    fn counters(&self) -> std::sync::MutexGuard<'_, cache::HashMap<CounterKey, Counter>> {
         self.counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -324,10 +337,8 @@ fn logged_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LoggedRequest> {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        self.jobs.take();
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
+        // Finishes the queued writes and closes the connection while the lock is held.
+        drop(self.writer.take());
     }
 }
 
@@ -405,8 +416,8 @@ fn load(conn: &Connection) -> rusqlite::Result<Cache> {
     Ok(cache)
 }
 
-fn load_counters(conn: &Connection) -> rusqlite::Result<HashMap<CounterKey, Counter>> {
-    let mut counters = HashMap::new();
+fn load_counters(conn: &Connection) -> rusqlite::Result<cache::HashMap<CounterKey, Counter>> {
+    let mut counters = cache::HashMap::default();
     let mut stmt = conn.prepare("SELECT owner, name, kind, window, count FROM counters")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -814,14 +825,20 @@ impl Store for SqliteStore {
             account.as_str().to_owned(),
             nickname.as_str().to_owned(),
         );
-        self.write(move |conn| {
-            let kf_id: Option<i64> = conn
-                .prepare_cached("UPDATE kf_accounts SET nickname = ?3 WHERE appid = ?1 AND kf_account = ?2 RETURNING kf_id")
-                .and_then(|mut stmt| stmt.query_row(params![appid, account, nickname], |row| row.get(0)).optional())
+        // The hot path of a busy server: one statement, no savepoint, and no RETURNING
+        // (SQLite gathers returned rows in a temporary table).
+        self.write_one(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE kf_accounts SET nickname = ?3 WHERE appid = ?1 AND kf_account = ?2",
+                )
+                .and_then(|mut stmt| stmt.execute(params![appid, account, nickname]))
                 .map_err(internal)?;
-            let Some(kf_id) = kf_id else { return Err(StoreError::Rejected(ErrCode::InvalidKfAccount)) };
+            if changed == 0 {
+                return Err(StoreError::Rejected(ErrCode::InvalidKfAccount));
+            }
             Ok(((), move |cache: &mut Cache| {
-                if let Some(kf) = cache.kf_mut(&appid, kf_id) {
+                if let Some(kf) = cache.kf_by_account_mut(&appid, &account) {
                     kf.nickname = nickname;
                 }
             }))
@@ -1141,8 +1158,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    fn log_request(&self, entry: LoggedRequest) {
-        self.log.push(entry);
+    fn log_request(&self, call: Arc<dyn RecordedCall>) {
+        self.log.push(call);
     }
 
     async fn logged_request(&self, rid: &str) -> StoreResult<Option<LoggedRequest>> {

@@ -1,27 +1,74 @@
-//! The single writer: one thread owns the read-write connection and commits whatever
-//! requests are waiting as one transaction (group commit), answering each only after
-//! the commit is durable.
+//! The single writer: it owns the read-write connection and commits whatever requests
+//! are waiting as one transaction (group commit), answering each only once its change
+//! is as durable as the store promises.
+//!
+//! The writer is an async task that takes every job waiting whenever it runs. Where it
+//! runs depends on the durability:
+//!
+//! - [`Durability::Normal`]: on the server's own runtime. Its commits never wait for the
+//!   disk (`synchronous=NORMAL`, and no checkpoint in the commit), so it never holds a
+//!   runtime thread for long; when the WAL has grown long, the task has it moved into
+//!   the database on a blocking thread and waits for that before its next batch.
+//!   Handing work to another thread and back costs two wake-ups of sleeping threads per
+//!   batch (system calls and, on a virtual machine, interrupts between CPUs); a task
+//!   woken inside the runtime costs neither, and while it waits its turn more requests
+//!   join its batch.
+//! - [`Durability::Full`]: on a thread of its own, since every commit waits for the
+//!   disk (`synchronous=FULL`) and the requests arriving meanwhile make the next batch.
+//!   Its answers go back to the server's runtime together: one task there wakes the
+//!   batch's requests, so that waking them from outside costs one wake-up, not one each.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::thread::JoinHandle;
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::Durability;
 use super::cache::Cache;
 use crate::{StoreError, StoreResult};
 
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 512;
+/// With [`Durability::Normal`], the WAL is moved into the database once it is this long
+/// (SQLite's own default: 1000 pages of 4 KiB)...
+const CHECKPOINT_BYTES: u64 = 4 * 1024 * 1024;
+/// ...as seen every so many batches.
+const CHECKPOINT_EVERY: u32 = 64;
 
-/// What to do once the batch's fate is known: apply the cache edit and answer,
-/// or answer the commit's error. Every answer waits for the commit, rejections too: a
-/// rejection may rest on an earlier job of the same batch.
-pub(crate) type Finish = Box<dyn for<'a> FnOnce(Result<&'a mut Cache, StoreError>) + Send>;
-/// A job: runs inside the batch transaction (or gets `None` when none could be opened,
-/// and answers the failure itself). `keep` says whether what it wrote stays (`false`
+/// What to do once the batch's fate is known: apply the cache edit and make the
+/// answer, or make the commit's failure the answer. Every answer waits for the commit,
+/// rejections too: a rejection may rest on an earlier job of the same batch.
+type Finish = Box<dyn for<'a> FnOnce(Result<&'a mut Cache, StoreError>) -> Deliver + Send>;
+/// Hands a job's answer to the request waiting for it.
+type Deliver = Box<dyn FnOnce() + Send>;
+/// A job's work: runs inside the batch transaction (or gets `None` when none could be
+/// opened, and answers the failure itself).
+type Work = Box<dyn FnOnce(Option<&Connection>) -> Option<Done> + Send>;
+
+/// A job for the writer.
+struct Job {
+    scope: Scope,
+    work: Work,
+}
+
+/// How a job's writes are undone when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The job may write with several statements: it runs in a savepoint of its own,
+    /// rolled back when it fails.
+    Savepoint,
+    /// The job writes with at most one statement, which SQLite applies whole or not at
+    /// all, and fails only when that statement wrote nothing: it needs no savepoint
+    /// (two statements and a copy of every page it touches, saved).
+    OneStatement,
+}
+
+/// A job's result inside the batch. `keep` says whether what it wrote stays (`false`
 /// rolls it back to its savepoint).
-pub(crate) type Work = Box<dyn FnOnce(Option<&Connection>) -> Option<Done> + Send>;
-
-/// A job's result inside the batch.
-pub(crate) struct Done {
+struct Done {
     keep: bool,
     finish: Finish,
 }
@@ -30,43 +77,244 @@ fn stopped() -> StoreError {
     StoreError::Internal("the store writer has stopped".to_owned())
 }
 
-/// Wraps a closure as a job and waits for its answer.
-///
-/// `f` runs inside a savepoint: an `Err` rolls back what it did; an `Ok((value, edit))`
-/// keeps it. Either way the answer comes after the batch commits (`edit` applied to
-/// the cache first); if the commit fails, the answer is the commit's error.
-pub(crate) async fn submit<T, F, E>(jobs: &mpsc::UnboundedSender<Work>, f: F) -> StoreResult<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&Connection) -> StoreResult<(T, E)> + Send + 'static,
-    E: FnOnce(&mut Cache) + Send + 'static,
-{
-    let (reply, answer) = oneshot::channel::<StoreResult<T>>();
-    let work: Work = Box::new(move |conn| {
-        let Some(conn) = conn else {
-            let _ = reply.send(Err(stopped()));
-            return None;
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The writer as the store sees it. Dropping it runs the jobs still waiting and closes
+/// the connection.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    /// The runtime thread the writer task runs on, when it has one of its own.
+    own_runtime: Option<OwnRuntime>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Wakes the writer task when the queue stops being empty.
+    wake: Notify,
+    /// The read-write connection; `None` once the store is closed.
+    conn: Mutex<Option<Connection>>,
+    cache: Arc<RwLock<Cache>>,
+    replies: Replies,
+    /// The WAL the writer task checkpoints itself ([`Durability::Normal`]).
+    wal: Option<PathBuf>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    closed: bool,
+}
+
+impl Writer {
+    /// Starts the writer over `conn` (already migrated and loaded into `cache`), for
+    /// the database at `path`.
+    pub(crate) fn start(
+        conn: Connection,
+        path: &Path,
+        cache: Arc<RwLock<Cache>>,
+        durability: Durability,
+    ) -> StoreResult<Writer> {
+        let sqlite = |e: rusqlite::Error| StoreError::Internal(e.to_string());
+        let server = Handle::try_current().ok();
+        let (runtime, own_runtime, replies, wal) = match durability {
+            Durability::Normal => {
+                conn.pragma_update(None, "synchronous", "NORMAL")
+                    .and_then(|()| conn.pragma_update(None, "wal_autocheckpoint", 0))
+                    .map_err(sqlite)?;
+                let (runtime, own) = match server {
+                    Some(runtime) => (runtime, None),
+                    None => {
+                        let (runtime, own) = OwnRuntime::start()?;
+                        (runtime, Some(own))
+                    }
+                };
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                (runtime, own, Replies::Inline, Some(PathBuf::from(wal)))
+            }
+            Durability::Full => {
+                // Checkpoints happen in the commits (SQLite's default), on the writer's
+                // own thread.
+                conn.pragma_update(None, "synchronous", "FULL")
+                    .map_err(sqlite)?;
+                let (runtime, own) = OwnRuntime::start()?;
+                let replies = server.map_or(Replies::Inline, |server| Replies::start(&server));
+                (runtime, Some(own), replies, None)
+            }
         };
-        Some(match f(conn) {
-            Err(error) => Done {
-                keep: false,
-                finish: Box::new(move |outcome: Result<&mut Cache, StoreError>| {
-                    let _ = reply.send(Err(outcome.err().unwrap_or(error)));
-                }),
-            },
-            Ok((value, edit)) => Done {
-                keep: true,
-                finish: Box::new(move |outcome: Result<&mut Cache, StoreError>| {
-                    let _ = reply.send(outcome.map(|cache| {
-                        edit(cache);
-                        value
-                    }));
-                }),
-            },
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            wake: Notify::new(),
+            conn: Mutex::new(Some(conn)),
+            cache,
+            replies,
+            wal,
+        });
+        runtime.spawn(Arc::clone(&shared).serve());
+        Ok(Writer {
+            shared,
+            own_runtime,
         })
-    });
-    jobs.send(work).map_err(|_| stopped())?;
-    answer.await.map_err(|_| stopped())?
+    }
+
+    /// Wraps a closure as a job and waits for its answer.
+    ///
+    /// `f` runs inside the batch's transaction (in a savepoint of its own for
+    /// [`Scope::Savepoint`]): an `Err` rolls back what it did; an `Ok((value, edit))`
+    /// keeps it. Either way the answer comes after the batch commits (`edit` applied to
+    /// the cache first); if the commit fails, the answer is the commit's error.
+    pub(crate) async fn submit<T, F, E>(&self, scope: Scope, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<(T, E)> + Send + 'static,
+        E: FnOnce(&mut Cache) + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<StoreResult<T>>();
+        let work: Work = Box::new(move |conn| {
+            let Some(conn) = conn else {
+                let _ = reply.send(Err(stopped()));
+                return None;
+            };
+            Some(match f(conn) {
+                Err(error) => Done {
+                    keep: false,
+                    finish: Box::new(move |outcome: Result<&mut Cache, StoreError>| {
+                        let answer = Err(outcome.err().unwrap_or(error));
+                        Box::new(move || drop(reply.send(answer)))
+                    }),
+                },
+                Ok((value, edit)) => Done {
+                    keep: true,
+                    finish: Box::new(move |outcome: Result<&mut Cache, StoreError>| {
+                        let answer = outcome.map(|cache| {
+                            edit(cache);
+                            value
+                        });
+                        Box::new(move || drop(reply.send(answer)))
+                    }),
+                },
+            })
+        });
+        let first = {
+            let mut queue = lock(&self.shared.queue);
+            if queue.closed {
+                return Err(stopped());
+            }
+            queue.jobs.push(Job { scope, work });
+            queue.jobs.len() == 1
+        };
+        if first {
+            self.shared.wake.notify_one();
+        }
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let waiting = {
+            let mut queue = lock(&self.shared.queue);
+            queue.closed = true;
+            std::mem::take(&mut queue.jobs)
+        };
+        self.shared.wake.notify_one();
+        {
+            // Waits for a batch in progress on another thread.
+            let mut conn = lock(&self.shared.conn);
+            if !waiting.is_empty() {
+                self.shared.commit(conn.as_ref(), waiting);
+            }
+            conn.take();
+        }
+        drop(self.own_runtime.take());
+    }
+}
+
+impl Shared {
+    /// The writer task: takes every job waiting, commits them as one batch, and goes
+    /// again once the requests it answered have had their turn.
+    async fn serve(self: Arc<Shared>) {
+        let mut batches: u32 = 0;
+        loop {
+            let batch = {
+                let mut queue = lock(&self.queue);
+                if queue.closed {
+                    return;
+                }
+                let n = queue.jobs.len().min(MAX_BATCH);
+                queue.jobs.drain(..n).collect::<Vec<_>>()
+            };
+            if batch.is_empty() {
+                self.wake.notified().await;
+                continue;
+            }
+            {
+                let conn = lock(&self.conn);
+                self.commit(conn.as_ref(), batch);
+            }
+            batches = batches.wrapping_add(1);
+            if batches.is_multiple_of(CHECKPOINT_EVERY)
+                && let Some(wal) = &self.wal
+                && std::fs::metadata(wal).is_ok_and(|m| m.len() >= CHECKPOINT_BYTES)
+            {
+                self.checkpoint().await;
+            }
+            // The next batch is the larger for letting the requests just answered (and
+            // those arriving) run first.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Moves the WAL into the database (SQLite syncs the WAL before and the database
+    /// after), on a blocking thread: the writer waits for it, the runtime does not. With
+    /// no commit beside it, it moves everything, so the next commit starts the WAL
+    /// afresh.
+    async fn checkpoint(self: &Arc<Shared>) {
+        let shared = Arc::clone(self);
+        let done = tokio::task::spawn_blocking(move || {
+            let conn = lock(&shared.conn);
+            let Some(conn) = conn.as_ref() else {
+                return;
+            };
+            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                row.get::<_, i64>(0)
+            }) {
+                tracing::warn!(%error, "checkpoint failed; it is retried");
+            }
+        });
+        let _ = done.await;
+    }
+
+    /// Runs one batch in one transaction, applies it to the cache and answers it.
+    fn commit(&self, conn: Option<&Connection>, batch: Vec<Job>) {
+        let Some(conn) = conn else {
+            // Each job answers the failure itself when handed no connection.
+            for job in batch {
+                let _ = (job.work)(None);
+            }
+            return;
+        };
+        let (finishes, committed) = run_batch(conn, batch);
+        if finishes.is_empty() {
+            return;
+        }
+        let answers: Vec<Deliver> = {
+            let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+            finishes
+                .into_iter()
+                .map(|finish| {
+                    finish(match &committed {
+                        Ok(()) => Ok(&mut cache),
+                        Err(error) => Err(StoreError::Internal(error.clone())),
+                    })
+                })
+                .collect()
+        };
+        // Answered once the cache shows the batch (its lock is let go by now).
+        self.replies.send(answers);
+    }
 }
 
 /// Runs a statement without parameters, prepared once per connection (the writer runs
@@ -75,89 +323,134 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-/// The writer thread's loop; returns when every sender is gone.
-pub(crate) fn run(
-    conn: &Connection,
-    mut jobs: mpsc::UnboundedReceiver<Work>,
-    cache: &std::sync::RwLock<Cache>,
-) {
-    let mut batch: Vec<Work> = Vec::with_capacity(MAX_BATCH);
-    let mut finishes: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = jobs.blocking_recv() {
-        batch.push(first);
-        // Let the requests already on their way join this transaction: one commit for
-        // them all costs less than one each.
-        std::thread::yield_now();
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+/// Runs the jobs in one transaction: what to finish each with, and whether the batch
+/// committed.
+fn run_batch(conn: &Connection, batch: Vec<Job>) -> (Vec<Finish>, Result<(), String>) {
+    if let Err(error) = exec(conn, "BEGIN IMMEDIATE") {
+        tracing::error!(%error, "cannot begin a write transaction");
+        for job in batch {
+            let _ = (job.work)(None);
         }
-        if let Err(error) = exec(conn, "BEGIN IMMEDIATE") {
-            tracing::error!(%error, "cannot begin a write transaction");
-            // Each job answers the failure itself when handed no connection.
-            for job in batch.drain(..) {
-                let _ = job(None);
-            }
+        return (Vec::new(), Ok(()));
+    }
+    let mut finishes = Vec::with_capacity(batch.len());
+    let mut aborted = None;
+    for Job { scope, work } in batch {
+        if aborted.is_some() {
+            let _ = work(None);
             continue;
         }
-        let mut aborted = None;
-        for job in batch.drain(..) {
-            if aborted.is_some() {
-                let _ = job(None);
-                continue;
-            }
-            if let Err(error) = exec(conn, "SAVEPOINT job") {
-                tracing::error!(%error, "cannot open a savepoint");
-                let _ = job(None);
-                continue;
-            }
-            let Some(done) = job(Some(conn)) else {
-                continue;
-            };
-            let closed = if done.keep {
-                exec(conn, "RELEASE job")
-            } else {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")
-            };
-            finishes.push(done.finish);
-            // SQLite rolls the whole transaction back on some failures (disk full, I/O
-            // error); then nothing of this batch may be committed job by job.
-            match closed {
-                Err(error) => aborted = Some(error.to_string()),
-                Ok(()) if conn.is_autocommit() => {
-                    aborted = Some("SQLite rolled the transaction back".to_owned())
-                }
-                Ok(()) => {}
-            }
+        let savepoint = scope == Scope::Savepoint;
+        if savepoint && let Err(error) = exec(conn, "SAVEPOINT job") {
+            tracing::error!(%error, "cannot open a savepoint");
+            let _ = work(None);
+            continue;
         }
-        if let Some(error) = aborted {
-            tracing::error!(%error, "the write transaction was aborted; the batch is lost");
+        let Some(done) = work(Some(conn)) else {
+            continue;
+        };
+        let closed = match (savepoint, done.keep) {
+            (false, _) => Ok(()),
+            (true, true) => exec(conn, "RELEASE job"),
+            (true, false) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
+        };
+        finishes.push(done.finish);
+        // SQLite rolls the whole transaction back on some failures (disk full, I/O
+        // error); then nothing of this batch may be committed job by job.
+        match closed {
+            Err(error) => aborted = Some(error.to_string()),
+            Ok(()) if conn.is_autocommit() => {
+                aborted = Some("SQLite rolled the transaction back".to_owned());
+            }
+            Ok(()) => {}
+        }
+    }
+    if let Some(error) = aborted {
+        tracing::error!(%error, "the write transaction was aborted; the batch is lost");
+        let _ = conn.execute_batch("ROLLBACK");
+        return (finishes, Err(format!("transaction aborted: {error}")));
+    }
+    match exec(conn, "COMMIT") {
+        Ok(()) => (finishes, Ok(())),
+        Err(error) => {
+            tracing::error!(%error, "commit failed; the batch is lost");
             let _ = conn.execute_batch("ROLLBACK");
-            for finish in finishes.drain(..) {
-                finish(Err(StoreError::Internal(format!(
-                    "transaction aborted: {error}"
-                ))));
-            }
-            continue;
+            (finishes, Err(format!("commit failed: {error}")))
         }
-        match exec(conn, "COMMIT") {
-            Ok(()) => {
-                let mut cache = cache
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                for finish in finishes.drain(..) {
-                    finish(Ok(&mut cache));
+    }
+}
+
+/// How a batch's answers reach the requests waiting for them.
+enum Replies {
+    /// Delivered by the writer task itself (it runs on the server's runtime, or there
+    /// is no other).
+    Inline,
+    /// Delivered by a task on the server's runtime, a batch at a time.
+    Task(mpsc::UnboundedSender<Vec<Deliver>>),
+}
+
+impl Replies {
+    fn start(runtime: &Handle) -> Replies {
+        let (sender, mut batches) = mpsc::unbounded_channel::<Vec<Deliver>>();
+        runtime.spawn(async move {
+            while let Some(batch) = batches.recv().await {
+                for deliver in batch {
+                    deliver();
                 }
             }
-            Err(error) => {
-                tracing::error!(%error, "commit failed; the batch is lost");
-                let _ = conn.execute_batch("ROLLBACK");
-                for finish in finishes.drain(..) {
-                    finish(Err(StoreError::Internal(format!("commit failed: {error}"))));
-                }
-            }
+        });
+        Replies::Task(sender)
+    }
+
+    fn send(&self, answers: Vec<Deliver>) {
+        let answers = match self {
+            Replies::Task(sender) => match sender.send(answers) {
+                Ok(()) => return,
+                // The server's runtime is gone: deliver here.
+                Err(mpsc::error::SendError(answers)) => answers,
+            },
+            Replies::Inline => answers,
+        };
+        for deliver in answers {
+            deliver();
+        }
+    }
+}
+
+/// A runtime on a thread of its own, running the writer task until the store closes.
+struct OwnRuntime {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl OwnRuntime {
+    fn start() -> StoreResult<(Handle, OwnRuntime)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("kefu-sqlite-writer".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let _ = stopped.await;
+                });
+            })
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
+        let own = OwnRuntime {
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        Ok((handle, own))
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
