@@ -2,14 +2,17 @@
 //! the listeners the configuration names (port 0 picks a free port, as tests do);
 //! [`Application::run_until`] serves until the given future completes.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::{Extension, Router};
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use kefu_api::admin::{CreatedApp, NewApp};
 use kefu_store::Store;
 use kefu_store::postgres::{PostgresOptions, PostgresStore};
@@ -17,6 +20,7 @@ use kefu_store::sqlite::{SqliteOptions, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 use crate::clock::Clock;
 use crate::config::{Config, Database};
@@ -94,18 +98,52 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError>
 /// A bound, ready-to-run server.
 pub struct Application {
     state: AppState,
-    router: Router,
+    surface: Arc<Surface>,
     http: TcpListener,
     https: Option<(TcpListener, TlsMaterial)>,
 }
 
-/// The whole HTTP surface for a state: WeChat's paths, kefu's own under `/kefu/v1`,
-/// and `40066 invalid url` for everything else.
-pub fn router(state: AppState) -> Router {
-    wechat::router(state.clone())
-        .nest(kefu_api::admin::PREFIX, admin::router(state.clone()))
-        .fallback(wechat::invalid_url)
-        .with_state(state)
+/// Everything a connection needs to answer its requests: WeChat's paths, found in
+/// [`wechat::Routes`], and the rest (kefu's own under `/kefu/v1`, and `40066 invalid
+/// url` for any other path) through axum's router.
+struct Surface {
+    state: AppState,
+    routes: wechat::Routes,
+    router: Router,
+}
+
+impl Surface {
+    fn new(state: AppState) -> Surface {
+        let router = Router::new()
+            .nest(kefu_api::admin::PREFIX, admin::router(state.clone()))
+            .fallback(wechat::invalid_url)
+            .with_state(state.clone());
+        Surface {
+            state,
+            routes: wechat::Routes::new(),
+            router,
+        }
+    }
+
+    /// Answers one request that came from `peer`, over HTTPS or not.
+    async fn answer(&self, mut request: Request, peer: SocketAddr, https: bool) -> Response {
+        if https {
+            request.extensions_mut().insert(wechat::Https);
+        }
+        match self.routes.handler(request.uri().path(), request.method()) {
+            Some(handler) => {
+                wechat::observe::observe(self.state.clone(), request, Some(peer.ip()), handler)
+                    .await
+            }
+            None => {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                match self.router.clone().oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
@@ -152,10 +190,10 @@ impl Application {
             }
             None => None,
         };
-        let router = router(state.clone());
+        let surface = Arc::new(Surface::new(state.clone()));
         Ok(Application {
             state,
-            router,
+            surface,
             http,
             https,
         })
@@ -236,11 +274,10 @@ impl Application {
         });
         let self_state = self.state.clone();
         let https_task = self.https.map(|(listener, material)| {
-            let router = self.router.clone().layer(Extension(wechat::Https));
-            tokio::spawn(serve_tls(
+            tokio::spawn(serve(
                 listener,
-                TlsAcceptor::from(material.config),
-                router,
+                Some(TlsAcceptor::from(material.config)),
+                Arc::clone(&self.surface),
                 stop_rx.clone(),
             ))
         });
@@ -256,74 +293,88 @@ impl Application {
                 }
             })
         };
-        let mut stop = stop_rx;
-        let result = axum::serve(
-            self.http,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        })
-        .await;
+        serve(self.http, None, self.surface, stop_rx).await;
         if let Some(task) = https_task {
             let _ = task.await;
         }
         let _ = housekeeping.await;
         // Every request has finished: persist what they counted.
         maintain(&self_state).await;
-        result
+        Ok(())
     }
 }
 
 /// How long a client may take to complete its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn serve_tls(
+/// Accepts connections on `listener` (through TLS when an acceptor is given) and
+/// serves HTTP/1 and HTTP/2 on them until `stop`; then stops accepting and waits for
+/// the open connections (idle ones are closed), so that nothing keeps the store open
+/// after `run_until` returns.
+async fn serve(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
-    router: Router,
+    tls: Option<TlsAcceptor>,
+    surface: Arc<Surface>,
     mut stop: watch::Receiver<bool>,
 ) {
-    // Tracks open connections so that stopping waits for them (idle ones are closed),
-    // and nothing keeps the store open after `run_until` returns.
     let graceful = GracefulShutdown::new();
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "HTTPS accept failed");
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stopped| *stopped) => break,
         };
-        let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(
-            router
-                .clone()
-                .layer(Extension(axum::extract::ConnectInfo(peer))),
-        );
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, say: give the open connections a moment.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Answers go out whole: no reason to wait for more to send.
+        let _ = stream.set_nodelay(true);
+        let https = tls.is_some();
+        let surface = Arc::clone(&surface);
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let surface = Arc::clone(&surface);
+            async move {
+                let request = request.map(axum::body::Body::new);
+                Ok::<_, Infallible>(surface.answer(request, peer, https).await)
+            }
+        });
         let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            // A client that never finishes its handshake must not hold the server open.
-            let tls =
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, %peer, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%error, %peer, "HTTPS connection ended with an error");
+            let served = match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection).await
+                }
+                Some(acceptor) => {
+                    // A client that never finishes its handshake must not hold the
+                    // server open.
+                    let tls =
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(error)) => {
+                                tracing::debug!(%error, %peer, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let connection = builder.serve_connection(TokioIo::new(tls), service);
+                    watcher.watch(connection).await
+                }
+            };
+            if let Err(error) = served {
+                tracing::debug!(%error, %peer, "connection ended with an error");
             }
         });
     }

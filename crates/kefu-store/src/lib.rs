@@ -27,8 +27,8 @@ use kefu_api::endpoints::kf_del::Target;
 use kefu_api::{KfAccount, Nickname, WechatId};
 
 pub use model::{
-    App, AppSnapshot, AppSummary, Authorization, Component, CounterKey, CurrentToken, Digest,
-    Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, RecordedCall, Snapshot,
+    App, AppSnapshot, AppSummary, Authorization, CallDetails, Component, CounterKey, CurrentToken,
+    Digest, Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, RecordedCall, Snapshot,
     TokenChannel, TokenRecord, Window,
 };
 
@@ -201,7 +201,7 @@ pub trait Store: Send + Sync + 'static {
     /// Records a WeChat call. It is findable at once, and a failed one is written by
     /// the next [`Store::maintain`] (the log is a diagnostic, not an acknowledged
     /// change: a crash may lose the last second of it).
-    fn log_request(&self, call: Arc<dyn RecordedCall>);
+    fn log_request(&self, call: Arc<RecordedCall>);
     /// A recorded call by rid.
     async fn logged_request(&self, rid: &str) -> StoreResult<Option<LoggedRequest>>;
     /// The newest recorded calls, of one app or all.

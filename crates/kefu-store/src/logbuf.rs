@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::model::{LoggedRequest, RecordedCall};
 
 /// A call as kept here.
-type Call = Arc<dyn RecordedCall>;
+type Call = Arc<RecordedCall>;
 
 /// The most failed calls kept waiting for `maintain`; past it the oldest are dropped
 /// (the log is a diagnostic).
@@ -44,7 +44,7 @@ impl LogBuffer {
     /// Records a call.
     pub(crate) fn push(&self, entry: Call) {
         let mut inner = self.lock();
-        if entry.errcode() != 0 {
+        if entry.errcode != 0 {
             let seq = inner.next;
             inner.next += 1;
             inner.pending.push_back((seq, Arc::clone(&entry)));
@@ -70,14 +70,14 @@ impl LogBuffer {
             .recent
             .iter()
             .rev()
-            .find(|entry| entry.rid() == rid)
+            .find(|entry| entry.rid == rid)
             .or_else(|| {
                 inner
                     .pending
                     .iter()
                     .rev()
                     .map(|(_, entry)| entry)
-                    .find(|entry| entry.rid() == rid)
+                    .find(|entry| entry.rid == rid)
             })
             .map(|entry| entry.render())
     }
@@ -88,7 +88,7 @@ impl LogBuffer {
             .recent
             .iter()
             .rev()
-            .filter(|entry| appid.is_none_or(|id| entry.appid() == Some(id)))
+            .filter(|entry| appid.is_none_or(|id| entry.appid.as_deref() == Some(id)))
             .take(limit)
             .map(|entry| entry.render())
             .collect()
@@ -97,13 +97,11 @@ impl LogBuffer {
     /// Forgets calls made before `log_before` and answers the waiting calls to write.
     pub(crate) fn flush(&self, log_before: i64) -> Flush {
         let mut inner = self.lock();
-        inner
-            .recent
-            .retain(|entry| entry.invoke_time() >= log_before);
+        inner.recent.retain(|entry| entry.invoke_time >= log_before);
         let waiting: Vec<Call> = inner
             .pending
             .iter()
-            .filter(|(_, entry)| entry.invoke_time() >= log_before)
+            .filter(|(_, entry)| entry.invoke_time >= log_before)
             .map(|(_, entry)| Arc::clone(entry))
             .collect();
         let mark = inner.pending.back().map(|(seq, _)| *seq);
@@ -128,8 +126,10 @@ impl LogBuffer {
         let mut inner = self.lock();
         inner
             .pending
-            .retain(|(_, entry)| entry.appid() != Some(owner));
-        inner.recent.retain(|entry| entry.appid() != Some(owner));
+            .retain(|(_, entry)| entry.appid.as_deref() != Some(owner));
+        inner
+            .recent
+            .retain(|entry| entry.appid.as_deref() != Some(owner));
     }
 }
 

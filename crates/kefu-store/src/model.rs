@@ -290,38 +290,49 @@ pub struct CounterKey {
 /// A WeChat call as the request path records it: what the log is searched and kept
 /// by, with the rest of its text made only when it is read or written, so that masking
 /// and formatting cost nothing for the calls nobody looks at.
-pub trait RecordedCall: Send + Sync + 'static {
+pub struct RecordedCall {
     /// Its rid.
-    fn rid(&self) -> &str;
+    pub rid: String,
     /// The app it was made for, when known.
-    fn appid(&self) -> Option<&str>;
+    pub appid: Option<String>,
     /// The errcode answered (0 for payloads).
-    fn errcode(&self) -> i64;
+    pub errcode: i64,
     /// Unix seconds.
-    fn invoke_time(&self) -> i64;
-    /// The whole record, secrets masked.
-    fn render(&self) -> LoggedRequest;
+    pub invoke_time: i64,
+    /// The rest of the record.
+    pub details: Box<dyn CallDetails>,
 }
 
-impl RecordedCall for LoggedRequest {
-    fn rid(&self) -> &str {
-        &self.rid
-    }
+/// The part of a [`RecordedCall`] made when it is read or written.
+pub trait CallDetails: Send + Sync + 'static {
+    /// The whole record of `call`, secrets masked.
+    fn render(&self, call: &RecordedCall) -> LoggedRequest;
+}
 
-    fn appid(&self) -> Option<&str> {
-        self.appid.as_deref()
+impl RecordedCall {
+    /// The whole record, secrets masked.
+    #[must_use]
+    pub fn render(&self) -> LoggedRequest {
+        self.details.render(self)
     }
+}
 
-    fn errcode(&self) -> i64 {
-        self.errcode
-    }
-
-    fn invoke_time(&self) -> i64 {
-        self.invoke_time
-    }
-
-    fn render(&self) -> LoggedRequest {
+/// A record already made: its details are itself.
+impl CallDetails for LoggedRequest {
+    fn render(&self, _: &RecordedCall) -> LoggedRequest {
         self.clone()
+    }
+}
+
+impl From<LoggedRequest> for RecordedCall {
+    fn from(logged: LoggedRequest) -> RecordedCall {
+        RecordedCall {
+            rid: logged.rid.clone(),
+            appid: logged.appid.clone(),
+            errcode: logged.errcode,
+            invoke_time: logged.invoke_time,
+            details: Box::new(logged),
+        }
     }
 }
 

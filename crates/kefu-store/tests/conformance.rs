@@ -800,9 +800,9 @@ fn logged(rid: &str, errcode: i64, invoke_time: i64) -> LoggedRequest {
 
 async fn the_request_log_keeps_failed_calls(backend: Backend) {
     let store = backend.open().await;
-    store.log_request(Arc::new(logged("r-ok", 0, 1000)));
-    store.log_request(Arc::new(logged("r-failed", 65401, 1001)));
-    store.log_request(Arc::new(logged("r-old", 40001, 10)));
+    store.log_request(Arc::new(logged("r-ok", 0, 1000).into()));
+    store.log_request(Arc::new(logged("r-failed", 65401, 1001).into()));
+    store.log_request(Arc::new(logged("r-old", 40001, 10).into()));
     assert_eq!(
         store
             .logged_request("r-failed")

@@ -16,10 +16,12 @@ mod token;
 
 pub use self::observe::ClientIp;
 
-use axum::Router;
-use axum::extract::State;
-use axum::handler::Handler;
-use axum::routing::{MethodRouter, get, post};
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use axum::Extension;
+use axum::extract::{Request, State};
+use axum::http;
 use kefu_api::endpoints::{
     component as component_api, kf_add, kf_del, kf_invite, kf_list, kf_online, kf_update,
     kf_uploadheadimg, quota, rid_get, stable_token, token as token_api,
@@ -48,12 +50,32 @@ pub(crate) fn internal(error: StoreError) -> ErrCode {
     }
 }
 
-async fn require_get(State(state): State<AppState>) -> Reply {
-    Reply::error(ErrCode::RequireGet, state.clock.now())
+/// What answers a request for one of WeChat's paths.
+pub type Handler = fn(AppState, Request) -> Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// A handler taking the state and the request, as a [`Handler`].
+macro_rules! handler {
+    ($f:path) => {
+        (|state, request| Box::pin($f(State(state), request))) as Handler
+    };
+    ($f:path, ip) => {
+        (|state, request: Request| {
+            let ip = request
+                .extensions()
+                .get::<ClientIp>()
+                .copied()
+                .map(Extension);
+            Box::pin($f(State(state), ip, request))
+        }) as Handler
+    };
 }
 
-async fn require_post(State(state): State<AppState>) -> Reply {
-    Reply::error(ErrCode::RequirePost, state.clock.now())
+fn require_get(state: AppState, _: Request) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
+    Box::pin(async move { Reply::error(ErrCode::RequireGet, state.clock.now()) })
+}
+
+fn require_post(state: AppState, _: Request) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
+    Box::pin(async move { Reply::error(ErrCode::RequirePost, state.clock.now()) })
 }
 
 /// The answer for any path WeChat does not have.
@@ -61,49 +83,76 @@ pub(crate) async fn invalid_url(State(state): State<AppState>) -> Reply {
     Reply::error(ErrCode::InvalidUrl, state.clock.now())
 }
 
-/// Registers a handler under the endpoint's path and aliases, answering 43001/43002
-/// to the other methods.
-fn route<E: Endpoint, H, T>(router: Router<AppState>, handler: H) -> Router<AppState>
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    // HEAD is answered explicitly: axum would otherwise run the GET handler for it, and
-    // a `curl -I` on `/cgi-bin/token` or `kfaccount/del` must not mint or delete anything.
-    let methods: MethodRouter<AppState> = match E::METHOD {
-        Method::Get => get(handler).head(require_get).fallback(require_get),
-        Method::Post => post(handler).fallback(require_post),
-        Method::GetOrPost => get(handler.clone())
-            .head(require_post)
-            .post(handler)
-            .fallback(require_post),
-    };
-    std::iter::once(E::PATH)
-        .chain(E::ALIASES.iter().copied())
-        .fold(router, |router, path| router.route(path, methods.clone()))
+/// One of WeChat's paths: the methods it takes and what answers them.
+#[derive(Clone, Copy)]
+struct Route {
+    method: Method,
+    handler: Handler,
 }
 
-/// Every WeChat endpoint kefu implements, behind the [`observe::observe`] middleware.
-pub fn router(state: AppState) -> Router<AppState> {
-    let router = Router::new();
-    let router = route::<stable_token::GetStableToken, _, _>(router, token::stable_token_post);
-    let router = route::<quota::GetQuota, _, _>(router, openapi::quota_get);
-    let router = route::<quota::ClearApiQuota, _, _>(router, openapi::quota_clear);
-    let router = route::<quota::ClearQuota, _, _>(router, openapi::clear_quota);
-    let router = route::<quota::ClearQuotaV2, _, _>(router, openapi::clear_quota_v2);
-    let router = route::<rid_get::GetRid, _, _>(router, openapi::rid_get);
-    let router =
-        route::<component_api::ComponentToken, _, _>(router, component::api_component_token);
-    let router =
-        route::<component_api::AuthorizerToken, _, _>(router, component::api_authorizer_token);
-    let router = route::<token_api::GetToken, _, _>(router, token::token_get);
-    let router = route::<kf_add::AddKfAccount, _, _>(router, kf::kf_add);
-    let router = route::<kf_update::UpdateKfAccount, _, _>(router, kf::kf_update);
-    let router = route::<kf_del::DelKfAccount, _, _>(router, kf::kf_del);
-    let router = route::<kf_uploadheadimg::UploadHeadImg, _, _>(router, kf::kf_upload_headimg);
-    let router = route::<kf_list::GetKfList, _, _>(router, kf::kf_list);
-    let router = route::<kf_online::GetOnlineKfList, _, _>(router, kf::kf_online_list);
-    route::<kf_invite::InviteWorker, _, _>(router, kf::kf_invite).layer(
-        axum::middleware::from_fn_with_state(state, observe::observe),
-    )
+/// Every WeChat endpoint kefu implements, by path (and alias).
+///
+/// A table rather than axum's router: WeChat's paths are a fixed set with one rule for
+/// methods, and finding a request's handler here costs a lookup, where the router
+/// cloned services and wrapped futures in layers for every request.
+pub struct Routes(HashMap<&'static str, Route>);
+
+impl Default for Routes {
+    fn default() -> Routes {
+        Routes::new()
+    }
+}
+
+impl Routes {
+    /// The table.
+    #[must_use]
+    pub fn new() -> Routes {
+        let mut routes = Routes(HashMap::new());
+        routes.add::<stable_token::GetStableToken>(handler!(token::stable_token_post, ip));
+        routes.add::<quota::GetQuota>(handler!(openapi::quota_get));
+        routes.add::<quota::ClearApiQuota>(handler!(openapi::quota_clear));
+        routes.add::<quota::ClearQuota>(handler!(openapi::clear_quota));
+        routes.add::<quota::ClearQuotaV2>(handler!(openapi::clear_quota_v2, ip));
+        routes.add::<rid_get::GetRid>(handler!(openapi::rid_get));
+        routes.add::<component_api::ComponentToken>(handler!(component::api_component_token, ip));
+        routes.add::<component_api::AuthorizerToken>(handler!(component::api_authorizer_token));
+        routes.add::<token_api::GetToken>(handler!(token::token_get, ip));
+        routes.add::<kf_add::AddKfAccount>(handler!(kf::kf_add));
+        routes.add::<kf_update::UpdateKfAccount>(handler!(kf::kf_update));
+        routes.add::<kf_del::DelKfAccount>(handler!(kf::kf_del));
+        routes.add::<kf_uploadheadimg::UploadHeadImg>(handler!(kf::kf_upload_headimg));
+        routes.add::<kf_list::GetKfList>(handler!(kf::kf_list));
+        routes.add::<kf_online::GetOnlineKfList>(handler!(kf::kf_online_list));
+        routes.add::<kf_invite::InviteWorker>(handler!(kf::kf_invite));
+        routes
+    }
+
+    /// Registers a handler under the endpoint's path and aliases.
+    fn add<E: Endpoint>(&mut self, handler: Handler) {
+        let route = Route {
+            method: E::METHOD,
+            handler,
+        };
+        for path in std::iter::once(E::PATH).chain(E::ALIASES.iter().copied()) {
+            self.0.insert(path, route);
+        }
+    }
+
+    /// What answers `method` on `path`: its handler, or 43001/43002 for the other
+    /// methods. HEAD is a method like the others: a `curl -I` on `/cgi-bin/token` or
+    /// `kfaccount/del` must not mint or delete anything. `None` for a path WeChat does
+    /// not have.
+    #[must_use]
+    pub fn handler(&self, path: &str, method: &http::Method) -> Option<Handler> {
+        let route = self.0.get(path)?;
+        let get = method == http::Method::GET;
+        let post = method == http::Method::POST;
+        Some(match route.method {
+            Method::Get if get => route.handler,
+            Method::Post if post => route.handler,
+            Method::GetOrPost if get || post => route.handler,
+            Method::Get => require_get,
+            Method::Post | Method::GetOrPost => require_post,
+        })
+    }
 }

@@ -1,20 +1,20 @@
 //! What happens around every WeChat call: the caller's IP, fault injection, and the
 //! request log that `rid/get` reads (SPEC §6.3, §6.4, §8).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kefu_api::{ErrCode, Rid};
-use kefu_store::{LoggedRequest, RecordedCall};
+use kefu_store::{CallDetails, LoggedRequest, RecordedCall};
 use serde::Deserialize;
 
+use super::Handler;
 use super::auth::{look_up, with_token_memo};
 use super::reply::{Answered, Reply, new_rid};
 use super::request::{MAX_MULTIPART_BODY, Query, read_body};
@@ -199,13 +199,9 @@ fn outcome(body: &[u8]) -> (i64, Option<Rid>) {
         .map_or((0, None), |p| (p.errcode, Rid::from_errmsg(&p.errmsg)))
 }
 
-/// A call as the request path records it: cheap copies of what came and went.
-/// Masking and formatting wait until someone reads it.
-struct Call {
-    rid: String,
-    appid: Option<String>,
-    errcode: i64,
-    invoke_time: i64,
+/// What a call's record is made of, beside its rid, app, errcode and time: cheap copies
+/// of what came and went. Masking and formatting wait until someone reads it.
+struct Details {
     cost_ms: i64,
     method: Method,
     /// A copy of the path and query: the request's own `Uri` is a view into the
@@ -216,51 +212,8 @@ struct Call {
     client_ip: IpAddr,
 }
 
-/// A body as a recorded call keeps it.
-enum KeptBody {
-    /// A short body, copied whole and masked when read: never a view into the
-    /// connection's read buffer, which it would keep from being reused.
-    Whole(Box<[u8]>),
-    /// A long body (an upload, a long list) as the log shows it, made at once: the log
-    /// shows only its start.
-    Shown(String),
-}
-
-impl KeptBody {
-    fn of(bytes: &[u8]) -> KeptBody {
-        if bytes.len() <= LOGGED_BODY_BYTES {
-            KeptBody::Whole(bytes.into())
-        } else {
-            KeptBody::Shown(masked_body(bytes))
-        }
-    }
-
-    fn shown(&self) -> String {
-        match self {
-            KeptBody::Whole(bytes) => masked_body(bytes),
-            KeptBody::Shown(text) => text.clone(),
-        }
-    }
-}
-
-impl RecordedCall for Call {
-    fn rid(&self) -> &str {
-        &self.rid
-    }
-
-    fn appid(&self) -> Option<&str> {
-        self.appid.as_deref()
-    }
-
-    fn errcode(&self) -> i64 {
-        self.errcode
-    }
-
-    fn invoke_time(&self) -> i64 {
-        self.invoke_time
-    }
-
-    fn render(&self) -> LoggedRequest {
+impl CallDetails for Details {
+    fn render(&self, call: &RecordedCall) -> LoggedRequest {
         let (path, query) = self
             .path_and_query
             .split_once('?')
@@ -271,12 +224,12 @@ impl RecordedCall for Call {
             format!("{path}?{}", masked_query(query))
         };
         LoggedRequest {
-            rid: self.rid.clone(),
-            appid: self.appid.clone(),
+            rid: call.rid.clone(),
+            appid: call.appid.clone(),
             method: self.method.to_string(),
             path: path.to_owned(),
-            errcode: self.errcode,
-            invoke_time: self.invoke_time,
+            errcode: call.errcode,
+            invoke_time: call.invoke_time,
             cost_ms: self.cost_ms,
             request_url,
             request_body: self.request_body.shown(),
@@ -286,24 +239,81 @@ impl RecordedCall for Call {
     }
 }
 
-/// The middleware of every WeChat path. The request's token is read from the store once,
-/// here and in the handler alike.
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    with_token_memo(observed(state, request, next)).await
+/// A body as a recorded call keeps it.
+enum KeptBody {
+    /// A short body, copied whole and masked when read: never a view into the
+    /// connection's read buffer, which it would keep from being reused.
+    Whole(Box<[u8]>),
+    /// A long body (an upload, a long list) as the log shows it, made at once: the log
+    /// shows only its start.
+    Shown(Arc<str>),
 }
 
-async fn observed(state: AppState, mut request: Request, next: Next) -> Response {
+impl KeptBody {
+    fn of(bytes: &[u8]) -> KeptBody {
+        if bytes.len() <= LOGGED_BODY_BYTES {
+            KeptBody::Whole(bytes.into())
+        } else {
+            KeptBody::Shown(masked_body(bytes).into())
+        }
+    }
+
+    /// An answer's body: a long one that is the very answer last shown (a cached list
+    /// answered again and again) shares the text made for it.
+    fn of_answer(body: &Bytes) -> KeptBody {
+        if body.len() <= LOGGED_BODY_BYTES {
+            return KeptBody::of(body);
+        }
+        static LAST: std::sync::Mutex<Option<(Bytes, Arc<str>)>> = std::sync::Mutex::new(None);
+        let mut last = LAST
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The same allocation (kept alive here, so never reused for another body).
+        if let Some((seen, text)) = last.as_ref()
+            && seen.as_ptr() == body.as_ptr()
+            && seen.len() == body.len()
+        {
+            return KeptBody::Shown(Arc::clone(text));
+        }
+        let text: Arc<str> = masked_body(body).into();
+        *last = Some((body.clone(), Arc::clone(&text)));
+        KeptBody::Shown(text)
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            KeptBody::Whole(bytes) => masked_body(bytes),
+            KeptBody::Shown(text) => text.to_string(),
+        }
+    }
+}
+
+/// Answers a request for one of WeChat's paths with `handler`, around it the caller's
+/// IP (from the socket's `peer`), fault injection and the request log. The request's
+/// token is read from the store once, here and in the handler alike.
+pub async fn observe(
+    state: AppState,
+    request: Request,
+    peer: Option<IpAddr>,
+    handler: Handler,
+) -> Response {
+    with_token_memo(observed(state, request, peer, handler)).await
+}
+
+async fn observed(
+    state: AppState,
+    mut request: Request,
+    peer: Option<IpAddr>,
+    handler: Handler,
+) -> Response {
     let started = Instant::now();
     let now = state.clock.now();
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
     let ip = client_ip(&state.trusted_proxies, peer, request.headers());
     request.extensions_mut().insert(ClientIp(ip));
+    let run = |request| handler(state.clone(), request);
     let faults = state.faults.active();
     if !faults && !state.request_log {
-        return next.run(request).await;
+        return run(request).await.into_response();
     }
 
     // A body declared too large is left to the handler, so that its token is still
@@ -314,7 +324,7 @@ async fn observed(state: AppState, mut request: Request, next: Next) -> Response
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_MULTIPART_BODY) {
-        return next.run(request).await;
+        return run(request).await.into_response();
     }
     let (parts, body) = request.into_parts();
     let bytes: Bytes = match read_body(&parts.headers, body, MAX_MULTIPART_BODY).await {
@@ -342,17 +352,17 @@ async fn observed(state: AppState, mut request: Request, next: Next) -> Response
             }
             let code = ErrCode::from_code(fault.errcode);
             if code.is_ok() {
-                next.run(request).await
+                run(request).await.into_response()
             } else {
                 if fault.applied {
                     // Do the work, then answer the failure anyway.
-                    drop(next.run(request).await);
+                    drop(run(request).await);
                 }
                 tracing::info!(path = %path_and_query.split('?').next().unwrap_or_default(), errcode = fault.errcode, applied = fault.applied, "fault injected");
                 Reply::error(code, now).into_response()
             }
         }
-        None => next.run(request).await,
+        None => run(request).await.into_response(),
     };
     if !state.request_log {
         return response;
@@ -374,17 +384,19 @@ async fn observed(state: AppState, mut request: Request, next: Next) -> Response
             )
         }
     };
-    state.store.log_request(Arc::new(Call {
+    state.store.log_request(Arc::new(RecordedCall {
         rid: answered.rid.unwrap_or_else(|| new_rid(now)).to_string(),
         appid,
         errcode: answered.errcode,
         invoke_time: now,
-        cost_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-        method,
-        path_and_query,
-        request_body: KeptBody::of(&bytes),
-        response_body: KeptBody::of(&answered.body),
-        client_ip: ip,
+        details: Box::new(Details {
+            cost_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            method,
+            path_and_query,
+            request_body: KeptBody::of(&bytes),
+            response_body: KeptBody::of_answer(&answered.body),
+            client_ip: ip,
+        }),
     }));
     response
 }

@@ -42,13 +42,26 @@ impl<'a> Query<'a> {
     /// (what `form_urlencoded::parse` gives), but only the values of `key` are decoded,
     /// and text with nothing to decode (a token, say) is not copied.
     fn values(&self, key: &str) -> impl Iterator<Item = Cow<'a, str>> {
-        self.0
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .filter_map(move |pair| {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let query: &'a str = self.0;
+        let mut pairs = memchr::memchr_iter(b'&', query.as_bytes())
+            .chain(std::iter::once(query.len()))
+            .scan(0, move |start, end| {
+                let pair = &query[*start..end];
+                *start = end + 1;
+                Some(pair)
+            });
+        std::iter::from_fn(move || {
+            pairs.by_ref().find_map(|pair| {
+                if pair.is_empty() {
+                    return None;
+                }
+                let (name, value) = match memchr::memchr(b'=', pair.as_bytes()) {
+                    Some(at) => (&pair[..at], &pair[at + 1..]),
+                    None => (pair, ""),
+                };
                 (decoded(name) == key).then(|| decoded(value))
             })
+        })
     }
 }
 

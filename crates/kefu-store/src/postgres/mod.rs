@@ -1073,7 +1073,7 @@ impl Store for PostgresStore {
         .map(drop)
     }
 
-    fn log_request(&self, call: Arc<dyn RecordedCall>) {
+    fn log_request(&self, call: Arc<RecordedCall>) {
         self.log.push(call);
     }
 

@@ -1,11 +1,12 @@
-//! The embedded SQLite store: one file, WAL journal, a single writer thread with group
-//! commit, and an in-memory image of the data serving every read.
+//! The embedded SQLite store: one file, WAL journal, a single writer with group commit,
+//! and an in-memory image of the data serving every read.
 //!
 //! Reads (token checks, lists) never touch the disk. Writes queue to the writer, which
 //! folds whatever is waiting into one transaction and answers each request only after
-//! that transaction is durable (`synchronous=FULL` by default). A lock file beside the
-//! database keeps a second process from opening it, which is what makes the in-memory
-//! image exact.
+//! that transaction is as durable as [`Durability`] says (`synchronous=FULL` by
+//! default); see the `writer` module for where it runs. A lock file beside the database
+//! keeps a second process from opening it, which is what makes the in-memory image
+//! exact.
 
 mod cache;
 mod schema;
@@ -1121,12 +1122,22 @@ impl Store for SqliteStore {
             return Ok(Err(full));
         }
         for (key, _) in counters {
-            let counter = map.entry(key.clone()).or_insert(Counter {
-                count: 0,
-                dirty: true,
-            });
-            counter.count += 1;
-            counter.dirty = true;
+            // Looked up by reference: the key is copied only for a counter's first call.
+            match map.get_mut(key) {
+                Some(counter) => {
+                    counter.count += 1;
+                    counter.dirty = true;
+                }
+                None => {
+                    map.insert(
+                        key.clone(),
+                        Counter {
+                            count: 1,
+                            dirty: true,
+                        },
+                    );
+                }
+            }
         }
         Ok(Ok(()))
     }
@@ -1158,7 +1169,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    fn log_request(&self, call: Arc<dyn RecordedCall>) {
+    fn log_request(&self, call: Arc<RecordedCall>) {
         self.log.push(call);
     }
 
