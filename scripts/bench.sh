@@ -10,9 +10,11 @@
 # default postgres://postgres@127.0.0.1:5432/test; a fresh schema each round); creates an app with 100 kf accounts and a token on each kefu;
 # drives every server with wrk (2 threads, 64 connections) on the same loads — update of a
 # random account, getkflist (100 accounts), /cgi-bin/token — interleaving the servers in
-# every round; checks after every kefu run that no answer was anything but errcode 0 and
-# that every account's nickname is one the run sent (and had acknowledged); records peak
-# RSS and cold start; and writes the table to BENCHMARKS.md.
+# every round (each run after the disk is quiet: sync, and a PostgreSQL CHECKPOINT);
+# checks after every kefu run that no answer was anything but errcode 0 and that every
+# account's nickname is one the run sent (and had acknowledged); records peak RSS and
+# cold start; and writes the table to BENCHMARKS.md, followed by scripts/bench/bounds.md
+# (what bounds each figure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -112,9 +114,17 @@ to_ms() { # wrk latency like 1.23ms / 812.00us / 1.02s
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
 }
 
+# Before every run: what the previous runs left for the disk (dirty pages, PostgreSQL's
+# buffers) is written first, so that no run's fsyncs wait behind another's write-back.
+quiesce() {
+    sync
+    if [ -n "${PG_SCHEMA_URL:-}" ]; then psql "$PG_URL" -Atqc 'CHECKPOINT' >/dev/null; fi
+}
+
 run_wrk() { # load server run-id -> appends to RESULTS, checks correctness
     local load=$1 server=$2 run=$3 base="http://127.0.0.1:${PORT[$2]}" out path script
     local token=${TOKEN[$server]:-none}
+    quiesce
     case $load in
         update) script=scripts/bench/update.lua; path="" ;;
         getkflist) script=scripts/bench/get.lua; path="/cgi-bin/customservice/getkflist?access_token=$token" ;;
@@ -213,5 +223,9 @@ column_of() { # load server column(1=rps 2=p50 3=p99)
     echo
     echo "After every kefu update run the harness checked that every answer was errcode 0 and that"
     echo "every account's nickname was one that run had sent and had acknowledged."
+    if [ -f scripts/bench/bounds.md ]; then
+        echo
+        cat scripts/bench/bounds.md
+    fi
 } > "$OUT"
 echo "wrote $OUT"
