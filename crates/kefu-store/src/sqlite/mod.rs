@@ -188,7 +188,7 @@ impl SqliteStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    /// Runs `f` in the writer, in a savepoint of its own (see [`submit`]).
+    /// Runs `f` in the writer, in a savepoint of its own (see [`Writer::submit`]).
     async fn write<T, F, E>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
