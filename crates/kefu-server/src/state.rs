@@ -9,8 +9,8 @@ use kefu_store::{Digest, Store};
 use crate::clock::Clock;
 use crate::faults::Faults;
 
-/// Shared by every request: one `Arc`, so that handing it to a handler (axum clones the
-/// state for every request, and for the middleware again) costs one count.
+/// Shared by every request: one `Arc`, so that handing it to a handler (every request
+/// gets its own copy) costs one count.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 

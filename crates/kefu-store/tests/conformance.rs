@@ -98,6 +98,7 @@ conformance!(
     fifty_concurrent_adds_of_one_account_give_one_success,
     one_hundred_twenty_concurrent_adds_stop_at_one_hundred,
     concurrent_updates_leave_one_submitted_nickname,
+    concurrent_changes_keep_their_own_verdicts,
     tokens_supersede_with_grace,
     concurrent_token_issues_leave_one_current,
     stable_tokens_mint_only_over_the_expected_one,
@@ -382,6 +383,56 @@ async fn concurrent_updates_leave_one_submitted_nickname(backend: Backend) {
     drop(store);
     let store = backend.open().await;
     assert_eq!(store.kfs(APPID).await.unwrap()[0].nickname, settled);
+}
+
+/// Changes fired together (one batch, or a few) keep their own verdicts: a change to a
+/// missing account is 65401 and leaves the others alone.
+async fn concurrent_changes_keep_their_own_verdicts(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    for name in ["a", "b", "c"] {
+        store.add_kf(APPID, new_kf(name)).await.unwrap();
+    }
+    let changes = ["a", "ghost1", "b", "ghost2", "c", "a"];
+    let tasks: Vec<_> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let store = Arc::clone(&store);
+            let (target, nick) = (
+                account(&format!("{name}@shop")),
+                Nickname::parse(&format!("n{i}")).unwrap(),
+            );
+            tokio::spawn(async move { store.update_kf(APPID, &target, &nick).await })
+        })
+        .collect();
+    let mut verdicts = Vec::new();
+    for task in tasks {
+        verdicts.push(task.await.unwrap().map_err(|e| match e {
+            StoreError::Rejected(code) => code,
+            other => panic!("{other:?}"),
+        }));
+    }
+    assert_eq!(
+        verdicts,
+        [
+            Ok(()),
+            Err(ErrCode::InvalidKfAccount),
+            Ok(()),
+            Err(ErrCode::InvalidKfAccount),
+            Ok(()),
+            Ok(()),
+        ]
+    );
+    let nicks: Vec<String> = store
+        .kfs(APPID)
+        .await
+        .unwrap()
+        .iter()
+        .map(|kf| kf.nickname.clone())
+        .collect();
+    assert!(nicks[0] == "n0" || nicks[0] == "n5", "{nicks:?}");
+    assert_eq!(nicks[1..], ["n2", "n4"]);
 }
 
 async fn tokens_supersede_with_grace(backend: Backend) {

@@ -447,6 +447,34 @@ mod tests {
     }
 
     #[test]
+    fn a_long_answer_shares_its_text_only_with_itself() {
+        let list = Bytes::from(format!(
+            r#"{{"kf_list":"{}"}}"#,
+            "a".repeat(3 * LOGGED_BODY_BYTES)
+        ));
+        let (KeptBody::Shown(first), KeptBody::Shown(again)) = (
+            KeptBody::of_answer(&list),
+            KeptBody::of_answer(&list.clone()),
+        ) else {
+            panic!("a long body is shown at once");
+        };
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the same answer shares its text"
+        );
+        // Another body of the same length is masked on its own.
+        let other = Bytes::from(format!(
+            r#"{{"kf_list":"{}"}}"#,
+            "b".repeat(3 * LOGGED_BODY_BYTES)
+        ));
+        let KeptBody::Shown(text) = KeptBody::of_answer(&other) else {
+            panic!("a long body is shown at once");
+        };
+        assert!(text.starts_with(r#"{"kf_list":"bbb"#), "{}", &text[..20]);
+        assert_eq!(text.as_ref(), masked_body(&other));
+    }
+
+    #[test]
     fn long_bodies_are_cut_and_still_masked() {
         let filler = "x".repeat(3 * LOGGED_BODY_BYTES);
         // A secret early in a long body is masked (or cut); the cut keeps the start.

@@ -6,7 +6,8 @@
 //! Invariants are the database's: a unique index keeps one current token per family,
 //! row locks (`SELECT … FOR UPDATE` on the app) serialize the account rules, advisory
 //! locks serialize token minting per family and bindings per WeChat user, and
-//! [`Store::consume`] is one call of a PL/pgSQL function that counts all or nothing.
+//! [`Store::consume`] is counted by a PL/pgSQL function, all or nothing per call. The
+//! calls every request makes are batched with their concurrent twins (`batch`).
 //!
 //! Acknowledged changes commit with the server's `synchronous_commit` (on by default:
 //! durable before the answer). Counters and the request log commit without waiting

@@ -151,7 +151,8 @@ CREATE TABLE clock (
 );
 ",
     r"
--- Counts a batch of calls in one statement: for each call in order, adds one to each of
+-- Supersedes kefu_consume (kept for instances of an earlier version on the same
+-- database). Counts a batch of calls in one statement: for each call in order, adds one to each of
 -- its counters unless one of them is at its limit (all or nothing per call). The
 -- distinct counters come sorted (owners, names, kinds, wins), so that every instance
 -- locks them in the same order; per counter of a call: the call's number (1-based, in

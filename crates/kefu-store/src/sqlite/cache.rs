@@ -1,7 +1,7 @@
 //! The in-memory image of the database that serves every read.
 //!
 //! One process owns the SQLite file (a lock file enforces it), so the image is exact:
-//! the writer thread changes it only after the change it mirrors has committed.
+//! the writer changes it only after the change it mirrors has committed.
 
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ pub(crate) struct AppEntry {
 }
 
 /// The maps of the image: looked up several times by every request, so hashed with
-/// foldhash rather than SipHash (the keys are the server's own ids and digests).
+/// foldhash (seeded afresh in every process) rather than SipHash.
 pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Which tokens supersede each other: same owner, channel and platform.

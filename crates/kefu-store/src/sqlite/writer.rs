@@ -120,8 +120,8 @@ impl Writer {
         let server = Handle::try_current().ok();
         let (runtime, own_runtime, replies, wal) = match durability {
             Durability::Normal => {
-                conn.pragma_update(None, "synchronous", "NORMAL")
-                    .and_then(|()| conn.pragma_update(None, "wal_autocheckpoint", 0))
+                // `synchronous` is set where the connection is opened.
+                conn.pragma_update(None, "wal_autocheckpoint", 0)
                     .map_err(sqlite)?;
                 let (runtime, own) = match server {
                     Some(runtime) => (runtime, None),
@@ -137,8 +137,6 @@ impl Writer {
             Durability::Full => {
                 // Checkpoints happen in the commits (SQLite's default), on the writer's
                 // own thread.
-                conn.pragma_update(None, "synchronous", "FULL")
-                    .map_err(sqlite)?;
                 let (runtime, own) = OwnRuntime::start()?;
                 let replies = server.map_or(Replies::Inline, |server| Replies::start(&server));
                 (runtime, Some(own), replies, None)
