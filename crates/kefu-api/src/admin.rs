@@ -147,6 +147,64 @@ pub struct AppSettings {
     pub banned_apis: Vec<String>,
 }
 
+/// A platform rule that cannot be kept: which value, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// An IP list holds something that is not an IP address.
+    #[error("ip_whitelist[{index}]: {value:?} is not an IP address")]
+    Ip {
+        /// Its place in the list.
+        index: usize,
+        /// What was given.
+        value: String,
+    },
+    /// A quota or a ban names something that is not an API path.
+    #[error("{field}: {value:?} is not an API path (it starts with '/')")]
+    Path {
+        /// `quotas` or `banned_apis`.
+        field: &'static str,
+        /// What was given.
+        value: String,
+    },
+}
+
+/// Checks a list of IP addresses (an app's whitelist, a platform's IP list).
+pub fn check_ips(ips: &[String]) -> Result<(), SettingsError> {
+    match ips
+        .iter()
+        .position(|ip| ip.trim().parse::<std::net::IpAddr>().is_err())
+    {
+        Some(index) => Err(SettingsError::Ip {
+            index,
+            value: ips[index].clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks the paths that quotas and bans name.
+pub fn check_api_paths<'a>(
+    field: &'static str,
+    mut paths: impl Iterator<Item = &'a String>,
+) -> Result<(), SettingsError> {
+    match paths.find(|path| !path.starts_with('/')) {
+        Some(bad) => Err(SettingsError::Path {
+            field,
+            value: bad.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+impl AppSettings {
+    /// Checks every rule: IPs that are IP addresses, quotas and bans of API paths.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        check_ips(&self.ip_whitelist)?;
+        check_api_paths("quotas", self.quotas.keys())?;
+        check_api_paths("banned_apis", self.banned_apis.iter())
+    }
+}
+
 /// `POST /kefu/v1/apps`: everything but `wechat_id` has a default.
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct NewApp {
@@ -528,4 +586,60 @@ pub struct RequestLogEntry {
     /// The details `rid/get` shows.
     #[serde(flatten)]
     pub request: crate::endpoints::rid_get::RequestInfo,
+}
+
+/// `GET /kefu/v1/requests/summary`: the calls counted, by app, path and errcode, and
+/// what the request log holds.
+pub const REQUESTS_SUMMARY: &str = "/kefu/v1/requests/summary";
+
+/// Calls of one app to one path that answered one errcode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallCountView {
+    /// The app (or platform); absent when the call could not be told to be any's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appid: Option<String>,
+    /// The WeChat path.
+    pub path: String,
+    /// The errcode (0 for success).
+    pub errcode: i64,
+    /// How many calls.
+    pub count: u64,
+}
+
+/// What the request log holds and had to drop (README, "Limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LogUsageView {
+    /// Failed calls kept in the store.
+    pub stored_calls: u64,
+    /// Their size in bytes.
+    pub stored_bytes: u64,
+    /// The most calls the store keeps.
+    pub max_stored_calls: u64,
+    /// The most bytes the store keeps.
+    pub max_stored_bytes: u64,
+    /// Calls in this instance's memory.
+    pub memory_calls: u64,
+    /// Their size in bytes.
+    pub memory_bytes: u64,
+    /// The most bytes kept in memory.
+    pub max_memory_bytes: u64,
+    /// Written calls deleted, oldest first, to stay within the store's bounds.
+    pub dropped_from_store: u64,
+    /// Failed calls never written (over the per-second or memory bound; this instance).
+    pub dropped_in_memory: u64,
+}
+
+/// The answer of [`REQUESTS_SUMMARY`] (`?appid=…&hours=24`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSummary {
+    /// The start of the first hour counted (Unix seconds, server clock).
+    pub since: i64,
+    /// Every call in the window, kept in the log or not.
+    pub total: u64,
+    /// Those that answered a non-zero errcode.
+    pub failed: u64,
+    /// The counts, by app, path and errcode (most first).
+    pub counts: Vec<CallCountView>,
+    /// What the log holds.
+    pub log: LogUsageView,
 }

@@ -13,6 +13,10 @@ pub enum Method {
     GetOrPost,
 }
 
+/// The largest JSON body an endpoint reads (1 MiB, a decision: WeChat publishes no
+/// figure); a larger one answers `45002 content size out of limit`.
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
 /// One WeChat API endpoint. The server registers [`Endpoint::PATH`] (and
 /// [`Endpoint::ALIASES`]); clients call it.
 pub trait Endpoint {
@@ -22,6 +26,8 @@ pub trait Endpoint {
     const PATH: &'static str;
     /// Further paths that answer the same (other spellings real clients use).
     const ALIASES: &'static [&'static str] = &[];
+    /// The largest body the endpoint reads; larger answers 45002.
+    const MAX_BODY: usize = MAX_JSON_BODY;
     /// What a client sends (JSON body, query or form, as the endpoint's docs say).
     type Request;
     /// What a successful call answers.

@@ -32,7 +32,7 @@ mod errcode;
 mod rid;
 mod types;
 
-pub use endpoint::{Endpoint, Method};
+pub use endpoint::{Endpoint, MAX_JSON_BODY, Method};
 pub use envelope::{CONTENT_TYPE, OK_BODY, Status};
 pub use errcode::ErrCode;
 pub use rid::{Rid, RidParseError};

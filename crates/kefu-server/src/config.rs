@@ -4,7 +4,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+pub use kefu_store::LogLimits;
 pub use kefu_store::sqlite::Durability;
 
 /// A string that never prints.
@@ -117,6 +119,31 @@ pub struct HttpsConfig {
     pub generated_dir: PathBuf,
 }
 
+/// Timeouts and bounds of connections and requests (README, "Limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a client may take to send a request's head, from its first byte.
+    pub header_timeout: Duration,
+    /// How long a connection may sit idle between requests before it is closed.
+    pub idle_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_timeout: Duration,
+    /// The most connections open at once (over all listeners); past it new clients
+    /// wait to be accepted while idle connections are closed to make room.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+        }
+    }
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -143,6 +170,10 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Record every WeChat call for `rid/get` and `GET /kefu/v1/requests`.
     pub request_log: bool,
+    /// Timeouts and bounds of connections and requests.
+    pub limits: Limits,
+    /// What the request log may hold, in memory and in the store.
+    pub log_limits: LogLimits,
 }
 
 impl Config {
@@ -160,6 +191,8 @@ impl Config {
             demo_app: false,
             trusted_proxies: Vec::new(),
             request_log: true,
+            limits: Limits::default(),
+            log_limits: LogLimits::default(),
         }
     }
 }

@@ -7,14 +7,24 @@
 pub mod admin;
 pub mod clock;
 pub mod config;
+mod conn;
 pub mod faults;
 pub mod secrets;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
-pub mod wechat;
+pub(crate) mod wechat;
 
 pub use clock::Clock;
+
+/// Every WeChat path kefu serves (aliases included), with the methods it takes: the
+/// routing table, for tests and tools that must cover each one.
+#[must_use]
+pub fn wechat_paths() -> Vec<(&'static str, kefu_api::Method)> {
+    let mut paths: Vec<_> = wechat::Routes::new().paths().collect();
+    paths.sort_by_key(|(path, _)| *path);
+    paths
+}
 pub use config::{Config, Database, Secret};
 pub use startup::{Application, StartupError};

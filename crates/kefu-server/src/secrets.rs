@@ -13,12 +13,21 @@ pub fn digest(value: &str) -> Digest {
     Sha256::digest(value.as_bytes()).into()
 }
 
-/// Whether `value` hashes to `expected`.
+/// Whether `value` hashes to `expected`, compared in constant time: every byte of the
+/// digests is looked at whatever the first difference (hashing first already hides
+/// how much of a guess was right; this hides even which digest byte differed).
 #[must_use]
 pub fn matches(value: &str, expected: &Digest) -> bool {
-    // Both sides are digests of high-entropy values: comparing them leaks nothing useful.
-    digest(value) == *expected
+    digest(value)
+        .iter()
+        .zip(expected)
+        .fold(0_u8, |difference, (a, b)| difference | (a ^ b))
+        == 0
 }
+
+/// The shortest admin token accepted: anything shorter can be guessed by a client
+/// that tries tokens against `/kefu/v1` (each try costs it one request).
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;

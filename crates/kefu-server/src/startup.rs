@@ -7,8 +7,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderValue, Method, StatusCode, Version, header};
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -23,7 +26,8 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::clock::Clock;
-use crate::config::{Config, Database};
+use crate::config::{Config, Database, Limits};
+use crate::conn::{Activity, Gate, Watched};
 use crate::secrets::digest;
 use crate::state::{AppState, Shared};
 use crate::tls::{self, TlsMaterial};
@@ -74,6 +78,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError>
             let options = SqliteOptions {
                 path: path.clone(),
                 durability: config.durability,
+                log: config.log_limits,
             };
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(&options))
                 .await
@@ -84,6 +89,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError>
         Database::Postgres(url) => {
             let options = PostgresOptions {
                 pool_size: config.pg_pool_size,
+                log: config.log_limits,
                 ..PostgresOptions::new(url.clone())
             };
             let store = PostgresStore::open(&options)
@@ -130,19 +136,82 @@ impl Surface {
         if https {
             request.extensions_mut().insert(wechat::Https);
         }
-        match self.routes.handler(request.uri().path(), request.method()) {
-            Some(handler) => {
-                wechat::observe::observe(self.state.clone(), request, Some(peer.ip()), handler)
-                    .await
-            }
-            None => {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                match self.router.clone().oneshot(request).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                }
-            }
+        if request.method() == Method::CONNECT {
+            return connect_refused(&self.state);
         }
+        if let Some(route) = self.routes.find(request.uri().path(), request.method()) {
+            return wechat::edge::serve(&self.state, request, peer.ip(), &route).await;
+        }
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let http1 = request.version() <= Version::HTTP_11;
+        let (request, read) = tracked(request);
+        let mut response = match self.router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        if http1 && !read.load(Ordering::Relaxed) {
+            // The handler did not read the body to its end: the rest of it is still on
+            // the connection, which hyper will close. Say so.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+/// `CONNECT` names no path, so it is answered as any method on a path WeChat does not
+/// have (`40066`), but with status 405: a 2xx answer to `CONNECT` opens a tunnel and
+/// carries no body. The connection is closed.
+fn connect_refused(state: &AppState) -> Response {
+    let rid = wechat::reply::new_rid(state.clock.now());
+    let answered = wechat::reply::Answered::error(kefu_api::ErrCode::InvalidUrl, rid);
+    let mut response =
+        wechat::reply::envelope_response(StatusCode::METHOD_NOT_ALLOWED, answered.body);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The request with its body wrapped so as to tell whether it was read to its end.
+fn tracked(request: Request) -> (Request, Arc<AtomicBool>) {
+    let (parts, body) = request.into_parts();
+    let read = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(&body)));
+    let body = axum::body::Body::new(Tracked {
+        inner: body,
+        read: Arc::clone(&read),
+    });
+    (Request::from_parts(parts, body), read)
+}
+
+/// A body that notes when it has been read to its end.
+struct Tracked {
+    inner: axum::body::Body,
+    read: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            self.read.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -181,6 +250,8 @@ impl Application {
             request_log: config.request_log,
             stable_locks: Arc::default(),
             lists: Arc::default(),
+            limits: config.limits,
+            log_limits: config.log_limits,
         });
         let http = bind(config.listen).await?;
         let https = match &config.https {
@@ -273,11 +344,17 @@ impl Application {
             let _ = stop_tx.send(true);
         });
         let self_state = self.state.clone();
+        let limits = self.state.limits;
+        let gate = Gate::start(Limits {
+            max_connections: crate::conn::raise_open_file_limit(limits.max_connections),
+            ..limits
+        });
         let https_task = self.https.map(|(listener, material)| {
             tokio::spawn(serve(
                 listener,
                 Some(TlsAcceptor::from(material.config)),
                 Arc::clone(&self.surface),
+                Arc::clone(&gate),
                 stop_rx.clone(),
             ))
         });
@@ -293,7 +370,7 @@ impl Application {
                 }
             })
         };
-        serve(self.http, None, self.surface, stop_rx).await;
+        serve(self.http, None, self.surface, gate, stop_rx).await;
         if let Some(task) = https_task {
             let _ = task.await;
         }
@@ -307,18 +384,23 @@ impl Application {
 /// How long a client may take to complete its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Accepts connections on `listener` (through TLS when an acceptor is given) and
-/// serves HTTP/1 and HTTP/2 on them until `stop`; then stops accepting and waits for
-/// the open connections (idle ones are closed), so that nothing keeps the store open
-/// after `run_until` returns.
+/// Accepts connections on `listener` (through TLS when an acceptor is given), as many
+/// as the `gate` lets in, and serves HTTP/1 and HTTP/2 on them until `stop`; then stops
+/// accepting and waits for the open connections (idle ones are closed), so that nothing
+/// keeps the store open after `run_until` returns.
 async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     surface: Arc<Surface>,
+    gate: Arc<Gate>,
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
+        let admitted = tokio::select! {
+            admitted = gate.admit() => admitted,
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stopped| *stopped) => break,
@@ -336,21 +418,27 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let https = tls.is_some();
         let surface = Arc::clone(&surface);
+        let activity = Arc::clone(&admitted.activity);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let surface = Arc::clone(&surface);
+            let in_flight = activity.request();
             async move {
                 let request = request.map(axum::body::Body::new);
-                Ok::<_, Infallible>(surface.answer(request, peer, https).await)
+                let response = surface.answer(request, peer, https).await;
+                drop(in_flight);
+                Ok::<_, Infallible>(response)
             }
         });
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let activity = Arc::clone(&admitted.activity);
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let served = match tls {
                 None => {
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(connection).await
+                    let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
+                    let connection = builder.serve_connection(io, service);
+                    until_closed(watcher.watch(connection), &activity).await
                 }
                 Some(acceptor) => {
                     // A client that never finishes its handshake must not hold the
@@ -369,15 +457,29 @@ async fn serve(
                                 return;
                             }
                         };
-                    let connection = builder.serve_connection(TokioIo::new(tls), service);
-                    watcher.watch(connection).await
+                    let io = TokioIo::new(Watched::new(tls, Arc::clone(&activity)));
+                    let connection = builder.serve_connection(io, service);
+                    until_closed(watcher.watch(connection), &activity).await
                 }
             };
             if let Err(error) = served {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
+            drop(admitted);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Serves a connection until it ends, or until the sweeper closes it for outstaying
+/// (then it is dropped, which closes the socket).
+async fn until_closed<F, E>(connection: F, activity: &Activity) -> Result<(), E>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    tokio::select! {
+        served = connection => served,
+        () = activity.closed() => Ok(()),
+    }
 }

@@ -50,6 +50,10 @@ pub struct Shared {
     pub stable_locks: Arc<KeyedLocks>,
     /// `getkflist` answers already made, by app.
     pub lists: Arc<ListCache>,
+    /// Timeouts and bounds of connections and requests.
+    pub limits: crate::config::Limits,
+    /// What the request log may hold.
+    pub log_limits: kefu_store::LogLimits,
 }
 
 /// A `getkflist` answer kept for reuse: valid while the store vouches for the same
@@ -61,6 +65,8 @@ struct CachedList {
     base: String,
     valid_until: i64,
     body: bytes::Bytes,
+    /// The body as the request log shows it (made once for all the calls it answers).
+    logged: Option<Arc<str>>,
 }
 
 /// The most apps whose answers are kept; past it the cache starts afresh.
@@ -79,15 +85,29 @@ impl ListCache {
 
     /// The answer made for `appid`'s list at `version` with `base`, if still valid at
     /// `now`.
-    pub fn get(&self, appid: &str, version: u64, base: &str, now: i64) -> Option<bytes::Bytes> {
+    pub fn get(
+        &self,
+        appid: &str,
+        version: u64,
+        base: &str,
+        now: i64,
+    ) -> Option<(bytes::Bytes, Option<Arc<str>>)> {
         self.lock()
             .get(appid)
             .filter(|c| c.version == version && c.base == base && now < c.valid_until)
-            .map(|c| c.body.clone())
+            .map(|c| (c.body.clone(), c.logged.clone()))
     }
 
-    /// Keeps an answer.
-    pub fn put(&self, appid: &str, version: u64, base: &str, valid_until: i64, body: bytes::Bytes) {
+    /// Keeps an answer, with its text for the request log.
+    pub fn put(
+        &self,
+        appid: &str,
+        version: u64,
+        base: &str,
+        valid_until: i64,
+        body: bytes::Bytes,
+        logged: Option<Arc<str>>,
+    ) {
         let mut lists = self.lock();
         if lists.len() >= MAX_CACHED_LISTS && !lists.contains_key(appid) {
             lists.clear();
@@ -99,6 +119,7 @@ impl ListCache {
                 base: base.to_owned(),
                 valid_until,
                 body,
+                logged,
             },
         );
     }

@@ -27,9 +27,9 @@ use kefu_api::endpoints::kf_del::Target;
 use kefu_api::{KfAccount, Nickname, WechatId};
 
 pub use model::{
-    App, AppSnapshot, AppSummary, Authorization, CallDetails, Component, CounterKey, CurrentToken,
-    Digest, Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, RecordedCall, Snapshot,
-    TokenChannel, TokenRecord, Window,
+    App, AppSnapshot, AppSummary, Authorization, CallCount, CallDetails, Component, CounterKey,
+    CurrentToken, Digest, Invitation, InviteState, Kf, KfSnapshot, LogLimits, LogUsage,
+    LoggedRequest, NewKf, RecordedCall, Snapshot, TokenChannel, TokenRecord, Window,
 };
 
 /// Why a store call failed.
@@ -45,6 +45,10 @@ pub enum StoreError {
     /// The change conflicts with existing data (admin surface).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The input breaks a rule (an import document with an illegal value): where, and
+    /// why. Nothing was written.
+    #[error("invalid: {0}")]
+    Invalid(String),
     /// The storage engine failed; the change was not applied.
     #[error("storage failure: {0}")]
     Internal(String),
@@ -210,8 +214,14 @@ pub trait Store: Send + Sync + 'static {
         appid: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<LoggedRequest>>;
-    /// Housekeeping at `now`: persists counters, forgets calls recorded before
-    /// `log_before`.
+    /// Every call counted since `since` (Unix seconds; counted by the hour, so from the
+    /// start of its hour), of one app or all, written or not yet.
+    async fn call_counts(&self, appid: Option<&str>, since: i64) -> StoreResult<Vec<CallCount>>;
+    /// What the request log holds, and what it had to drop.
+    async fn log_usage(&self) -> StoreResult<LogUsage>;
+    /// Housekeeping at `now`: persists counters, writes the request log's waiting calls
+    /// and counts (then deletes the oldest calls past its bounds), forgets calls
+    /// recorded before `log_before`.
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()>;
 
     /// How far the shared test clock has been moved ahead of real time (seconds; 0 when

@@ -295,6 +295,8 @@ pub struct RecordedCall {
     pub rid: String,
     /// The app it was made for, when known.
     pub appid: Option<String>,
+    /// The WeChat path it was made to.
+    pub path: std::borrow::Cow<'static, str>,
     /// The errcode answered (0 for payloads).
     pub errcode: i64,
     /// Unix seconds.
@@ -307,6 +309,8 @@ pub struct RecordedCall {
 pub trait CallDetails: Send + Sync + 'static {
     /// The whole record of `call`, secrets masked.
     fn render(&self, call: &RecordedCall) -> LoggedRequest;
+    /// About how many bytes the record holds in memory.
+    fn size(&self) -> usize;
 }
 
 impl RecordedCall {
@@ -322,6 +326,10 @@ impl CallDetails for LoggedRequest {
     fn render(&self, _: &RecordedCall) -> LoggedRequest {
         self.clone()
     }
+
+    fn size(&self) -> usize {
+        self.row_bytes()
+    }
 }
 
 impl From<LoggedRequest> for RecordedCall {
@@ -329,10 +337,29 @@ impl From<LoggedRequest> for RecordedCall {
         RecordedCall {
             rid: logged.rid.clone(),
             appid: logged.appid.clone(),
+            path: logged.path.clone().into(),
             errcode: logged.errcode,
             invoke_time: logged.invoke_time,
             details: Box::new(logged),
         }
+    }
+}
+
+impl LoggedRequest {
+    /// About how many bytes the record takes as a row (what the log's bound on disk
+    /// counts): its text, and a little for the numbers and the row itself.
+    #[must_use]
+    pub fn row_bytes(&self) -> usize {
+        const FIXED: usize = 64;
+        FIXED
+            + self.rid.len()
+            + self.appid.as_ref().map_or(0, String::len)
+            + self.method.len()
+            + self.path.len()
+            + self.request_url.len()
+            + self.request_body.len()
+            + self.response_body.len()
+            + self.client_ip.len()
     }
 }
 
@@ -361,6 +388,71 @@ pub struct LoggedRequest {
     pub response_body: String,
     /// The caller.
     pub client_ip: String,
+}
+
+/// How much the request log may hold (README, "Limits"). Failed calls are written to
+/// the store each second, at most [`LogLimits::per_second`] of them, and the oldest
+/// written ones go when the store holds more than [`LogLimits::disk_rows`] or
+/// [`LogLimits::disk_bytes`]; in memory the newest calls are kept within
+/// [`LogLimits::memory_bytes`]. Whatever is dropped is still counted (see
+/// [`CallCount`]) and reported ([`LogUsage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// The most recorded calls kept in the store.
+    pub disk_rows: u64,
+    /// The most bytes of recorded calls kept in the store (as [`LoggedRequest::row_bytes`]
+    /// counts them).
+    pub disk_bytes: u64,
+    /// The most bytes of calls kept in memory (the newest calls, and the failed ones
+    /// waiting to be written).
+    pub memory_bytes: usize,
+    /// The most failed calls written in one second; more in a second are only counted.
+    pub per_second: usize,
+}
+
+impl Default for LogLimits {
+    fn default() -> LogLimits {
+        LogLimits {
+            disk_rows: 100_000,
+            disk_bytes: 64 << 20,
+            memory_bytes: 16 << 20,
+            per_second: 5_000,
+        }
+    }
+}
+
+/// Calls of one app to one path with one errcode in one hour (of the server clock):
+/// what the request log counts of every call, kept or not.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallCount {
+    /// The app (or platform) called for; `None` when it could not be told.
+    pub appid: Option<String>,
+    /// The WeChat path.
+    pub path: String,
+    /// The errcode answered (0 for success).
+    pub errcode: i64,
+    /// Hours since the Unix epoch.
+    pub hour: i64,
+    /// How many.
+    pub count: u64,
+}
+
+/// What the request log holds, and what it had to let go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogUsage {
+    /// Recorded calls in the store.
+    pub rows: u64,
+    /// Their bytes (as [`LoggedRequest::row_bytes`] counts them).
+    pub bytes: u64,
+    /// Written calls deleted to stay within the store's bounds (all instances).
+    pub dropped_from_store: u64,
+    /// Failed calls never written: over [`LogLimits::per_second`] or the memory bound
+    /// (this instance, since it started).
+    pub dropped_in_memory: u64,
+    /// Calls in memory now, and their bytes.
+    pub memory_calls: u64,
+    /// See `memory_calls`.
+    pub memory_bytes: u64,
 }
 
 /// A third-party platform.
@@ -424,30 +516,266 @@ impl Snapshot {
     /// The format this kefu writes and reads.
     pub const VERSION: u32 = 1;
 
-    /// Refuses, before anything is written, a document of another format or one that
-    /// breaks a rule the store keeps: more than 100 accounts in an app, a `next_kf_id`
-    /// that an account already has, an id that is both an app and a platform.
+    /// Refuses, before anything is written, a document that is not one this kefu
+    /// could have written: another format, or any value the API would refuse, checked
+    /// with the API's own rules (appids, WeChat IDs, kf accounts of the app's own
+    /// suffix, nicknames, workers, online states, JPEG head images, IP lists, API
+    /// paths) and the store's (at most 100 accounts, a `next_kf_id` no account has,
+    /// ids used once, a worker bound to at most 5 accounts, authorizations of apps and
+    /// platforms the document holds). The error names the first bad value's place in
+    /// the document (`apps[0].kf_accounts[2].nickname: …`).
     pub(crate) fn check(&self) -> crate::StoreResult<()> {
-        use kefu_api::endpoints::kf_add::{FIRST_KF_ID, MAX_ACCOUNTS};
-        let refuse = |why: String| Err(crate::StoreError::Conflict(why));
-        if self.version != Snapshot::VERSION {
-            return refuse(format!(
-                "export format version {} is not {} (the one this kefu reads)",
-                self.version,
-                Snapshot::VERSION
-            ));
+        snapshot_check::check(self).map_err(crate::StoreError::Invalid)
+    }
+}
+
+/// The checks of [`Snapshot::check`].
+mod snapshot_check {
+    use std::collections::{HashMap, HashSet};
+
+    use kefu_api::admin::check_ips;
+    use kefu_api::endpoints::kf_add::{FIRST_KF_ID, MAX_ACCOUNTS};
+    use kefu_api::endpoints::kf_invite::MAX_BOUND_PER_WORKER;
+    use kefu_api::endpoints::kf_uploadheadimg::{MAX_IMAGE_BYTES, is_jpeg};
+    use kefu_api::{AppAlias, AppId, KfAccount, Nickname, OriginalId, WechatId};
+
+    use super::{AppSnapshot, KfSnapshot, Snapshot};
+
+    /// `Err("place: why")` when `ok` is false.
+    fn ensure(ok: bool, place: impl FnOnce() -> String, why: &str) -> Result<(), String> {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{}: {why}", place()))
         }
-        for entry in &self.apps {
-            let appid = &entry.app.appid;
-            if entry.kf_accounts.len() > MAX_ACCOUNTS {
-                return refuse(format!("{appid}: more than {MAX_ACCOUNTS} kf accounts"));
+    }
+
+    /// Whether `raw` can be a `kf_openid`: 1–64 of `[A-Za-z0-9_-]` (kefu makes them
+    /// 28 long, the shape of WeChat's openids).
+    fn is_openid(raw: &str) -> bool {
+        (1..=64).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }
+
+    pub(super) fn check(snapshot: &Snapshot) -> Result<(), String> {
+        ensure(
+            snapshot.version == Snapshot::VERSION,
+            || "version".to_owned(),
+            &format!(
+                "export format {} is not {} (the one this kefu reads)",
+                snapshot.version,
+                Snapshot::VERSION
+            ),
+        )?;
+        let mut ids = HashSet::new();
+        let mut aliases = HashSet::new();
+        let mut openids = HashSet::new();
+        let mut bound: HashMap<&str, usize> = HashMap::new();
+        for (i, entry) in snapshot.apps.iter().enumerate() {
+            check_app(i, entry, &mut ids, &mut aliases)?;
+            for (j, account) in entry.kf_accounts.iter().enumerate() {
+                let place = |field: &str| format!("apps[{i}].kf_accounts[{j}].{field}");
+                check_account(entry, account, &place)?;
+                ensure(
+                    openids.insert(account.kf.kf_openid.as_str()),
+                    || place("kf_openid"),
+                    "used twice",
+                )?;
+                if let Some(wx) = &account.kf.kf_wx {
+                    let count = bound.entry(wx.as_str()).or_default();
+                    *count += 1;
+                    ensure(
+                        *count <= MAX_BOUND_PER_WORKER,
+                        || place("kf_wx"),
+                        &format!("{wx} is bound to more than {MAX_BOUND_PER_WORKER} accounts"),
+                    )?;
+                }
             }
-            let highest = entry.kf_accounts.iter().map(|a| a.kf.kf_id).max();
-            if entry.next_kf_id < FIRST_KF_ID || highest.is_some_and(|id| id >= entry.next_kf_id) {
-                return refuse(format!("{appid}: next_kf_id {} is taken", entry.next_kf_id));
+        }
+        let apps: HashSet<&str> = snapshot.apps.iter().map(|a| a.app.appid.as_str()).collect();
+        let mut platforms = HashSet::new();
+        for (k, component) in snapshot.components.iter().enumerate() {
+            let place = |field: &str| format!("components[{k}].{field}");
+            let id = component.component_appid.as_str();
+            ensure(
+                AppId::parse(id).is_ok(),
+                || place("component_appid"),
+                "not 'wx' and 16 lowercase hex digits",
+            )?;
+            ensure(
+                !apps.contains(id),
+                || place("component_appid"),
+                "is also an app's appid",
+            )?;
+            ensure(
+                platforms.insert(id),
+                || place("component_appid"),
+                "used twice",
+            )?;
+            check_ips(&component.ip_whitelist).map_err(|e| place(&e.to_string()))?;
+        }
+        let mut pairs = HashSet::new();
+        for (m, auth) in snapshot.authorizations.iter().enumerate() {
+            let place = |field: &str| format!("authorizations[{m}].{field}");
+            ensure(
+                platforms.contains(auth.component_appid.as_str()),
+                || place("component_appid"),
+                "no such platform in the document",
+            )?;
+            ensure(
+                apps.contains(auth.appid.as_str()),
+                || place("appid"),
+                "no such app in the document",
+            )?;
+            ensure(
+                pairs.insert((&auth.component_appid, &auth.appid)),
+                || place("appid"),
+                "authorized twice",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn check_app<'a>(
+        i: usize,
+        entry: &'a AppSnapshot,
+        ids: &mut HashSet<&'a str>,
+        aliases: &mut HashSet<&'a str>,
+    ) -> Result<(), String> {
+        let app = &entry.app;
+        let place = |field: &str| format!("apps[{i}].{field}");
+        ensure(
+            AppId::parse(&app.appid).is_ok(),
+            || place("appid"),
+            "not 'wx' and 16 lowercase hex digits",
+        )?;
+        ensure(ids.insert(&app.appid), || place("appid"), "used twice")?;
+        ensure(
+            AppAlias::parse(&app.wechat_id).is_ok(),
+            || place("wechat_id"),
+            "not 1-30 letters, digits, '_' or '-'",
+        )?;
+        ensure(
+            OriginalId::parse(&app.original_id).is_ok(),
+            || place("original_id"),
+            "not 'gh_' and 12 lowercase hex digits",
+        )?;
+        // Both name the app in its accounts' suffixes: no two apps may share one.
+        ensure(
+            aliases.insert(&app.wechat_id),
+            || place("wechat_id"),
+            "another app's WeChat ID or original id",
+        )?;
+        ensure(
+            aliases.insert(&app.original_id),
+            || place("original_id"),
+            "another app's WeChat ID or original id",
+        )?;
+        app.settings
+            .check()
+            .map_err(|e| place(&format!("settings.{e}")))?;
+        ensure(
+            entry.kf_accounts.len() <= MAX_ACCOUNTS,
+            || place("kf_accounts"),
+            &format!("more than {MAX_ACCOUNTS} accounts"),
+        )?;
+        let highest = entry.kf_accounts.iter().map(|a| a.kf.kf_id).max();
+        ensure(
+            entry.next_kf_id >= FIRST_KF_ID && highest.is_none_or(|id| id < entry.next_kf_id),
+            || place("next_kf_id"),
+            &format!(
+                "{} is below {FIRST_KF_ID} or an account's id",
+                entry.next_kf_id
+            ),
+        )?;
+        let mut names = HashSet::new();
+        let mut numbers = HashSet::new();
+        for (j, account) in entry.kf_accounts.iter().enumerate() {
+            let place = |field: &str| format!("apps[{i}].kf_accounts[{j}].{field}");
+            ensure(
+                names.insert(&account.kf.kf_account),
+                || place("kf_account"),
+                "used twice",
+            )?;
+            ensure(
+                numbers.insert(account.kf.kf_id),
+                || place("kf_id"),
+                "used twice",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn check_account(
+        entry: &AppSnapshot,
+        account: &KfSnapshot,
+        place: &dyn Fn(&str) -> String,
+    ) -> Result<(), String> {
+        let app = &entry.app;
+        let kf = &account.kf;
+        let owned = KfAccount::parse(&kf.kf_account)
+            .is_ok_and(|a| a.belongs_to(&app.wechat_id, &app.original_id));
+        ensure(
+            owned,
+            || place("kf_account"),
+            "not prefix@suffix with the app's WeChat ID or original id",
+        )?;
+        ensure(
+            Nickname::parse(&kf.nickname).is_ok(),
+            || place("nickname"),
+            "not 1-16 characters without control characters",
+        )?;
+        ensure(
+            kf.kf_id >= FIRST_KF_ID,
+            || place("kf_id"),
+            &format!("below {FIRST_KF_ID}"),
+        )?;
+        ensure(
+            is_openid(&kf.kf_openid),
+            || place("kf_openid"),
+            "not 1-64 of [A-Za-z0-9_-]",
+        )?;
+        if let Some(wx) = &kf.kf_wx {
+            ensure(
+                WechatId::parse(wx).is_ok(),
+                || place("kf_wx"),
+                "not a WeChat ID",
+            )?;
+        }
+        if let Some(invitation) = &kf.invitation {
+            ensure(
+                WechatId::parse(&invitation.invite_wx).is_ok(),
+                || place("invitation.invite_wx"),
+                "not a WeChat ID",
+            )?;
+        }
+        ensure(
+            (0..=1).contains(&kf.online_status),
+            || place("online_status"),
+            "not 0 or 1",
+        )?;
+        ensure(kf.accepted_case >= 0, || place("accepted_case"), "negative")?;
+        match (&account.headimg, kf.headimg_version) {
+            (None, None) => {}
+            (Some(jpeg), Some(version)) => {
+                ensure(is_jpeg(jpeg), || place("headimg"), "not a JPEG")?;
+                ensure(
+                    jpeg.len() <= MAX_IMAGE_BYTES,
+                    || place("headimg"),
+                    "over 5 MiB",
+                )?;
+                ensure(version >= 1, || place("headimg_version"), "below 1")?;
             }
-            if self.components.iter().any(|c| c.component_appid == *appid) {
-                return refuse(format!("{appid} is both an app and a platform"));
+            (None, Some(_)) => {
+                return Err(format!(
+                    "{}: a version without an image",
+                    place("headimg_version")
+                ));
+            }
+            (Some(_), None) => {
+                return Err(format!("{}: an image without a version", place("headimg")));
             }
         }
         Ok(())

@@ -4,7 +4,7 @@
 use kefu_api::ErrCode;
 use kefu_api::admin::{AppPatch, InvitationAction};
 
-use crate::model::{App, Authorization, Digest, Invitation, InviteState, Kf};
+use crate::model::{App, Authorization, Digest, Invitation, InviteState, Kf, LogLimits};
 use crate::{StoreError, StoreResult};
 
 /// The app after `patch`, and whether its WeChat ID or original id changed.
@@ -154,4 +154,20 @@ pub(crate) fn rotate(
     auth.previous.push((auth.refresh_hash, now + overlap_secs));
     auth.refresh_hash = next;
     Ok(())
+}
+
+/// How many of the oldest recorded calls to delete so that the store holds at most
+/// `limits.disk_rows` calls and `limits.disk_bytes` bytes, given that it holds `rows`
+/// calls of `bytes` bytes in all (the bytes are reached by assuming the oldest calls
+/// are of the average size; the caller asks again until both bounds hold).
+pub(crate) fn calls_to_trim(rows: u64, bytes: u64, limits: &LogLimits) -> u64 {
+    let over_rows = rows.saturating_sub(limits.disk_rows);
+    let over_bytes = bytes.saturating_sub(limits.disk_bytes);
+    if over_rows == 0 && over_bytes == 0 {
+        return 0;
+    }
+    let average = (bytes / rows.max(1)).max(1);
+    over_rows
+        .max(over_bytes.div_ceil(average))
+        .clamp(1, rows.max(1))
 }

@@ -1013,7 +1013,7 @@ async fn populate(store: &Arc<dyn Store>) {
         .set_kf_headimg(
             APPID,
             &account("a@shop"),
-            Bytes::from_static(b"\xff\xd8jpeg"),
+            Bytes::from_static(b"\xff\xd8\xffjpeg"),
         )
         .await
         .unwrap();
@@ -1063,7 +1063,7 @@ async fn a_snapshot_restores_into_an_empty_store(backend: Backend) {
         assert_eq!(fresh.add_kf(APPID, new_kf("d")).await.unwrap().kf_id, 2004);
         assert_eq!(
             fresh.kf_headimg(APPID, 2001, 1).await.unwrap().as_deref(),
-            Some(&b"\xff\xd8jpeg"[..])
+            Some(&b"\xff\xd8\xffjpeg"[..])
         );
         assert_eq!(
             fresh.app(APPID).await.unwrap().unwrap().secret_hash,
@@ -1096,18 +1096,10 @@ async fn a_restore_into_a_non_empty_store_writes_nothing(backend: Backend) {
     let mut twin = broken.apps[0].clone();
     twin.app.appid = "wx00000000000000e5".to_owned();
     broken.apps.push(twin);
-    assert!(matches!(
-        empty.restore(broken.clone()).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert!(empty.apps().await.unwrap().is_empty());
+    assert_invalid(&empty, broken.clone(), "apps[2].wechat_id").await;
     if let Some(pg) = Backend::postgres().await {
         let empty = pg.open().await;
-        assert!(matches!(
-            empty.restore(broken).await,
-            Err(StoreError::Conflict(_))
-        ));
-        assert!(empty.apps().await.unwrap().is_empty());
+        assert_invalid(&empty, broken, "apps[2].wechat_id").await;
     }
     // Documents that break the store's rules load nothing: another format, a
     // next_kf_id an account has, an id that is both an app and a platform.
@@ -1115,15 +1107,82 @@ async fn a_restore_into_a_non_empty_store_writes_nothing(backend: Backend) {
     future.version = 99;
     let mut reused_id = snapshot.clone();
     reused_id.apps[0].next_kf_id = 2001;
-    let mut both = snapshot;
+    let mut both = snapshot.clone();
     both.components[0].component_appid = both.apps[1].app.appid.clone();
-    for bad in [future, reused_id, both] {
+    // And documents with a value the API would refuse (each was once served by
+    // getkflist after an import).
+    let edit = |f: &dyn Fn(&mut Snapshot)| {
+        let mut document = snapshot.clone();
+        f(&mut document);
+        document
+    };
+    let cases = [
+        (future, "version"),
+        (reused_id, "apps[0].next_kf_id"),
+        (both, "components[0].component_appid"),
+        (
+            edit(&|d| d.apps[0].app.appid = "not-an-appid".to_owned()),
+            "apps[0].appid",
+        ),
+        (
+            edit(&|d| d.apps[0].kf_accounts[0].kf.kf_account = "noatsign".to_owned()),
+            "apps[0].kf_accounts[0].kf_account",
+        ),
+        (
+            edit(&|d| d.apps[0].kf_accounts[1].kf.kf_account = "c@other-app".to_owned()),
+            "apps[0].kf_accounts[1].kf_account",
+        ),
+        (
+            edit(&|d| d.apps[0].kf_accounts[0].kf.nickname = "a\u{0}b".to_owned()),
+            "apps[0].kf_accounts[0].nickname",
+        ),
+        (
+            edit(&|d| d.apps[0].kf_accounts[0].kf.online_status = 99),
+            "apps[0].kf_accounts[0].online_status",
+        ),
+        (
+            edit(&|d| {
+                d.apps[0].kf_accounts[1]
+                    .kf
+                    .invitation
+                    .as_mut()
+                    .unwrap()
+                    .invite_wx = "1bad".to_owned()
+            }),
+            "apps[0].kf_accounts[1].invitation.invite_wx",
+        ),
+        (
+            edit(&|d| d.apps[0].kf_accounts[0].headimg = Some(Bytes::from_static(b"GIF89a"))),
+            "apps[0].kf_accounts[0].headimg",
+        ),
+        (
+            edit(&|d| {
+                d.apps[1]
+                    .app
+                    .settings
+                    .ip_whitelist
+                    .push("nowhere".to_owned())
+            }),
+            "apps[1].settings.ip_whitelist[1]",
+        ),
+        (
+            edit(&|d| d.authorizations[0].appid = "wx00000000000000ff".to_owned()),
+            "authorizations[0].appid",
+        ),
+    ];
+    for (bad, place) in cases {
         let target = Backend::sqlite(Durability::Full);
         let empty = target.open().await;
-        assert!(matches!(
-            empty.restore(bad).await,
-            Err(StoreError::Conflict(_))
-        ));
-        assert!(empty.apps().await.unwrap().is_empty());
+        assert_invalid(&empty, bad, place).await;
     }
+}
+
+/// The document is refused as invalid, naming `place`, and nothing is written.
+async fn assert_invalid(store: &Arc<dyn Store>, document: Snapshot, place: &str) {
+    match store.restore(document).await {
+        Err(StoreError::Invalid(why)) => assert!(why.starts_with(&format!("{place}:")), "{why}"),
+        other => panic!("{place}: {other:?}"),
+    }
+    assert!(store.apps().await.unwrap().is_empty());
+    assert!(store.components().await.unwrap().is_empty());
 }

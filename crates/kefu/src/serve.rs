@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use kefu_api::admin::CreatedApp;
-use kefu_server::config::{Durability, HttpsConfig};
+use kefu_server::config::{Durability, HttpsConfig, Limits, LogLimits};
+use kefu_server::secrets::MIN_ADMIN_TOKEN_CHARS;
 use kefu_server::{Application, Config, Database, Secret, telemetry};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -56,6 +58,34 @@ pub struct ServeArgs {
     /// Do not record WeChat calls (rid/get then finds nothing).
     #[arg(long, env = "KEFU_NO_REQUEST_LOG")]
     no_request_log: bool,
+    /// Seconds a client may take to send a request's head, from its first byte.
+    #[arg(long, env = "KEFU_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a connection may sit idle between requests.
+    #[arg(long, env = "KEFU_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
+    /// Seconds a client may take to send a request's body.
+    #[arg(long, env = "KEFU_BODY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout: u64,
+    /// The most connections open at once (past it, idle ones are closed to make room).
+    #[arg(long, env = "KEFU_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+    /// The most failed calls the request log keeps in the store.
+    #[arg(long, env = "KEFU_REQUEST_LOG_ROWS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    request_log_rows: u64,
+    /// The most MiB of failed calls the request log keeps in the store.
+    #[arg(long, env = "KEFU_REQUEST_LOG_DISK_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    request_log_disk_mb: u64,
+    /// The most MiB of calls the request log keeps in memory.
+    #[arg(long, env = "KEFU_REQUEST_LOG_MEMORY_MB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    request_log_memory_mb: u64,
+    /// The most failed calls written to the store in one second (more are only counted).
+    #[arg(long, env = "KEFU_REQUEST_LOG_PER_SECOND", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    request_log_per_second: u64,
+}
+
+fn size(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), String> {
@@ -71,6 +101,12 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         Database::Postgres(_) => PathBuf::from("kefu-tls"),
     };
     let (admin_token, admin_generated) = match args.admin_token.filter(|t| !t.expose().is_empty()) {
+        Some(token) if token.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS => {
+            return Err(format!(
+                "the admin token must be at least {MIN_ADMIN_TOKEN_CHARS} characters long \
+                 (a short one can be guessed by trying); leave it out to have one generated"
+            ));
+        }
         Some(token) => (token, false),
         None => (Secret::new(kefu_server::secrets::new_admin_token()), true),
     };
@@ -92,6 +128,18 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         demo_app: !args.no_demo,
         trusted_proxies: args.trusted_proxies,
         request_log: !args.no_request_log,
+        limits: Limits {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            body_timeout: Duration::from_secs(args.body_timeout),
+            max_connections: size(args.max_connections),
+        },
+        log_limits: LogLimits {
+            disk_rows: args.request_log_rows,
+            disk_bytes: args.request_log_disk_mb.saturating_mul(1 << 20),
+            memory_bytes: size(args.request_log_memory_mb.saturating_mul(1 << 20)),
+            per_second: size(args.request_log_per_second),
+        },
     };
     let app = Application::build(config.clone())
         .await

@@ -16,6 +16,8 @@ pub struct UploadHeadImg;
 impl Endpoint for UploadHeadImg {
     const METHOD: Method = Method::Post;
     const PATH: &'static str = "/customservice/kfaccount/uploadheadimg";
+    /// The 5 MiB image and 64 KiB of multipart envelope.
+    const MAX_BODY: usize = MAX_IMAGE_BYTES + 64 * 1024;
     /// The JPEG bytes; the account travels in the query.
     type Request = Vec<u8>;
     type Response = Status;

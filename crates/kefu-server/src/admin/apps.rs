@@ -3,7 +3,10 @@
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use kefu_api::admin::{AppPatch, AppView, CreatedApp, InvitationRequest, KfView, NewApp};
+use kefu_api::admin::{
+    AppPatch, AppView, CreatedApp, InvitationRequest, KfView, NewApp, SettingsError,
+    check_api_paths, check_ips,
+};
 use kefu_api::endpoints::kf_invite::MAX_BOUND_PER_WORKER;
 use kefu_api::{AppAlias, AppId, KfAccount, OriginalId};
 use kefu_store::{App, AppSummary};
@@ -45,32 +48,13 @@ fn check_original_id(raw: &str) -> Result<(), Failure> {
     })
 }
 
-pub(super) fn check_ips(ips: &[String]) -> Result<(), Failure> {
-    match ips
-        .iter()
-        .find(|ip| ip.trim().parse::<std::net::IpAddr>().is_err())
-    {
-        Some(bad) => Err(Failure::bad_request(
-            "invalid_ip",
-            format!("{bad:?} is not an IP address"),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn check_settings(settings: &kefu_api::admin::AppSettings) -> Result<(), Failure> {
-    check_ips(&settings.ip_whitelist)?;
-    check_paths(settings.quotas.keys().chain(&settings.banned_apis))
-}
-
-fn check_paths<'a>(mut paths: impl Iterator<Item = &'a String>) -> Result<(), Failure> {
-    match paths.find(|path| !path.starts_with('/')) {
-        Some(bad) => Err(Failure::bad_request(
-            "invalid_path",
-            format!("{bad:?} is not an API path"),
-        )),
-        None => Ok(()),
-    }
+/// A platform rule refused, as the admin surface says it.
+pub(super) fn settings_failure(error: &SettingsError) -> Failure {
+    let code = match error {
+        SettingsError::Ip { .. } => "invalid_ip",
+        SettingsError::Path { .. } => "invalid_path",
+    };
+    Failure::bad_request(code, error.to_string())
 }
 
 pub(super) fn check_secret(raw: &str) -> Result<(), Failure> {
@@ -103,7 +87,7 @@ pub async fn create_app(state: &AppState, new: NewApp) -> Result<CreatedApp, Fai
     if let Some(secret) = &new.secret {
         check_secret(secret)?;
     }
-    check_settings(&new.settings)?;
+    new.settings.check().map_err(|e| settings_failure(&e))?;
     let secret = new.secret.unwrap_or_else(new_app_secret);
     let app = App {
         appid: new.appid.unwrap_or_else(new_appid),
@@ -128,7 +112,7 @@ pub(super) async fn app_create(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<(StatusCode, Json<CreatedApp>), Failure> {
-    let new: NewApp = json_body(request).await?;
+    let new: NewApp = json_body(&state, request).await?;
     Ok((StatusCode::CREATED, Json(create_app(&state, new).await?)))
 }
 
@@ -163,21 +147,17 @@ pub(super) async fn app_update(
     Path(appid): Path<String>,
     request: Request,
 ) -> Result<Json<AppView>, Failure> {
-    let patch: AppPatch = json_body(request).await?;
+    let patch: AppPatch = json_body(&state, request).await?;
     if let Some(alias) = &patch.wechat_id {
         check_alias(alias)?;
     }
     if let Some(original_id) = &patch.original_id {
         check_original_id(original_id)?;
     }
-    check_ips(patch.ip_whitelist.as_deref().unwrap_or_default())?;
-    check_paths(
-        patch
-            .quotas
-            .iter()
-            .flat_map(|q| q.keys())
-            .chain(patch.banned_apis.iter().flatten()),
-    )?;
+    check_ips(patch.ip_whitelist.as_deref().unwrap_or_default())
+        .and_then(|()| check_api_paths("quotas", patch.quotas.iter().flat_map(|q| q.keys())))
+        .and_then(|()| check_api_paths("banned_apis", patch.banned_apis.iter().flatten()))
+        .map_err(|e| settings_failure(&e))?;
     state.store.update_app(&appid, patch).await?;
     Ok(Json(summary(&state, &appid).await?))
 }
@@ -233,7 +213,7 @@ pub(super) async fn kf_invitation(
 ) -> Result<Json<KfView>, Failure> {
     let (parts, body) = request.into_parts();
     let base = base_url(&state, &parts);
-    let action: InvitationRequest = json_body(Request::from_parts(parts, body)).await?;
+    let action: InvitationRequest = json_body(&state, Request::from_parts(parts, body)).await?;
     let account = KfAccount::parse(&kf_account).map_err(|_| Failure::not_found("kf account"))?;
     let now = state.clock.now();
     let kf = state

@@ -21,7 +21,7 @@ pub use self::apps::create_app;
 use crate::clock::MAX_OFFSET_SECS;
 use crate::secrets::matches;
 use crate::state::AppState;
-use crate::wechat::request::{MAX_JSON_BODY, read_body};
+use crate::wechat::request::{MAX_JSON_BODY, ReadBody, read_body};
 
 /// A failed admin call: a status and an [`AdminError`] body.
 #[derive(Debug)]
@@ -67,6 +67,7 @@ impl From<StoreError> for Failure {
             StoreError::Conflict(message) => {
                 Failure::new(StatusCode::CONFLICT, "conflict", message)
             }
+            StoreError::Invalid(message) => Failure::bad_request("invalid", message),
             StoreError::Rejected(code) => Failure::new(
                 StatusCode::CONFLICT,
                 "rejected",
@@ -101,22 +102,33 @@ impl IntoResponse for Failure {
 }
 
 /// Reads a JSON body of an admin call.
-async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, Failure> {
-    json_body_within(request, MAX_JSON_BODY).await
+async fn json_body<T: DeserializeOwned>(state: &AppState, request: Request) -> Result<T, Failure> {
+    json_body_within(state, request, MAX_JSON_BODY).await
 }
 
 async fn json_body_within<T: DeserializeOwned>(
+    state: &AppState,
     request: Request,
     limit: usize,
 ) -> Result<T, Failure> {
     let (parts, body) = request.into_parts();
-    let bytes = read_body(&parts.headers, body, limit).await.map_err(|_| {
-        Failure::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body is over {} MiB", limit >> 20),
-        )
-    })?;
+    let read = read_body(&parts.headers, body, limit, state.limits.body_timeout).await;
+    let bytes = match read.body {
+        ReadBody::Whole(bytes) => bytes,
+        ReadBody::TooLarge => {
+            return Err(Failure::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the body is over {} MiB", limit >> 20),
+            ));
+        }
+        ReadBody::Broken => {
+            return Err(Failure::bad_request(
+                "invalid_body",
+                "the body was broken off or too slow to arrive",
+            ));
+        }
+    };
     serde_json::from_slice(&bytes).map_err(|e| Failure::bad_request("invalid_body", e.to_string()))
 }
 
@@ -159,7 +171,7 @@ async fn clock_advance(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Json<ClockView>, Failure> {
-    let advance: ClockAdvance = json_body(request).await?;
+    let advance: ClockAdvance = json_body(&state, request).await?;
     // The clock is shared: the move is made in the store, where moves through other
     // instances add up, and this clock follows (the others within a second). Nothing
     // moves when the store refuses.
@@ -190,7 +202,7 @@ async fn export(State(state): State<AppState>) -> Result<Json<Snapshot>, Failure
 /// `POST /kefu/v1/import`: loads an export document into this server's store, which
 /// must hold no app or platform (409 otherwise); all or nothing.
 async fn import(State(state): State<AppState>, request: Request) -> Result<StatusCode, Failure> {
-    let snapshot: Snapshot = json_body_within(request, MAX_IMPORT_BODY).await?;
+    let snapshot: Snapshot = json_body_within(&state, request, MAX_IMPORT_BODY).await?;
     state.store.restore(snapshot).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -273,6 +285,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/tokens", axum::routing::post(platform::token_act))
         .route("/requests", get(platform::request_log))
+        .route("/requests/summary", get(platform::request_summary))
         .route("/clock", get(clock_get).post(clock_advance))
         .route("/export", get(export))
         .route("/import", axum::routing::post(import))

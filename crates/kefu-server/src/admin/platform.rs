@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use kefu_api::admin::{
-    AuthorizationView, ComponentView, CreatedAuthorization, CreatedComponent, FaultView,
-    KfOnlineSet, KfView, NewAuthorization, NewComponent, NewFault, RequestLogEntry, Ticket,
-    TokenAction, TokenVerdict,
+    AuthorizationView, CallCountView, ComponentView, CreatedAuthorization, CreatedComponent,
+    FaultView, KfOnlineSet, KfView, LogUsageView, NewAuthorization, NewComponent, NewFault,
+    RequestLogEntry, RequestSummary, Ticket, TokenAction, TokenVerdict,
 };
 use kefu_api::endpoints::component::TICKET_TTL_SECS;
 use kefu_api::endpoints::rid_get::RequestInfo;
@@ -15,7 +15,7 @@ use kefu_api::{AppId, KfAccount};
 use kefu_store::{Authorization, Component, StoreError};
 use serde::Deserialize;
 
-use super::apps::{check_ips, check_secret, kf_view};
+use super::apps::{check_secret, kf_view, settings_failure};
 use super::{Failure, json_body};
 use crate::secrets::{digest, new_app_secret, new_appid, new_refresh_token, new_ticket};
 use crate::state::AppState;
@@ -40,7 +40,7 @@ pub(super) async fn component_create(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<(StatusCode, Json<CreatedComponent>), Failure> {
-    let new: NewComponent = json_body(request).await?;
+    let new: NewComponent = json_body(&state, request).await?;
     if let Some(appid) = &new.component_appid {
         AppId::parse(appid).map_err(|_| {
             Failure::bad_request(
@@ -52,7 +52,7 @@ pub(super) async fn component_create(
     if let Some(secret) = &new.secret {
         check_secret(secret)?;
     }
-    check_ips(&new.ip_whitelist)?;
+    kefu_api::admin::check_ips(&new.ip_whitelist).map_err(|e| settings_failure(&e))?;
     let secret = new.secret.unwrap_or_else(new_app_secret);
     let component = Component {
         component_appid: new.component_appid.unwrap_or_else(new_appid),
@@ -134,7 +134,7 @@ pub(super) async fn authorization_create(
     Path(component_appid): Path<String>,
     request: Request,
 ) -> Result<(StatusCode, Json<CreatedAuthorization>), Failure> {
-    let new: NewAuthorization = json_body(request).await?;
+    let new: NewAuthorization = json_body(&state, request).await?;
     let refresh = new_refresh_token();
     let authorization = Authorization {
         component_appid,
@@ -164,7 +164,7 @@ pub(super) async fn fault_add(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<(StatusCode, Json<FaultView>), Failure> {
-    let rule: NewFault = json_body(request).await?;
+    let rule: NewFault = json_body(&state, request).await?;
     if !rule.path.starts_with('/') {
         return Err(Failure::bad_request(
             "invalid_path",
@@ -202,7 +202,7 @@ pub(super) async fn token_act(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<StatusCode, Failure> {
-    let action: TokenAction = json_body(request).await?;
+    let action: TokenAction = json_body(&state, request).await?;
     let now = state.clock.now();
     let (superseded_at, expires_at) = match action.action {
         TokenVerdict::Invalidate => (Some(now), None),
@@ -223,7 +223,7 @@ pub(super) async fn kf_online(
 ) -> Result<Json<KfView>, Failure> {
     let (parts, body) = request.into_parts();
     let base = base_url(&state, &parts);
-    let online: KfOnlineSet = json_body(Request::from_parts(parts, body)).await?;
+    let online: KfOnlineSet = json_body(&state, Request::from_parts(parts, body)).await?;
     if !(0..=1).contains(&online.status) || online.accepted_case < 0 {
         return Err(Failure::bad_request(
             "invalid_status",
@@ -273,4 +273,70 @@ pub(super) async fn request_log(
             })
             .collect(),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SummaryQuery {
+    appid: Option<String>,
+    hours: Option<u32>,
+}
+
+/// The most hours a summary covers: the request log's retention.
+const MAX_SUMMARY_HOURS: u32 = 7 * 24;
+
+/// `GET /kefu/v1/requests/summary?appid=…&hours=24`: every call of the last hours of
+/// the server clock, counted by app, path and errcode, and what the log holds.
+pub(super) async fn request_summary(
+    State(state): State<AppState>,
+    Query(query): Query<SummaryQuery>,
+) -> Result<Json<RequestSummary>, Failure> {
+    let hours = query.hours.unwrap_or(24).clamp(1, MAX_SUMMARY_HOURS);
+    let now = state.clock.now();
+    // From the start of the hour `hours - 1` before this one.
+    let since = (now.div_euclid(3600) - i64::from(hours) + 1) * 3600;
+    let counted = state
+        .store
+        .call_counts(query.appid.as_deref(), since)
+        .await?;
+    let mut by_call: std::collections::BTreeMap<(Option<String>, String, i64), u64> =
+        std::collections::BTreeMap::new();
+    for count in counted {
+        *by_call
+            .entry((count.appid, count.path, count.errcode))
+            .or_default() += count.count;
+    }
+    let mut counts: Vec<CallCountView> = by_call
+        .into_iter()
+        .map(|((appid, path, errcode), count)| CallCountView {
+            appid,
+            path,
+            errcode,
+            count,
+        })
+        .collect();
+    counts.sort_by_key(|c| std::cmp::Reverse(c.count));
+    let usage = state.store.log_usage().await?;
+    let limits = state.log_limits;
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    Ok(Json(RequestSummary {
+        since,
+        total: counts.iter().map(|c| c.count).sum(),
+        failed: counts
+            .iter()
+            .filter(|c| c.errcode != 0)
+            .map(|c| c.count)
+            .sum(),
+        counts,
+        log: LogUsageView {
+            stored_calls: usage.rows,
+            stored_bytes: usage.bytes,
+            max_stored_calls: limits.disk_rows,
+            max_stored_bytes: limits.disk_bytes,
+            memory_calls: usage.memory_calls,
+            memory_bytes: usage.memory_bytes,
+            max_memory_bytes: count(limits.memory_bytes),
+            dropped_from_store: usage.dropped_from_store,
+            dropped_in_memory: usage.dropped_in_memory,
+        },
+    }))
 }

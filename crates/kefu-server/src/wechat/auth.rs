@@ -7,73 +7,26 @@ use kefu_api::ErrCode;
 use kefu_api::admin::AccountType;
 use kefu_store::{App, TokenChannel, TokenRecord};
 
+use super::call::Call;
+use super::internal;
 use super::platform::charge;
-use super::request::Query;
-use crate::secrets::digest;
 use crate::state::AppState;
-use crate::wechat::internal;
 
-/// The verdict for a token of one of `channels`.
+/// The verdict for a token of one of `channels`, with its app.
 ///
 /// It depends only on the token and the time: unknown (or of another channel) →
 /// 40001; superseded while still valid and past its grace → 40001; past its expiry →
 /// 42001 (also when a newer token came after it expired, so an expired token never
 /// turns into 40001 later).
-pub async fn token_verdict(
+pub(crate) async fn token_verdict(
     state: &AppState,
+    call: &Call,
     token: &str,
     channels: &[TokenChannel],
-    now: i64,
-) -> Result<TokenRecord, ErrCode> {
-    Ok(verdict(state, token, channels, now).await?.0)
-}
-
-/// What a token was found to be, with its app: kept for the rest of the request.
-type Found = Option<(TokenRecord, Option<Arc<App>>)>;
-
-tokio::task_local! {
-    /// The request's token lookups, by token: the request log's look at the caller and
-    /// the handler's check read the store (and hash the token) once between them.
-    /// Nothing outlives the request, so no other request (or instance) can be answered
-    /// from it.
-    static LOOKED_UP: std::cell::RefCell<Vec<(String, Found)>>;
-}
-
-/// Runs one request's handling with its own memo of token lookups.
-pub async fn with_token_memo<F: std::future::Future>(f: F) -> F::Output {
-    LOOKED_UP
-        .scope(std::cell::RefCell::new(Vec::new()), f)
-        .await
-}
-
-/// A token with its app, read from the store once per request.
-pub async fn look_up(state: &AppState, token: &str) -> Result<Found, ErrCode> {
-    let memo = LOOKED_UP.try_with(|memo| {
-        memo.borrow()
-            .iter()
-            .find(|(seen, _)| seen == token)
-            .map(|(_, found)| found.clone())
-    });
-    if let Ok(Some(found)) = memo {
-        return Ok(found);
-    }
-    let found = state
-        .store
-        .token_and_app(&digest(token))
-        .await
-        .map_err(internal)?;
-    let _ = LOOKED_UP.try_with(|memo| memo.borrow_mut().push((token.to_owned(), found.clone())));
-    Ok(found)
-}
-
-/// The verdict, with the token's app.
-async fn verdict(
-    state: &AppState,
-    token: &str,
-    channels: &[TokenChannel],
-    now: i64,
 ) -> Result<(TokenRecord, Option<Arc<App>>), ErrCode> {
-    let (record, app) = look_up(state, token)
+    let now = call.now;
+    let (record, app) = call
+        .look_up(state, token)
         .await?
         .filter(|(record, _)| channels.contains(&record.channel))
         .ok_or(ErrCode::InvalidCredential)?;
@@ -91,11 +44,11 @@ async fn verdict(
 
 /// The app a business call acts for, and the platform acting for it, if any.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// The app.
-    pub app: Arc<App>,
+    pub(crate) app: Arc<App>,
     /// The third-party platform, for authorizer tokens.
-    pub component: Option<Arc<str>>,
+    pub(crate) component: Option<Arc<str>>,
 }
 
 /// The tokens that work as `access_token`.
@@ -106,11 +59,12 @@ const ACCESS_CHANNELS: &[TokenChannel] = &[
 ];
 
 /// Resolves the query's `access_token` to its app.
-pub async fn authorize(state: &AppState, query: &Query<'_>, now: i64) -> Result<Caller, ErrCode> {
-    let token = query
+pub(crate) async fn authorize(state: &AppState, call: &Call) -> Result<Caller, ErrCode> {
+    let token = call
+        .query()
         .non_empty("access_token")
         .ok_or(ErrCode::AccessTokenMissing)?;
-    let (record, app) = verdict(state, &token, ACCESS_CHANNELS, now).await?;
+    let (record, app) = token_verdict(state, call, &token, ACCESS_CHANNELS).await?;
     let app = app.ok_or(ErrCode::InvalidCredential)?;
     Ok(Caller {
         app,
@@ -120,26 +74,25 @@ pub async fn authorize(state: &AppState, query: &Query<'_>, now: i64) -> Result<
 
 /// What an endpoint requires of its caller.
 #[derive(Debug, Clone, Copy)]
-pub struct Rules {
+pub(crate) struct Rules {
     /// The API's canonical path (quotas and bans are kept by it).
-    pub path: &'static str,
+    pub(crate) path: &'static str,
     /// Permission sets, one of which a platform needs for the app.
-    pub funcscopes: &'static [u32],
+    pub(crate) funcscopes: &'static [u32],
     /// The kf rules of SPEC §6.1 apply; `Some(true)` for `uploadheadimg`, which mini
     /// programs do not have.
-    pub kf: Option<bool>,
+    pub(crate) kf: Option<bool>,
 }
 
 /// Token, then the platform gate (61007), the app's right to the API (65400/48001),
 /// the ban (48004) and the quota (45009/45011). A call that passes is counted, even if
 /// its body is refused later.
-pub async fn admit(
+pub(crate) async fn admit(
     state: &AppState,
-    query: &Query<'_>,
-    now: i64,
+    call: &Call,
     rules: Rules,
 ) -> Result<Arc<App>, ErrCode> {
-    let caller = authorize(state, query, now).await?;
+    let caller = authorize(state, call).await?;
     if let Some(component) = &caller.component {
         let authorization = state
             .store
@@ -158,14 +111,14 @@ pub async fn admit(
     if let Some(upload) = rules.kf {
         kf_scope(&caller.app, upload)?;
     }
-    charge(state, &caller.app, rules.path, now).await?;
+    charge(state, &caller.app, rules.path, call.now).await?;
     Ok(caller.app)
 }
 
 /// Whether the app may call the kf API: sandbox apps and apps without the new kf
 /// feature get 65400; unverified official accounts, and mini programs on
 /// `uploadheadimg`, get 48001.
-pub fn kf_scope(app: &App, upload: bool) -> Result<(), ErrCode> {
+pub(crate) fn kf_scope(app: &App, upload: bool) -> Result<(), ErrCode> {
     match app.account_type {
         AccountType::Sandbox => return Err(ErrCode::NewKfNotEnabled),
         AccountType::Miniprogram if upload => return Err(ErrCode::ApiUnauthorized),

@@ -1,8 +1,5 @@
 //! Third-party platforms: `api_component_token` and `api_authorizer_token` (SPEC §7).
 
-use std::net::IpAddr;
-
-use axum::extract::{Request, State};
 use kefu_api::ErrCode;
 use kefu_api::endpoints::component::{
     AuthorizerAccessToken, AuthorizerTokenRequest, ComponentAccessToken, ComponentTokenRequest,
@@ -13,10 +10,10 @@ use kefu_api::endpoints::token::{EXPIRES_IN, GRACE_SECS};
 use kefu_store::{TokenChannel, TokenRecord};
 
 use super::auth::token_verdict;
+use super::call::Call;
+use super::internal;
 use super::platform::check_ip;
-use super::reply::{Reply, WxError, answer};
-use super::request::{MAX_JSON_BODY, Query, read_body};
-use super::{ClientIp, internal};
+use super::reply::{Reply, WxError};
 use crate::secrets::{digest, matches, new_access_token, new_refresh_token, token_hint};
 use crate::state::AppState;
 
@@ -29,10 +26,10 @@ fn present(value: Option<&str>) -> Option<&str> {
 
 async fn component_token(
     state: &AppState,
+    call: &Call,
     body: ComponentTokenRequest,
-    ip: IpAddr,
-    now: i64,
 ) -> Result<Reply, WxError> {
+    let now = call.now;
     let component_appid =
         present(body.component_appid.as_deref()).ok_or(ErrCode::ComponentAppidMissing)?;
     let component = state
@@ -41,11 +38,16 @@ async fn component_token(
         .await
         .map_err(internal)?
         .ok_or(ErrCode::InvalidComponent)?;
+    call.found_caller(&component.component_appid);
     let secret = present(body.component_appsecret.as_deref()).ok_or(ErrCode::AppsecretMissing)?;
     if !matches(secret, &component.secret_hash) {
         return Err(ErrCode::InvalidAppsecret.into());
     }
-    check_ip(&component.ip_whitelist, ip, ErrCode::ClientIpNotRegistered)?;
+    check_ip(
+        &component.ip_whitelist,
+        call.ip,
+        ErrCode::ClientIpNotRegistered,
+    )?;
     let ticket =
         present(body.component_verify_ticket.as_deref()).ok_or(ErrCode::ComponentTicketInvalid)?;
     let (owner, expires_at) = state
@@ -75,35 +77,21 @@ async fn component_token(
         .await
         .map_err(internal)?;
     tracing::info!(component = %component.component_appid, token = token_hint(&token), "component token issued");
-    Ok(Reply::json(
-        &ComponentAccessToken {
-            component_access_token: token,
-            expires_in: EXPIRES_IN,
-        },
-        now,
-    ))
+    Reply::json(&ComponentAccessToken {
+        component_access_token: token,
+        expires_in: EXPIRES_IN,
+    })
 }
 
 /// `POST /cgi-bin/component/api_component_token`: platform (41018, 61011), secret
 /// (41004, 40125), the platform's IP list (61004), the ticket (61006, 61005).
 #[tracing::instrument(level = "debug", name = "api_component_token", skip_all)]
-pub async fn api_component_token(
-    State(state): State<AppState>,
-    ip: Option<axum::Extension<ClientIp>>,
-    request: Request,
-) -> Reply {
-    let state = &state;
-    let ip = ClientIp::of(ip);
-    answer(state, move |now| async move {
-        let (parts, body) = request.into_parts();
-        let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
-        let body = match parse_json_body::<ComponentTokenRequest>(&body) {
-            Err(ErrCode::EmptyPostData) => ComponentTokenRequest::default(),
-            parsed => parsed?,
-        };
-        component_token(state, body, ip, now).await
-    })
-    .await
+pub(crate) async fn api_component_token(state: &AppState, call: &Call) -> Result<Reply, WxError> {
+    let body = match parse_json_body::<ComponentTokenRequest>(call.body()?) {
+        Err(ErrCode::EmptyPostData) => ComponentTokenRequest::default(),
+        parsed => parsed?,
+    };
+    component_token(state, call, body).await
 }
 
 /// `POST /cgi-bin/component/api_authorizer_token?component_access_token=…` (also
@@ -111,66 +99,61 @@ pub async fn api_component_token(
 /// a platform other than the token's 61011, an unknown authorization or refresh
 /// token 61023. Answers a new refresh token; the one sent works 5 more minutes.
 #[tracing::instrument(level = "debug", name = "api_authorizer_token", skip_all)]
-pub async fn api_authorizer_token(State(state): State<AppState>, request: Request) -> Reply {
-    let state = &state;
-    answer(state, move |now| async move {
-        let (parts, body) = request.into_parts();
-        let query = Query::new(parts.uri.query());
-        let token = query
-            .non_empty("component_access_token")
-            .or_else(|| query.non_empty("access_token"))
-            .ok_or(ErrCode::AccessTokenMissing)?;
-        let component = token_verdict(state, &token, &[TokenChannel::Component], now)
-            .await?
-            .appid;
-        let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
-        let body = match parse_json_body::<AuthorizerTokenRequest>(&body) {
-            Err(ErrCode::EmptyPostData) => return Err(ErrCode::ComponentAppidMissing.into()),
-            parsed => parsed?,
-        };
-        let component_appid =
-            present(body.component_appid.as_deref()).ok_or(ErrCode::ComponentAppidMissing)?;
-        if component_appid != &*component {
-            return Err(ErrCode::InvalidComponent.into());
-        }
-        let appid =
-            present(body.authorizer_appid.as_deref()).ok_or(ErrCode::RefreshTokenInvalid)?;
-        let presented = present(body.authorizer_refresh_token.as_deref())
-            .ok_or(ErrCode::RefreshTokenInvalid)?;
-        let refresh = new_refresh_token();
-        state
-            .store
-            .rotate_refresh_token(
-                component_appid,
-                appid,
-                digest(presented),
-                digest(&refresh),
-                now,
-                REFRESH_OVERLAP_SECS,
-            )
-            .await
-            .map_err(internal)?;
-        let token = new_access_token();
-        let record = TokenRecord {
-            appid: appid.into(),
-            channel: TokenChannel::Authorizer,
-            component: Some(component),
-            issued_at: now,
-            expires_at: now + EXPIRES_IN_SECS,
-            superseded_at: None,
-        };
-        state
-            .store
-            .issue_token(record, digest(&token), now, GRACE)
-            .await
-            .map_err(internal)?;
-        tracing::info!(appid, token = token_hint(&token), "authorizer token issued");
-        let answer = AuthorizerAccessToken {
-            authorizer_access_token: token,
-            expires_in: EXPIRES_IN,
-            authorizer_refresh_token: refresh,
-        };
-        Ok(Reply::json(&answer, now))
-    })
-    .await
+pub(crate) async fn api_authorizer_token(state: &AppState, call: &Call) -> Result<Reply, WxError> {
+    let now = call.now;
+    let query = call.query();
+    let token = query
+        .non_empty("component_access_token")
+        .or_else(|| query.non_empty("access_token"))
+        .ok_or(ErrCode::AccessTokenMissing)?;
+    let component = token_verdict(state, call, &token, &[TokenChannel::Component])
+        .await?
+        .0
+        .appid;
+    let body = match parse_json_body::<AuthorizerTokenRequest>(call.body()?) {
+        Err(ErrCode::EmptyPostData) => return Err(ErrCode::ComponentAppidMissing.into()),
+        parsed => parsed?,
+    };
+    let component_appid =
+        present(body.component_appid.as_deref()).ok_or(ErrCode::ComponentAppidMissing)?;
+    if component_appid != &*component {
+        return Err(ErrCode::InvalidComponent.into());
+    }
+    let appid = present(body.authorizer_appid.as_deref()).ok_or(ErrCode::RefreshTokenInvalid)?;
+    let presented =
+        present(body.authorizer_refresh_token.as_deref()).ok_or(ErrCode::RefreshTokenInvalid)?;
+    let refresh = new_refresh_token();
+    state
+        .store
+        .rotate_refresh_token(
+            component_appid,
+            appid,
+            digest(presented),
+            digest(&refresh),
+            now,
+            REFRESH_OVERLAP_SECS,
+        )
+        .await
+        .map_err(internal)?;
+    let token = new_access_token();
+    let record = TokenRecord {
+        appid: appid.into(),
+        channel: TokenChannel::Authorizer,
+        component: Some(component),
+        issued_at: now,
+        expires_at: now + EXPIRES_IN_SECS,
+        superseded_at: None,
+    };
+    state
+        .store
+        .issue_token(record, digest(&token), now, GRACE)
+        .await
+        .map_err(internal)?;
+    tracing::info!(appid, token = token_hint(&token), "authorizer token issued");
+    let answer = AuthorizerAccessToken {
+        authorizer_access_token: token,
+        expires_in: EXPIRES_IN,
+        authorizer_refresh_token: refresh,
+    };
+    Reply::json(&answer)
 }

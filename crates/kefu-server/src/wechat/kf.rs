@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use kefu_api::Endpoint;
 use kefu_api::endpoints::component::{KF_FUNCSCOPES, KF_PROFILE_FUNCSCOPES};
@@ -15,8 +14,9 @@ use kefu_api::{ErrCode, KfAccount, admin};
 use kefu_store::{App, Kf, NewKf};
 
 use super::auth::{Rules, admit};
-use super::reply::{Reply, answer};
-use super::request::{MAX_JSON_BODY, MAX_MULTIPART_BODY, Query, read_body};
+use super::call::Call;
+use super::log::shown_body;
+use super::reply::{Reply, WxError};
 use super::{Https, internal};
 use crate::secrets::new_openid;
 use crate::state::AppState;
@@ -49,133 +49,117 @@ fn owned_by(app: &App) -> impl Fn(&KfAccount) -> bool + '_ {
 /// body's shape.
 async fn kf_json<T: serde::de::DeserializeOwned>(
     state: &AppState,
-    request: Request,
-    now: i64,
+    call: &Call,
     rules: Rules,
 ) -> Result<(Arc<App>, T), ErrCode> {
-    let (parts, body) = request.into_parts();
-    let app = admit(state, &Query::new(parts.uri.query()), now, rules).await?;
-    let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
-    Ok((app, parse_json_body::<T>(&body)?))
+    let app = admit(state, call, rules).await?;
+    Ok((app, parse_json_body::<T>(call.body()?)?))
 }
 
 /// `POST /customservice/kfaccount/add`.
 #[tracing::instrument(level = "debug", name = "kf_add", skip_all)]
-pub async fn kf_add(State(state): State<AppState>, request: Request) -> Reply {
-    let state = &state;
-    answer(state, move |now| async move {
-        let (app, body) = kf_json::<KfProfileBody>(state, request, now, ADD).await?;
-        let profile = body.validate(kf_add::BAD_ACCOUNT, owned_by(&app))?;
-        let kf = NewKf {
-            kf_account: profile.kf_account,
-            nickname: profile.nickname,
-            kf_openid: new_openid(),
-            created_at: now,
-        };
-        state.store.add_kf(&app.appid, kf).await.map_err(internal)?;
-        Ok(Reply::Ok)
-    })
-    .await
+pub(crate) async fn kf_add(state: &AppState, call: &Call) -> Result<Reply, WxError> {
+    let (app, body) = kf_json::<KfProfileBody>(state, call, ADD).await?;
+    let profile = body.validate(kf_add::BAD_ACCOUNT, owned_by(&app))?;
+    let kf = NewKf {
+        kf_account: profile.kf_account,
+        nickname: profile.nickname,
+        kf_openid: new_openid(),
+        created_at: call.now,
+    };
+    state.store.add_kf(&app.appid, kf).await.map_err(internal)?;
+    Ok(Reply::Ok)
 }
 
 /// `POST /customservice/kfaccount/update`.
 #[tracing::instrument(level = "debug", name = "kf_update", skip_all)]
-pub async fn kf_update(State(state): State<AppState>, request: Request) -> Reply {
-    let state = &state;
-    answer(state, move |now| async move {
-        let (app, body) = kf_json::<KfProfileBody>(state, request, now, UPDATE).await?;
-        let profile = body.validate(kf_update::BAD_ACCOUNT, owned_by(&app))?;
-        state
-            .store
-            .update_kf(&app.appid, &profile.kf_account, &profile.nickname)
-            .await
-            .map_err(internal)?;
-        Ok(Reply::Ok)
-    })
-    .await
+pub(crate) async fn kf_update(state: &AppState, call: &Call) -> Result<Reply, WxError> {
+    let (app, body) = kf_json::<KfProfileBody>(state, call, UPDATE).await?;
+    let profile = body.validate(kf_update::BAD_ACCOUNT, owned_by(&app))?;
+    state
+        .store
+        .update_kf(&app.appid, &profile.kf_account, &profile.nickname)
+        .await
+        .map_err(internal)?;
+    Ok(Reply::Ok)
 }
 
 /// `GET|POST /customservice/kfaccount/del`, in all four shapes of SPEC §3.3.
 #[tracing::instrument(level = "debug", name = "kf_del", skip_all)]
-pub async fn kf_del(State(state): State<AppState>, request: Request) -> Reply {
-    let state = &state;
-    answer(state, move |now| async move {
-        let (parts, body) = request.into_parts();
-        let query = Query::new(parts.uri.query());
-        let app = admit(state, &query, now, DEL).await?;
-        let body_account = if parts.method == Method::POST {
-            let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
-            match parse_json_body::<kf_del::Body>(&body) {
-                Ok(parsed) => parsed.kf_account,
-                // An empty (or `null`) body is the query-only shape.
-                Err(ErrCode::EmptyPostData) => None,
-                Err(code) => return Err(code.into()),
-            }
-        } else {
-            None
-        };
-        let query_account = query.non_empty("kf_account");
-        let query_openid = query.non_empty("kf_openid");
-        let target = kf_del::Target::select(
-            body_account.as_deref(),
-            query_account.as_deref(),
-            query_openid.as_deref(),
-        )?;
-        if let kf_del::Target::Account(account) = &target
-            && !owned_by(&app)(account)
-        {
-            return Err(ErrCode::InvalidKfAccount.into());
+pub(crate) async fn kf_del(state: &AppState, call: &Call) -> Result<Reply, WxError> {
+    let query = call.query();
+    let app = admit(state, call, DEL).await?;
+    let body_account = if call.method() == Method::POST {
+        match parse_json_body::<kf_del::Body>(call.body()?) {
+            Ok(parsed) => parsed.kf_account,
+            // An empty (or `null`) body is the query-only shape.
+            Err(ErrCode::EmptyPostData) => None,
+            Err(code) => return Err(code.into()),
         }
-        state
-            .store
-            .delete_kf(&app.appid, &target)
-            .await
-            .map_err(internal)?;
-        Ok(Reply::Ok)
-    })
-    .await
+    } else {
+        None
+    };
+    let query_account = query.non_empty("kf_account");
+    let query_openid = query.non_empty("kf_openid");
+    let target = kf_del::Target::select(
+        body_account.as_deref(),
+        query_account.as_deref(),
+        query_openid.as_deref(),
+    )?;
+    if let kf_del::Target::Account(account) = &target
+        && !owned_by(&app)(account)
+    {
+        return Err(ErrCode::InvalidKfAccount.into());
+    }
+    state
+        .store
+        .delete_kf(&app.appid, &target)
+        .await
+        .map_err(internal)?;
+    Ok(Reply::Ok)
 }
 
 /// `POST /customservice/kfaccount/uploadheadimg?kf_account=…` with a `media` part.
 #[tracing::instrument(level = "debug", name = "kf_upload_headimg", skip_all)]
-pub async fn kf_upload_headimg(State(state): State<AppState>, request: Request) -> Reply {
-    let state = &state;
-    answer(state, move |now| async move {
-        let (parts, body) = request.into_parts();
-        let query = Query::new(parts.uri.query());
-        let app = admit(state, &query, now, UPLOAD).await?;
-        let boundary = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| multer::parse_boundary(v).ok());
-        let body = read_body(&parts.headers, body, MAX_MULTIPART_BODY).await?;
-        if body.is_empty() {
-            return Err(ErrCode::EmptyPostData.into());
-        }
-        let boundary = boundary.ok_or(ErrCode::DataFormatError)?;
-        let media = media_part(body, boundary)
-            .await?
-            .ok_or(ErrCode::MediaDataMissing)?;
-        let account = query
-            .get("kf_account")
-            .and_then(|raw| KfAccount::parse(&raw).ok())
-            .filter(|account| owned_by(&app)(account))
-            .ok_or(ErrCode::InvalidKfAccount)?;
-        if !is_jpeg(&media) {
-            return Err(ErrCode::InvalidFileType.into());
-        }
-        if media.len() > MAX_IMAGE_BYTES {
-            return Err(ErrCode::InvalidImageSize.into());
-        }
-        state
-            .store
-            .set_kf_headimg(&app.appid, &account, media)
-            .await
-            .map_err(internal)?;
-        Ok(Reply::Ok)
-    })
-    .await
+pub(crate) async fn kf_upload_headimg(state: &AppState, call: &Call) -> Result<Reply, WxError> {
+    let query = call.query();
+    let app = admit(state, call, UPLOAD).await?;
+    let boundary = call
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok());
+    let body = call.body()?;
+    if body.is_empty() {
+        return Err(ErrCode::EmptyPostData.into());
+    }
+    let boundary = boundary.ok_or(ErrCode::DataFormatError)?;
+    let media = media_part(body.clone(), boundary)
+        .await?
+        .ok_or(ErrCode::MediaDataMissing)?;
+    // The account before the image (README, "uploadheadimg"): one that is malformed,
+    // foreign or missing is 65401 whatever was uploaded.
+    let account = query
+        .get("kf_account")
+        .and_then(|raw| KfAccount::parse(&raw).ok())
+        .filter(|account| owned_by(&app)(account))
+        .ok_or(ErrCode::InvalidKfAccount)?;
+    let kfs = state.store.kfs(&app.appid).await.map_err(internal)?;
+    if !kfs.iter().any(|kf| kf.kf_account == account.as_str()) {
+        return Err(ErrCode::InvalidKfAccount.into());
+    }
+    if !is_jpeg(&media) {
+        return Err(ErrCode::InvalidFileType.into());
+    }
+    if media.len() > MAX_IMAGE_BYTES {
+        return Err(ErrCode::InvalidImageSize.into());
+    }
+    state
+        .store
+        .set_kf_headimg(&app.appid, &account, media)
+        .await
+        .map_err(internal)?;
+    Ok(Reply::Ok)
 }
 
 /// The bytes of the first part named `media`; a malformed stream is 47001.
@@ -248,90 +232,92 @@ pub(crate) fn kf_info(kf: &Kf, appid: &str, base: &str, now: i64) -> KfInfo {
 
 /// `GET /cgi-bin/customservice/getkflist` (and `/customservice/getkflist`).
 #[tracing::instrument(level = "debug", name = "kf_list", skip_all)]
-pub async fn kf_list(State(state): State<AppState>, request: Request) -> Reply {
-    let state = &state;
-    answer(state, move |now| async move {
-        let query = Query::new(request.uri().query());
-        let app = admit(state, &query, now, LIST).await?;
-        let (kfs, version) = state
-            .store
-            .kfs_versioned(&app.appid)
-            .await
-            .map_err(internal)?;
-        let base = base_url(state, &request.into_parts().0);
-        if let Some(body) = version.and_then(|v| state.lists.get(&app.appid, v, &base, now)) {
-            return Ok(Reply::Json(body));
-        }
-        let list = KfList {
-            kf_list: kfs
-                .iter()
-                .map(|kf| kf_info(kf, &app.appid, &base, now))
-                .collect(),
-        };
-        let reply = Reply::json(&list, now);
-        if let (Some(version), Reply::Json(body)) = (version, &reply) {
-            // Until the first waiting invitation lapses: its status shows then.
-            let valid_until = kfs
-                .iter()
-                .filter_map(|kf| kf.invitation.as_ref())
-                .filter(|i| i.is_effective(now))
-                .map(|i| i.expire_time)
-                .min()
-                .unwrap_or(i64::MAX);
-            state
-                .lists
-                .put(&app.appid, version, &base, valid_until, body.clone());
-        }
-        Ok(reply)
+pub(crate) async fn kf_list(state: &AppState, call: &Call) -> Result<Reply, WxError> {
+    let now = call.now;
+    let app = admit(state, call, LIST).await?;
+    let (kfs, version) = state
+        .store
+        .kfs_versioned(&app.appid)
+        .await
+        .map_err(internal)?;
+    let base = base_url(state, call.head());
+    if let Some((body, logged)) = version.and_then(|v| state.lists.get(&app.appid, v, &base, now)) {
+        return Ok(Reply::Json { body, logged });
+    }
+    let list = KfList {
+        kf_list: kfs
+            .iter()
+            .map(|kf| kf_info(kf, &app.appid, &base, now))
+            .collect(),
+    };
+    let reply = Reply::json(&list)?;
+    let Reply::Json { body, .. } = &reply else {
+        return Ok(reply);
+    };
+    let Some(version) = version else {
+        return Ok(reply);
+    };
+    // Until the first waiting invitation lapses: its status shows then.
+    let valid_until = kfs
+        .iter()
+        .filter_map(|kf| kf.invitation.as_ref())
+        .filter(|i| i.is_effective(now))
+        .map(|i| i.expire_time)
+        .min()
+        .unwrap_or(i64::MAX);
+    // Answered again and again: its text for the request log is made once.
+    let logged = shown_body(body);
+    state.lists.put(
+        &app.appid,
+        version,
+        &base,
+        valid_until,
+        body.clone(),
+        logged.clone(),
+    );
+    Ok(Reply::Json {
+        body: body.clone(),
+        logged,
     })
-    .await
 }
 
 /// `GET /cgi-bin/customservice/getonlinekflist` (and `/customservice/getonlinekflist`).
 #[tracing::instrument(level = "debug", name = "kf_online_list", skip_all)]
-pub async fn kf_online_list(State(state): State<AppState>, request: Request) -> Reply {
-    let state = &state;
-    answer(state, move |now| async move {
-        let query = Query::new(request.uri().query());
-        let app = admit(state, &query, now, ONLINE).await?;
-        let kfs = state.store.kfs(&app.appid).await.map_err(internal)?;
-        let list = KfOnlineList {
-            kf_online_list: kfs
-                .iter()
-                .filter(|kf| kf.online_status != 0)
-                .map(|kf| KfOnline {
-                    kf_account: kf.kf_account.clone(),
-                    status: kf.online_status,
-                    kf_id: kf.kf_id,
-                    accepted_case: kf.accepted_case,
-                })
-                .collect(),
-        };
-        Ok(Reply::json(&list, now))
-    })
-    .await
+pub(crate) async fn kf_online_list(state: &AppState, call: &Call) -> Result<Reply, WxError> {
+    let app = admit(state, call, ONLINE).await?;
+    let kfs = state.store.kfs(&app.appid).await.map_err(internal)?;
+    let list = KfOnlineList {
+        kf_online_list: kfs
+            .iter()
+            .filter(|kf| kf.online_status != 0)
+            .map(|kf| KfOnline {
+                kf_account: kf.kf_account.clone(),
+                status: kf.online_status,
+                kf_id: kf.kf_id,
+                accepted_case: kf.accepted_case,
+            })
+            .collect(),
+    };
+    Reply::json(&list)
 }
 
 /// `POST /customservice/kfaccount/inviteworker`.
 #[tracing::instrument(level = "debug", name = "kf_invite", skip_all)]
-pub async fn kf_invite(State(state): State<AppState>, request: Request) -> Reply {
-    let state = &state;
-    answer(state, move |now| async move {
-        let (app, body) = kf_json::<kf_invite::Body>(state, request, now, INVITE).await?;
-        let invite = body.validate(owned_by(&app))?;
-        state
-            .store
-            .invite_kf(
-                &app.appid,
-                &invite.kf_account,
-                &invite.invite_wx,
-                now,
-                now + kf_invite::INVITE_TTL_SECS,
-                kf_invite::MAX_BOUND_PER_WORKER,
-            )
-            .await
-            .map_err(internal)?;
-        Ok(Reply::Ok)
-    })
-    .await
+pub(crate) async fn kf_invite(state: &AppState, call: &Call) -> Result<Reply, WxError> {
+    let (app, body) = kf_json::<kf_invite::Body>(state, call, INVITE).await?;
+    let invite = body.validate(owned_by(&app))?;
+    let now = call.now;
+    state
+        .store
+        .invite_kf(
+            &app.appid,
+            &invite.kf_account,
+            &invite.invite_wx,
+            now,
+            now + kf_invite::INVITE_TTL_SECS,
+            kf_invite::MAX_BOUND_PER_WORKER,
+        )
+        .await
+        .map_err(internal)?;
+    Ok(Reply::Ok)
 }

@@ -4,24 +4,25 @@
 //! them): on a busy server, recording a span per call at the default level cost more
 //! than much of the call's own work.
 
-pub mod auth;
+mod auth;
+mod call;
 mod component;
+pub(crate) mod edge;
 pub(crate) mod kf;
-pub mod observe;
+mod log;
 mod openapi;
-pub mod platform;
-pub mod reply;
-pub mod request;
+mod platform;
+pub(crate) mod reply;
+pub(crate) mod request;
 mod token;
 
-pub use self::observe::ClientIp;
-
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
 
-use axum::Extension;
 use axum::extract::{Request, State};
-use axum::http;
+use axum::http::{self, HeaderValue, header};
+use axum::response::Response;
 use kefu_api::endpoints::{
     component as component_api, kf_add, kf_del, kf_invite, kf_list, kf_online, kf_update,
     kf_uploadheadimg, quota, rid_get, stable_token, token as token_api,
@@ -29,12 +30,13 @@ use kefu_api::endpoints::{
 use kefu_api::{Endpoint, ErrCode, Method};
 use kefu_store::StoreError;
 
-use self::reply::Reply;
+use self::call::Call;
+use self::reply::{Answered, Reply, WxError, new_rid};
 use crate::state::AppState;
 
 /// Marks requests that arrived over the HTTPS listener (for the URLs handed out).
 #[derive(Debug, Clone, Copy)]
-pub struct Https;
+pub(crate) struct Https;
 
 /// Maps a store failure to the code a client sees; internal causes are logged here,
 /// once, and the client sees `-1 system error` with its rid.
@@ -43,51 +45,76 @@ pub(crate) fn internal(error: StoreError) -> ErrCode {
         StoreError::Rejected(code) => code,
         // The app vanished while the request was in flight: its tokens died with it.
         StoreError::NotFound => ErrCode::InvalidCredential,
-        StoreError::Conflict(message) | StoreError::Internal(message) => {
+        StoreError::Conflict(message)
+        | StoreError::Internal(message)
+        | StoreError::Invalid(message) => {
             tracing::error!(cause = %message, "store failure answered as -1");
             ErrCode::SystemError
         }
     }
 }
 
-/// What answers a request for one of WeChat's paths.
-pub type Handler = fn(AppState, Request) -> Pin<Box<dyn Future<Output = Reply> + Send>>;
+/// What a handler's future is.
+pub(crate) type Answer<'a> = Pin<Box<dyn Future<Output = Result<Reply, WxError>> + Send + 'a>>;
 
-/// A handler taking the state and the request, as a [`Handler`].
+/// What answers a call to one of WeChat's paths.
+pub(crate) type Handler = for<'a> fn(&'a AppState, &'a Call) -> Answer<'a>;
+
+/// An `async fn(&AppState, &Call) -> Result<Reply, WxError>` as a [`Handler`].
 macro_rules! handler {
-    ($f:path) => {
-        (|state, request| Box::pin($f(State(state), request))) as Handler
-    };
-    ($f:path, ip) => {
-        (|state, request: Request| {
-            let ip = request
-                .extensions()
-                .get::<ClientIp>()
-                .copied()
-                .map(Extension);
-            Box::pin($f(State(state), ip, request))
-        }) as Handler
-    };
+    ($f:path) => {{
+        fn handler<'a>(state: &'a AppState, call: &'a Call) -> Answer<'a> {
+            Box::pin($f(state, call))
+        }
+        handler as Handler
+    }};
 }
 
-fn require_get(state: AppState, _: Request) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
-    Box::pin(async move { Reply::error(ErrCode::RequireGet, state.clock.now()) })
+async fn require_get(_: &AppState, _: &Call) -> Result<Reply, WxError> {
+    Err(ErrCode::RequireGet.into())
 }
 
-fn require_post(state: AppState, _: Request) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
-    Box::pin(async move { Reply::error(ErrCode::RequirePost, state.clock.now()) })
+async fn require_post(_: &AppState, _: &Call) -> Result<Reply, WxError> {
+    Err(ErrCode::RequirePost.into())
 }
 
-/// The answer for any path WeChat does not have.
-pub(crate) async fn invalid_url(State(state): State<AppState>) -> Reply {
-    Reply::error(ErrCode::InvalidUrl, state.clock.now())
+/// The answer for any path WeChat does not have: `40066 invalid url`, once the body
+/// (if any) is read off the connection, which then serves the client's next request.
+pub(crate) async fn invalid_url(State(state): State<AppState>, request: Request) -> Response {
+    let version = request.version();
+    let rid = new_rid(state.clock.now());
+    let drained = tokio::time::timeout(
+        state.limits.body_timeout,
+        request::discard(request.into_body(), request::MAX_DISCARDED_BODY),
+    )
+    .await
+    .unwrap_or(false);
+    let mut response = Answered::error(ErrCode::InvalidUrl, rid).response();
+    if !drained && version <= http::Version::HTTP_11 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
-/// One of WeChat's paths: the methods it takes and what answers them.
+/// One of WeChat's paths, for the methods it takes or the code that refuses the others.
 #[derive(Clone, Copy)]
-struct Route {
+pub(crate) struct Route {
+    /// The path as registered (an endpoint's path or alias).
+    pub(crate) path: &'static str,
+    /// What answers the call.
+    pub(crate) handler: Handler,
+    /// The largest body read (larger is 45002).
+    pub(crate) max_body: usize,
+}
+
+/// An endpoint as registered: its methods, handler and body limit.
+#[derive(Clone, Copy)]
+struct Registered {
     method: Method,
     handler: Handler,
+    max_body: usize,
 }
 
 /// Every WeChat endpoint kefu implements, by path (and alias).
@@ -95,28 +122,21 @@ struct Route {
 /// A table rather than axum's router: WeChat's paths are a fixed set with one rule for
 /// methods, and finding a request's handler here costs a lookup, where the router
 /// cloned services and wrapped futures in layers for every request.
-pub struct Routes(HashMap<&'static str, Route>);
-
-impl Default for Routes {
-    fn default() -> Routes {
-        Routes::new()
-    }
-}
+pub(crate) struct Routes(HashMap<&'static str, Registered>);
 
 impl Routes {
     /// The table.
-    #[must_use]
-    pub fn new() -> Routes {
+    pub(crate) fn new() -> Routes {
         let mut routes = Routes(HashMap::new());
-        routes.add::<stable_token::GetStableToken>(handler!(token::stable_token_post, ip));
+        routes.add::<stable_token::GetStableToken>(handler!(token::stable_token_post));
         routes.add::<quota::GetQuota>(handler!(openapi::quota_get));
         routes.add::<quota::ClearApiQuota>(handler!(openapi::quota_clear));
         routes.add::<quota::ClearQuota>(handler!(openapi::clear_quota));
-        routes.add::<quota::ClearQuotaV2>(handler!(openapi::clear_quota_v2, ip));
+        routes.add::<quota::ClearQuotaV2>(handler!(openapi::clear_quota_v2));
         routes.add::<rid_get::GetRid>(handler!(openapi::rid_get));
-        routes.add::<component_api::ComponentToken>(handler!(component::api_component_token, ip));
+        routes.add::<component_api::ComponentToken>(handler!(component::api_component_token));
         routes.add::<component_api::AuthorizerToken>(handler!(component::api_authorizer_token));
-        routes.add::<token_api::GetToken>(handler!(token::token_get, ip));
+        routes.add::<token_api::GetToken>(handler!(token::token_get));
         routes.add::<kf_add::AddKfAccount>(handler!(kf::kf_add));
         routes.add::<kf_update::UpdateKfAccount>(handler!(kf::kf_update));
         routes.add::<kf_del::DelKfAccount>(handler!(kf::kf_del));
@@ -129,30 +149,42 @@ impl Routes {
 
     /// Registers a handler under the endpoint's path and aliases.
     fn add<E: Endpoint>(&mut self, handler: Handler) {
-        let route = Route {
+        let registered = Registered {
             method: E::METHOD,
             handler,
+            max_body: E::MAX_BODY,
         };
         for path in std::iter::once(E::PATH).chain(E::ALIASES.iter().copied()) {
-            self.0.insert(path, route);
+            self.0.insert(path, registered);
         }
+    }
+
+    /// Every path served, with the methods it takes.
+    pub(crate) fn paths(&self) -> impl Iterator<Item = (&'static str, Method)> + '_ {
+        self.0
+            .iter()
+            .map(|(path, registered)| (*path, registered.method))
     }
 
     /// What answers `method` on `path`: its handler, or 43001/43002 for the other
     /// methods. HEAD is a method like the others: a `curl -I` on `/cgi-bin/token` or
     /// `kfaccount/del` must not mint or delete anything. `None` for a path WeChat does
     /// not have.
-    #[must_use]
-    pub fn handler(&self, path: &str, method: &http::Method) -> Option<Handler> {
-        let route = self.0.get(path)?;
+    pub(crate) fn find(&self, path: &str, method: &http::Method) -> Option<Route> {
+        let (path, registered) = self.0.get_key_value(path)?;
         let get = method == http::Method::GET;
         let post = method == http::Method::POST;
-        Some(match route.method {
-            Method::Get if get => route.handler,
-            Method::Post if post => route.handler,
-            Method::GetOrPost if get || post => route.handler,
-            Method::Get => require_get,
-            Method::Post | Method::GetOrPost => require_post,
+        let handler = match registered.method {
+            Method::Get if get => registered.handler,
+            Method::Post if post => registered.handler,
+            Method::GetOrPost if get || post => registered.handler,
+            Method::Get => handler!(require_get),
+            Method::Post | Method::GetOrPost => handler!(require_post),
+        };
+        Some(Route {
+            path,
+            handler,
+            max_body: registered.max_body,
         })
     }
 }

@@ -1,38 +1,52 @@
 //! Answers in WeChat's envelope: always HTTP 200, `application/json; encoding=utf-8`.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
-use axum::response::IntoResponse;
 use bytes::Bytes;
 use kefu_api::{CONTENT_TYPE, ErrCode, OK_BODY, Rid};
 
 use crate::secrets::rid_groups;
 
-/// A WeChat answer.
+/// What a handler answers when the call succeeds.
 #[derive(Debug)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// `{"errcode":0,"errmsg":"ok"}`.
     Ok,
     /// A payload (token, list) with no errcode.
-    Json(bytes::Bytes),
-    /// A failure; `errmsg` gets WeChat's text (or `message`) and a rid made at `now`.
-    Error {
-        /// The code.
-        code: ErrCode,
-        /// WeChat's text with details filled in, where it has any (40164).
-        message: Option<String>,
-        /// The request's Unix time (the rid's first group).
-        now: i64,
+    Json {
+        /// The body.
+        body: Bytes,
+        /// The body as the request log shows it, when it was made already (a cached
+        /// list, answered again and again, shares one text).
+        logged: Option<Arc<str>>,
     },
 }
 
-/// A failed call, before it becomes a [`Reply`].
+impl Reply {
+    /// Serialises a payload.
+    pub(crate) fn json<T: serde::Serialize>(value: &T) -> Result<Reply, WxError> {
+        match serde_json::to_vec(value) {
+            Ok(body) => Ok(Reply::Json {
+                body: body.into(),
+                logged: None,
+            }),
+            Err(error) => {
+                tracing::error!(%error, "cannot serialise a payload");
+                Err(ErrCode::SystemError.into())
+            }
+        }
+    }
+}
+
+/// A failed call: its code, and WeChat's text where it has details.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WxError {
+pub(crate) struct WxError {
     /// The code.
-    pub code: ErrCode,
+    pub(crate) code: ErrCode,
     /// WeChat's text with details filled in, where it has any.
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 impl From<ErrCode> for WxError {
@@ -47,7 +61,7 @@ impl From<ErrCode> for WxError {
 impl WxError {
     /// `40164 invalid ip A ipv6 ::ffff:A, not in whitelist`.
     #[must_use]
-    pub fn ip_not_in_whitelist(ip: std::net::IpAddr) -> WxError {
+    pub(crate) fn ip_not_in_whitelist(ip: std::net::IpAddr) -> WxError {
         let (v4, v6) = match ip {
             std::net::IpAddr::V4(v4) => (v4.to_string(), format!("::ffff:{v4}")),
             std::net::IpAddr::V6(v6) => (v6.to_string(), v6.to_string()),
@@ -57,84 +71,42 @@ impl WxError {
             message: Some(format!("invalid ip {v4} ipv6 {v6}, not in whitelist")),
         }
     }
-
-    /// The reply for this failure at `now`.
-    #[must_use]
-    pub fn reply(self, now: i64) -> Reply {
-        if self.code.is_ok() {
-            Reply::Ok
-        } else {
-            Reply::Error {
-                code: self.code,
-                message: self.message,
-                now,
-            }
-        }
-    }
-}
-
-/// Runs a handler body and turns its failure into WeChat's envelope.
-pub async fn answer<F>(state: &crate::state::AppState, f: impl FnOnce(i64) -> F) -> Reply
-where
-    F: Future<Output = Result<Reply, WxError>>,
-{
-    let now = state.clock.now();
-    f(now).await.unwrap_or_else(|error| error.reply(now))
-}
-
-impl Reply {
-    /// A failure at `now`.
-    #[must_use]
-    pub fn error(code: ErrCode, now: i64) -> Reply {
-        WxError::from(code).reply(now)
-    }
-
-    /// Serialises a payload.
-    pub fn json<T: serde::Serialize>(value: &T, now: i64) -> Reply {
-        match serde_json::to_vec(value) {
-            Ok(body) => Reply::Json(body.into()),
-            Err(error) => {
-                tracing::error!(%error, "cannot serialise a payload");
-                Reply::error(ErrCode::SystemError, now)
-            }
-        }
-    }
 }
 
 /// A rid for a request made at `now`.
 #[must_use]
-pub fn new_rid(now: i64) -> Rid {
+pub(crate) fn new_rid(now: i64) -> Rid {
     let (a, b) = rid_groups();
     Rid::new(u32::try_from(now.max(0)).unwrap_or(u32::MAX), a, b)
 }
 
-/// What a WeChat answer said, kept on the response for the request log, so that it
-/// never has to read the body back.
+/// What a WeChat call answered, as its response carries it and its record keeps it.
 #[derive(Debug, Clone)]
-pub struct Answered {
+pub(crate) struct Answered {
     /// The errcode (0 for payloads).
-    pub errcode: i64,
-    /// The rid of a failure.
-    pub rid: Option<Rid>,
+    pub(crate) errcode: i64,
     /// The body.
-    pub body: Bytes,
+    pub(crate) body: Bytes,
+    /// The body as the log shows it, when made already.
+    pub(crate) logged: Option<Arc<str>>,
 }
 
-impl IntoResponse for Reply {
-    fn into_response(self) -> axum::response::Response {
-        let answered = match self {
-            Reply::Ok => Answered {
+impl Answered {
+    /// The answer of a handler's outcome; a failure carries `rid`.
+    pub(crate) fn of(outcome: Result<Reply, WxError>, rid: Rid) -> Answered {
+        match outcome {
+            Ok(Reply::Ok) => Answered {
                 errcode: 0,
-                rid: None,
                 body: Bytes::from_static(OK_BODY.as_bytes()),
+                logged: None,
             },
-            Reply::Json(body) => Answered {
+            Ok(Reply::Json { body, logged }) => Answered {
                 errcode: 0,
-                rid: None,
                 body,
+                logged,
             },
-            Reply::Error { code, message, now } => {
-                let rid = new_rid(now);
+            Err(error) if error.code.is_ok() => Answered::of(Ok(Reply::Ok), rid),
+            Err(WxError { code, message }) => {
                 let body = kefu_api::envelope::error_body(
                     code,
                     message.as_deref().unwrap_or(code.errmsg()),
@@ -142,17 +114,30 @@ impl IntoResponse for Reply {
                 );
                 Answered {
                     errcode: code.code(),
-                    rid: Some(rid),
                     body: body.into(),
+                    logged: None,
                 }
             }
-        };
-        let mut response = Response::new(Body::from(answered.body.clone()));
-        *response.status_mut() = StatusCode::OK;
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-        response.extensions_mut().insert(answered);
-        response
+        }
     }
+
+    /// The failure `code` with `rid`.
+    pub(crate) fn error(code: ErrCode, rid: Rid) -> Answered {
+        Answered::of(Err(code.into()), rid)
+    }
+
+    /// The HTTP response: status 200, WeChat's content type.
+    pub(crate) fn response(&self) -> Response<Body> {
+        envelope_response(StatusCode::OK, self.body.clone())
+    }
+}
+
+/// A response carrying a WeChat body, with WeChat's content type.
+pub(crate) fn envelope_response(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    response
 }

@@ -1,19 +1,17 @@
 //! Reading requests the way WeChat does: the query by hand (so nothing is rejected
-//! before a handler can answer in the envelope) and the body under a size limit.
+//! before a handler can answer in the envelope) and the body under a size limit, read
+//! once, at the edge, before any handler runs.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use kefu_api::ErrCode;
 
-/// The largest JSON body accepted (1 MiB); larger answers 45002.
-pub const MAX_JSON_BODY: usize = 1024 * 1024;
-/// The largest multipart body accepted: the 5 MiB image plus 64 KiB of envelope.
-pub const MAX_MULTIPART_BODY: usize =
-    kefu_api::endpoints::kf_uploadheadimg::MAX_IMAGE_BYTES + 64 * 1024;
+pub use kefu_api::MAX_JSON_BODY;
 
 /// The query string, searched on demand.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,22 +80,135 @@ fn decoded(raw: &str) -> Cow<'_, str> {
     }
 }
 
-/// Reads the body, answering 45002 when it is larger than `limit`.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ErrCode> {
+/// The most bytes of a refused body (over its limit) read and thrown away so that the
+/// client, still sending, can read the `45002` answer on a connection that stays
+/// usable; past it the connection is closed (with `Connection: close`).
+pub const MAX_DISCARDED_BODY: usize = 16 * 1024 * 1024;
+
+/// A request body as the edge read it.
+#[derive(Debug, Clone)]
+pub enum ReadBody {
+    /// The whole body, within its limit.
+    Whole(Bytes),
+    /// Larger than its limit (declared or sent): `45002`.
+    TooLarge,
+    /// Broken off, malformed (chunked encoding) or too slow: nothing usable arrived.
+    Broken,
+}
+
+impl ReadBody {
+    /// The body, or the code that refuses it.
+    pub fn bytes(&self) -> Result<&Bytes, ErrCode> {
+        match self {
+            ReadBody::Whole(bytes) => Ok(bytes),
+            ReadBody::TooLarge => Err(ErrCode::ContentSizeOutOfLimit),
+            ReadBody::Broken => Err(ErrCode::DataFormatError),
+        }
+    }
+}
+
+/// A body read under a limit, and whether the connection can carry the next request
+/// (the body was read to its end, or thrown away to its end).
+#[derive(Debug)]
+pub struct Read {
+    /// What was read.
+    pub body: ReadBody,
+    /// Whether the whole body came off the connection.
+    pub reusable: bool,
+}
+
+/// Reads the body under `limit`, within `timeout`. A body declared or found larger is
+/// refused (`45002`), and read on to its end and thrown away when that is at most
+/// [`MAX_DISCARDED_BODY`], so that the client sees the answer: unless the client waits
+/// for `100 Continue` before sending it, when it is not asked for at all.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize, timeout: Duration) -> Read {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let waits_for_continue = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ErrCode::ContentSizeOutOfLimit);
+        let reusable = !waits_for_continue
+            && declared.is_some_and(|len| len <= MAX_DISCARDED_BODY as u64)
+            && tokio::time::timeout(timeout, discard(body, MAX_DISCARDED_BODY))
+                .await
+                .unwrap_or(false);
+        return Read {
+            body: ReadBody::TooLarge,
+            reusable,
+        };
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ErrCode::ContentSizeOutOfLimit)
+    tokio::time::timeout(timeout, collect(body, limit))
+        .await
+        .unwrap_or(Read {
+            body: ReadBody::Broken,
+            reusable: false,
+        })
+}
+
+/// Collects a body of at most `limit` bytes; a longer one is thrown away to its end.
+async fn collect(mut body: Body, limit: usize) -> Read {
+    let mut first: Option<Bytes> = None;
+    let mut rest = bytes::BytesMut::new();
+    let mut seen = 0_usize;
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Err(_)) => {
+                return Read {
+                    body: ReadBody::Broken,
+                    reusable: false,
+                };
+            }
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                seen = seen.saturating_add(data.len());
+                if seen > limit {
+                    let budget = MAX_DISCARDED_BODY.saturating_sub(seen);
+                    return Read {
+                        body: ReadBody::TooLarge,
+                        reusable: discard(body, budget).await,
+                    };
+                }
+                // A body that comes in one piece (the usual case) is kept without a copy.
+                match &first {
+                    None if rest.is_empty() => first = Some(data),
+                    _ => {
+                        if let Some(first) = first.take() {
+                            rest.extend_from_slice(&first);
+                        }
+                        rest.extend_from_slice(&data);
+                    }
+                }
+            }
         }
-        // The client went away or sent a broken chunked body: nothing usable arrived.
-        Err(_) => Err(ErrCode::DataFormatError),
+    }
+    Read {
+        body: ReadBody::Whole(first.unwrap_or_else(|| rest.freeze())),
+        reusable: true,
+    }
+}
+
+/// Reads a body to its end and throws it away; `false` when it is longer than
+/// `budget` bytes or broken (the connection cannot be reused).
+pub async fn discard(mut body: Body, budget: usize) -> bool {
+    let mut left = budget;
+    loop {
+        match body.frame().await {
+            None => return true,
+            Some(Err(_)) => return false,
+            Some(Ok(frame)) => {
+                let len = frame.data_ref().map_or(0, Bytes::len);
+                match left.checked_sub(len) {
+                    Some(remaining) => left = remaining,
+                    None => return false,
+                }
+            }
+        }
     }
 }
 

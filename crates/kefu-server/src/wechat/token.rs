@@ -1,8 +1,5 @@
 //! `GET /cgi-bin/token` and `POST /cgi-bin/stable_token`.
 
-use std::net::IpAddr;
-
-use axum::extract::{Request, State};
 use kefu_api::endpoints::parse_json_body;
 use kefu_api::endpoints::stable_token::{
     self, FORCE_REFRESH_SPACING_SECS, MAX_FORCE_REFRESH_PER_DAY, REUSE_MARGIN_SECS,
@@ -13,10 +10,10 @@ use kefu_api::endpoints::token::{
 use kefu_api::{Endpoint, ErrCode};
 use kefu_store::{App, CounterKey, StoreError, TokenChannel, TokenRecord, Window};
 
+use super::call::Call;
+use super::internal;
 use super::platform::{charge, check_ip};
-use super::reply::{Reply, WxError, answer};
-use super::request::{MAX_JSON_BODY, Query, read_body};
-use super::{ClientIp, internal};
+use super::reply::{Reply, WxError};
 use crate::secrets::{digest, matches, new_access_token, token_hint};
 use crate::state::AppState;
 
@@ -30,11 +27,10 @@ const MAX_STABLE_ATTEMPTS: u32 = 3;
 /// whitelist (40164), then bans and the quota of `path`.
 pub(crate) async fn credentials(
     state: &AppState,
+    call: &Call,
     appid: Option<&str>,
     secret: Option<&str>,
-    ip: IpAddr,
     path: &str,
-    now: i64,
 ) -> Result<std::sync::Arc<App>, WxError> {
     let appid = appid
         .filter(|v| !v.is_empty())
@@ -54,11 +50,16 @@ pub(crate) async fn credentials(
         }
         return Err(ErrCode::InvalidAppid.into());
     };
+    call.found_caller(&app.appid);
     if !matches(secret, &app.secret_hash) {
         return Err(ErrCode::InvalidAppsecret.into());
     }
-    check_ip(&app.settings.ip_whitelist, ip, ErrCode::IpNotInWhitelist)?;
-    charge(state, &app, path, now).await?;
+    check_ip(
+        &app.settings.ip_whitelist,
+        call.ip,
+        ErrCode::IpNotInWhitelist,
+    )?;
+    charge(state, &app, path, call.now).await?;
     Ok(app)
 }
 
@@ -76,50 +77,38 @@ fn record(app: &App, channel: TokenChannel, now: i64) -> TokenRecord {
 /// `GET /cgi-bin/token`: `grant_type` (40002) first, then [`credentials`]; mints a
 /// token that supersedes the app's previous one after a 5-minute grace.
 #[tracing::instrument(level = "debug", name = "token_get", skip_all)]
-pub async fn token_get(
-    State(state): State<AppState>,
-    ip: Option<axum::Extension<ClientIp>>,
-    request: Request,
-) -> Reply {
-    let state = &state;
-    let ip = ClientIp::of(ip);
-    answer(state, move |now| async move {
-        let query = Query::new(request.uri().query());
-        if query.get("grant_type").as_deref() != Some(GRANT_TYPE) {
-            return Err(ErrCode::InvalidGrantType.into());
-        }
-        let appid = query.get("appid");
-        let secret = query.get("secret");
-        let app = credentials(
-            state,
-            appid.as_deref(),
-            secret.as_deref(),
-            ip,
-            token_api::GetToken::PATH,
+pub(crate) async fn token_get(state: &AppState, call: &Call) -> Result<Reply, WxError> {
+    let now = call.now;
+    let query = call.query();
+    if query.get("grant_type").as_deref() != Some(GRANT_TYPE) {
+        return Err(ErrCode::InvalidGrantType.into());
+    }
+    let appid = query.get("appid");
+    let secret = query.get("secret");
+    let app = credentials(
+        state,
+        call,
+        appid.as_deref(),
+        secret.as_deref(),
+        token_api::GetToken::PATH,
+    )
+    .await?;
+    let access_token = new_access_token();
+    state
+        .store
+        .issue_token(
+            record(&app, TokenChannel::Basic, now),
+            digest(&access_token),
             now,
+            GRACE,
         )
-        .await?;
-        let access_token = new_access_token();
-        state
-            .store
-            .issue_token(
-                record(&app, TokenChannel::Basic, now),
-                digest(&access_token),
-                now,
-                GRACE,
-            )
-            .await
-            .map_err(internal)?;
-        tracing::info!(appid = %app.appid, token = token_hint(&access_token), "token issued");
-        Ok(Reply::json(
-            &AccessToken {
-                access_token,
-                expires_in: EXPIRES_IN,
-            },
-            now,
-        ))
+        .await
+        .map_err(internal)?;
+    tracing::info!(appid = %app.appid, token = token_hint(&access_token), "token issued");
+    Reply::json(&AccessToken {
+        access_token,
+        expires_in: EXPIRES_IN,
     })
-    .await
 }
 
 /// `POST /cgi-bin/stable_token`: the current stable token while it has 5 minutes or
@@ -128,75 +117,105 @@ pub async fn token_get(
 /// is under 30 s old or 20 forced refreshes were made today, when the current one
 /// comes back unchanged.
 #[tracing::instrument(level = "debug", name = "stable_token", skip_all)]
-pub async fn stable_token_post(
-    State(state): State<AppState>,
-    ip: Option<axum::Extension<ClientIp>>,
-    request: Request,
-) -> Reply {
-    let state = &state;
-    let ip = ClientIp::of(ip);
-    answer(state, move |now| async move {
-        let (parts, body) = request.into_parts();
-        let body = read_body(&parts.headers, body, MAX_JSON_BODY).await?;
-        // Credentials sent in the query instead (with no body) are missing: 41002.
-        let body: stable_token::Request = match parse_json_body(&body) {
-            Err(ErrCode::EmptyPostData) => stable_token::Request::default(),
-            parsed => parsed?,
-        };
-        if body.appid.as_deref().is_none_or(str::is_empty) {
-            return Err(ErrCode::AppidMissing.into());
-        }
-        if body.grant_type.as_deref() != Some(GRANT_TYPE) {
-            return Err(ErrCode::InvalidGrantType.into());
-        }
-        let path = stable_token::GetStableToken::PATH;
-        let app = credentials(state, body.appid.as_deref(), body.secret.as_deref(), ip, path, now).await?;
-        // Concurrent callers must agree on one token: decide and mint one at a time in
-        // this process, and, across processes, mint only if the current token is still
-        // the one decided on (else decide again: the other caller's token is now current).
-        let lock = state.stable_locks.of(&app.appid);
-        let _one_at_a_time = lock.lock().await;
-        let force = body.force_refresh.unwrap_or(false);
-        let mut attempts = 0;
-        let access_token = loop {
-            let current = state.store.current_token(&app.appid, TokenChannel::Stable).await.map_err(internal)?;
-            let replaces = current.as_ref().map(|current| current.hash);
-            let live = current.and_then(|current| {
-                let alive = current.record.expires_at > now;
-                alive.then_some(current.value.map(|value| (current.record, value))).flatten()
-            });
-            if let Some((record, value)) = &live {
-                let reuse = if force {
-                    let too_soon = now - record.issued_at < FORCE_REFRESH_SPACING_SECS;
-                    let key = CounterKey { owner: app.appid.clone(), name: "stable_token#force".to_owned(), window: Window::day_of(now) };
-                    too_soon
-                        || state.store.consume(&[(key, MAX_FORCE_REFRESH_PER_DAY)]).await.map_err(internal)?.is_err()
-                } else {
-                    record.expires_at - now >= REUSE_MARGIN_SECS
-                };
-                if reuse {
-                    let expires_in = u64::try_from(record.expires_at - now).unwrap_or(0);
-                    return Ok(Reply::json(&AccessToken { access_token: value.clone(), expires_in }, now));
-                }
-            }
-            let access_token = new_access_token();
-            // Forced: the old token dies now. Rotation: it lives out its (under 5 minutes of) time.
-            let grace = match &live {
-                Some((record, _)) if !force => record.expires_at - now,
-                _ => 0,
+pub(crate) async fn stable_token_post(state: &AppState, call: &Call) -> Result<Reply, WxError> {
+    let now = call.now;
+    // Credentials sent in the query instead (with no body) are missing: 41002.
+    let body: stable_token::Request = match parse_json_body(call.body()?) {
+        Err(ErrCode::EmptyPostData) => stable_token::Request::default(),
+        parsed => parsed?,
+    };
+    if body.appid.as_deref().is_none_or(str::is_empty) {
+        return Err(ErrCode::AppidMissing.into());
+    }
+    if body.grant_type.as_deref() != Some(GRANT_TYPE) {
+        return Err(ErrCode::InvalidGrantType.into());
+    }
+    let path = stable_token::GetStableToken::PATH;
+    let app = credentials(
+        state,
+        call,
+        body.appid.as_deref(),
+        body.secret.as_deref(),
+        path,
+    )
+    .await?;
+    // Concurrent callers must agree on one token: decide and mint one at a time in
+    // this process, and, across processes, mint only if the current token is still
+    // the one decided on (else decide again: the other caller's token is now current).
+    let lock = state.stable_locks.of(&app.appid);
+    let _one_at_a_time = lock.lock().await;
+    let force = body.force_refresh.unwrap_or(false);
+    let mut attempts = 0;
+    let access_token = loop {
+        let current = state
+            .store
+            .current_token(&app.appid, TokenChannel::Stable)
+            .await
+            .map_err(internal)?;
+        let replaces = current.as_ref().map(|current| current.hash);
+        let live = current.and_then(|current| {
+            let alive = current.record.expires_at > now;
+            alive
+                .then_some(current.value.map(|value| (current.record, value)))
+                .flatten()
+        });
+        if let Some((record, value)) = &live {
+            let reuse = if force {
+                let too_soon = now - record.issued_at < FORCE_REFRESH_SPACING_SECS;
+                too_soon || !force_refresh_allowed(state, &app, now).await?
+            } else {
+                record.expires_at - now >= REUSE_MARGIN_SECS
             };
-            let minted = state
-                .store
-                .issue_stable_token(record(&app, TokenChannel::Stable, now), digest(&access_token), access_token.clone(), now, grace, replaces)
-                .await;
-            match minted {
-                Ok(()) => break access_token,
-                Err(StoreError::Conflict(_)) if attempts < MAX_STABLE_ATTEMPTS => attempts += 1,
-                Err(error) => return Err(internal(error).into()),
+            if reuse {
+                let expires_in = u64::try_from(record.expires_at - now).unwrap_or(0);
+                return Reply::json(&AccessToken {
+                    access_token: value.clone(),
+                    expires_in,
+                });
             }
+        }
+        let access_token = new_access_token();
+        // Forced: the old token dies now. Rotation: it lives out its (under 5 minutes
+        // of) time.
+        let grace = match &live {
+            Some((record, _)) if !force => record.expires_at - now,
+            _ => 0,
         };
-        tracing::info!(appid = %app.appid, token = token_hint(&access_token), force, "stable token issued");
-        Ok(Reply::json(&AccessToken { access_token, expires_in: EXPIRES_IN }, now))
+        let minted = state
+            .store
+            .issue_stable_token(
+                record(&app, TokenChannel::Stable, now),
+                digest(&access_token),
+                access_token.clone(),
+                now,
+                grace,
+                replaces,
+            )
+            .await;
+        match minted {
+            Ok(()) => break access_token,
+            Err(StoreError::Conflict(_)) if attempts < MAX_STABLE_ATTEMPTS => attempts += 1,
+            Err(error) => return Err(internal(error).into()),
+        }
+    };
+    tracing::info!(appid = %app.appid, token = token_hint(&access_token), force, "stable token issued");
+    Reply::json(&AccessToken {
+        access_token,
+        expires_in: EXPIRES_IN,
     })
-    .await
+}
+
+/// Counts a forced refresh against the day's allowance; `false` once it is spent.
+async fn force_refresh_allowed(state: &AppState, app: &App, now: i64) -> Result<bool, ErrCode> {
+    let key = CounterKey {
+        owner: app.appid.clone(),
+        name: "stable_token#force".to_owned(),
+        window: Window::day_of(now),
+    };
+    let counted = state
+        .store
+        .consume(&[(key, MAX_FORCE_REFRESH_PER_DAY)])
+        .await
+        .map_err(internal)?;
+    Ok(counted.is_ok())
 }

@@ -36,9 +36,9 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::logbuf::{self, LogBuffer};
 use crate::model::{
-    App, AppSnapshot, AppSummary, Authorization, Component, CounterKey, CurrentToken, Digest,
-    Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, RecordedCall, Snapshot,
-    TokenChannel, TokenRecord, Window,
+    App, AppSnapshot, AppSummary, Authorization, CallCount, Component, CounterKey, CurrentToken,
+    Digest, Invitation, InviteState, Kf, KfSnapshot, LogLimits, LogUsage, LoggedRequest, NewKf,
+    RecordedCall, Snapshot, TokenChannel, TokenRecord, Window,
 };
 use crate::rules;
 use crate::{Store, StoreError, StoreResult};
@@ -57,6 +57,9 @@ pub struct PostgresOptions {
     /// How long a request waits for a connection, or for one to be made, before it
     /// fails with `-1 system error`.
     pub timeout: Duration,
+    /// How much the request log may hold (the bounds on the store are shared by the
+    /// instances; each keeps its own memory within its bound).
+    pub log: LogLimits,
 }
 
 impl PostgresOptions {
@@ -66,6 +69,7 @@ impl PostgresOptions {
             url: url.into(),
             pool_size: 8,
             timeout: Duration::from_secs(5),
+            log: LogLimits::default(),
         }
     }
 }
@@ -151,7 +155,7 @@ impl PostgresStore {
         let store = PostgresStore {
             batches: batch::Batches::start(&pool),
             pool,
-            log: LogBuffer::default(),
+            log: LogBuffer::new(options.log),
         };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await.map_err(pg)?;
@@ -313,6 +317,43 @@ impl PostgresStore {
     }
 }
 
+/// Deletes the oldest recorded calls until the log is within its bounds on disk,
+/// counting what went. The usage row is locked first, so that instances trimming at
+/// once take turns.
+async fn trim_log(client: &impl GenericClient, limits: &LogLimits) -> StoreResult<()> {
+    loop {
+        let row = client
+            .query_one(
+                "SELECT rows, bytes FROM log_usage WHERE id = 1 FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        let count = |i: usize| -> StoreResult<u64> {
+            Ok(u64::try_from(row.try_get::<_, i64>(i).map_err(pg)?).unwrap_or(0))
+        };
+        let n = rules::calls_to_trim(count(0)?, count(1)?, limits);
+        if n == 0 {
+            return Ok(());
+        }
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        client
+            .execute(
+                "DELETE FROM request_log WHERE seq IN (SELECT seq FROM request_log ORDER BY seq LIMIT $1)",
+                &[&n],
+            )
+            .await
+            .map_err(pg)?;
+        client
+            .execute(
+                "UPDATE log_usage SET dropped = dropped + $1 WHERE id = 1",
+                &[&n],
+            )
+            .await
+            .map_err(pg)?;
+    }
+}
+
 /// Takes a transaction-scoped advisory lock on `key`.
 async fn lock(client: &impl GenericClient, key: &str) -> StoreResult<()> {
     client
@@ -366,6 +407,7 @@ async fn forget_owner(client: &impl GenericClient, owner: &str) -> StoreResult<(
         "DELETE FROM tokens WHERE appid = $1 OR component = $1",
         "DELETE FROM counters WHERE owner = $1",
         "DELETE FROM request_log WHERE appid = $1",
+        "DELETE FROM call_counts WHERE owner = $1",
     ] {
         client.execute(sql, &[&owner]).await.map_err(pg)?;
     }
@@ -1115,6 +1157,54 @@ impl Store for PostgresStore {
         Ok(logbuf::merge(entries, written, limit))
     }
 
+    async fn call_counts(&self, appid: Option<&str>, since: i64) -> StoreResult<Vec<CallCount>> {
+        let since_hour = logbuf::hour_of(since);
+        let unwritten = self.log.unwritten_counts(appid, since_hour);
+        let rows = self
+            .query(
+                "SELECT owner, path, errcode, hour, count FROM call_counts \
+                 WHERE hour >= $1 AND ($2::text IS NULL OR owner = $2)",
+                &[&since_hour, &appid],
+            )
+            .await?;
+        let mut written = Vec::with_capacity(rows.len());
+        for row in rows {
+            let owner: String = row.try_get(0).map_err(pg)?;
+            written.push(CallCount {
+                appid: (!owner.is_empty()).then_some(owner),
+                path: row.try_get(1).map_err(pg)?,
+                errcode: row.try_get(2).map_err(pg)?,
+                hour: row.try_get(3).map_err(pg)?,
+                count: u64::try_from(row.try_get::<_, i64>(4).map_err(pg)?).unwrap_or(0),
+            });
+        }
+        Ok(logbuf::sum_counts(written.into_iter().chain(unwritten)))
+    }
+
+    async fn log_usage(&self) -> StoreResult<LogUsage> {
+        let (memory_calls, memory_bytes, dropped_in_memory) = self.log.usage();
+        let row = self
+            .query_opt(
+                "SELECT rows, bytes, dropped FROM log_usage WHERE id = 1",
+                &[],
+            )
+            .await?;
+        let count = |i: usize| -> StoreResult<u64> {
+            Ok(match &row {
+                Some(row) => u64::try_from(row.try_get::<_, i64>(i).map_err(pg)?).unwrap_or(0),
+                None => 0,
+            })
+        };
+        Ok(LogUsage {
+            rows: count(0)?,
+            bytes: count(1)?,
+            dropped_from_store: count(2)?,
+            dropped_in_memory,
+            memory_calls,
+            memory_bytes,
+        })
+    }
+
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()> {
         let flush = self.log.flush(log_before);
         let mut client = self.client().await?;
@@ -1123,38 +1213,8 @@ impl Store for PostgresStore {
         tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
             .await
             .map_err(pg)?;
-        if !flush.entries.is_empty() {
-            let column = |f: fn(&LoggedRequest) -> &str| -> Vec<&str> {
-                flush.entries.iter().map(f).collect()
-            };
-            let numbers = |f: fn(&LoggedRequest) -> i64| -> Vec<i64> {
-                flush.entries.iter().map(f).collect()
-            };
-            let appids: Vec<Option<&str>> =
-                flush.entries.iter().map(|e| e.appid.as_deref()).collect();
-            tx.execute(
-                &format!(
-                    "INSERT INTO request_log ({LOG_COLUMNS}) SELECT * FROM unnest($1::text[], \
-                     $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
-                     $8::text[], $9::text[], $10::text[], $11::text[]) ON CONFLICT (rid) DO NOTHING"
-                ),
-                &[
-                    &column(|e| &e.rid),
-                    &appids,
-                    &column(|e| &e.method),
-                    &column(|e| &e.path),
-                    &numbers(|e| e.errcode),
-                    &numbers(|e| e.invoke_time),
-                    &numbers(|e| e.cost_ms),
-                    &column(|e| &e.request_url),
-                    &column(|e| &e.request_body),
-                    &column(|e| &e.response_body),
-                    &column(|e| &e.client_ip),
-                ],
-            )
-            .await
-            .map_err(pg)?;
-        }
+        // Counters first: deleting an app locks its counters before the request log's
+        // usage row, and so does this, so neither waits for the other in a circle.
         let windows = [
             Window::minute_of(now),
             Window::day_of(now),
@@ -1172,12 +1232,75 @@ impl Store for PostgresStore {
         )
         .await
         .map_err(pg)?;
+        if !flush.entries.is_empty() {
+            let column = |f: fn(&LoggedRequest) -> &str| -> Vec<&str> {
+                flush.entries.iter().map(f).collect()
+            };
+            let numbers = |f: fn(&LoggedRequest) -> i64| -> Vec<i64> {
+                flush.entries.iter().map(f).collect()
+            };
+            let appids: Vec<Option<&str>> =
+                flush.entries.iter().map(|e| e.appid.as_deref()).collect();
+            tx.execute(
+                &format!(
+                    "INSERT INTO request_log ({LOG_COLUMNS}, bytes) SELECT * FROM unnest($1::text[], \
+                     $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
+                     $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[]) ON CONFLICT (rid) DO NOTHING"
+                ),
+                &[
+                    &column(|e| &e.rid),
+                    &appids,
+                    &column(|e| &e.method),
+                    &column(|e| &e.path),
+                    &numbers(|e| e.errcode),
+                    &numbers(|e| e.invoke_time),
+                    &numbers(|e| e.cost_ms),
+                    &column(|e| &e.request_url),
+                    &column(|e| &e.request_body),
+                    &column(|e| &e.response_body),
+                    &column(|e| &e.client_ip),
+                    &numbers(|e| i64::try_from(e.row_bytes()).unwrap_or(i64::MAX)),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        if !flush.counts.is_empty() {
+            let owners: Vec<&str> = flush
+                .counts
+                .iter()
+                .map(|c| c.appid.as_deref().unwrap_or(""))
+                .collect();
+            let paths: Vec<&str> = flush.counts.iter().map(|c| c.path.as_str()).collect();
+            let codes: Vec<i64> = flush.counts.iter().map(|c| c.errcode).collect();
+            let hours: Vec<i64> = flush.counts.iter().map(|c| c.hour).collect();
+            let counts: Vec<i64> = flush
+                .counts
+                .iter()
+                .map(|c| i64::try_from(c.count).unwrap_or(i64::MAX))
+                .collect();
+            tx.execute(
+                "INSERT INTO call_counts (owner, path, errcode, hour, count) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[]) \
+                 ON CONFLICT (owner, path, errcode, hour) DO UPDATE SET count = call_counts.count + excluded.count",
+                &[&owners, &paths, &codes, &hours, &counts],
+            )
+            .await
+            .map_err(pg)?;
+        }
         tx.execute(
             "DELETE FROM request_log WHERE invoke_time < $1",
             &[&log_before],
         )
         .await
         .map_err(pg)?;
+        tx.execute(
+            "DELETE FROM call_counts WHERE hour < $1",
+            &[&logbuf::hour_of(log_before)],
+        )
+        .await
+        .map_err(pg)?;
+        trim_log(&tx, &self.log.limits()).await?;
         let cutoff = now - TOKEN_RETENTION_SECS;
         // Expired tickets are kept a while, so that they answer 61005, not 61006.
         tx.execute(

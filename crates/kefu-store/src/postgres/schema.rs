@@ -216,6 +216,51 @@ BEGIN
 END
 $$;
 ",
+    r"
+-- The request log's bounds: each record's size, and what the log holds in all (kept by
+-- statement triggers, so that every insert and delete counts, from any instance) and
+-- had to delete.
+ALTER TABLE request_log ADD COLUMN bytes bigint NOT NULL DEFAULT 0;
+UPDATE request_log SET bytes = 64 + octet_length(rid) + octet_length(coalesce(appid, ''))
+    + octet_length(method) + octet_length(path) + octet_length(request_url)
+    + octet_length(request_body) + octet_length(response_body) + octet_length(client_ip);
+CREATE INDEX request_log_by_seq ON request_log(seq);
+CREATE TABLE log_usage (
+    id      integer PRIMARY KEY CHECK (id = 1),
+    rows    bigint NOT NULL,
+    bytes   bigint NOT NULL,
+    dropped bigint NOT NULL
+);
+INSERT INTO log_usage SELECT 1, count(*), coalesce(sum(bytes), 0), 0 FROM request_log;
+CREATE FUNCTION kefu_log_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE log_usage SET rows = rows + (SELECT count(*) FROM added),
+        bytes = bytes + (SELECT coalesce(sum(bytes), 0) FROM added) WHERE id = 1;
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION kefu_log_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE log_usage SET rows = rows - (SELECT count(*) FROM removed),
+        bytes = bytes - (SELECT coalesce(sum(bytes), 0) FROM removed) WHERE id = 1;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER request_log_added AFTER INSERT ON request_log
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION kefu_log_added();
+CREATE TRIGGER request_log_removed AFTER DELETE ON request_log
+    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION kefu_log_removed();
+
+-- Every call, kept or not, counted by app ('' when unknown), path, errcode and hour.
+CREATE TABLE call_counts (
+    owner   text NOT NULL,
+    path    text NOT NULL,
+    errcode bigint NOT NULL,
+    hour    bigint NOT NULL,
+    count   bigint NOT NULL,
+    PRIMARY KEY (owner, path, errcode, hour)
+);
+",
 ];
 
 /// The advisory lock key that serializes migrations between instances starting at

@@ -30,9 +30,9 @@ use self::cache::{AppEntry, Cache, TOKEN_RETENTION_SECS};
 use self::writer::{Scope, Writer};
 use crate::logbuf::{self, LogBuffer};
 use crate::model::{
-    App, AppSnapshot, AppSummary, Authorization, Component, CounterKey, CurrentToken, Digest,
-    Invitation, InviteState, Kf, KfSnapshot, LoggedRequest, NewKf, RecordedCall, Snapshot,
-    TokenChannel, TokenRecord, Window,
+    App, AppSnapshot, AppSummary, Authorization, CallCount, Component, CounterKey, CurrentToken,
+    Digest, Invitation, InviteState, Kf, KfSnapshot, LogLimits, LogUsage, LoggedRequest, NewKf,
+    RecordedCall, Snapshot, TokenChannel, TokenRecord, Window,
 };
 use crate::rules;
 use crate::{Store, StoreError, StoreResult};
@@ -55,14 +55,17 @@ pub struct SqliteOptions {
     pub path: PathBuf,
     /// How durable acknowledged changes are.
     pub durability: Durability,
+    /// How much the request log may hold.
+    pub log: LogLimits,
 }
 
 impl SqliteOptions {
-    /// Options for a file with the default durability.
+    /// Options for a file with the default durability and request log bounds.
     pub fn new(path: impl Into<PathBuf>) -> SqliteOptions {
         SqliteOptions {
             path: path.into(),
             durability: Durability::Full,
+            log: LogLimits::default(),
         }
     }
 }
@@ -174,7 +177,7 @@ impl SqliteStore {
             images: Arc::new(Mutex::new(images)),
             counters,
             maintaining: tokio::sync::Mutex::new(()),
-            log: LogBuffer::default(),
+            log: LogBuffer::new(options.log),
             cache,
             clock_offset: Arc::new(AtomicI64::new(clock_offset)),
             _lock: lock,
@@ -532,12 +535,46 @@ fn forget_owner(conn: &Connection, owner: &str) -> StoreResult<()> {
         "DELETE FROM tokens WHERE appid = ?1 OR component = ?1",
         "DELETE FROM counters WHERE owner = ?1",
         "DELETE FROM request_log WHERE appid = ?1",
+        "DELETE FROM call_counts WHERE owner = ?1",
     ] {
         conn.prepare_cached(sql)
             .and_then(|mut stmt| stmt.execute([owner]))
             .map_err(internal)?;
     }
     Ok(())
+}
+
+/// Deletes the oldest recorded calls until the log is within its bounds on disk,
+/// counting what went.
+fn trim_log(conn: &Connection, limits: &LogLimits) -> StoreResult<()> {
+    loop {
+        let (rows, bytes) = stored_log(conn)?;
+        let n = rules::calls_to_trim(rows, bytes, limits);
+        if n == 0 {
+            return Ok(());
+        }
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        conn.prepare_cached(
+            "DELETE FROM request_log WHERE rowid IN (SELECT rowid FROM request_log ORDER BY rowid LIMIT ?1)",
+        )
+        .and_then(|mut stmt| stmt.execute([n]))
+        .map_err(internal)?;
+        conn.prepare_cached("UPDATE log_usage SET dropped = dropped + ?1 WHERE id = 1")
+            .and_then(|mut stmt| stmt.execute([n]))
+            .map_err(internal)?;
+    }
+}
+
+/// The recorded calls in the store and their bytes.
+fn stored_log(conn: &Connection) -> StoreResult<(u64, u64)> {
+    let (rows, bytes): (i64, i64) = conn
+        .prepare_cached("SELECT rows, bytes FROM log_usage WHERE id = 1")
+        .and_then(|mut stmt| stmt.query_row([], |row| Ok((row.get(0)?, row.get(1)?))))
+        .map_err(internal)?;
+    Ok((
+        u64::try_from(rows).unwrap_or(0),
+        u64::try_from(bytes).unwrap_or(0),
+    ))
 }
 
 fn component_exists(conn: &Connection, component_appid: &str) -> StoreResult<bool> {
@@ -1221,6 +1258,70 @@ impl Store for SqliteStore {
         Ok(logbuf::merge(entries, written, limit))
     }
 
+    async fn call_counts(&self, appid: Option<&str>, since: i64) -> StoreResult<Vec<CallCount>> {
+        let since_hour = logbuf::hour_of(since);
+        let unwritten = self.log.unwritten_counts(appid, since_hour);
+        let (reader, owner) = (Arc::clone(&self.images), appid.map(str::to_owned));
+        let written = tokio::task::spawn_blocking(move || {
+            let conn = reader
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            conn.prepare_cached(
+                "SELECT owner, path, errcode, hour, count FROM call_counts \
+                 WHERE hour >= ?1 AND (?2 IS NULL OR owner = ?2)",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![since_hour, owner], |row| {
+                    let owner: String = row.get(0)?;
+                    Ok(CallCount {
+                        appid: (!owner.is_empty()).then_some(owner),
+                        path: row.get(1)?,
+                        errcode: row.get(2)?,
+                        hour: row.get(3)?,
+                        count: u64::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(internal)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))??;
+        Ok(logbuf::sum_counts(written.into_iter().chain(unwritten)))
+    }
+
+    async fn log_usage(&self) -> StoreResult<LogUsage> {
+        let (memory_calls, memory_bytes, dropped_in_memory) = self.log.usage();
+        let reader = Arc::clone(&self.images);
+        let (rows, bytes, dropped) = tokio::task::spawn_blocking(move || {
+            let conn = reader
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            conn.prepare_cached("SELECT rows, bytes, dropped FROM log_usage WHERE id = 1")
+                .and_then(|mut stmt| {
+                    stmt.query_row([], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, i64>(2)?,
+                        ))
+                    })
+                })
+                .map_err(internal)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))??;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(LogUsage {
+            rows: count(rows),
+            bytes: count(bytes),
+            dropped_from_store: count(dropped),
+            dropped_in_memory,
+            memory_calls,
+            memory_bytes,
+        })
+    }
+
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()> {
         let _one_at_a_time = self.maintaining.lock().await;
         let dirty: Vec<(CounterKey, u64)> = {
@@ -1236,12 +1337,14 @@ impl Store for SqliteStore {
         };
         let mut flush = self.log.flush(log_before);
         let log = std::mem::take(&mut flush.entries);
+        let counts = std::mem::take(&mut flush.counts);
+        let limits = self.log.limits();
         let result = self
             .write(move |conn| {
                 for entry in &log {
                     conn.prepare_cached(&format!(
-                        "INSERT OR REPLACE INTO request_log ({LOG_COLUMNS}) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                        "INSERT INTO request_log ({LOG_COLUMNS}, bytes) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (rid) DO NOTHING"
                     ))
                     .and_then(|mut stmt| {
                         stmt.execute(params![
@@ -1256,6 +1359,23 @@ impl Store for SqliteStore {
                             entry.request_body,
                             entry.response_body,
                             entry.client_ip,
+                            i64::try_from(entry.row_bytes()).unwrap_or(i64::MAX),
+                        ])
+                    })
+                    .map_err(internal)?;
+                }
+                for count in &counts {
+                    conn.prepare_cached(
+                        "INSERT INTO call_counts (owner, path, errcode, hour, count) VALUES (?1, ?2, ?3, ?4, ?5) \
+                         ON CONFLICT (owner, path, errcode, hour) DO UPDATE SET count = count + excluded.count",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
+                            count.appid.as_deref().unwrap_or(""),
+                            count.path,
+                            count.errcode,
+                            count.hour,
+                            i64::try_from(count.count).unwrap_or(i64::MAX),
                         ])
                     })
                     .map_err(internal)?;
@@ -1285,6 +1405,10 @@ impl Store for SqliteStore {
                 conn.prepare_cached("DELETE FROM request_log WHERE invoke_time < ?1")
                     .and_then(|mut stmt| stmt.execute([log_before]))
                     .map_err(internal)?;
+                conn.prepare_cached("DELETE FROM call_counts WHERE hour < ?1")
+                    .and_then(|mut stmt| stmt.execute([logbuf::hour_of(log_before)]))
+                    .map_err(internal)?;
+                trim_log(conn, &limits)?;
                 // Expired tickets are kept a while, so that they answer 61005, not 61006.
                 let ticket_cutoff = now - TOKEN_RETENTION_SECS;
                 conn.prepare_cached("DELETE FROM component_tickets WHERE expires_at < ?1")

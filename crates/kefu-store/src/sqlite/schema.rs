@@ -118,6 +118,38 @@ CREATE TABLE clock (
     offset_secs INTEGER NOT NULL
 ) STRICT;
 ",
+    r"
+-- The request log's bounds: each record's size, and what the log holds in all (kept by
+-- triggers, so that every insert and delete counts) and had to delete.
+ALTER TABLE request_log ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE request_log SET bytes = 64 + length(CAST(rid AS BLOB)) + length(CAST(coalesce(appid, '') AS BLOB))
+    + length(CAST(method AS BLOB)) + length(CAST(path AS BLOB)) + length(CAST(request_url AS BLOB))
+    + length(CAST(request_body AS BLOB)) + length(CAST(response_body AS BLOB))
+    + length(CAST(client_ip AS BLOB));
+CREATE TABLE log_usage (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    rows    INTEGER NOT NULL,
+    bytes   INTEGER NOT NULL,
+    dropped INTEGER NOT NULL
+) STRICT;
+INSERT INTO log_usage SELECT 1, count(*), coalesce(sum(bytes), 0), 0 FROM request_log;
+CREATE TRIGGER request_log_added AFTER INSERT ON request_log BEGIN
+    UPDATE log_usage SET rows = rows + 1, bytes = bytes + NEW.bytes WHERE id = 1;
+END;
+CREATE TRIGGER request_log_removed AFTER DELETE ON request_log BEGIN
+    UPDATE log_usage SET rows = rows - 1, bytes = bytes - OLD.bytes WHERE id = 1;
+END;
+
+-- Every call, kept or not, counted by app ('' when unknown), path, errcode and hour.
+CREATE TABLE call_counts (
+    owner   TEXT NOT NULL,
+    path    TEXT NOT NULL,
+    errcode INTEGER NOT NULL,
+    hour    INTEGER NOT NULL,
+    count   INTEGER NOT NULL,
+    PRIMARY KEY (owner, path, errcode, hour)
+) STRICT;
+",
 ];
 
 /// Brings the database to the newest schema, each step in its own transaction.
