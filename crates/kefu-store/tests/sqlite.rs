@@ -138,31 +138,82 @@ fn a_store_opened_outside_a_runtime_serves_any_runtime() {
     }
 }
 
-/// With `Durability::Normal` no commit checkpoints; the writer has the WAL moved into
-/// the database once it is long, so that it starts afresh instead of growing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_wal_stays_short_under_many_commits() {
+/// No commit checkpoints; the checkpointer moves the WAL into the database beside the
+/// writer, and the writer has it start afresh, so that it stays short however many
+/// commits there are, one after another or many at once, in either durability.
+async fn the_wal_stays_short(durability: Durability) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.db");
     let options = SqliteOptions {
-        durability: Durability::Normal,
+        durability,
         ..SqliteOptions::new(&path)
     };
-    let store = SqliteStore::open(&options).unwrap();
+    let store = Arc::new(SqliteStore::open(&options).unwrap());
     let appid = "wx0000000000000004";
     store.create_app(app(appid)).await.unwrap();
-    store.add_kf(appid, new_kf("a", "o1")).await.unwrap();
-    let account = KfAccount::parse("a@shop").unwrap();
-    // One commit each: several frames of 4 KiB every time, 12 MiB and more in all.
+    let writers = 16;
+    for w in 0..writers {
+        store
+            .add_kf(appid, new_kf(&format!("a{w}"), &format!("o{w}")))
+            .await
+            .unwrap();
+    }
+    let wal_path = dir.path().join("k.db-wal");
+    let wal_len = || std::fs::metadata(&wal_path).map_or(0, |m| m.len());
+    // One commit after another: several frames of 4 KiB every time, 12 MiB and more.
+    let account = KfAccount::parse("a0@shop").unwrap();
+    let mut longest = 0;
     for i in 0..3000 {
         let nickname = Nickname::parse(&format!("n{i}")).unwrap();
         store.update_kf(appid, &account, &nickname).await.unwrap();
+        longest = longest.max(wal_len());
     }
-    let wal = std::fs::metadata(dir.path().join("k.db-wal"))
-        .unwrap()
-        .len();
-    assert!(wal < 8 * 1024 * 1024, "the WAL is {wal} bytes long");
+    // Many at once: the commits never pause for the checkpointer to catch up.
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let account = KfAccount::parse(&format!("a{w}@shop")).unwrap();
+                for i in 0..400 {
+                    let nickname = Nickname::parse(&format!("m{i}")).unwrap();
+                    store.update_kf(appid, &account, &nickname).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (wal_path, done) = (wal_path.clone(), Arc::clone(&done));
+        tokio::spawn(async move {
+            let mut longest = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                longest = longest.max(std::fs::metadata(&wal_path).map_or(0, |m| m.len()));
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            longest
+        })
+    };
+    for task in tasks {
+        task.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let longest = longest.max(sampler.await.unwrap()).max(wal_len());
+    assert!(
+        longest < 12 * 1024 * 1024,
+        "the WAL grew to {longest} bytes ({durability:?})"
+    );
     drop(store);
     let store = SqliteStore::open(&options).unwrap();
-    assert_eq!(store.kfs(appid).await.unwrap()[0].nickname, "n2999");
+    let kfs = store.kfs(appid).await.unwrap();
+    assert!(kfs.iter().all(|kf| kf.nickname == "m399"), "{kfs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_stays_short_under_many_commits_with_durability_normal() {
+    the_wal_stays_short(Durability::Normal).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_stays_short_under_many_commits_with_durability_full() {
+    the_wal_stays_short(Durability::Full).await;
 }

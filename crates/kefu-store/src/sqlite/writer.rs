@@ -6,19 +6,27 @@
 //! runs depends on the durability:
 //!
 //! - [`Durability::Normal`]: on the server's own runtime. Its commits never wait for the
-//!   disk (`synchronous=NORMAL`, and no checkpoint in the commit), so it never holds a
-//!   runtime thread for long; when the WAL has grown long, the task has it moved into
-//!   the database on a blocking thread and waits for that before its next batch.
-//!   Handing work to another thread and back costs two wake-ups of sleeping threads per
-//!   batch (system calls and, on a virtual machine, interrupts between CPUs); a task
-//!   woken inside the runtime costs neither, and while it waits its turn more requests
-//!   join its batch.
+//!   disk (`synchronous=NORMAL`), so it never holds a runtime thread for long. Handing
+//!   work to another thread and back costs two wake-ups of sleeping threads per batch
+//!   (system calls and, on a virtual machine, interrupts between CPUs); a task woken
+//!   inside the runtime costs neither, and while it waits its turn more requests join
+//!   its batch.
 //! - [`Durability::Full`]: on a thread of its own, since every commit waits for the
 //!   disk (`synchronous=FULL`) and the requests arriving meanwhile make the next batch.
 //!   Its answers go back to the server's runtime together: one task there wakes the
 //!   batch's requests, so that waking them from outside costs one wake-up, not one each.
+//!
+//! In both, no commit checkpoints (`wal_autocheckpoint=0`): moving a long WAL into the
+//! database takes tens of milliseconds, and a writer doing it would stall every request
+//! waiting on it. A checkpointer thread with a connection of its own does it instead,
+//! beside the writer (a passive checkpoint waits for no one). The WAL starts afresh only
+//! when a write transaction begins with all of it moved; under steady writes the
+//! checkpointer is always a few commits behind, so once it has moved the bulk, the
+//! writer moves those few commits itself between two batches (a short checkpoint) and
+//! its next batch restarts the WAL. The WAL stays near [`CHECKPOINT_BYTES`] long.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
@@ -32,11 +40,21 @@ use crate::{StoreError, StoreResult};
 
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 512;
-/// With [`Durability::Normal`], the WAL is moved into the database once it is this long
-/// (SQLite's own default: 1000 pages of 4 KiB)...
+/// The WAL is moved into the database once it is this long (SQLite's own default: 1000
+/// pages of 4 KiB)...
 const CHECKPOINT_BYTES: u64 = 4 * 1024 * 1024;
 /// ...as seen every so many batches.
-const CHECKPOINT_EVERY: u32 = 64;
+const CHECKPOINT_EVERY: u32 = 16;
+/// What a WAL file is cut back to when it starts afresh: nothing beyond the commit that
+/// restarted it, so that the file's length is the WAL's and says when to checkpoint.
+const WAL_FILE_LIMIT: i64 = 0;
+
+/// The checkpointer is waiting for work.
+const IDLE: u8 = 0;
+/// The checkpointer is moving the WAL.
+const MOVING: u8 = 1;
+/// The checkpointer has moved the bulk: the writer moves the rest.
+const MOVED: u8 = 2;
 
 /// What to do once the batch's fate is known: apply the cache edit and make the
 /// answer, or make the commit's failure the answer. Every answer waits for the commit,
@@ -97,8 +115,9 @@ struct Shared {
     conn: Mutex<Option<Connection>>,
     cache: Arc<RwLock<Cache>>,
     replies: Replies,
-    /// The WAL the writer task checkpoints itself ([`Durability::Normal`]).
-    wal: Option<PathBuf>,
+    /// The database's WAL file.
+    wal: PathBuf,
+    checkpointer: Checkpointer,
 }
 
 #[derive(Default)]
@@ -118,37 +137,36 @@ impl Writer {
     ) -> StoreResult<Writer> {
         let sqlite = |e: rusqlite::Error| StoreError::Internal(e.to_string());
         let server = Handle::try_current().ok();
-        let (runtime, own_runtime, replies, wal) = match durability {
-            Durability::Normal => {
-                // `synchronous` is set where the connection is opened.
-                conn.pragma_update(None, "wal_autocheckpoint", 0)
-                    .map_err(sqlite)?;
-                let (runtime, own) = match server {
-                    Some(runtime) => (runtime, None),
-                    None => {
-                        let (runtime, own) = OwnRuntime::start()?;
-                        (runtime, Some(own))
-                    }
-                };
-                let mut wal = path.as_os_str().to_owned();
-                wal.push("-wal");
-                (runtime, own, Replies::Inline, Some(PathBuf::from(wal)))
-            }
+        // `synchronous` is set where the connection is opened.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_FILE_LIMIT)
+            .map_err(sqlite)?;
+        let checkpointer = Checkpointer::start(path)?;
+        let (runtime, own_runtime, replies) = match durability {
+            Durability::Normal => match server {
+                Some(runtime) => (runtime, None, Replies::Inline),
+                None => {
+                    let (runtime, own) = OwnRuntime::start()?;
+                    (runtime, Some(own), Replies::Inline)
+                }
+            },
             Durability::Full => {
-                // Checkpoints happen in the commits (SQLite's default), on the writer's
-                // own thread.
                 let (runtime, own) = OwnRuntime::start()?;
                 let replies = server.map_or(Replies::Inline, |server| Replies::start(&server));
-                (runtime, Some(own), replies, None)
+                (runtime, Some(own), replies)
             }
         };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         let shared = Arc::new(Shared {
             queue: Mutex::default(),
             wake: Notify::new(),
             conn: Mutex::new(Some(conn)),
             cache,
             replies,
-            wal,
+            wal: PathBuf::from(wal),
+            checkpointer,
         });
         runtime.spawn(Arc::clone(&shared).serve());
         Ok(Writer {
@@ -253,11 +271,19 @@ impl Shared {
                 self.commit(conn.as_ref(), batch);
             }
             batches = batches.wrapping_add(1);
-            if batches.is_multiple_of(CHECKPOINT_EVERY)
-                && let Some(wal) = &self.wal
-                && std::fs::metadata(wal).is_ok_and(|m| m.len() >= CHECKPOINT_BYTES)
-            {
-                self.checkpoint().await;
+            if batches.is_multiple_of(CHECKPOINT_EVERY) {
+                match self.checkpointer.state.load(Ordering::Acquire) {
+                    MOVED => {
+                        self.checkpoint().await;
+                        self.checkpointer.state.store(IDLE, Ordering::Release);
+                    }
+                    IDLE if std::fs::metadata(&self.wal)
+                        .is_ok_and(|m| m.len() >= CHECKPOINT_BYTES) =>
+                    {
+                        self.checkpointer.request();
+                    }
+                    _ => {}
+                }
             }
             // The next batch is the larger for letting the requests just answered (and
             // those arriving) run first.
@@ -265,10 +291,10 @@ impl Shared {
         }
     }
 
-    /// Moves the WAL into the database (SQLite syncs the WAL before and the database
-    /// after), on a blocking thread: the writer waits for it, the runtime does not. With
-    /// no commit beside it, it moves everything, so the next commit starts the WAL
-    /// afresh.
+    /// Moves what is left of the WAL into the database (SQLite syncs the WAL before and
+    /// the database after), on a blocking thread: the writer waits for it, the runtime
+    /// does not. With no commit beside it, it moves everything, so the next commit starts
+    /// the WAL afresh; once the checkpointer has moved the bulk, that is a few commits.
     async fn checkpoint(self: &Arc<Shared>) {
         let shared = Arc::clone(self);
         let done = tokio::task::spawn_blocking(move || {
@@ -374,6 +400,52 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> (Vec<Finish>, Result<(), Str
             tracing::error!(%error, "commit failed; the batch is lost");
             let _ = conn.execute_batch("ROLLBACK");
             (finishes, Err(format!("commit failed: {error}")))
+        }
+    }
+}
+
+/// The thread that moves the WAL into the database beside the writer, on a connection
+/// of its own. It stops when the writer is dropped.
+struct Checkpointer {
+    /// [`IDLE`], [`MOVING`] or [`MOVED`]: only the writer moves it out of `MOVED`.
+    state: Arc<AtomicU8>,
+    start: std::sync::mpsc::SyncSender<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> StoreResult<Checkpointer> {
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Internal(format!("cannot open the checkpointer: {e}")))?;
+        let state = Arc::new(AtomicU8::new(IDLE));
+        let (start, requests) = std::sync::mpsc::sync_channel::<()>(1);
+        let shared = Arc::clone(&state);
+        std::thread::Builder::new()
+            .name("kefu-sqlite-checkpoint".to_owned())
+            .spawn(move || {
+                let _ = conn.pragma_update(None, "journal_size_limit", WAL_FILE_LIMIT);
+                while requests.recv().is_ok() {
+                    let moved = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        row.get::<_, i64>(0)
+                    });
+                    let next = match moved {
+                        Ok(_) => MOVED,
+                        Err(error) => {
+                            tracing::warn!(%error, "checkpoint failed; it is retried");
+                            IDLE
+                        }
+                    };
+                    shared.store(next, Ordering::Release);
+                }
+            })
+            .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer: {e}")))?;
+        Ok(Checkpointer { state, start })
+    }
+
+    /// Has the checkpointer move the WAL (it is idle).
+    fn request(&self) {
+        self.state.store(MOVING, Ordering::Release);
+        if self.start.try_send(()).is_err() {
+            self.state.store(IDLE, Ordering::Release);
         }
     }
 }
