@@ -101,6 +101,7 @@ conformance!(
     concurrent_changes_keep_their_own_verdicts,
     tokens_supersede_with_grace,
     concurrent_token_issues_leave_one_current,
+    concurrent_tokens_for_a_missing_app_fail_alone,
     stable_tokens_mint_only_over_the_expected_one,
     counters_count_exactly_and_all_or_nothing,
     counters_survive_a_reopen,
@@ -541,8 +542,10 @@ async fn concurrent_token_issues_leave_one_current(backend: Backend) {
             .await
             .unwrap()
             .expect("every token is kept");
-        if record.superseded_at.is_none() {
-            current.push(n);
+        match record.superseded_at {
+            None => current.push(n),
+            // Each was replaced by a later one, and keeps working for its grace.
+            Some(at) => assert_eq!(at, 1300, "token {n}"),
         }
     }
     assert_eq!(current.len(), 1, "exactly one current token: {current:?}");
@@ -552,6 +555,43 @@ async fn concurrent_token_issues_leave_one_current(backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(reported.hash, hash(current[0]));
+}
+
+async fn concurrent_tokens_for_a_missing_app_fail_alone(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    let tasks: Vec<_> = (1..=20_u8)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            let appid = if n % 2 == 0 {
+                APPID
+            } else {
+                "wx00000000000000ff"
+            };
+            tokio::spawn(async move {
+                store
+                    .issue_token(token(appid, TokenChannel::Basic, 1000), hash(n), 1000, 300)
+                    .await
+            })
+        })
+        .collect();
+    for (n, task) in (1..=20_u8).zip(tasks) {
+        let issued = task.await.unwrap();
+        if n % 2 == 0 {
+            issued.expect("the app exists");
+            assert!(store.token(&hash(n)).await.unwrap().is_some());
+        } else {
+            assert!(matches!(issued, Err(StoreError::NotFound)), "{issued:?}");
+            assert!(store.token(&hash(n)).await.unwrap().is_none());
+        }
+    }
+    assert!(
+        store
+            .current_token(APPID, TokenChannel::Basic)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 async fn stable_tokens_mint_only_over_the_expected_one(backend: Backend) {

@@ -1,5 +1,6 @@
 //! Batching for the calls every WeChat request makes: the token check, the quota count,
-//! the nickname change and the account list. Concurrent calls of one kind wait for the
+//! the nickname change and the account list, and for minting tokens (a CI farm's
+//! workers all fetch a token at once). Concurrent calls of one kind wait for the
 //! database together: one task per kind sends whatever calls are waiting as one
 //! statement (`unnest` of arrays), and the calls that arrive while that round trip is
 //! in flight make the next one. A request thus costs a fraction of a round trip and of
@@ -21,10 +22,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    APP_COLUMNS, KF_COLUMNS, TOKEN_COLUMNS, app_from_row_at, columns_of, kf_from_row, pg,
-    token_from_row,
+    APP_COLUMNS, KF_COLUMNS, TOKEN_COLUMNS, app_from_row_at, columns_of, family_key, kf_from_row,
+    pg, token_from_row,
 };
-use crate::model::{App, CounterKey, Digest, Kf, TokenRecord};
+use crate::model::{App, CounterKey, Digest, Kf, TokenChannel, TokenRecord};
 use crate::{StoreError, StoreResult};
 
 /// Most calls sent in one statement.
@@ -39,6 +40,8 @@ pub(super) type TokenAndApp = Option<(TokenRecord, Option<Arc<App>>)>;
 type Counters = Vec<(CounterKey, u64)>;
 /// What counting a call answers: `Err(i)` when its `i`th counter is at its limit.
 type Counted = Result<(), usize>;
+/// A token to record: it, its hash, the time, and how long the token it replaces lasts.
+pub(super) type Mint = (TokenRecord, Digest, i64, i64);
 
 /// Calls of one kind waiting for their round trip.
 struct Batcher<Q, A> {
@@ -155,6 +158,7 @@ pub(super) struct Batches {
     counts: Arc<Batcher<Counters, Counted>>,
     nicknames: Arc<Batcher<(String, String, String), bool>>,
     lists: Arc<Batcher<String, Option<Arc<Vec<Kf>>>>>,
+    mints: Arc<Batcher<Mint, ()>>,
 }
 
 impl Batches {
@@ -165,6 +169,7 @@ impl Batches {
             counts: Batcher::start(pool.clone(), counts),
             nicknames: Batcher::start(pool.clone(), nicknames),
             lists: Batcher::start(pool.clone(), lists),
+            mints: Batcher::start(pool.clone(), mints),
         }
     }
 
@@ -192,6 +197,12 @@ impl Batches {
     pub(super) async fn kfs(&self, appid: String) -> StoreResult<Option<Arc<Vec<Kf>>>> {
         self.lists.call(appid).await
     }
+
+    /// Records a token (see [`crate::Store::issue_token`]); `NotFound` when its owner
+    /// (or an authorizer token's platform) does not exist.
+    pub(super) async fn mint(&self, mint: Mint) -> StoreResult<()> {
+        self.mints.call(mint).await
+    }
 }
 
 impl Drop for Batches {
@@ -200,6 +211,7 @@ impl Drop for Batches {
         self.counts.close();
         self.nicknames.close();
         self.lists.close();
+        self.mints.close();
     }
 }
 
@@ -230,20 +242,19 @@ where
     let mut attempt = 0;
     loop {
         match run().await {
-            Err(error)
-                if attempt < DEADLOCK_RETRIES
-                    && matches!(
-                        error.code(),
-                        Some(
-                            &SqlState::T_R_DEADLOCK_DETECTED | &SqlState::T_R_SERIALIZATION_FAILURE
-                        )
-                    ) =>
-            {
-                attempt += 1;
-            }
+            Err(error) if attempt < DEADLOCK_RETRIES && is_victim(&error) => attempt += 1,
             result => return result,
         }
     }
+}
+
+/// Whether PostgreSQL rolled the statement back to break a deadlock (or a serialization
+/// conflict): trying again may succeed.
+fn is_victim(error: &tokio_postgres::Error) -> bool {
+    matches!(
+        error.code(),
+        Some(&SqlState::T_R_DEADLOCK_DETECTED | &SqlState::T_R_SERIALIZATION_FAILURE)
+    )
 }
 
 async fn client(pool: &Pool) -> StoreResult<deadpool_postgres::Object> {
@@ -416,4 +427,166 @@ async fn lists(
         .into_iter()
         .map(|i| Ok(found[i].clone()))
         .collect())
+}
+
+/// Token mints, in one transaction: each family's lock (in one order on every instance),
+/// the owners checked and kept until the commit, every family's current token
+/// superseded, and the new tokens inserted. Mints of one family in one batch follow
+/// each other as if made one by one: each is superseded by the next (after its grace),
+/// and the last is current. One family has one current token, whatever the instances
+/// do (the lock, and the `tokens_current` index).
+async fn mints(pool: Pool, mints: Vec<Mint>) -> StoreResult<Vec<StoreResult<()>>> {
+    let mut client = client(&pool).await?;
+    let mut attempt = 0;
+    let outcome = loop {
+        match mint_batch(&mut client, &mints).await {
+            Err(error) if attempt < DEADLOCK_RETRIES && is_victim(&error) => attempt += 1,
+            outcome => break outcome.map_err(pg)?,
+        }
+    };
+    Ok(outcome
+        .into_iter()
+        .map(|found| {
+            if found {
+                Ok(())
+            } else {
+                Err(StoreError::NotFound)
+            }
+        })
+        .collect())
+}
+
+async fn mint_batch(
+    client: &mut deadpool_postgres::Object,
+    mints: &[Mint],
+) -> Result<Vec<bool>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let mut families: Vec<String> = mints.iter().map(|(token, ..)| family_key(token)).collect();
+    families.sort_unstable();
+    families.dedup();
+    let lock = tx
+        .prepare_cached(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) \
+             FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS families",
+        )
+        .await?;
+    tx.query_one(&lock, &[&families]).await?;
+    // The owners that exist, share-locked until the commit: a concurrent delete waits,
+    // then deletes these tokens too.
+    let (mut apps, mut platforms) = (Vec::new(), Vec::new());
+    for (token, ..) in mints {
+        match token.channel {
+            TokenChannel::Component => platforms.push(&*token.appid),
+            _ => apps.push(&*token.appid),
+        }
+        if let Some(platform) = &token.component {
+            platforms.push(platform);
+        }
+    }
+    let mut present = std::collections::HashSet::new();
+    for (table, ids, sql) in [
+        (
+            "apps",
+            &apps,
+            "SELECT appid FROM apps WHERE appid = ANY($1) ORDER BY appid FOR KEY SHARE",
+        ),
+        (
+            "components",
+            &platforms,
+            "SELECT component_appid FROM components WHERE component_appid = ANY($1) \
+             ORDER BY component_appid FOR KEY SHARE",
+        ),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        let stmt = tx.prepare_cached(sql).await?;
+        for row in tx.query(&stmt, &[ids]).await? {
+            present.insert((table, row.try_get::<_, String>(0)?));
+        }
+    }
+    let found: Vec<bool> = mints
+        .iter()
+        .map(|(token, ..)| {
+            let owner = match token.channel {
+                TokenChannel::Component => "components",
+                _ => "apps",
+            };
+            present.contains(&(owner, token.appid.to_string()))
+                && token
+                    .component
+                    .as_ref()
+                    .is_none_or(|p| present.contains(&("components", p.to_string())))
+        })
+        .collect();
+    // Per family, in the batch's order: when each token stops being current.
+    let mut last: HashMap<String, usize> = HashMap::new();
+    let mut superseded_at: Vec<Option<i64>> = vec![None; mints.len()];
+    let (mut s_appid, mut s_channel, mut s_component, mut s_at) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, (token, _, now, grace)) in mints.iter().enumerate() {
+        if !found[i] {
+            continue;
+        }
+        match last.insert(family_key(token), i) {
+            Some(previous) => superseded_at[previous] = Some(now + grace),
+            None => {
+                s_appid.push(&*token.appid);
+                s_channel.push(token.channel.as_str());
+                s_component.push(token.component.as_deref());
+                s_at.push(now + grace);
+            }
+        }
+    }
+    if !s_appid.is_empty() {
+        let supersede = tx
+            .prepare_cached(
+                "UPDATE tokens t SET superseded_at = u.at, value = NULL \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) \
+                 AS u(appid, channel, component, at) \
+                 WHERE t.appid = u.appid AND t.channel = u.channel \
+                 AND t.component IS NOT DISTINCT FROM u.component AND t.superseded_at IS NULL",
+            )
+            .await?;
+        tx.execute(&supersede, &[&s_appid, &s_channel, &s_component, &s_at])
+            .await?;
+        let (mut hashes, mut appids, mut channels, mut components) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut issued, mut expires, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, (token, hash, ..)) in mints.iter().enumerate() {
+            if !found[i] {
+                continue;
+            }
+            hashes.push(&hash[..]);
+            appids.push(&*token.appid);
+            channels.push(token.channel.as_str());
+            components.push(token.component.as_deref());
+            issued.push(token.issued_at);
+            expires.push(token.expires_at);
+            ends.push(superseded_at[i]);
+        }
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO tokens \
+                 (hash, appid, channel, component, issued_at, expires_at, superseded_at) \
+                 SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], \
+                 $5::int8[], $6::int8[], $7::int8[])",
+            )
+            .await?;
+        tx.execute(
+            &insert,
+            &[
+                &hashes,
+                &appids,
+                &channels,
+                &components,
+                &issued,
+                &expires,
+                &ends,
+            ],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(found)
 }

@@ -207,12 +207,7 @@ impl PostgresStore {
         let tx = client.transaction().await.map_err(pg)?;
         let channel = token.channel.as_str();
         let component = token.component.as_deref();
-        let family = format!(
-            "token:{}:{channel}:{}",
-            token.appid,
-            component.unwrap_or("")
-        );
-        lock(&tx, &family).await?;
+        lock(&tx, &family_key(&token)).await?;
         // The owner (and an authorizer token's platform) must exist, and stays until the
         // commit: a concurrent delete waits, then deletes this token too.
         let owner_sql = match token.channel {
@@ -352,6 +347,17 @@ async fn trim_log(client: &impl GenericClient, limits: &LogLimits) -> StoreResul
             .await
             .map_err(pg)?;
     }
+}
+
+/// The advisory lock key of a token's family: mints of one family take turns, across
+/// instances.
+fn family_key(token: &TokenRecord) -> String {
+    format!(
+        "token:{}:{}:{}",
+        token.appid,
+        token.channel.as_str(),
+        token.component.as_deref().unwrap_or("")
+    )
 }
 
 /// Takes a transaction-scoped advisory lock on `key`.
@@ -738,8 +744,7 @@ impl Store for PostgresStore {
         now: i64,
         grace_secs: i64,
     ) -> StoreResult<()> {
-        self.insert_token(token, hash, None, now, grace_secs, None)
-            .await
+        self.batches.mint((token, hash, now, grace_secs)).await
     }
 
     async fn token(&self, hash: &Digest) -> StoreResult<Option<TokenRecord>> {
