@@ -3,6 +3,7 @@
 #
 #   scripts/bench.sh                      # 3 interleaved rounds of 10 s per server and load
 #   ROUNDS=5 DURATION=20s scripts/bench.sh
+#   LONG=0 scripts/bench.sh               # without the long run (default LONG=120 seconds)
 #
 # Builds the release binaries; starts the floor (a bare hyper server answering
 # {"errcode":0,"errmsg":"ok"}), kefu on SQLite with --durability full, kefu on SQLite
@@ -13,13 +14,18 @@
 # every round (each run after the disk is quiet: sync, and a PostgreSQL CHECKPOINT);
 # checks after every kefu run that no answer was anything but errcode 0 and that every
 # account's nickname is one the run sent (and had acknowledged); records peak RSS and
-# cold start; and writes the table to BENCHMARKS.md, followed by scripts/bench/bounds.md
-# (what bounds each figure).
+# cold start; then the long run: the update load on one instance of each SQLite durability
+# for LONG seconds without a pause, in slices of 10 s, failing when the last slice's
+# throughput is not within 10% of the first's or any slice's p99 is over 10 ms; and
+# writes the table to BENCHMARKS.md, followed by scripts/bench/bounds.md (what bounds
+# each figure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
+LONG=${LONG:-120}
+SLICE=10
 THREADS=2
 CONNECTIONS=64
 ADMIN=bench-admin-token
@@ -121,10 +127,11 @@ quiesce() {
     if [ -n "${PG_SCHEMA_URL:-}" ]; then psql "$PG_URL" -Atqc 'CHECKPOINT' >/dev/null; fi
 }
 
-run_wrk() { # load server run-id -> appends to RESULTS, checks correctness
+run_wrk() { # load server run-id [duration key] -> appends to RESULTS, checks correctness
     local load=$1 server=$2 run=$3 base="http://127.0.0.1:${PORT[$2]}" out path script
-    local token=${TOKEN[$server]:-none}
-    quiesce
+    local token=${TOKEN[$server]:-none} duration=${4:-$DURATION} key=${5:-$1}
+    # The long run's slices follow each other without a pause.
+    [ -z "${4:-}" ] && quiesce
     case $load in
         update) script=scripts/bench/update.lua; path="" ;;
         getkflist) script=scripts/bench/get.lua; path="/cgi-bin/customservice/getkflist?access_token=$token" ;;
@@ -132,7 +139,7 @@ run_wrk() { # load server run-id -> appends to RESULTS, checks correctness
                path="/cgi-bin/token?grant_type=client_credential&appid=${APPID_OF[$server]:-x}&secret=$SECRET" ;;
     esac
     out=$(KEFU_TOKEN=$token KEFU_SUFFIX=bench KEFU_RUN="$run" KEFU_PATH="$path" \
-        wrk -t$THREADS -c$CONNECTIONS -d"$DURATION" --latency -s "$script" "$base")
+        wrk -t$THREADS -c$CONNECTIONS -d"$duration" --latency -s "$script" "$base")
     local rps p50 p99 failures
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
@@ -152,7 +159,7 @@ run_wrk() { # load server run-id -> appends to RESULTS, checks correctness
             exit 1
         fi
     fi
-    RESULTS["$load $server"]+="$rps $p50 $p99"$'\n'
+    RESULTS["$key $server"]+="$rps $p50 $p99"$'\n'
     printf '  %-9s %-7s %10s req/s  p50 %7s ms  p99 %7s ms\n' "$load" "$server" "$rps" "$p50" "$p99"
 }
 
@@ -176,6 +183,26 @@ for round in $(seq 1 "$ROUNDS"); do
         done
     done
 done
+
+# --- the long run: one instance each, LONG seconds of updates ------------------------
+declare -A LONG_FIGURES LONG_RSS
+LONG_FAILED=()
+if [ "$LONG" -gt 0 ]; then
+    for name in full normal; do
+        echo "long run: update on $name for ${LONG}s"
+        start_kefu "$name" "$name"; setup_kefu "$name"; quiesce
+        for slice in $(seq 1 $(( LONG / SLICE ))); do
+            run_wrk update "$name" "l$slice" "${SLICE}s" long
+        done
+        LONG_RSS[$name]=$(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/${PID_OF[$name]}/status")
+        LONG_FIGURES[$name]=$(printf '%s' "${RESULTS["long $name"]}" | awk -v name="$name" '
+            NF { n++; rps[n] = $1; if ($3 > worst) worst = $3 }
+            END { printf "%.0f %.0f %.3f %.2f", rps[1], rps[n], rps[n] / rps[1], worst }')
+        read -r first last ratio worst <<<"${LONG_FIGURES[$name]}"
+        echo "  long $name: first ${first} req/s, last ${last} req/s (${ratio}×), worst p99 ${worst} ms"
+        awk -v r="$ratio" -v w="$worst" 'BEGIN { exit !(r >= 0.9 && w <= 10) }' || LONG_FAILED+=("$name")
+    done
+fi
 
 RSS_FULL=$(awk -v k="${RSS[full]}" 'BEGIN { printf "%.1f", k / 1024 }')
 RSS_NORMAL=$(awk -v k="${RSS[normal]}" 'BEGIN { printf "%.1f", k / 1024 }')
@@ -211,6 +238,11 @@ column_of() { # load server column(1=rps 2=p50 3=p99)
         done
     done
     echo
+    for server in "${KEFUS[@]}"; do
+        printf '%s' "${RESULTS["update $server"]}" | awk -v s="$server" '
+            NF { list = list sep $3; sep = ", " } END { printf "Update p99 in each round, %s: %s ms.\n", s, list }'
+    done
+    echo
     echo "Peak RSS under the update and getkflist loads: ${RSS_FULL} MB (durability full), ${RSS_NORMAL} MB (normal)$([ "${RSS[pg]}" -gt 0 ] && echo ", ${RSS_PG} MB (PostgreSQL)")."
     echo "(Each server starts afresh every round: the token load mints a token per request, and"
     echo "kefu keeps every token until 7 days after it expires.)"
@@ -221,6 +253,19 @@ column_of() { # load server column(1=rps 2=p50 3=p99)
         echo "PostgreSQL: not measured (none answered at the harness's URL)."
     fi
     echo
+    if [ "$LONG" -gt 0 ]; then
+        echo "Long run: the update load on one instance for ${LONG} s, in ${SLICE} s slices back to back"
+        echo "(no pause, no restart); throughput of each slice, req/s:"
+        echo
+        echo "| server | slices | first | last | last ÷ first | worst p99 ms | RSS after |"
+        echo "|---|---|---:|---:|---:|---:|---:|"
+        for name in full normal; do
+            read -r first last ratio worst <<<"${LONG_FIGURES[$name]}"
+            slices=$(printf '%s' "${RESULTS["long $name"]}" | awk 'NF { printf "%s%.0f", sep, $1; sep = ", " }')
+            echo "| kefu, SQLite, durability $name | $slices | $first | $last | ${ratio}× | $worst | ${LONG_RSS[$name]} MB |"
+        done
+        echo
+    fi
     echo "After every kefu update run the harness checked that every answer was errcode 0 and that"
     echo "every account's nickname was one that run had sent and had acknowledged."
     if [ -f scripts/bench/bounds.md ]; then
@@ -229,3 +274,7 @@ column_of() { # load server column(1=rps 2=p50 3=p99)
     fi
 } > "$OUT"
 echo "wrote $OUT"
+if [ "${#LONG_FAILED[@]}" -gt 0 ]; then
+    echo "bench: the long run slowed down or stalled on: ${LONG_FAILED[*]}" >&2
+    exit 1
+fi
