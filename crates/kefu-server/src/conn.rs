@@ -214,6 +214,10 @@ pub(crate) struct Gate {
     relieve: Arc<Notify>,
 }
 
+/// Room for one more connection, before it is accepted.
+#[derive(Debug)]
+pub(crate) struct Room(OwnedSemaphorePermit);
+
 /// An open connection's place at the gate: its activity and its permit.
 #[derive(Debug)]
 pub(crate) struct Admitted {
@@ -239,7 +243,7 @@ impl Gate {
 
     /// Waits for room for one more connection. When the gate is full it says so once,
     /// closes the idle connections, and waits.
-    pub(crate) async fn admit(&self) -> Admitted {
+    pub(crate) async fn room(&self) -> Room {
         let permit = loop {
             if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
                 break permit;
@@ -264,11 +268,17 @@ impl Gate {
         {
             tracing::info!("connections below the limit again");
         }
+        Room(permit)
+    }
+
+    /// Watches a connection just accepted into `room`: from now on its silences count
+    /// (not while it was being waited for).
+    pub(crate) fn admit(&self, room: Room) -> Admitted {
         let activity = Arc::new(Activity::new(self.epoch));
         self.lock().push(Arc::downgrade(&activity));
         Admitted {
             activity,
-            _permit: permit,
+            _permit: room.0,
         }
     }
 

@@ -397,8 +397,8 @@ async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     loop {
-        let admitted = tokio::select! {
-            admitted = gate.admit() => admitted,
+        let room = tokio::select! {
+            room = gate.room() => room,
             _ = stop.wait_for(|stopped| *stopped) => break,
         };
         let accepted = tokio::select! {
@@ -414,6 +414,7 @@ async fn serve(
                 continue;
             }
         };
+        let admitted = gate.admit(room);
         // Answers go out whole: no reason to wait for more to send.
         let _ = stream.set_nodelay(true);
         let https = tls.is_some();
