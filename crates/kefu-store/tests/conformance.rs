@@ -109,6 +109,7 @@ conformance!(
     invitations_follow_wechat_rules,
     online_state_is_kept,
     the_request_log_keeps_failed_calls,
+    a_call_with_a_nul_byte_is_logged_and_names_no_app,
     platforms_tickets_and_authorizations,
     the_clock_offset_only_moves_forward,
     a_snapshot_restores_into_an_empty_store,
@@ -887,6 +888,28 @@ fn logged(rid: &str, errcode: i64, invoke_time: i64) -> LoggedRequest {
         response_body: format!("{{\"errcode\":{errcode}}}"),
         client_ip: "127.0.0.1".to_owned(),
     }
+}
+
+async fn a_call_with_a_nul_byte_is_logged_and_names_no_app(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    // PostgreSQL's text holds no U+0000: such a key names nothing, not a failure.
+    assert!(store.app("wx\0").await.unwrap().is_none());
+    assert!(store.component("\0").await.unwrap().is_none());
+    let mut odd = logged("r-nul", 47001, 1001);
+    odd.request_body = "{\"a\":\"\0\"}".to_owned();
+    store.log_request(Arc::new(odd.into()));
+    store.log_request(Arc::new(logged("r-next", 40001, 1001).into()));
+    store.maintain(1002, 500).await.unwrap();
+    drop(store);
+    let store = backend.open().await;
+    let kept = store.logged_request("r-nul").await.unwrap().expect("kept");
+    assert!(
+        kept.request_body.starts_with("{\"a\":\""),
+        "{}",
+        kept.request_body
+    );
+    assert!(store.logged_request("r-next").await.unwrap().is_some());
 }
 
 async fn the_request_log_keeps_failed_calls(backend: Backend) {

@@ -16,6 +16,7 @@
 mod batch;
 mod schema;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -349,6 +350,23 @@ async fn trim_log(client: &impl GenericClient, limits: &LogLimits) -> StoreResul
     }
 }
 
+/// Whether PostgreSQL can hold `text` at all: its text type has no U+0000, so a key
+/// with one (from a client's query or body) names nothing, rather than failing the
+/// statement.
+fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
+/// `text` as PostgreSQL can hold it: a U+0000 (which a client's body may carry) becomes
+/// U+FFFD, so that one odd call cannot keep the request log from being written.
+fn as_text(text: &str) -> Cow<'_, str> {
+    if storable(text) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.replace('\0', "\u{fffd}"))
+    }
+}
+
 /// The advisory lock key of a token's family: mints of one family take turns, across
 /// instances.
 fn family_key(token: &TokenRecord) -> String {
@@ -665,6 +683,9 @@ impl Store for PostgresStore {
     }
 
     async fn app(&self, appid: &str) -> StoreResult<Option<Arc<App>>> {
+        if !storable(appid) {
+            return Ok(None);
+        }
         self.query_opt(
             &format!("SELECT {APP_COLUMNS} FROM apps WHERE appid = $1"),
             &[&appid],
@@ -1238,8 +1259,8 @@ impl Store for PostgresStore {
         .await
         .map_err(pg)?;
         if !flush.entries.is_empty() {
-            let column = |f: fn(&LoggedRequest) -> &str| -> Vec<&str> {
-                flush.entries.iter().map(f).collect()
+            let column = |f: fn(&LoggedRequest) -> &str| -> Vec<Cow<'_, str>> {
+                flush.entries.iter().map(|e| as_text(f(e))).collect()
             };
             let numbers = |f: fn(&LoggedRequest) -> i64| -> Vec<i64> {
                 flush.entries.iter().map(f).collect()
@@ -1558,6 +1579,9 @@ impl Store for PostgresStore {
     }
 
     async fn component(&self, component_appid: &str) -> StoreResult<Option<Component>> {
+        if !storable(component_appid) {
+            return Ok(None);
+        }
         self.query_opt(
             &format!("SELECT {COMPONENT_COLUMNS} FROM components WHERE component_appid = $1"),
             &[&component_appid],
@@ -1634,6 +1658,9 @@ impl Store for PostgresStore {
         component_appid: &str,
         appid: &str,
     ) -> StoreResult<Option<Authorization>> {
+        if !storable(component_appid) || !storable(appid) {
+            return Ok(None);
+        }
         self.query_opt(
             &format!(
                 "SELECT {AUTH_COLUMNS} FROM authorizations WHERE component_appid = $1 AND appid = $2"
