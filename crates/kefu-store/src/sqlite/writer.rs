@@ -41,10 +41,10 @@ use crate::{StoreError, StoreResult};
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 512;
 /// The WAL is moved into the database once it is this long (SQLite's own default: 1000
-/// pages of 4 KiB)...
+/// pages of 4 KiB), as seen after each batch (a `stat`, a microsecond or two: batches
+/// may be few and large, as the request log's once a second under a flood of failing
+/// calls).
 const CHECKPOINT_BYTES: u64 = 4 * 1024 * 1024;
-/// ...as seen every so many batches.
-const CHECKPOINT_EVERY: u32 = 16;
 /// What a WAL file is cut back to when it starts afresh: nothing beyond the commit that
 /// restarted it, so that the file's length is the WAL's and says when to checkpoint.
 const WAL_FILE_LIMIT: i64 = 0;
@@ -252,7 +252,6 @@ impl Shared {
     /// The writer task: takes every job waiting, commits them as one batch, and goes
     /// again once the requests it answered have had their turn.
     async fn serve(self: Arc<Shared>) {
-        let mut batches: u32 = 0;
         loop {
             let batch = {
                 let mut queue = lock(&self.queue);
@@ -270,20 +269,15 @@ impl Shared {
                 let conn = lock(&self.conn);
                 self.commit(conn.as_ref(), batch);
             }
-            batches = batches.wrapping_add(1);
-            if batches.is_multiple_of(CHECKPOINT_EVERY) {
-                match self.checkpointer.state.load(Ordering::Acquire) {
-                    MOVED => {
-                        self.checkpoint().await;
-                        self.checkpointer.state.store(IDLE, Ordering::Release);
-                    }
-                    IDLE if std::fs::metadata(&self.wal)
-                        .is_ok_and(|m| m.len() >= CHECKPOINT_BYTES) =>
-                    {
-                        self.checkpointer.request();
-                    }
-                    _ => {}
+            match self.checkpointer.state.load(Ordering::Acquire) {
+                MOVED => {
+                    self.checkpoint().await;
+                    self.checkpointer.state.store(IDLE, Ordering::Release);
                 }
+                IDLE if std::fs::metadata(&self.wal).is_ok_and(|m| m.len() >= CHECKPOINT_BYTES) => {
+                    self.checkpointer.request();
+                }
+                _ => {}
             }
             // The next batch is the larger for letting the requests just answered (and
             // those arriving) run first.
