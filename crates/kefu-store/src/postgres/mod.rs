@@ -84,6 +84,11 @@ pub struct PostgresStore {
 }
 
 fn pg(error: tokio_postgres::Error) -> StoreError {
+    // A key PostgreSQL's text cannot hold (U+0000, from a client) names nothing: the
+    // lookups check for it first (`storable`), and this catches any other.
+    if error.code() == Some(&SqlState::CHARACTER_NOT_IN_REPERTOIRE) {
+        return StoreError::NotFound;
+    }
     // The server's own words (and SQLSTATE) say far more than "db error".
     let detail = match error.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
@@ -356,6 +361,9 @@ async fn trim_log(client: &impl GenericClient, limits: &LogLimits) -> StoreResul
 fn storable(text: &str) -> bool {
     !text.contains('\0')
 }
+
+/// Most recorded calls written by one statement.
+const LOG_ROWS_PER_STATEMENT: usize = 256;
 
 /// `text` as PostgreSQL can hold it: a U+0000 (which a client's body may carry) becomes
 /// U+FFFD, so that one odd call cannot keep the request log from being written.
@@ -1258,15 +1266,15 @@ impl Store for PostgresStore {
         )
         .await
         .map_err(pg)?;
-        if !flush.entries.is_empty() {
+        // A few hundred calls a statement: what the client encodes at once stays small
+        // (a second's calls may be thousands of kilobytes-long bodies).
+        for entries in flush.entries.chunks(LOG_ROWS_PER_STATEMENT) {
             let column = |f: fn(&LoggedRequest) -> &str| -> Vec<Cow<'_, str>> {
-                flush.entries.iter().map(|e| as_text(f(e))).collect()
+                entries.iter().map(|e| as_text(f(e))).collect()
             };
-            let numbers = |f: fn(&LoggedRequest) -> i64| -> Vec<i64> {
-                flush.entries.iter().map(f).collect()
-            };
-            let appids: Vec<Option<&str>> =
-                flush.entries.iter().map(|e| e.appid.as_deref()).collect();
+            let numbers =
+                |f: fn(&LoggedRequest) -> i64| -> Vec<i64> { entries.iter().map(f).collect() };
+            let appids: Vec<Option<&str>> = entries.iter().map(|e| e.appid.as_deref()).collect();
             tx.execute(
                 &format!(
                     "INSERT INTO request_log ({LOG_COLUMNS}, bytes) SELECT * FROM unnest($1::text[], \
@@ -1682,6 +1690,9 @@ impl Store for PostgresStore {
         now: i64,
         overlap_secs: i64,
     ) -> StoreResult<()> {
+        if !storable(component_appid) || !storable(appid) {
+            return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid));
+        }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let Some(row) = tx
