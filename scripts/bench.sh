@@ -188,6 +188,12 @@ done
 declare -A LONG_FIGURES LONG_RSS
 LONG_FAILED=()
 if [ "$LONG" -gt 0 ]; then
+    # Alone on the machine: the rounds' servers are stopped (an idle one still purges
+    # the tokens the token load minted).
+    for name in "${KEFUS[@]}"; do
+        kill "${PID_OF[$name]}" 2>/dev/null || true; wait "${PID_OF[$name]}" 2>/dev/null || true
+        PID_OF[$name]=""
+    done
     for name in full normal; do
         echo "long run: update on $name for ${LONG}s"
         start_kefu "$name" "$name"; setup_kefu "$name"; quiesce

@@ -6,6 +6,7 @@ mod component;
 mod concurrency;
 mod del;
 mod faults;
+mod hardening;
 mod helpers;
 mod invite;
 mod kf;
