@@ -35,8 +35,8 @@ OUT=${OUT:-BENCHMARKS.md}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 cargo build --release -q -p kefu -p kefu-bench
-KEFU=target/release/kefu
-FLOOR=target/release/kefu-floor
+KEFU=${CARGO_TARGET_DIR:-target}/release/kefu
+FLOOR=${CARGO_TARGET_DIR:-target}/release/kefu-floor
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }

@@ -59,8 +59,8 @@ if [ "$PROFILE" = release ]; then
 else
     cargo build -q -p kefu -p kefu-bench
 fi
-KEFU=target/$PROFILE/kefu
-SOAK=target/$PROFILE/kefu-soak
+KEFU=${CARGO_TARGET_DIR:-target}/$PROFILE/kefu
+SOAK=${CARGO_TARGET_DIR:-target}/$PROFILE/kefu-soak
 
 # Thousands of connections on both ends.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
