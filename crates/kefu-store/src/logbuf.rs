@@ -36,6 +36,9 @@ struct Inner {
     counts: HashMap<CountKey, u64>,
     /// Failed calls dropped before they were written.
     dropped: u64,
+    /// The last call of the flush being written: calls up to it that leave memory are
+    /// being written, not dropped.
+    writing: Option<u64>,
 }
 
 /// Calls recorded in memory.
@@ -68,6 +71,7 @@ impl LogBuffer {
                 recent_bytes: 0,
                 counts: HashMap::new(),
                 dropped: 0,
+                writing: None,
             }),
         }
     }
@@ -102,11 +106,13 @@ impl LogBuffer {
             while inner.pending.len() > self.limits.per_second
                 || (inner.pending_bytes > half && inner.pending.len() > 1)
             {
-                let Some((_, call, size)) = inner.pending.pop_front() else {
+                let Some((seq, call, size)) = inner.pending.pop_front() else {
                     break;
                 };
                 inner.pending_bytes -= size;
-                inner.dropped += 1;
+                if inner.writing.is_none_or(|last| seq > last) {
+                    inner.dropped += 1;
+                }
                 freed.push(call);
             }
         }
@@ -210,6 +216,7 @@ impl LogBuffer {
             .map(|(_, entry, _)| Arc::clone(entry))
             .collect();
         let mark = inner.pending.back().map(|(seq, _, _)| *seq);
+        inner.writing = mark;
         let counts = std::mem::take(&mut inner.counts);
         drop(inner);
         drop(freed);
@@ -233,6 +240,7 @@ impl LogBuffer {
     pub(crate) fn written(&self, flush: &Flush) {
         let Some(last) = flush.mark else { return };
         let mut inner = self.lock();
+        inner.writing = None;
         while inner
             .pending
             .front()
@@ -387,6 +395,27 @@ mod tests {
         );
         log.written(&flush);
         assert!(log.unwritten_counts(None, 0).is_empty());
+    }
+
+    #[test]
+    fn calls_pushed_out_while_being_written_are_not_counted_as_dropped() {
+        let log = LogBuffer::new(LogLimits {
+            per_second: 10,
+            ..LogLimits::default()
+        });
+        for n in 0..10 {
+            log.push(call(n, 45009, 100));
+        }
+        let flush = log.flush(0);
+        assert_eq!(flush.entries.len(), 10);
+        // While those ten are written, ten more push them out of memory.
+        for n in 10..20 {
+            log.push(call(n, 45009, 100));
+        }
+        log.written(&flush);
+        assert_eq!(log.usage().2, 0, "all twenty are written or waiting");
+        log.push(call(20, 45009, 100));
+        assert_eq!(log.usage().2, 1, "one waiting call is pushed out unwritten");
     }
 
     #[test]
