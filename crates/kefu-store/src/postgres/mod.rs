@@ -197,17 +197,17 @@ impl PostgresStore {
         client.execute(&stmt, params).await.map_err(pg)
     }
 
-    /// Records a token; the family's current token (which must be `replaces`, when
-    /// given) is superseded at `now + grace_secs`. One family at a time, across
-    /// instances.
-    async fn insert_token(
+    /// Records a stable token with its value, provided the family's current token is
+    /// still `replaces`; that one is superseded at `now + grace_secs`. One family at a
+    /// time, across instances. (Other tokens are minted in batches: `batch::mints`.)
+    async fn insert_stable_token(
         &self,
         token: TokenRecord,
         hash: Digest,
-        value: Option<String>,
+        value: String,
         now: i64,
         grace_secs: i64,
-        replaces: Option<Option<Digest>>,
+        replaces: Option<Digest>,
     ) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
@@ -242,21 +242,19 @@ impl PostgresStore {
         {
             return Err(StoreError::NotFound);
         }
-        if let Some(expected) = replaces {
-            let current = tx
-                .query_opt(
-                    "SELECT hash FROM tokens WHERE appid = $1 AND channel = $2 \
-                     AND component IS NOT DISTINCT FROM $3 AND superseded_at IS NULL",
-                    &[&&*token.appid, &channel, &component],
-                )
-                .await
-                .map_err(pg)?
-                .map(|row| row.try_get::<_, Vec<u8>>(0).map(|h| digest(&h)))
-                .transpose()
-                .map_err(pg)?;
-            if current != expected {
-                return Err(StoreError::Conflict("the current token changed".to_owned()));
-            }
+        let current = tx
+            .query_opt(
+                "SELECT hash FROM tokens WHERE appid = $1 AND channel = $2 \
+                 AND component IS NOT DISTINCT FROM $3 AND superseded_at IS NULL",
+                &[&&*token.appid, &channel, &component],
+            )
+            .await
+            .map_err(pg)?
+            .map(|row| row.try_get::<_, Vec<u8>>(0).map(|h| digest(&h)))
+            .transpose()
+            .map_err(pg)?;
+        if current != replaces {
+            return Err(StoreError::Conflict("the current token changed".to_owned()));
         }
         let superseded_at = now + grace_secs;
         tx.execute(
@@ -1094,7 +1092,7 @@ impl Store for PostgresStore {
         grace_secs: i64,
         replaces: Option<Digest>,
     ) -> StoreResult<()> {
-        self.insert_token(token, hash, Some(value), now, grace_secs, Some(replaces))
+        self.insert_stable_token(token, hash, value, now, grace_secs, replaces)
             .await
     }
 
