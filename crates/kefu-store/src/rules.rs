@@ -156,6 +156,14 @@ pub(crate) fn rotate(
     Ok(())
 }
 
+/// Whether the request log's table should be vacuumed, now that `rows` calls of
+/// `bytes` bytes were deleted from it since it last was: once a quarter of either
+/// bound has been deleted, so that the space deleted calls held on disk (which
+/// PostgreSQL frees only by a vacuum) stays a fraction of the log's bound.
+pub(crate) fn log_needs_vacuum(rows: u64, bytes: u64, limits: &LogLimits) -> bool {
+    rows > 0 && (rows >= limits.disk_rows / 4 || bytes >= limits.disk_bytes / 4)
+}
+
 /// How many of the oldest recorded calls to delete so that the store holds at most
 /// `limits.disk_rows` calls and `limits.disk_bytes` bytes, given that it holds `rows`
 /// calls of `bytes` bytes in all (the bytes are reached by assuming the oldest calls
@@ -170,4 +178,40 @@ pub(crate) fn calls_to_trim(rows: u64, bytes: u64, limits: &LogLimits) -> u64 {
     over_rows
         .max(over_bytes.div_ceil(average))
         .clamp(1, rows.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: LogLimits = LogLimits {
+        disk_rows: 1_000,
+        disk_bytes: 1_000_000,
+        memory_bytes: 1 << 20,
+        per_second: 100,
+    };
+
+    #[test]
+    fn a_log_within_both_bounds_loses_nothing() {
+        assert_eq!(calls_to_trim(1_000, 1_000_000, &LIMITS), 0);
+    }
+
+    #[test]
+    fn a_log_over_its_row_bound_loses_the_excess() {
+        assert_eq!(calls_to_trim(1_010, 10_100, &LIMITS), 10);
+    }
+
+    #[test]
+    fn a_log_over_its_byte_bound_loses_enough_calls_of_average_size() {
+        // 100 calls of 20,000 bytes: 1,000,000 bytes over is 50 calls.
+        assert_eq!(calls_to_trim(100, 2_000_000, &LIMITS), 50);
+    }
+
+    #[test]
+    fn the_log_is_vacuumed_once_a_quarter_of_a_bound_was_deleted() {
+        assert!(!log_needs_vacuum(0, 0, &LIMITS));
+        assert!(!log_needs_vacuum(249, 249_999, &LIMITS));
+        assert!(log_needs_vacuum(250, 0, &LIMITS));
+        assert!(log_needs_vacuum(1, 250_000, &LIMITS));
+    }
 }

@@ -16,8 +16,8 @@ use kefu_store::postgres::{PostgresOptions, PostgresStore};
 use kefu_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use kefu_store::test_support::PgSchema;
 use kefu_store::{
-    App, Authorization, Component, CounterKey, Digest, Kf, LoggedRequest, NewKf, Snapshot, Store,
-    StoreError, TokenChannel, TokenRecord, Window,
+    App, Authorization, Component, CounterKey, Digest, Kf, LogLimits, LoggedRequest, NewKf,
+    Snapshot, Store, StoreError, TokenChannel, TokenRecord, Window,
 };
 
 /// Where a test's data lives.
@@ -38,16 +38,25 @@ impl Backend {
     /// Opens the store over this backend's data (drop the previous one first: an SQLite
     /// file takes one process, and one store, at a time).
     async fn open(&self) -> Arc<dyn Store> {
+        self.open_with(LogLimits::default()).await
+    }
+
+    /// Opens the store with the request log bounded by `log`.
+    async fn open_with(&self, log: LogLimits) -> Arc<dyn Store> {
         match self {
             Backend::Sqlite(dir, durability) => {
                 let options = SqliteOptions {
                     durability: *durability,
+                    log,
                     ..SqliteOptions::new(dir.path().join("kefu.db"))
                 };
                 Arc::new(SqliteStore::open(&options).expect("open SQLite"))
             }
             Backend::Postgres(schema) => {
-                let options = PostgresOptions::new(schema.url());
+                let options = PostgresOptions {
+                    log,
+                    ..PostgresOptions::new(schema.url())
+                };
                 Arc::new(
                     PostgresStore::open(&options)
                         .await
@@ -109,6 +118,7 @@ conformance!(
     invitations_follow_wechat_rules,
     online_state_is_kept,
     the_request_log_keeps_failed_calls,
+    the_request_log_stays_within_its_bound_on_disk_while_trimmed,
     a_call_with_a_nul_byte_is_logged_and_names_no_app,
     platforms_tickets_and_authorizations,
     the_clock_offset_only_moves_forward,
@@ -955,6 +965,74 @@ async fn the_request_log_keeps_failed_calls(backend: Backend) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// Bytes the backend's request log takes on disk: the whole database file and its WAL
+/// on SQLite, the log's table with its indexes and TOAST on PostgreSQL.
+async fn log_bytes_on_disk(backend: &Backend) -> u64 {
+    match backend {
+        Backend::Sqlite(dir, _) => ["kefu.db", "kefu.db-wal"]
+            .iter()
+            .map(|name| std::fs::metadata(dir.path().join(name)).map_or(0, |m| m.len()))
+            .sum(),
+        Backend::Postgres(schema) => {
+            let (client, connection) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(connection);
+            let row = client
+                .query_one("SELECT pg_total_relation_size('request_log')", &[])
+                .await
+                .expect("size");
+            u64::try_from(row.get::<_, i64>(0)).unwrap()
+        }
+    }
+}
+
+async fn the_request_log_stays_within_its_bound_on_disk_while_trimmed(backend: Backend) {
+    // 1 MiB on disk at most; 24 MiB of failed calls written through it, a second's
+    // worth at a time, as a client stuck on an error would.
+    let limits = LogLimits {
+        disk_rows: 100_000,
+        disk_bytes: 1 << 20,
+        memory_bytes: 8 << 20,
+        per_second: 10_000,
+    };
+    let store = backend.open_with(limits).await;
+    // Bodies that do not compress, as fuzzed ones do not.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut noise = |len: usize| -> String {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'a' + u8::try_from(seed % 26).unwrap())
+            })
+            .collect()
+    };
+    let mut rid = 0;
+    for second in 0..48 {
+        for _ in 0..128 {
+            rid += 1;
+            let mut call = logged(&format!("r-{rid}"), 45009, 10_000 + second);
+            call.request_body = noise(4096);
+            store.log_request(Arc::new(call.into()));
+        }
+        store.maintain(10_001 + second, 0).await.unwrap();
+        // Background work (a vacuum on PostgreSQL) gets its turn, as it would between
+        // a busy server's housekeeping rounds.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let usage = store.log_usage().await.unwrap();
+    assert!(usage.bytes <= limits.disk_bytes, "{usage:?}");
+    assert!(usage.dropped_from_store > 4_000, "{usage:?}");
+    let on_disk = log_bytes_on_disk(&backend).await;
+    assert!(
+        on_disk < 8 << 20,
+        "{on_disk} bytes on disk for a log bounded to {} after 24 MiB were written",
+        limits.disk_bytes
     );
 }
 

@@ -19,7 +19,8 @@ mod schema;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -81,6 +82,18 @@ pub struct PostgresStore {
     pool: Pool,
     batches: batch::Batches,
     log: LogBuffer,
+    vacuum: Arc<Vacuum>,
+}
+
+/// What the request log has deleted since its table was last vacuumed, and whether a
+/// vacuum is running. PostgreSQL keeps a deleted row's space until a vacuum frees it,
+/// and autovacuum looks at a table at most once a minute: a flood of failing calls
+/// trims thousands of rows a second, and the table would grow far past the log's bound
+/// on disk between its visits.
+#[derive(Default)]
+struct Vacuum {
+    deleted: Mutex<(u64, u64)>,
+    running: AtomicBool,
 }
 
 fn pg(error: tokio_postgres::Error) -> StoreError {
@@ -162,6 +175,7 @@ impl PostgresStore {
             batches: batch::Batches::start(&pool),
             pool,
             log: LogBuffer::new(options.log),
+            vacuum: Arc::default(),
         };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await.map_err(pg)?;
@@ -296,6 +310,43 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Counts calls deleted from the request log, and once they add up to a good part
+    /// of its bounds (`rules::log_needs_vacuum`), vacuums its table in the background,
+    /// so that the space they held is used again rather than the table growing. One
+    /// vacuum at a time per instance; one that finds another instance's (or
+    /// autovacuum's) at work skips its turn.
+    fn vacuum_log_after(&self, rows: u64, bytes: u64, limits: &LogLimits) {
+        let due = {
+            let mut deleted = self
+                .vacuum
+                .deleted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            deleted.0 += rows;
+            deleted.1 += bytes;
+            let due = rules::log_needs_vacuum(deleted.0, deleted.1, limits)
+                && !self.vacuum.running.swap(true, Ordering::AcqRel);
+            if due {
+                *deleted = (0, 0);
+            }
+            due
+        };
+        if !due {
+            return;
+        }
+        let pool = self.pool.clone();
+        let vacuum = Arc::clone(&self.vacuum);
+        tokio::spawn(async move {
+            if let Ok(client) = pool.get().await {
+                // A failed vacuum costs only space, which the next one frees.
+                let _ = client
+                    .batch_execute("VACUUM (SKIP_LOCKED) request_log")
+                    .await;
+            }
+            vacuum.running.store(false, Ordering::Release);
+        });
+    }
+
     async fn select_kf(
         client: &impl GenericClient,
         appid: &str,
@@ -317,9 +368,10 @@ impl PostgresStore {
 }
 
 /// Deletes the oldest recorded calls until the log is within its bounds on disk,
-/// counting what went. The usage row is locked first, so that instances trimming at
-/// once take turns.
-async fn trim_log(client: &impl GenericClient, limits: &LogLimits) -> StoreResult<()> {
+/// counting what went, and answers how many calls and bytes it deleted. The usage row
+/// is locked first, so that instances trimming at once take turns.
+async fn trim_log(client: &impl GenericClient, limits: &LogLimits) -> StoreResult<(u64, u64)> {
+    let mut deleted = (0, 0);
     loop {
         let row = client
             .query_one(
@@ -333,23 +385,32 @@ async fn trim_log(client: &impl GenericClient, limits: &LogLimits) -> StoreResul
         };
         let n = rules::calls_to_trim(count(0)?, count(1)?, limits);
         if n == 0 {
-            return Ok(());
+            return Ok(deleted);
         }
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        client
-            .execute(
-                "DELETE FROM request_log WHERE seq IN (SELECT seq FROM request_log ORDER BY seq LIMIT $1)",
+        let gone = client
+            .query_one(
+                "WITH gone AS (DELETE FROM request_log WHERE seq IN \
+                 (SELECT seq FROM request_log ORDER BY seq LIMIT $1) RETURNING bytes) \
+                 SELECT count(*), coalesce(sum(bytes), 0)::int8 FROM gone",
                 &[&n],
             )
             .await
             .map_err(pg)?;
+        let rows: i64 = gone.try_get(0).map_err(pg)?;
+        let bytes: i64 = gone.try_get(1).map_err(pg)?;
+        deleted.0 += u64::try_from(rows).unwrap_or(0);
+        deleted.1 += u64::try_from(bytes).unwrap_or(0);
         client
             .execute(
                 "UPDATE log_usage SET dropped = dropped + $1 WHERE id = 1",
-                &[&n],
+                &[&rows],
             )
             .await
             .map_err(pg)?;
+        if rows == 0 {
+            return Ok(deleted);
+        }
     }
 }
 
@@ -1320,19 +1381,21 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         }
-        tx.execute(
-            "DELETE FROM request_log WHERE invoke_time < $1",
-            &[&log_before],
-        )
-        .await
-        .map_err(pg)?;
+        let expired = tx
+            .query_one(
+                "WITH gone AS (DELETE FROM request_log WHERE invoke_time < $1 RETURNING bytes) \
+                 SELECT count(*), coalesce(sum(bytes), 0)::int8 FROM gone",
+                &[&log_before],
+            )
+            .await
+            .map_err(pg)?;
         tx.execute(
             "DELETE FROM call_counts WHERE hour < $1",
             &[&logbuf::hour_of(log_before)],
         )
         .await
         .map_err(pg)?;
-        trim_log(&tx, &self.log.limits()).await?;
+        let trimmed = trim_log(&tx, &self.log.limits()).await?;
         let cutoff = now - TOKEN_RETENTION_SECS;
         // Expired tickets are kept a while, so that they answer 61005, not 61006.
         tx.execute(
@@ -1346,6 +1409,15 @@ impl Store for PostgresStore {
             .map_err(pg)?;
         tx.commit().await.map_err(pg)?;
         self.log.written(&flush);
+        let expired = (
+            u64::try_from(expired.try_get::<_, i64>(0).map_err(pg)?).unwrap_or(0),
+            u64::try_from(expired.try_get::<_, i64>(1).map_err(pg)?).unwrap_or(0),
+        );
+        self.vacuum_log_after(
+            trimmed.0 + expired.0,
+            trimmed.1 + expired.1,
+            &self.log.limits(),
+        );
         Ok(())
     }
 
