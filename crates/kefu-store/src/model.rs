@@ -259,21 +259,6 @@ impl Window {
             _ => None,
         }
     }
-
-    /// Whether the window ended well before `now` and its count can be forgotten.
-    pub(crate) fn is_stale(self, now: i64) -> bool {
-        match (
-            self,
-            Window::minute_of(now),
-            Window::day_of(now),
-            Window::month_of(now),
-        ) {
-            (Window::Minute(n), Window::Minute(current), _, _) => n < current - 5,
-            (Window::Day(n), _, Window::Day(current), _) => n < current - 40,
-            (Window::Month(n), _, _, Window::Month(current)) => n < current - 13,
-            _ => false,
-        }
-    }
 }
 
 /// A counter: calls of one kind by one owner in one time window.

@@ -3,9 +3,97 @@
 
 use kefu_api::ErrCode;
 use kefu_api::admin::{AppPatch, InvitationAction};
+use kefu_api::endpoints::kf_add::MAX_ACCOUNTS;
 
-use crate::model::{App, Authorization, Digest, Invitation, InviteState, Kf, LogLimits};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::model::{
+    App, Authorization, Digest, Invitation, InviteState, Kf, LogLimits, NewKf, Snapshot, Window,
+};
 use crate::{StoreError, StoreResult};
+
+/// How long a token is kept after it expired, so that it keeps answering 42001 (expired)
+/// rather than 40001 (unknown), in seconds.
+pub(crate) const TOKEN_RETENTION_SECS: i64 = 7 * 86_400;
+
+/// How long a platform's verify ticket is kept after it expired, so that it answers
+/// 61005 (expired) rather than 61006 (unknown), in seconds.
+pub(crate) const TICKET_RETENTION_SECS: i64 = 7 * 86_400;
+
+/// How often housekeeping purges expired tokens and tickets, in seconds of the store's
+/// clock: each purge is a scan of every token, so not at every round.
+pub(crate) const PURGE_EVERY_SECS: i64 = 60;
+
+/// Minute windows kept before the current one (the per-minute quotas read only it).
+pub(crate) const MINUTE_WINDOWS_KEPT: i64 = 5;
+/// Day windows kept before the current one (`GET /kefu/v1/apps/{appid}/quota` reads
+/// today's; the rest is history).
+pub(crate) const DAY_WINDOWS_KEPT: i64 = 40;
+/// Month windows kept before the current one.
+pub(crate) const MONTH_WINDOWS_KEPT: i64 = 13;
+
+/// The oldest counter windows kept at `now`, minute, day and month: a counter of an
+/// older window is forgotten, in memory and in the store.
+pub(crate) fn oldest_counter_windows(now: i64) -> [Window; 3] {
+    let (minute, day, month) = (
+        Window::minute_of(now).number(),
+        Window::day_of(now).number(),
+        Window::month_of(now).number(),
+    );
+    [
+        Window::Minute(minute - MINUTE_WINDOWS_KEPT),
+        Window::Day(day - DAY_WINDOWS_KEPT),
+        Window::Month(month - MONTH_WINDOWS_KEPT),
+    ]
+}
+
+/// Whether a counter of `window` is forgotten at `now` (see [`oldest_counter_windows`]).
+pub(crate) fn counter_is_stale(window: Window, now: i64) -> bool {
+    oldest_counter_windows(now)
+        .iter()
+        .any(|oldest| oldest.kind() == window.kind() && window.number() < oldest.number())
+}
+
+/// What a purge at `now` deletes: tokens that expired before `tokens`, tickets that
+/// expired before `tickets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Purge {
+    pub(crate) tokens: i64,
+    pub(crate) tickets: i64,
+}
+
+/// When a store last purged: one cadence, [`PURGE_EVERY_SECS`], for every backend.
+#[derive(Debug)]
+pub(crate) struct PurgeClock(AtomicI64);
+
+impl Default for PurgeClock {
+    fn default() -> PurgeClock {
+        PurgeClock(AtomicI64::new(i64::MIN))
+    }
+}
+
+impl PurgeClock {
+    /// The purge due at `now`, if one is (the first round always purges); taking it
+    /// marks it done, so concurrent rounds purge once.
+    pub(crate) fn due(&self, now: i64) -> Option<Purge> {
+        let last = self.0.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= PURGE_EVERY_SECS
+            && self
+                .0
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        due.then_some(Purge {
+            tokens: now - TOKEN_RETENTION_SECS,
+            tickets: now - TICKET_RETENTION_SECS,
+        })
+    }
+
+    /// A purge taken by [`PurgeClock::due`] did not happen (its round failed): the
+    /// next round tries again.
+    pub(crate) fn missed(&self) {
+        self.0.store(i64::MIN, Ordering::Relaxed);
+    }
+}
 
 /// The app after `patch`, and whether its WeChat ID or original id changed.
 pub(crate) fn patched(current: &App, patch: AppPatch) -> (App, bool) {
@@ -156,6 +244,72 @@ pub(crate) fn rotate(
     Ok(())
 }
 
+/// When a family's current token, replaced by a new one at `now`, stops being valid:
+/// WeChat keeps the old token working for a grace period (`grace_secs`, 300 for
+/// `/cgi-bin/token`, 0 for a forced stable token refresh).
+pub(crate) const fn superseded_at(now: i64, grace_secs: i64) -> i64 {
+    now.saturating_add(grace_secs)
+}
+
+/// Whether a stable token may be minted over the family's `current` token, given the
+/// one the caller read (`expected`): only over that one, so that two instances
+/// minting at once do not each hand out a different current token.
+pub(crate) fn may_replace(current: Option<Digest>, expected: Option<Digest>) -> StoreResult<()> {
+    if current == expected {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict("the current token changed".to_owned()))
+    }
+}
+
+/// Whether an account may be added to an app that has `accounts` of them, one of them
+/// under the same name if `taken`: the name first (65403 takes precedence over the
+/// limit), then the limit of 100 (65405).
+pub(crate) fn may_add_kf(taken: bool, accounts: usize) -> StoreResult<()> {
+    if taken {
+        return Err(StoreError::Rejected(ErrCode::KfAccountExists));
+    }
+    if accounts >= MAX_ACCOUNTS {
+        return Err(StoreError::Rejected(ErrCode::KfAccountLimit));
+    }
+    Ok(())
+}
+
+/// The account `kf` becomes once added as `kf_id`: no avatar, no worker, no
+/// invitation, offline.
+pub(crate) fn new_kf_record(kf_id: i64, kf: NewKf) -> Kf {
+    Kf {
+        kf_id,
+        kf_account: kf.kf_account.as_str().to_owned(),
+        nickname: kf.nickname.as_str().to_owned(),
+        kf_openid: kf.kf_openid,
+        headimg_version: None,
+        kf_wx: None,
+        invitation: None,
+        online_status: 0,
+        accepted_case: 0,
+        created_at: kf.created_at,
+    }
+}
+
+/// Puts a snapshot in its one order, whichever backend read it: apps and platforms
+/// by creation time then id, each app's accounts by kf_id, authorizations by platform
+/// then app. An export of the same state is the same document on every backend.
+pub(crate) fn in_snapshot_order(snapshot: &mut Snapshot) {
+    snapshot
+        .apps
+        .sort_by(|a, b| (a.app.created_at, &a.app.appid).cmp(&(b.app.created_at, &b.app.appid)));
+    for app in &mut snapshot.apps {
+        app.kf_accounts.sort_by_key(|account| account.kf.kf_id);
+    }
+    snapshot.components.sort_by(|a, b| {
+        (a.created_at, &a.component_appid).cmp(&(b.created_at, &b.component_appid))
+    });
+    snapshot
+        .authorizations
+        .sort_by(|a, b| (&a.component_appid, &a.appid).cmp(&(&b.component_appid, &b.appid)));
+}
+
 /// Whether the request log's table should be vacuumed, now that `rows` calls of
 /// `bytes` bytes were deleted from it since it last was: once a quarter of either
 /// bound has been deleted, so that the space deleted calls held on disk (which
@@ -190,6 +344,54 @@ mod tests {
         memory_bytes: 1 << 20,
         per_second: 100,
     };
+
+    #[test]
+    fn the_first_round_purges_and_the_next_one_a_minute_later() {
+        let clock = PurgeClock::default();
+        let now = 1_000_000_000;
+        assert_eq!(
+            clock.due(now),
+            Some(Purge {
+                tokens: now - TOKEN_RETENTION_SECS,
+                tickets: now - TICKET_RETENTION_SECS,
+            })
+        );
+        assert_eq!(clock.due(now + 1), None);
+        assert_eq!(clock.due(now + PURGE_EVERY_SECS - 1), None);
+        assert!(clock.due(now + PURGE_EVERY_SECS).is_some());
+    }
+
+    #[test]
+    fn a_missed_purge_is_due_again_at_once() {
+        let clock = PurgeClock::default();
+        assert!(clock.due(5_000).is_some());
+        clock.missed();
+        assert!(clock.due(5_001).is_some());
+    }
+
+    #[test]
+    fn counters_are_kept_five_minutes_forty_days_and_thirteen_months() {
+        let now = 1_800_000_000;
+        let [minute, day, month] = oldest_counter_windows(now);
+        assert!(!counter_is_stale(minute, now));
+        assert!(counter_is_stale(Window::Minute(minute.number() - 1), now));
+        assert!(!counter_is_stale(day, now));
+        assert!(counter_is_stale(Window::Day(day.number() - 1), now));
+        assert!(!counter_is_stale(month, now));
+        assert!(counter_is_stale(Window::Month(month.number() - 1), now));
+        assert_eq!(
+            Window::minute_of(now).number() - minute.number(),
+            MINUTE_WINDOWS_KEPT
+        );
+        assert_eq!(
+            Window::day_of(now).number() - day.number(),
+            DAY_WINDOWS_KEPT
+        );
+        assert_eq!(
+            Window::month_of(now).number() - month.number(),
+            MONTH_WINDOWS_KEPT
+        );
+    }
 
     #[test]
     fn a_log_within_both_bounds_loses_nothing() {

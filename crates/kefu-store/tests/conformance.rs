@@ -121,9 +121,13 @@ conformance!(
     the_request_log_stays_within_its_bound_on_disk_while_trimmed,
     a_call_with_a_nul_byte_is_logged_and_names_no_app,
     platforms_tickets_and_authorizations,
+    an_authorizer_token_needs_its_platform,
+    tokens_and_tickets_past_retention_are_purged_once_a_minute,
+    counters_are_kept_five_minutes_forty_days_and_thirteen_months,
     the_clock_offset_only_moves_forward,
     a_snapshot_restores_into_an_empty_store,
     a_restore_into_a_non_empty_store_writes_nothing,
+    a_snapshot_lists_everything_in_one_order,
 );
 
 const APPID: &str = "wx00000000000000a1";
@@ -1043,6 +1047,198 @@ fn component() -> Component {
         ip_whitelist: vec!["10.0.0.1".to_owned()],
         created_at: 50,
     }
+}
+
+async fn an_authorizer_token_needs_its_platform(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    let authorizer = TokenRecord {
+        component: Some(Arc::from("wx00000000000000c3")),
+        ..token(APPID, TokenChannel::Authorizer, 1000)
+    };
+    // The app exists, the platform does not: no token, on every backend.
+    assert!(matches!(
+        store
+            .issue_token(authorizer.clone(), hash(1), 1000, 300)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.token(&hash(1)).await.unwrap(), None);
+    store.create_component(component()).await.unwrap();
+    store
+        .issue_token(authorizer.clone(), hash(2), 1000, 300)
+        .await
+        .unwrap();
+    assert_eq!(store.token(&hash(2)).await.unwrap(), Some(authorizer));
+}
+
+/// Seven days, as the store keeps expired tokens and tickets.
+const RETENTION_SECS: i64 = 7 * 86_400;
+
+async fn tokens_and_tickets_past_retention_are_purged_once_a_minute(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    store.create_component(component()).await.unwrap();
+    let cid = "wx00000000000000c3";
+    let now = 1_000_000_000;
+    // The first round purges (nothing yet).
+    store.maintain(now, 0).await.unwrap();
+    // A token and a ticket that expired more than the retention ago, and a token
+    // that expired within it.
+    let old = TokenRecord {
+        expires_at: now - RETENTION_SECS - 10,
+        ..token(APPID, TokenChannel::Basic, now - RETENTION_SECS - 7210)
+    };
+    let recent = TokenRecord {
+        expires_at: now - RETENTION_SECS + 3600,
+        ..token(APPID, TokenChannel::Stable, now - RETENTION_SECS - 3600)
+    };
+    store.issue_token(old, hash(1), now, 0).await.unwrap();
+    store
+        .issue_stable_token(recent.clone(), hash(2), "v".to_owned(), now, 0, None)
+        .await
+        .unwrap();
+    store
+        .add_ticket(cid, hash(3), now - RETENTION_SECS - 10)
+        .await
+        .unwrap();
+    // One purge a minute, on every backend: not yet at +59 s.
+    store.maintain(now + 59, 0).await.unwrap();
+    assert!(store.token(&hash(1)).await.unwrap().is_some());
+    assert!(store.ticket(&hash(3)).await.unwrap().is_some());
+    store.maintain(now + 60, 0).await.unwrap();
+    for (what, gone) in [
+        ("token", store.token(&hash(1)).await.unwrap().is_none()),
+        ("ticket", store.ticket(&hash(3)).await.unwrap().is_none()),
+    ] {
+        assert!(gone, "the {what} past its retention is purged");
+    }
+    assert_eq!(store.token(&hash(2)).await.unwrap(), Some(recent.clone()));
+    // And the database forgot them as the memory did.
+    drop(store);
+    let store = backend.open().await;
+    assert_eq!(store.token(&hash(1)).await.unwrap(), None);
+    assert_eq!(store.ticket(&hash(3)).await.unwrap(), None);
+    assert_eq!(store.token(&hash(2)).await.unwrap(), Some(recent));
+}
+
+async fn counters_are_kept_five_minutes_forty_days_and_thirteen_months(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    let now = 1_800_000_000;
+    let counters = [
+        key("/cgi-bin/token", Window::minute_of(now)),
+        key("/cgi-bin/token", Window::day_of(now)),
+        key("/cgi-bin/token", Window::month_of(now)),
+    ];
+    let limits: Vec<_> = counters.iter().map(|c| (c.clone(), 100)).collect();
+    store.consume(&limits).await.unwrap().unwrap();
+    store.maintain(now, 0).await.unwrap();
+    // 50 days on: the minute and the day are past their retention, the month is not.
+    let later = now + 50 * 86_400;
+    store.maintain(later, 0).await.unwrap();
+    let kept = |store: Arc<dyn Store>| {
+        let counters = counters.clone();
+        async move {
+            let mut kept = Vec::new();
+            for counter in &counters {
+                kept.push(store.counter(counter).await.unwrap());
+            }
+            kept
+        }
+    };
+    assert_eq!(kept(Arc::clone(&store)).await, [0, 0, 1]);
+    drop(store);
+    let store = backend.open().await;
+    assert_eq!(kept(store).await, [0, 0, 1], "after a reopen");
+}
+
+async fn a_snapshot_lists_everything_in_one_order(backend: Backend) {
+    let store = backend.open().await;
+    // Apps by creation time, then appid; created out of that order.
+    for (appid, wechat_id, created_at) in [
+        ("wx00000000000000b2", "two", 100),
+        ("wx00000000000000b1", "one", 100),
+        ("wx00000000000000b3", "three", 50),
+    ] {
+        store
+            .create_app(App {
+                created_at,
+                ..app(appid, wechat_id)
+            })
+            .await
+            .unwrap();
+    }
+    for name in ["zed", "amy", "kim"] {
+        store
+            .add_kf("wx00000000000000b1", new_kf(name))
+            .await
+            .unwrap();
+    }
+    for (cid, created_at) in [("wx00000000000000c9", 10), ("wx00000000000000c8", 20)] {
+        store
+            .create_component(Component {
+                component_appid: cid.to_owned(),
+                created_at,
+                ..component()
+            })
+            .await
+            .unwrap();
+    }
+    for (cid, appid) in [
+        ("wx00000000000000c9", "wx00000000000000b2"),
+        ("wx00000000000000c8", "wx00000000000000b3"),
+        ("wx00000000000000c8", "wx00000000000000b1"),
+    ] {
+        store
+            .authorize(Authorization {
+                component_appid: cid.to_owned(),
+                appid: appid.to_owned(),
+                funcscopes: vec![1],
+                refresh_hash: hash(1),
+                previous: Vec::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let snapshot = store.snapshot().await.unwrap();
+    let apps: Vec<_> = snapshot.apps.iter().map(|a| a.app.appid.as_str()).collect();
+    assert_eq!(
+        apps,
+        [
+            "wx00000000000000b3",
+            "wx00000000000000b1",
+            "wx00000000000000b2"
+        ]
+    );
+    let ids: Vec<_> = snapshot.apps[1]
+        .kf_accounts
+        .iter()
+        .map(|k| k.kf.kf_id)
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted);
+    assert_eq!(ids.len(), 3);
+    let components: Vec<_> = snapshot
+        .components
+        .iter()
+        .map(|c| c.component_appid.as_str())
+        .collect();
+    assert_eq!(components, ["wx00000000000000c9", "wx00000000000000c8"]);
+    let authorizations: Vec<_> = snapshot
+        .authorizations
+        .iter()
+        .map(|a| (a.component_appid.as_str(), a.appid.as_str()))
+        .collect();
+    assert_eq!(
+        authorizations,
+        [
+            ("wx00000000000000c8", "wx00000000000000b1"),
+            ("wx00000000000000c8", "wx00000000000000b3"),
+            ("wx00000000000000c9", "wx00000000000000b2"),
+        ]
+    );
 }
 
 async fn platforms_tickets_and_authorizations(backend: Backend) {

@@ -26,7 +26,7 @@ use super::{
     pg, token_from_row,
 };
 use crate::model::{App, CounterKey, Digest, Kf, TokenChannel, TokenRecord};
-use crate::{StoreError, StoreResult};
+use crate::{StoreError, StoreResult, rules};
 
 /// Most calls sent in one statement.
 const MAX_BATCH: usize = 512;
@@ -529,12 +529,12 @@ async fn mint_batch(
             continue;
         }
         match last.insert(family_key(token), i) {
-            Some(previous) => superseded_at[previous] = Some(now + grace),
+            Some(previous) => superseded_at[previous] = Some(rules::superseded_at(*now, *grace)),
             None => {
                 s_appid.push(&*token.appid);
                 s_channel.push(token.channel.as_str());
                 s_component.push(token.component.as_deref());
-                s_at.push(now + grace);
+                s_at.push(rules::superseded_at(*now, *grace));
             }
         }
     }

@@ -29,7 +29,7 @@ use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use kefu_api::ErrCode;
 use kefu_api::admin::{AccountType, AppPatch, InvitationAction};
-use kefu_api::endpoints::kf_add::{FIRST_KF_ID, MAX_ACCOUNTS};
+use kefu_api::endpoints::kf_add::FIRST_KF_ID;
 use kefu_api::endpoints::kf_del::Target;
 use kefu_api::{KfAccount, Nickname, WechatId};
 use tokio_postgres::error::SqlState;
@@ -40,13 +40,10 @@ use crate::logbuf::{self, LogBuffer};
 use crate::model::{
     App, AppSnapshot, AppSummary, Authorization, CallCount, Component, CounterKey, CurrentToken,
     Digest, Invitation, InviteState, Kf, KfSnapshot, LogLimits, LogUsage, LoggedRequest, NewKf,
-    RecordedCall, Snapshot, TokenChannel, TokenRecord, Window,
+    RecordedCall, Snapshot, TokenChannel, TokenRecord,
 };
 use crate::rules;
 use crate::{Store, StoreError, StoreResult};
-
-/// How long an expired token is kept, so that it answers 42001 rather than 40001.
-const TOKEN_RETENTION_SECS: i64 = 7 * 24 * 3600;
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
@@ -83,6 +80,8 @@ pub struct PostgresStore {
     batches: batch::Batches,
     log: LogBuffer,
     vacuum: Arc<Vacuum>,
+    /// When this instance last purged expired tokens and tickets.
+    purge: rules::PurgeClock,
 }
 
 /// What the request log has deleted since its table was last vacuumed, and whether a
@@ -176,6 +175,7 @@ impl PostgresStore {
             pool,
             log: LogBuffer::new(options.log),
             vacuum: Arc::default(),
+            purge: rules::PurgeClock::default(),
         };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await.map_err(pg)?;
@@ -267,10 +267,8 @@ impl PostgresStore {
             .map(|row| row.try_get::<_, Vec<u8>>(0).map(|h| digest(&h)))
             .transpose()
             .map_err(pg)?;
-        if current != replaces {
-            return Err(StoreError::Conflict("the current token changed".to_owned()));
-        }
-        let superseded_at = now + grace_secs;
+        rules::may_replace(current, replaces)?;
+        let superseded_at = rules::superseded_at(now, grace_secs);
         tx.execute(
             "UPDATE tokens SET superseded_at = $4, value = NULL WHERE appid = $1 AND channel = $2 \
              AND component IS NOT DISTINCT FROM $3 AND superseded_at IS NULL",
@@ -307,6 +305,126 @@ impl PostgresStore {
         forget_owner(&tx, owner).await?;
         tx.commit().await.map_err(pg)?;
         self.log.forget(owner);
+        Ok(())
+    }
+
+    /// One housekeeping round (`Store::maintain`), with the purge due in it.
+    async fn housekeep(
+        &self,
+        now: i64,
+        log_before: i64,
+        purge: Option<rules::Purge>,
+    ) -> StoreResult<()> {
+        let flush = self.log.flush(log_before);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // Diagnostics and housekeeping: no need to wait for the disk.
+        tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+            .await
+            .map_err(pg)?;
+        // Counters first: deleting an app locks its counters before the request log's
+        // usage row, and so does this, so neither waits for the other in a circle.
+        let [minute, day, month] = rules::oldest_counter_windows(now);
+        tx.execute(
+            "DELETE FROM counters WHERE (kind = 'minute' AND win < $1) \
+             OR (kind = 'day' AND win < $2) OR (kind = 'month' AND win < $3)",
+            &[&minute.number(), &day.number(), &month.number()],
+        )
+        .await
+        .map_err(pg)?;
+        // A few hundred calls a statement: what the client encodes at once stays small
+        // (a second's calls may be thousands of kilobytes-long bodies).
+        for entries in flush.entries.chunks(LOG_ROWS_PER_STATEMENT) {
+            let column = |f: fn(&LoggedRequest) -> &str| -> Vec<Cow<'_, str>> {
+                entries.iter().map(|e| as_text(f(e))).collect()
+            };
+            let numbers =
+                |f: fn(&LoggedRequest) -> i64| -> Vec<i64> { entries.iter().map(f).collect() };
+            let appids: Vec<Option<&str>> = entries.iter().map(|e| e.appid.as_deref()).collect();
+            tx.execute(
+                &format!(
+                    "INSERT INTO request_log ({LOG_COLUMNS}, bytes) SELECT * FROM unnest($1::text[], \
+                     $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
+                     $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[]) ON CONFLICT (rid) DO NOTHING"
+                ),
+                &[
+                    &column(|e| &e.rid),
+                    &appids,
+                    &column(|e| &e.method),
+                    &column(|e| &e.path),
+                    &numbers(|e| e.errcode),
+                    &numbers(|e| e.invoke_time),
+                    &numbers(|e| e.cost_ms),
+                    &column(|e| &e.request_url),
+                    &column(|e| &e.request_body),
+                    &column(|e| &e.response_body),
+                    &column(|e| &e.client_ip),
+                    &numbers(|e| i64::try_from(e.row_bytes()).unwrap_or(i64::MAX)),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        if !flush.counts.is_empty() {
+            let owners: Vec<&str> = flush
+                .counts
+                .iter()
+                .map(|c| c.appid.as_deref().unwrap_or(""))
+                .collect();
+            let paths: Vec<&str> = flush.counts.iter().map(|c| c.path.as_str()).collect();
+            let codes: Vec<i64> = flush.counts.iter().map(|c| c.errcode).collect();
+            let hours: Vec<i64> = flush.counts.iter().map(|c| c.hour).collect();
+            let counts: Vec<i64> = flush
+                .counts
+                .iter()
+                .map(|c| i64::try_from(c.count).unwrap_or(i64::MAX))
+                .collect();
+            tx.execute(
+                "INSERT INTO call_counts (owner, path, errcode, hour, count) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[]) \
+                 ON CONFLICT (owner, path, errcode, hour) DO UPDATE SET count = call_counts.count + excluded.count",
+                &[&owners, &paths, &codes, &hours, &counts],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        let expired = tx
+            .query_one(
+                "WITH gone AS (DELETE FROM request_log WHERE invoke_time < $1 RETURNING bytes) \
+                 SELECT count(*), coalesce(sum(bytes), 0)::int8 FROM gone",
+                &[&log_before],
+            )
+            .await
+            .map_err(pg)?;
+        tx.execute(
+            "DELETE FROM call_counts WHERE hour < $1",
+            &[&logbuf::hour_of(log_before)],
+        )
+        .await
+        .map_err(pg)?;
+        let trimmed = trim_log(&tx, &self.log.limits()).await?;
+        if let Some(purge) = purge {
+            tx.execute(
+                "DELETE FROM component_tickets WHERE expires_at < $1",
+                &[&purge.tickets],
+            )
+            .await
+            .map_err(pg)?;
+            tx.execute("DELETE FROM tokens WHERE expires_at < $1", &[&purge.tokens])
+                .await
+                .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)?;
+        self.log.written(&flush);
+        let expired = (
+            u64::try_from(expired.try_get::<_, i64>(0).map_err(pg)?).unwrap_or(0),
+            u64::try_from(expired.try_get::<_, i64>(1).map_err(pg)?).unwrap_or(0),
+        );
+        self.vacuum_log_after(
+            trimmed.0 + expired.0,
+            trimmed.1 + expired.1,
+            &self.log.limits(),
+        );
         Ok(())
     }
 
@@ -880,12 +998,7 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         let (total, same): (i64, i64) = (row.try_get(0).map_err(pg)?, row.try_get(1).map_err(pg)?);
-        if same > 0 {
-            return Err(StoreError::Rejected(ErrCode::KfAccountExists));
-        }
-        if count_of(total) >= MAX_ACCOUNTS {
-            return Err(StoreError::Rejected(ErrCode::KfAccountLimit));
-        }
+        rules::may_add_kf(same > 0, count_of(total))?;
         tx.execute(
             "INSERT INTO kf_accounts (appid, kf_id, kf_account, nickname, kf_openid, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -913,18 +1026,7 @@ impl Store for PostgresStore {
         .await
         .map_err(pg)?;
         tx.commit().await.map_err(pg)?;
-        Ok(Kf {
-            kf_id,
-            kf_account: kf.kf_account.as_str().to_owned(),
-            nickname: kf.nickname.as_str().to_owned(),
-            kf_openid: kf.kf_openid,
-            headimg_version: None,
-            kf_wx: None,
-            invitation: None,
-            online_status: 0,
-            accepted_case: 0,
-            created_at: kf.created_at,
-        })
+        Ok(rules::new_kf_record(kf_id, kf))
     }
 
     async fn update_kf(
@@ -1299,126 +1401,12 @@ impl Store for PostgresStore {
     }
 
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()> {
-        let flush = self.log.flush(log_before);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        // Diagnostics and housekeeping: no need to wait for the disk.
-        tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
-            .await
-            .map_err(pg)?;
-        // Counters first: deleting an app locks its counters before the request log's
-        // usage row, and so does this, so neither waits for the other in a circle.
-        let windows = [
-            Window::minute_of(now),
-            Window::day_of(now),
-            Window::month_of(now),
-        ];
-        // Counters of windows long past (see `Window::is_stale`).
-        tx.execute(
-            "DELETE FROM counters WHERE (kind = 'minute' AND win < $1::int8 - 5) \
-             OR (kind = 'day' AND win < $2::int8 - 40) OR (kind = 'month' AND win < $3::int8 - 13)",
-            &[
-                &windows[0].number(),
-                &windows[1].number(),
-                &windows[2].number(),
-            ],
-        )
-        .await
-        .map_err(pg)?;
-        // A few hundred calls a statement: what the client encodes at once stays small
-        // (a second's calls may be thousands of kilobytes-long bodies).
-        for entries in flush.entries.chunks(LOG_ROWS_PER_STATEMENT) {
-            let column = |f: fn(&LoggedRequest) -> &str| -> Vec<Cow<'_, str>> {
-                entries.iter().map(|e| as_text(f(e))).collect()
-            };
-            let numbers =
-                |f: fn(&LoggedRequest) -> i64| -> Vec<i64> { entries.iter().map(f).collect() };
-            let appids: Vec<Option<&str>> = entries.iter().map(|e| e.appid.as_deref()).collect();
-            tx.execute(
-                &format!(
-                    "INSERT INTO request_log ({LOG_COLUMNS}, bytes) SELECT * FROM unnest($1::text[], \
-                     $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
-                     $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[]) ON CONFLICT (rid) DO NOTHING"
-                ),
-                &[
-                    &column(|e| &e.rid),
-                    &appids,
-                    &column(|e| &e.method),
-                    &column(|e| &e.path),
-                    &numbers(|e| e.errcode),
-                    &numbers(|e| e.invoke_time),
-                    &numbers(|e| e.cost_ms),
-                    &column(|e| &e.request_url),
-                    &column(|e| &e.request_body),
-                    &column(|e| &e.response_body),
-                    &column(|e| &e.client_ip),
-                    &numbers(|e| i64::try_from(e.row_bytes()).unwrap_or(i64::MAX)),
-                ],
-            )
-            .await
-            .map_err(pg)?;
+        let purge = self.purge.due(now);
+        let result = self.housekeep(now, log_before, purge).await;
+        if result.is_err() && purge.is_some() {
+            self.purge.missed();
         }
-        if !flush.counts.is_empty() {
-            let owners: Vec<&str> = flush
-                .counts
-                .iter()
-                .map(|c| c.appid.as_deref().unwrap_or(""))
-                .collect();
-            let paths: Vec<&str> = flush.counts.iter().map(|c| c.path.as_str()).collect();
-            let codes: Vec<i64> = flush.counts.iter().map(|c| c.errcode).collect();
-            let hours: Vec<i64> = flush.counts.iter().map(|c| c.hour).collect();
-            let counts: Vec<i64> = flush
-                .counts
-                .iter()
-                .map(|c| i64::try_from(c.count).unwrap_or(i64::MAX))
-                .collect();
-            tx.execute(
-                "INSERT INTO call_counts (owner, path, errcode, hour, count) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[]) \
-                 ON CONFLICT (owner, path, errcode, hour) DO UPDATE SET count = call_counts.count + excluded.count",
-                &[&owners, &paths, &codes, &hours, &counts],
-            )
-            .await
-            .map_err(pg)?;
-        }
-        let expired = tx
-            .query_one(
-                "WITH gone AS (DELETE FROM request_log WHERE invoke_time < $1 RETURNING bytes) \
-                 SELECT count(*), coalesce(sum(bytes), 0)::int8 FROM gone",
-                &[&log_before],
-            )
-            .await
-            .map_err(pg)?;
-        tx.execute(
-            "DELETE FROM call_counts WHERE hour < $1",
-            &[&logbuf::hour_of(log_before)],
-        )
-        .await
-        .map_err(pg)?;
-        let trimmed = trim_log(&tx, &self.log.limits()).await?;
-        let cutoff = now - TOKEN_RETENTION_SECS;
-        // Expired tickets are kept a while, so that they answer 61005, not 61006.
-        tx.execute(
-            "DELETE FROM component_tickets WHERE expires_at < $1",
-            &[&cutoff],
-        )
-        .await
-        .map_err(pg)?;
-        tx.execute("DELETE FROM tokens WHERE expires_at < $1", &[&cutoff])
-            .await
-            .map_err(pg)?;
-        tx.commit().await.map_err(pg)?;
-        self.log.written(&flush);
-        let expired = (
-            u64::try_from(expired.try_get::<_, i64>(0).map_err(pg)?).unwrap_or(0),
-            u64::try_from(expired.try_get::<_, i64>(1).map_err(pg)?).unwrap_or(0),
-        );
-        self.vacuum_log_after(
-            trimmed.0 + expired.0,
-            trimmed.1 + expired.1,
-            &self.log.limits(),
-        );
-        Ok(())
+        result
     }
 
     async fn clock_offset(&self) -> StoreResult<i64> {
@@ -1458,10 +1446,7 @@ impl Store for PostgresStore {
         let mut apps = Vec::new();
         let mut index = HashMap::new();
         for row in tx
-            .query(
-                &format!("SELECT {APP_COLUMNS}, next_kf_id FROM apps ORDER BY created_at, appid COLLATE \"C\""),
-                &[],
-            )
+            .query(&format!("SELECT {APP_COLUMNS}, next_kf_id FROM apps"), &[])
             .await
             .map_err(pg)?
         {
@@ -1477,7 +1462,7 @@ impl Store for PostgresStore {
             .query(
                 &format!(
                     "SELECT k.appid, {}, h.jpeg FROM kf_accounts k LEFT JOIN kf_headimgs h \
-                     ON h.appid = k.appid AND h.kf_id = k.kf_id ORDER BY k.appid COLLATE \"C\", k.kf_id",
+                     ON h.appid = k.appid AND h.kf_id = k.kf_id",
                     columns_of("k", KF_COLUMNS)
                 ),
                 &[],
@@ -1496,10 +1481,7 @@ impl Store for PostgresStore {
             }
         }
         let components = tx
-            .query(
-                &format!("SELECT {COMPONENT_COLUMNS} FROM components ORDER BY created_at, component_appid COLLATE \"C\""),
-                &[],
-            )
+            .query(&format!("SELECT {COMPONENT_COLUMNS} FROM components"), &[])
             .await
             .map_err(pg)?
             .iter()
@@ -1507,12 +1489,7 @@ impl Store for PostgresStore {
             .collect::<Result<_, _>>()
             .map_err(pg)?;
         let authorizations = tx
-            .query(
-                &format!(
-                    "SELECT {AUTH_COLUMNS} FROM authorizations ORDER BY component_appid COLLATE \"C\", appid COLLATE \"C\""
-                ),
-                &[],
-            )
+            .query(&format!("SELECT {AUTH_COLUMNS} FROM authorizations"), &[])
             .await
             .map_err(pg)?
             .iter()
@@ -1520,12 +1497,14 @@ impl Store for PostgresStore {
             .collect::<Result<_, _>>()
             .map_err(pg)?;
         tx.commit().await.map_err(pg)?;
-        Ok(Snapshot {
+        let mut snapshot = Snapshot {
             version: Snapshot::VERSION,
             apps,
             components,
             authorizations,
-        })
+        };
+        rules::in_snapshot_order(&mut snapshot);
+        Ok(snapshot)
     }
 
     async fn restore(&self, snapshot: Snapshot) -> StoreResult<()> {
@@ -1625,10 +1604,7 @@ impl Store for PostgresStore {
     async fn components(&self) -> StoreResult<Vec<(Component, Vec<Authorization>)>> {
         let client = self.client().await?;
         let components = client
-            .query(
-                &format!("SELECT {COMPONENT_COLUMNS} FROM components ORDER BY created_at, component_appid COLLATE \"C\""),
-                &[],
-            )
+            .query(&format!("SELECT {COMPONENT_COLUMNS} FROM components"), &[])
             .await
             .map_err(pg)?;
         let auths = client

@@ -7,10 +7,6 @@ use std::sync::Arc;
 
 use crate::model::{App, Authorization, Component, Digest, Kf, TokenChannel, TokenRecord};
 
-/// How long a token is kept after it expired, so that it keeps answering 42001
-/// rather than 40001 (seconds).
-pub(crate) const TOKEN_RETENTION_SECS: i64 = 7 * 24 * 3600;
-
 pub(crate) struct AppEntry {
     pub(crate) app: Arc<App>,
     /// Copy-on-write: readers clone the `Arc`, the writer `make_mut`s it.

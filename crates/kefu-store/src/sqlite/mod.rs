@@ -21,12 +21,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kefu_api::admin::{AccountType, AppPatch, InvitationAction};
-use kefu_api::endpoints::kf_add::{FIRST_KF_ID, MAX_ACCOUNTS};
+use kefu_api::endpoints::kf_add::FIRST_KF_ID;
 use kefu_api::endpoints::kf_del::Target;
 use kefu_api::{ErrCode, KfAccount, Nickname, WechatId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use self::cache::{AppEntry, Cache, TOKEN_RETENTION_SECS};
+use self::cache::{AppEntry, Cache};
 use self::writer::{Scope, Writer};
 use crate::logbuf::{self, LogBuffer};
 use crate::model::{
@@ -74,9 +74,9 @@ impl SqliteOptions {
 pub struct SqliteStore {
     /// Closed (by dropping it) before the lock file is let go.
     writer: Option<Writer>,
-    /// When expired tokens were last forgotten (at most hourly, in the database and
-    /// the cache alike).
-    last_purge: AtomicI64,
+    /// When expired tokens and tickets were last forgotten (in the database and the
+    /// cache alike).
+    purge: rules::PurgeClock,
     images: Arc<Mutex<Connection>>,
     /// Call counters: counted in memory (exact), persisted by `maintain`.
     counters: Mutex<cache::HashMap<CounterKey, Counter>>,
@@ -173,7 +173,7 @@ impl SqliteStore {
             .map_err(internal)?;
         Ok(SqliteStore {
             writer: Some(writer),
-            last_purge: AtomicI64::new(i64::MIN),
+            purge: rules::PurgeClock::default(),
             images: Arc::new(Mutex::new(images)),
             counters,
             maintaining: tokio::sync::Mutex::new(()),
@@ -238,20 +238,18 @@ impl SqliteStore {
         grace_secs: i64,
         replaces: Option<Option<Digest>>,
     ) -> StoreResult<()> {
-        let superseded_at = now + grace_secs;
-        let last = self.last_purge.load(Ordering::Relaxed);
-        let due = now.saturating_sub(last) >= 3600
-            && self
-                .last_purge
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok();
-        let purge_before = due.then(|| now - TOKEN_RETENTION_SECS);
+        let superseded_at = rules::superseded_at(now, grace_secs);
         self.write(move |conn| {
             let owner_exists = match token.channel {
                 TokenChannel::Component => component_exists(conn, &token.appid)?,
                 _ => app_exists(conn, &token.appid)?,
             };
-            if !owner_exists {
+            // An authorizer token's platform must exist as well.
+            let platform_exists = match token.component.as_deref() {
+                Some(platform) => component_exists(conn, platform)?,
+                None => true,
+            };
+            if !owner_exists || !platform_exists {
                 return Err(StoreError::NotFound);
             }
             let component = token.component.as_deref();
@@ -266,9 +264,7 @@ impl SqliteStore {
                             .optional()
                     })
                     .map_err(internal)?;
-                if current != expected {
-                    return Err(StoreError::Conflict("the current token changed".to_owned()));
-                }
+                rules::may_replace(current, expected)?;
             }
             conn.prepare_cached(
                 "UPDATE tokens SET superseded_at = ?3, value = NULL \
@@ -292,16 +288,8 @@ impl SqliteStore {
                 ])
             })
             .map_err(internal)?;
-            if let Some(cutoff) = purge_before {
-                conn.prepare_cached("DELETE FROM tokens WHERE expires_at < ?1")
-                    .and_then(|mut stmt| stmt.execute([cutoff]))
-                    .map_err(internal)?;
-            }
             Ok(((), move |cache: &mut Cache| {
                 cache.insert_token(hash, token, value, Some(superseded_at));
-                if let Some(cutoff) = purge_before {
-                    cache.purge_tokens(cutoff);
-                }
             }))
         })
         .await
@@ -811,12 +799,8 @@ impl Store for SqliteStore {
                 .and_then(|mut stmt| stmt.query_row([&appid], |row| row.get(0)).optional())
                 .map_err(internal)?;
             let Some(kf_id) = next_id else { return Err(StoreError::NotFound) };
-            if select_kf(conn, &appid, kf.kf_account.as_str())?.is_some() {
-                return Err(StoreError::Rejected(ErrCode::KfAccountExists));
-            }
-            if count(conn, "SELECT COUNT(*) FROM kf_accounts WHERE appid = ?1", &appid)? >= MAX_ACCOUNTS {
-                return Err(StoreError::Rejected(ErrCode::KfAccountLimit));
-            }
+            let taken = select_kf(conn, &appid, kf.kf_account.as_str())?.is_some();
+            rules::may_add_kf(taken, count(conn, "SELECT COUNT(*) FROM kf_accounts WHERE appid = ?1", &appid)?)?;
             conn.prepare_cached(
                 "INSERT INTO kf_accounts (appid, kf_id, kf_account, nickname, kf_openid, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -830,18 +814,7 @@ impl Store for SqliteStore {
             conn.prepare_cached("UPDATE apps SET next_kf_id = ?2 WHERE appid = ?1")
                 .and_then(|mut stmt| stmt.execute(params![appid, kf_id + 1]))
                 .map_err(internal)?;
-            let record = Kf {
-                kf_id,
-                kf_account: kf.kf_account.as_str().to_owned(),
-                nickname: kf.nickname.as_str().to_owned(),
-                kf_openid: kf.kf_openid,
-                headimg_version: None,
-                kf_wx: None,
-                invitation: None,
-                online_status: 0,
-                accepted_case: 0,
-                created_at: kf.created_at,
-            };
+            let record = rules::new_kf_record(kf_id, kf);
             let cached = record.clone();
             Ok((record, move |cache: &mut Cache| {
                 if let Some(list) = cache.kfs_mut(&appid) {
@@ -1326,7 +1299,7 @@ impl Store for SqliteStore {
         let _one_at_a_time = self.maintaining.lock().await;
         let dirty: Vec<(CounterKey, u64)> = {
             let mut map = self.counters();
-            map.retain(|key, counter| counter.dirty || !key.window.is_stale(now));
+            map.retain(|key, counter| counter.dirty || !rules::counter_is_stale(key.window, now));
             map.iter_mut()
                 .filter(|(_, counter)| counter.dirty)
                 .map(|(key, counter)| {
@@ -1339,6 +1312,8 @@ impl Store for SqliteStore {
         let log = std::mem::take(&mut flush.entries);
         let counts = std::mem::take(&mut flush.counts);
         let limits = self.log.limits();
+        let purge = self.purge.due(now);
+        let [oldest_minute, oldest_day, oldest_month] = rules::oldest_counter_windows(now);
         let result = self
             .write(move |conn| {
                 for entry in &log {
@@ -1399,9 +1374,14 @@ impl Store for SqliteStore {
                     })
                     .map_err(internal)?;
                 }
-                conn.prepare_cached("DELETE FROM counters WHERE updated_at < ?1")
-                    .and_then(|mut stmt| stmt.execute([now - 45 * 86_400]))
-                    .map_err(internal)?;
+                conn.prepare_cached(
+                    "DELETE FROM counters WHERE (kind = 'minute' AND window < ?1) \
+                     OR (kind = 'day' AND window < ?2) OR (kind = 'month' AND window < ?3)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute([oldest_minute.number(), oldest_day.number(), oldest_month.number()])
+                })
+                .map_err(internal)?;
                 conn.prepare_cached("DELETE FROM request_log WHERE invoke_time < ?1")
                     .and_then(|mut stmt| stmt.execute([log_before]))
                     .map_err(internal)?;
@@ -1409,18 +1389,29 @@ impl Store for SqliteStore {
                     .and_then(|mut stmt| stmt.execute([logbuf::hour_of(log_before)]))
                     .map_err(internal)?;
                 trim_log(conn, &limits)?;
-                // Expired tickets are kept a while, so that they answer 61005, not 61006.
-                let ticket_cutoff = now - TOKEN_RETENTION_SECS;
-                conn.prepare_cached("DELETE FROM component_tickets WHERE expires_at < ?1")
-                    .and_then(|mut stmt| stmt.execute([ticket_cutoff]))
-                    .map_err(internal)?;
-                Ok(((), move |cache: &mut Cache| cache.tickets.retain(|_, (_, expires_at)| *expires_at >= ticket_cutoff)))
+                if let Some(purge) = purge {
+                    conn.prepare_cached("DELETE FROM component_tickets WHERE expires_at < ?1")
+                        .and_then(|mut stmt| stmt.execute([purge.tickets]))
+                        .map_err(internal)?;
+                    conn.prepare_cached("DELETE FROM tokens WHERE expires_at < ?1")
+                        .and_then(|mut stmt| stmt.execute([purge.tokens]))
+                        .map_err(internal)?;
+                }
+                Ok(((), move |cache: &mut Cache| {
+                    if let Some(purge) = purge {
+                        cache.tickets.retain(|_, (_, expires_at)| *expires_at >= purge.tickets);
+                        cache.purge_tokens(purge.tokens);
+                    }
+                }))
             })
             .await;
         if result.is_ok() {
             self.log.written(&flush);
         }
         if result.is_err() {
+            if purge.is_some() {
+                self.purge.missed();
+            }
             // Not persisted: keep the counts dirty for the next round.
             let mut map = self.counters();
             for counter in map.values_mut() {
@@ -1473,7 +1464,7 @@ impl Store for SqliteStore {
                 .query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))
                 .and_then(|rows| rows.collect())
                 .map_err(internal)?;
-            let mut apps: Vec<AppSnapshot> = cache
+            let apps: Vec<AppSnapshot> = cache
                 .apps
                 .values()
                 .map(|entry| AppSnapshot {
@@ -1494,27 +1485,17 @@ impl Store for SqliteStore {
                         .collect(),
                 })
                 .collect();
-            apps.sort_by(|a, b| {
-                (a.app.created_at, &a.app.appid).cmp(&(b.app.created_at, &b.app.appid))
-            });
-            let mut components: Vec<Component> = cache.components.values().cloned().collect();
-            components.sort_by(|a, b| {
-                (a.created_at, &a.component_appid).cmp(&(b.created_at, &b.component_appid))
-            });
-            let mut authorizations: Vec<Authorization> =
+            let components: Vec<Component> = cache.components.values().cloned().collect();
+            let authorizations: Vec<Authorization> =
                 cache.authorizations.values().cloned().collect();
-            authorizations.sort_by(|a, b| {
-                (&a.component_appid, &a.appid).cmp(&(&b.component_appid, &b.appid))
-            });
-            Ok((
-                Snapshot {
-                    version: Snapshot::VERSION,
-                    apps,
-                    components,
-                    authorizations,
-                },
-                |_: &mut Cache| {},
-            ))
+            let mut snapshot = Snapshot {
+                version: Snapshot::VERSION,
+                apps,
+                components,
+                authorizations,
+            };
+            rules::in_snapshot_order(&mut snapshot);
+            Ok((snapshot, |_: &mut Cache| {}))
         })
         .await
     }
