@@ -32,6 +32,22 @@ fn new_kf(prefix: &str, openid: &str) -> NewKf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_durability_sets_what_sqlite_waits_for() {
+    for (durability, level) in [(Durability::Full, 2), (Durability::Normal, 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions {
+            durability,
+            ..SqliteOptions::new(dir.path().join("k.db"))
+        };
+        let store = SqliteStore::open(&options).unwrap();
+        assert_eq!(store.synchronous().await.unwrap(), level, "{durability:?}");
+        // Still so after a write went through the writer.
+        store.create_app(app("wx0000000000000001")).await.unwrap();
+        assert_eq!(store.synchronous().await.unwrap(), level, "{durability:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_keeps_each_outcome_apart() {
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteOptions::new(dir.path().join("k.db"));

@@ -116,6 +116,18 @@ fn lock_path(path: &Path) -> PathBuf {
 }
 
 impl SqliteStore {
+    /// The writing connection's `synchronous` setting as SQLite reports it (2 is FULL,
+    /// 1 NORMAL): what every commit actually waits for, whatever was asked.
+    pub async fn synchronous(&self) -> StoreResult<i64> {
+        self.write(|conn| {
+            let level = conn
+                .pragma_query_value(None, "synchronous", |row| row.get(0))
+                .map_err(internal)?;
+            Ok((level, |_: &mut Cache| {}))
+        })
+        .await
+    }
+
     /// Opens (creating if needed) the database, applies migrations and loads the data.
     ///
     /// Fails when another process has the same file open.
