@@ -1,7 +1,7 @@
 //! kefu's server: WeChat's customer service account API on an embedded store.
 //!
 //! [`startup::Application`] builds the server from a [`config::Config`]; the
-//! [`wechat`] module holds WeChat's surface (always HTTP 200 with WeChat's envelope),
+//! `wechat` module holds WeChat's surface (always HTTP 200 with WeChat's envelope),
 //! the admin module kefu's own surface under `/kefu/v1`.
 
 pub mod admin;

@@ -10,7 +10,7 @@ use crate::admin_client::print_json;
 /// Where the API is and whose credentials to use.
 #[derive(Debug, Args)]
 pub struct WechatArgs {
-    /// The API's base URL (a kefu server, or https://api.weixin.qq.com).
+    /// The API's base URL (a kefu server, or <https://api.weixin.qq.com>).
     #[arg(
         long,
         global = true,
