@@ -8,6 +8,13 @@
 //! leaves nothing behind. Time is always passed in by the caller, so the server's test
 //! clock governs every rule. `tests/conformance.rs` holds both backends to the same
 //! behaviour.
+//!
+//! [`Store`] is the sum of one trait per role: [`AppStore`], [`KfStore`],
+//! [`TokenStore`], [`CounterStore`], [`LogStore`], [`PlatformStore`], [`ClockStore`] and
+//! [`SnapshotStore`], plus the housekeeping that spans them. Each backend implements
+//! each role in a file of the same name (`sqlite/tokens.rs`, `postgres/tokens.rs` …),
+//! reads its rows in `rows.rs`, and keeps its housekeeping in `housekeeping.rs`; every
+//! verdict and retention rule both backends apply is written once, in `rules.rs`.
 
 mod logbuf;
 mod model;
@@ -25,6 +32,15 @@ use kefu_api::ErrCode;
 use kefu_api::admin::{AppPatch, InvitationAction};
 use kefu_api::endpoints::kf_del::Target;
 use kefu_api::{KfAccount, Nickname, WechatId};
+
+/// The store's role traits, for a glob import: `use kefu_store::roles::*` makes every
+/// method of a [`Store`] callable.
+pub mod roles {
+    pub use crate::{
+        AppStore, ClockStore, CounterStore, KfStore, LogStore, PlatformStore, SnapshotStore, Store,
+        TokenStore,
+    };
+}
 
 pub use model::{
     App, AppSnapshot, AppSummary, Authorization, CallCount, CallDetails, Component, CounterKey,
@@ -57,53 +73,35 @@ pub enum StoreError {
 /// A short alias for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Everything the server keeps. Implementations must make each method atomic and
-/// durable before it returns `Ok`.
+/// The apps (official accounts) kefu serves: their settings, secrets and deletion.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait AppStore: Send + Sync + 'static {
     /// Adds an app. `Conflict` when its appid, WeChat ID or original id is taken.
     async fn create_app(&self, app: App) -> StoreResult<Arc<App>>;
+
     /// All apps with their account counts, oldest first.
     async fn apps(&self) -> StoreResult<Vec<AppSummary>>;
+
     /// One app.
     async fn app(&self, appid: &str) -> StoreResult<Option<Arc<App>>>;
+
     /// Changes an app's settings. `Conflict` when the WeChat ID or original id would
     /// change while the app has accounts, or is taken.
     async fn update_app(&self, appid: &str, patch: AppPatch) -> StoreResult<Arc<App>>;
+
     /// Replaces the app's secret hash.
     async fn set_app_secret(&self, appid: &str, secret_hash: Digest) -> StoreResult<()>;
+
     /// Deletes an app with its accounts and tokens.
     async fn delete_app(&self, appid: &str) -> StoreResult<()>;
+}
 
-    /// Records a new token for `(appid, channel)`; the channel's previous current
-    /// token keeps working until `now + grace_secs`, then is superseded.
-    async fn issue_token(
-        &self,
-        token: TokenRecord,
-        hash: Digest,
-        now: i64,
-        grace_secs: i64,
-    ) -> StoreResult<()>;
-    /// Looks a token up by its hash.
-    async fn token(&self, hash: &Digest) -> StoreResult<Option<TokenRecord>>;
-    /// Looks a token up with the app it acts for (`None` for a platform's token or a
-    /// vanished app): what every business call needs first, in one step.
-    async fn token_and_app(
-        &self,
-        hash: &Digest,
-    ) -> StoreResult<Option<(TokenRecord, Option<Arc<App>>)>> {
-        let Some(record) = self.token(hash).await? else {
-            return Ok(None);
-        };
-        let app = match record.channel {
-            TokenChannel::Component => None,
-            _ => self.app(&record.appid).await?,
-        };
-        Ok(Some((record, app)))
-    }
-
+/// An app's kf accounts: adds, changes and deletes under WeChat's rules, head images, invitations of workers and online state.
+#[async_trait]
+pub trait KfStore: Send + Sync + 'static {
     /// Adds an account: 65406 if it exists, 65405 if the app has 100.
     async fn add_kf(&self, appid: &str, kf: NewKf) -> StoreResult<Kf>;
+
     /// Changes a nickname: 65401 if the account does not exist.
     async fn update_kf(
         &self,
@@ -111,16 +109,20 @@ pub trait Store: Send + Sync + 'static {
         account: &KfAccount,
         nickname: &Nickname,
     ) -> StoreResult<()>;
+
     /// Deletes an account: 65401 if it does not exist.
     async fn delete_kf(&self, appid: &str, target: &Target) -> StoreResult<()>;
+
     /// The app's accounts, oldest first (`NotFound` if the app does not exist).
     async fn kfs(&self, appid: &str) -> StoreResult<Arc<Vec<Kf>>>;
-    /// [`Store::kfs`] with a version when the store can vouch for one: the same version
+
+    /// [`KfStore::kfs`] with a version when the store can vouch for one: the same version
     /// means the same list, so what was made of it can be reused. `None` (the default)
     /// when other processes may change the list unseen.
     async fn kfs_versioned(&self, appid: &str) -> StoreResult<(Arc<Vec<Kf>>, Option<u64>)> {
         Ok((self.kfs(appid).await?, None))
     }
+
     /// Stores a head image for an account (65401 if it does not exist); answers the
     /// image's new version number.
     async fn set_kf_headimg(
@@ -129,9 +131,11 @@ pub trait Store: Send + Sync + 'static {
         account: &KfAccount,
         jpeg: Bytes,
     ) -> StoreResult<i64>;
+
     /// A head image by account id and version.
     async fn kf_headimg(&self, appid: &str, kf_id: i64, version: i64)
     -> StoreResult<Option<Bytes>>;
+
     /// Invites a WeChat user to bind an account, applying WeChat's rules
     /// in order: 65401; 65412; a pending invitation on the account (65408 for the same
     /// user, else 65411); 65407; the user pending on another account (65408); 65410.
@@ -144,6 +148,7 @@ pub trait Store: Send + Sync + 'static {
         expire_time: i64,
         max_bound: usize,
     ) -> StoreResult<()>;
+
     /// Answers a pending invitation on the invitee's behalf. `Conflict` when there is
     /// no pending invitation; accepting fails with 65410 when the invitee is bound to
     /// `max_bound` accounts already.
@@ -164,6 +169,39 @@ pub trait Store: Send + Sync + 'static {
         status: i64,
         accepted_case: i64,
     ) -> StoreResult<Kf>;
+}
+
+/// Access tokens of every channel: minting (the family's current token superseded after a grace), lookups and the simulation's changes.
+#[async_trait]
+pub trait TokenStore: AppStore {
+    /// Records a new token for `(appid, channel)`; the channel's previous current
+    /// token keeps working until `now + grace_secs`, then is superseded.
+    async fn issue_token(
+        &self,
+        token: TokenRecord,
+        hash: Digest,
+        now: i64,
+        grace_secs: i64,
+    ) -> StoreResult<()>;
+
+    /// Looks a token up by its hash.
+    async fn token(&self, hash: &Digest) -> StoreResult<Option<TokenRecord>>;
+
+    /// Looks a token up with the app it acts for (`None` for a platform's token or a
+    /// vanished app): what every business call needs first, in one step.
+    async fn token_and_app(
+        &self,
+        hash: &Digest,
+    ) -> StoreResult<Option<(TokenRecord, Option<Arc<App>>)>> {
+        let Some(record) = self.token(hash).await? else {
+            return Ok(None);
+        };
+        let app = match record.channel {
+            TokenChannel::Component => None,
+            _ => self.app(&record.appid).await?,
+        };
+        Ok(Some((record, app)))
+    }
 
     /// The current (never superseded) token of `(owner, channel)`, with its value for
     /// channels that keep it (stable tokens).
@@ -172,7 +210,8 @@ pub trait Store: Send + Sync + 'static {
         owner: &str,
         channel: TokenChannel,
     ) -> StoreResult<Option<CurrentToken>>;
-    /// Records a new stable token with its value (see [`Store::issue_token`]), provided
+
+    /// Records a new stable token with its value (see [`TokenStore::issue_token`]), provided
     /// the family's current token is still `replaces` (the one the caller decided on;
     /// `None` for none): otherwise `Conflict` and nothing is written, so concurrent
     /// callers, in this process or another, never mint two.
@@ -185,6 +224,7 @@ pub trait Store: Send + Sync + 'static {
         grace_secs: i64,
         replaces: Option<Digest>,
     ) -> StoreResult<()>;
+
     /// Makes a token answer 40001 (`superseded_at`) or 42001 (`expires_at`) from the
     /// given time on; `NotFound` for an unknown token.
     async fn set_token_times(
@@ -193,60 +233,63 @@ pub trait Store: Send + Sync + 'static {
         superseded_at: Option<i64>,
         expires_at: Option<i64>,
     ) -> StoreResult<()>;
+}
 
+/// Call counters, exact under concurrency: what the quotas are checked against.
+#[async_trait]
+pub trait CounterStore: Send + Sync + 'static {
     /// Adds one to each counter unless one of them reached its limit; all or nothing.
     /// Answers `Err(index)` of the first counter at its limit.
     async fn consume(&self, counters: &[(CounterKey, u64)]) -> StoreResult<Result<(), usize>>;
+
     /// A counter's value.
     async fn counter(&self, key: &CounterKey) -> StoreResult<u64>;
+
     /// Resets every window of the named counters of an owner.
     async fn reset_counters(&self, owner: &str, names: &[String]) -> StoreResult<()>;
+}
 
+/// The request log: every WeChat call recorded, failed ones kept within bounds, and counts of all.
+#[async_trait]
+pub trait LogStore: Send + Sync + 'static {
     /// Records a WeChat call. It is findable at once, and a failed one is written by
     /// the next [`Store::maintain`] (the log is a diagnostic, not an acknowledged
     /// change: a crash may lose the last second of it).
     fn log_request(&self, call: Arc<RecordedCall>);
+
     /// A recorded call by rid.
     async fn logged_request(&self, rid: &str) -> StoreResult<Option<LoggedRequest>>;
+
     /// The newest recorded calls, of one app or all.
     async fn logged_requests(
         &self,
         appid: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<LoggedRequest>>;
+
     /// Every call counted since `since` (Unix seconds; counted by the hour, so from the
     /// start of its hour), of one app or all, written or not yet.
     async fn call_counts(&self, appid: Option<&str>, since: i64) -> StoreResult<Vec<CallCount>>;
+
     /// What the request log holds, and what it had to drop.
     async fn log_usage(&self) -> StoreResult<LogUsage>;
-    /// Housekeeping at `now`: persists counters, writes the request log's waiting calls
-    /// and counts (then deletes the oldest calls past its bounds), forgets calls
-    /// recorded before `log_before`.
-    async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()>;
+}
 
-    /// How far the shared test clock has been moved ahead of real time (seconds; 0 when
-    /// never moved).
-    async fn clock_offset(&self) -> StoreResult<i64>;
-    /// Moves the shared test clock's offset forward by `by` seconds, and to at least
-    /// `at_least`, but past neither `at_most` nor back; in one step, so that moves made
-    /// through different instances add up. Answers the offset now stored.
-    async fn advance_clock_offset(&self, by: i64, at_least: i64, at_most: i64) -> StoreResult<i64>;
-
-    /// Everything portable: apps with their accounts and head images, platforms with
-    /// their authorizations. Tokens, tickets, counters and the request log stay behind.
-    async fn snapshot(&self) -> StoreResult<Snapshot>;
-    /// Loads a snapshot into an empty store, all or nothing: `Conflict` when the store
-    /// holds any app or platform.
-    async fn restore(&self, snapshot: Snapshot) -> StoreResult<()>;
-
+/// Third-party platforms: their verify tickets, and apps' authorizations with refresh tokens.
+#[async_trait]
+pub trait PlatformStore: Send + Sync + 'static {
     /// Registers a platform; `Conflict` if its appid is taken (by a platform or an app).
     async fn create_component(&self, component: Component) -> StoreResult<()>;
+
     /// All platforms with their authorizations.
     async fn components(&self) -> StoreResult<Vec<(Component, Vec<Authorization>)>>;
+
     /// One platform.
     async fn component(&self, component_appid: &str) -> StoreResult<Option<Component>>;
+
     /// Deletes a platform, its tickets, authorizations and tokens.
     async fn delete_component(&self, component_appid: &str) -> StoreResult<()>;
+
     /// Records a component_verify_ticket.
     async fn add_ticket(
         &self,
@@ -254,16 +297,20 @@ pub trait Store: Send + Sync + 'static {
         hash: Digest,
         expires_at: i64,
     ) -> StoreResult<()>;
+
     /// A ticket's platform and expiry.
     async fn ticket(&self, hash: &Digest) -> StoreResult<Option<(String, i64)>>;
+
     /// Records (or replaces) an app's authorization of a platform.
     async fn authorize(&self, authorization: Authorization) -> StoreResult<()>;
+
     /// An app's authorization of a platform.
     async fn authorization(
         &self,
         component_appid: &str,
         appid: &str,
     ) -> StoreResult<Option<Authorization>>;
+
     /// Swaps the refresh token: `presented` must be the current one, or the previous
     /// one within its overlap (else 61023); the current one stays valid until
     /// `now + overlap_secs`.
@@ -276,4 +323,49 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         overlap_secs: i64,
     ) -> StoreResult<()>;
+}
+
+/// The shared test clock's offset from real time.
+#[async_trait]
+pub trait ClockStore: Send + Sync + 'static {
+    /// How far the shared test clock has been moved ahead of real time (seconds; 0 when
+    /// never moved).
+    async fn clock_offset(&self) -> StoreResult<i64>;
+
+    /// Moves the shared test clock's offset forward by `by` seconds, and to at least
+    /// `at_least`, but past neither `at_most` nor back; in one step, so that moves made
+    /// through different instances add up. Answers the offset now stored.
+    async fn advance_clock_offset(&self, by: i64, at_least: i64, at_most: i64) -> StoreResult<i64>;
+}
+
+/// Export and import of everything portable.
+#[async_trait]
+pub trait SnapshotStore: Send + Sync + 'static {
+    /// Everything portable: apps with their accounts and head images, platforms with
+    /// their authorizations. Tokens, tickets, counters and the request log stay behind.
+    async fn snapshot(&self) -> StoreResult<Snapshot>;
+
+    /// Loads a snapshot into an empty store, all or nothing: `Conflict` when the store
+    /// holds any app or platform.
+    async fn restore(&self, snapshot: Snapshot) -> StoreResult<()>;
+}
+
+/// Everything the server keeps: the sum of the roles, and the housekeeping that spans
+/// them. Implementations must make each method atomic and durable before it returns
+/// `Ok`. Callers bring the roles' methods into scope with `use kefu_store::roles::*`.
+#[async_trait]
+pub trait Store:
+    AppStore
+    + KfStore
+    + TokenStore
+    + CounterStore
+    + LogStore
+    + PlatformStore
+    + ClockStore
+    + SnapshotStore
+{
+    /// Housekeeping at `now`: persists counters, writes the request log's waiting calls
+    /// and counts (then deletes the oldest calls past its bounds), forgets calls
+    /// recorded before `log_before`.
+    async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()>;
 }

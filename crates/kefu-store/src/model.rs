@@ -472,7 +472,7 @@ pub struct Authorization {
     pub previous: Vec<(Digest, i64)>,
 }
 
-/// A family's current token, as [`crate::Store::current_token`] answers it.
+/// A family's current token, as [`crate::TokenStore::current_token`] answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrentToken {
     /// SHA-256 of the token.
@@ -483,7 +483,7 @@ pub struct CurrentToken {
     pub value: Option<String>,
 }
 
-/// Everything a store can hand to another: see [`crate::Store::snapshot`]. It is the
+/// Everything a store can hand to another: see [`crate::SnapshotStore::snapshot`]. It is the
 /// document `kefu export` writes and `kefu import` reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Snapshot {

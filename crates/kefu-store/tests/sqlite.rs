@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use kefu_api::admin::AccountType;
 use kefu_api::{ErrCode, KfAccount, Nickname};
+use kefu_store::roles::*;
 use kefu_store::sqlite::{Durability, SqliteOptions, SqliteStore};
-use kefu_store::{App, NewKf, Store, StoreError};
+use kefu_store::{App, NewKf, StoreError};
 
 fn app(appid: &str) -> App {
     App {

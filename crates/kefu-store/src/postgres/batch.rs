@@ -36,7 +36,7 @@ const DEADLOCK_RETRIES: usize = 3;
 
 /// A token with the app it acts for, as the token check reads it.
 pub(super) type TokenAndApp = Option<(TokenRecord, Option<Arc<App>>)>;
-/// A call's counters with their limits, as [`crate::Store::consume`] takes them.
+/// A call's counters with their limits, as [`crate::CounterStore::consume`] takes them.
 type Counters = Vec<(CounterKey, u64)>;
 /// What counting a call answers: `Err(i)` when its `i`th counter is at its limit.
 type Counted = Result<(), usize>;
@@ -178,7 +178,7 @@ impl Batches {
         self.tokens.call(hash).await
     }
 
-    /// Counts a call (see [`crate::Store::consume`]).
+    /// Counts a call (see [`crate::CounterStore::consume`]).
     pub(super) async fn consume(&self, counters: Counters) -> StoreResult<Counted> {
         self.counts.call(counters).await
     }
@@ -198,7 +198,7 @@ impl Batches {
         self.lists.call(appid).await
     }
 
-    /// Records a token (see [`crate::Store::issue_token`]); `NotFound` when its owner
+    /// Records a token (see [`crate::TokenStore::issue_token`]); `NotFound` when its owner
     /// (or an authorizer token's platform) does not exist.
     pub(super) async fn mint(&self, mint: Mint) -> StoreResult<()> {
         self.mints.call(mint).await

@@ -1,0 +1,136 @@
+//! The SQLite store's export and import ([`SnapshotStore`]).
+
+use super::*;
+use crate::roles::*;
+
+#[async_trait]
+impl SnapshotStore for SqliteStore {
+    async fn snapshot(&self) -> StoreResult<Snapshot> {
+        // Inside a write job: no change can land halfway through.
+        let cache = Arc::clone(&self.cache);
+        self.write(move |conn| {
+            let cache = cache
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut next_ids = conn
+                .prepare("SELECT appid, next_kf_id FROM apps")
+                .map_err(internal)?;
+            let next_ids: HashMap<String, i64> = next_ids
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(internal)?;
+            let mut images = conn
+                .prepare("SELECT appid, kf_id, jpeg FROM kf_headimgs")
+                .map_err(internal)?;
+            let mut images: HashMap<(String, i64), Vec<u8>> = images
+                .query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(internal)?;
+            let apps: Vec<AppSnapshot> = cache
+                .apps
+                .values()
+                .map(|entry| AppSnapshot {
+                    app: (*entry.app).clone(),
+                    next_kf_id: next_ids
+                        .get(&entry.app.appid)
+                        .copied()
+                        .unwrap_or(FIRST_KF_ID),
+                    kf_accounts: entry
+                        .kfs
+                        .iter()
+                        .map(|kf| KfSnapshot {
+                            headimg: images
+                                .remove(&(entry.app.appid.clone(), kf.kf_id))
+                                .map(Bytes::from),
+                            kf: kf.clone(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            let components: Vec<Component> = cache.components.values().cloned().collect();
+            let authorizations: Vec<Authorization> =
+                cache.authorizations.values().cloned().collect();
+            let mut snapshot = Snapshot {
+                version: Snapshot::VERSION,
+                apps,
+                components,
+                authorizations,
+            };
+            rules::in_snapshot_order(&mut snapshot);
+            Ok((snapshot, |_: &mut Cache| {}))
+        })
+        .await
+    }
+
+    async fn restore(&self, snapshot: Snapshot) -> StoreResult<()> {
+        snapshot.check()?;
+        self.write(move |conn| {
+            let held: i64 = conn
+                .query_row("SELECT (SELECT COUNT(*) FROM apps) + (SELECT COUNT(*) FROM components)", [], |row| row.get(0))
+                .map_err(internal)?;
+            if held > 0 {
+                return Err(StoreError::Conflict("the store is not empty".to_owned()));
+            }
+            for entry in &snapshot.apps {
+                let app = &entry.app;
+                conn.prepare_cached(
+                    "INSERT INTO apps (appid, wechat_id, original_id, account_type, verified, new_kf_enabled, \
+                     secret_hash, created_at, next_kf_id, settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        app.appid, app.wechat_id, app.original_id, app.account_type.as_str(), app.verified,
+                        app.new_kf_enabled, app.secret_hash, app.created_at, entry.next_kf_id, json_text(&app.settings),
+                    ])
+                })
+                .map_err(|e| restore_error(e, &app.appid))?;
+                for account in &entry.kf_accounts {
+                    let kf = &account.kf;
+                    let invitation = kf.invitation.as_ref();
+                    conn.prepare_cached(&format!(
+                        "INSERT INTO kf_accounts (appid, {KF_COLUMNS}) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                    ))
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
+                            app.appid, kf.kf_id, kf.kf_account, kf.nickname, kf.kf_openid, kf.headimg_version,
+                            kf.kf_wx, invitation.map(|i| i.invite_wx.as_str()), invitation.map(|i| i.expire_time),
+                            invitation.map(|i| i.state.as_str()), kf.online_status, kf.accepted_case, kf.created_at,
+                        ])
+                    })
+                    .map_err(|e| restore_error(e, &kf.kf_account))?;
+                    if let (Some(jpeg), Some(version)) = (&account.headimg, kf.headimg_version) {
+                        conn.prepare_cached("INSERT INTO kf_headimgs (appid, kf_id, version, jpeg) VALUES (?1, ?2, ?3, ?4)")
+                            .and_then(|mut stmt| stmt.execute(params![app.appid, kf.kf_id, version, &jpeg[..]]))
+                            .map_err(internal)?;
+                    }
+                }
+            }
+            for component in &snapshot.components {
+                conn.prepare_cached(
+                    "INSERT INTO components (component_appid, secret_hash, ip_whitelist, created_at) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        component.component_appid, component.secret_hash,
+                        json_text(&component.ip_whitelist), component.created_at
+                    ])
+                })
+                .map_err(|e| restore_error(e, &component.component_appid))?;
+            }
+            for auth in &snapshot.authorizations {
+                conn.prepare_cached(&format!("INSERT INTO authorizations ({AUTH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"))
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
+                            auth.component_appid, auth.appid, json_text(&auth.funcscopes),
+                            auth.refresh_hash, json_text(&auth.previous),
+                        ])
+                    })
+                    .map_err(|e| restore_error(e, &auth.appid))?;
+            }
+            let fresh = load(conn).map_err(internal)?;
+            Ok(((), move |cache: &mut Cache| *cache = fresh))
+        })
+        .await
+    }
+}
