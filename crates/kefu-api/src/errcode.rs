@@ -6,12 +6,12 @@
 use std::fmt;
 
 macro_rules! errcodes {
-    ($( $(#[$doc:meta])* $variant:ident = $code:literal => $msg:literal, )*) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $code:literal => $msg:literal, )*) => {
         /// A WeChat `errcode`, with its exact `errmsg`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum ErrCode {
-            $( $(#[$doc])* $variant, )*
+            $( $(#[doc = $doc])* $variant, )*
             /// A code this table does not know (kept as received).
             Unknown(i64),
         }
@@ -36,6 +36,16 @@ macro_rules! errcodes {
             pub const fn errmsg(self) -> &'static str {
                 match self {
                     $( ErrCode::$variant => $msg, )*
+                    ErrCode::Unknown(_) => "",
+                }
+            }
+
+            /// What the code means, in a sentence (the table's own words): what a
+            /// caller did, or what went wrong. Unknown codes give `""`.
+            #[must_use]
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $( ErrCode::$variant => concat!($($doc),*).trim_ascii(), )*
                     ErrCode::Unknown(_) => "",
                 }
             }
@@ -156,6 +166,41 @@ errcodes! {
     CgiPathNotFound = 76021 => "cgi_path not found, please check",
 }
 
+/// A refusal: the errcode WeChat answers, and the reason in words (which rule the
+/// input broke, and how), for a person reading the request log or a form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The code answered.
+    pub code: ErrCode,
+    /// Why.
+    pub reason: String,
+}
+
+impl Refused {
+    /// `code`, because `reason`.
+    #[must_use]
+    pub fn new(code: ErrCode, reason: impl Into<String>) -> Refused {
+        Refused {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.reason, self.code.code())
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl From<Refused> for ErrCode {
+    fn from(refused: Refused) -> ErrCode {
+        refused.code
+    }
+}
+
 impl ErrCode {
     /// Whether this is success (`0`).
     #[must_use]
@@ -221,5 +266,19 @@ mod tests {
             "api minute-quota reach limit  mustslower  retry next minute"
         );
         assert_eq!(ErrCode::from_code(65403), ErrCode::IllegalNickname);
+    }
+
+    #[test]
+    fn every_code_says_what_it_means() {
+        for code in ErrCode::ALL {
+            let meaning = code.meaning();
+            assert!(!meaning.is_empty(), "{code:?}");
+            assert_eq!(meaning, meaning.trim(), "{code:?}");
+        }
+        assert_eq!(
+            ErrCode::AccessTokenExpired.meaning(),
+            "The access_token is past its expiry time."
+        );
+        assert_eq!(ErrCode::Unknown(1).meaning(), "");
     }
 }

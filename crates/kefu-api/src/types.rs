@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::ErrCode;
+use crate::{ErrCode, Refused};
 
 /// The longest kf_account suffix (the app's WeChat ID or original id) accepted.
 pub const MAX_SUFFIX_CHARS: usize = 30;
@@ -70,18 +70,43 @@ impl KfAccount {
     /// code of every endpoint but `add` (which answers 65404, see
     /// [`crate::endpoints::kf_add`]).
     pub fn parse(raw: &str) -> Result<KfAccount, ErrCode> {
-        let (prefix, suffix) = raw.split_once('@').ok_or(ErrCode::InvalidKfAccount)?;
-        let prefix_ok = (1..=MAX_PREFIX_CHARS).contains(&prefix.len())
-            && prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        let suffix_ok =
-            (1..=MAX_SUFFIX_CHARS).contains(&suffix.len()) && suffix.chars().all(is_suffix_char);
-        if prefix_ok && suffix_ok {
-            Ok(KfAccount(raw.to_owned()))
-        } else {
-            Err(ErrCode::InvalidKfAccount)
+        KfAccount::check(raw).map_err(ErrCode::from)
+    }
+
+    /// [`KfAccount::parse`], saying which rule `raw` breaks.
+    pub fn check(raw: &str) -> Result<KfAccount, Refused> {
+        let refused = |why: String| Refused::new(ErrCode::InvalidKfAccount, why);
+        let Some((prefix, suffix)) = raw.split_once('@') else {
+            return Err(refused(
+                "the account has no '@': it is prefix@suffix".to_owned(),
+            ));
+        };
+        if !(1..=MAX_PREFIX_CHARS).contains(&prefix.len()) {
+            return Err(refused(format!(
+                "the prefix before '@' is {} bytes long, 1 to {MAX_PREFIX_CHARS} are allowed",
+                prefix.len()
+            )));
         }
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(refused(
+                "the prefix before '@' may hold only letters, digits and '_'".to_owned(),
+            ));
+        }
+        if !(1..=MAX_SUFFIX_CHARS).contains(&suffix.len()) {
+            return Err(refused(format!(
+                "the suffix after '@' is {} bytes long, 1 to {MAX_SUFFIX_CHARS} are allowed",
+                suffix.len()
+            )));
+        }
+        if !suffix.chars().all(is_suffix_char) {
+            return Err(refused(
+                "the suffix after '@' may hold only letters, digits, '_' and '-'".to_owned(),
+            ));
+        }
+        Ok(KfAccount(raw.to_owned()))
     }
 
     /// The part before `@`.
@@ -113,15 +138,30 @@ pub struct Nickname(String);
 impl Nickname {
     /// Parses a nickname; the error is [`ErrCode::IllegalNickname`] (65403).
     pub fn parse(raw: &str) -> Result<Nickname, ErrCode> {
+        Nickname::check(raw).map_err(ErrCode::from)
+    }
+
+    /// [`Nickname::parse`], saying which rule `raw` breaks.
+    pub fn check(raw: &str) -> Result<Nickname, Refused> {
+        let refused = |why: String| Refused::new(ErrCode::IllegalNickname, why);
         let count = raw.chars().count();
-        let ok = (1..=MAX_NICKNAME_CHARS).contains(&count)
-            && !raw.chars().all(char::is_whitespace)
-            && !raw.chars().any(char::is_control);
-        if ok {
-            Ok(Nickname(raw.to_owned()))
-        } else {
-            Err(ErrCode::IllegalNickname)
+        if count == 0 {
+            return Err(refused("the nickname is missing or empty".to_owned()));
         }
+        if count > MAX_NICKNAME_CHARS {
+            return Err(refused(format!(
+                "the nickname is {count} characters, at most {MAX_NICKNAME_CHARS} are allowed"
+            )));
+        }
+        if raw.chars().all(char::is_whitespace) {
+            return Err(refused("the nickname is only spaces".to_owned()));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(refused(
+                "the nickname holds a control character (a newline, a tab …)".to_owned(),
+            ));
+        }
+        Ok(Nickname(raw.to_owned()))
     }
 }
 
@@ -135,14 +175,28 @@ pub struct WechatId(String);
 impl WechatId {
     /// Parses a WeChat ID; the error is [`ErrCode::WechatAccountInvalid`] (65409).
     pub fn parse(raw: &str) -> Result<WechatId, ErrCode> {
-        let mut chars = raw.chars();
-        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-        let ok = (6..=20).contains(&raw.len()) && first_ok && chars.all(is_suffix_char);
-        if ok {
-            Ok(WechatId(raw.to_owned()))
-        } else {
-            Err(ErrCode::WechatAccountInvalid)
+        WechatId::check(raw).map_err(ErrCode::from)
+    }
+
+    /// [`WechatId::parse`], saying which rule `raw` breaks.
+    pub fn check(raw: &str) -> Result<WechatId, Refused> {
+        let refused = |why: String| Refused::new(ErrCode::WechatAccountInvalid, why);
+        if !(6..=20).contains(&raw.len()) {
+            return Err(refused(format!(
+                "the WeChat ID is {} bytes long, 6 to 20 are allowed",
+                raw.len()
+            )));
         }
+        let mut chars = raw.chars();
+        if !chars.next().is_some_and(|c| c.is_ascii_alphabetic()) {
+            return Err(refused("a WeChat ID starts with a letter".to_owned()));
+        }
+        if !chars.all(is_suffix_char) {
+            return Err(refused(
+                "a WeChat ID holds only letters, digits, '_' and '-'".to_owned(),
+            ));
+        }
+        Ok(WechatId(raw.to_owned()))
     }
 }
 

@@ -15,24 +15,51 @@ pub mod token;
 
 use serde::Deserialize;
 
-use crate::ErrCode;
+use crate::{ErrCode, Refused};
 
 /// Reads a JSON request body the way WeChat does (SPEC §5): empty or `null` is
 /// 44002; anything that is not a JSON object of the expected field types is 47001.
 /// Unknown fields are ignored; a field given twice is 47001; a UTF-8 byte order mark
 /// is skipped. The `Content-Type` header is never consulted.
 pub fn parse_json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ErrCode> {
+    check_json_body(body).map_err(ErrCode::from)
+}
+
+/// [`parse_json_body`], saying what is wrong with the body and where (line and
+/// column; never the body's own text, which may hold a secret).
+pub fn check_json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Refused> {
     let trimmed = body
         .strip_prefix(b"\xEF\xBB\xBF")
         .unwrap_or(body)
         .trim_ascii();
-    if trimmed.is_empty() || trimmed == b"null" {
-        return Err(ErrCode::EmptyPostData);
+    if trimmed.is_empty() {
+        return Err(Refused::new(ErrCode::EmptyPostData, "the body is empty"));
+    }
+    if trimmed == b"null" {
+        return Err(Refused::new(
+            ErrCode::EmptyPostData,
+            "the body is JSON null",
+        ));
     }
     if trimmed.first() != Some(&b'{') {
-        return Err(ErrCode::DataFormatError);
+        return Err(Refused::new(
+            ErrCode::DataFormatError,
+            "the body is not a JSON object (it does not start with '{')",
+        ));
     }
-    serde_json::from_slice(trimmed).map_err(|_| ErrCode::DataFormatError)
+    serde_json::from_slice(trimmed).map_err(|error| {
+        let what = match error.classify() {
+            serde_json::error::Category::Data => {
+                "a field has the wrong JSON type, or is given twice,"
+            }
+            serde_json::error::Category::Eof => "the JSON ends too early,",
+            _ => "the body is not valid JSON",
+        };
+        Refused::new(
+            ErrCode::DataFormatError,
+            format!("{what} at line {} column {}", error.line(), error.column()),
+        )
+    })
 }
 
 /// A body field as a client sent it: absent, `null`, or a string. Any other JSON
@@ -112,13 +139,28 @@ impl KfProfileBody {
         bad_account: ErrCode,
         belongs: impl FnOnce(&crate::KfAccount) -> bool,
     ) -> Result<KfProfile, ErrCode> {
-        let kf_account = self
+        self.check(bad_account, belongs).map_err(ErrCode::from)
+    }
+
+    /// [`KfProfileBody::validate`], saying which rule the body breaks.
+    pub fn check(
+        &self,
+        bad_account: ErrCode,
+        belongs: impl FnOnce(&crate::KfAccount) -> bool,
+    ) -> Result<KfProfile, Refused> {
+        let refused = |why: String| Refused::new(bad_account, why);
+        let raw = self
             .kf_account
             .as_deref()
-            .and_then(|raw| crate::KfAccount::parse(raw).ok())
-            .filter(|account| belongs(account))
-            .ok_or(bad_account)?;
-        let nickname = crate::Nickname::parse(self.nickname.as_deref().unwrap_or(""))?;
+            .ok_or_else(|| refused("kf_account is missing".to_owned()))?;
+        let kf_account = crate::KfAccount::check(raw).map_err(|e| refused(e.reason))?;
+        if !belongs(&kf_account) {
+            return Err(refused(format!(
+                "the suffix '{}' is neither this app's WeChat ID nor its original id",
+                kf_account.suffix()
+            )));
+        }
+        let nickname = crate::Nickname::check(self.nickname.as_deref().unwrap_or(""))?;
         Ok(KfProfile {
             kf_account,
             nickname,
