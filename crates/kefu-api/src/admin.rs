@@ -583,6 +583,11 @@ pub struct RequestLogEntry {
     pub method: String,
     /// The errcode answered (0 for payloads).
     pub errcode: i64,
+    /// Why it was answered so, in words: which rule refused the call and how (a
+    /// token's grace ended at a given time, a quota spent, a fault rule, a field's
+    /// rule); empty for a success.
+    #[serde(default)]
+    pub reason: String,
     /// The details `rid/get` shows.
     #[serde(flatten)]
     pub request: crate::endpoints::rid_get::RequestInfo,

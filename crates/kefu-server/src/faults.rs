@@ -60,8 +60,8 @@ impl Faults {
         rules.len() != before
     }
 
-    /// The first rule that fires for this call, using one of its `times`.
-    pub fn fire(&self, appid: Option<&str>, path: &str) -> Option<NewFault> {
+    /// The first rule that fires for this call, using one of its `times`, with its id.
+    pub fn fire(&self, appid: Option<&str>, path: &str) -> Option<(u64, NewFault)> {
         let mut rules = self.rules();
         let index = rules.iter().position(|view| {
             let rule = &view.rule;
@@ -74,7 +74,7 @@ impl Faults {
                     .probability
                     .is_none_or(|p| rand::rng().random::<f64>() < p)
         })?;
-        let fired = rules[index].rule.clone();
+        let fired = (rules[index].id, rules[index].rule.clone());
         if let Some(remaining) = rules[index].remaining.as_mut() {
             *remaining = remaining.saturating_sub(1);
             if *remaining == 0 {

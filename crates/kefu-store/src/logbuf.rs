@@ -340,6 +340,7 @@ mod tests {
                 request_body: String::new(),
                 response_body: String::new(),
                 client_ip: String::new(),
+                reason: String::new(),
             }
         }
 

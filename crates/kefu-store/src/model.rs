@@ -345,6 +345,7 @@ impl LoggedRequest {
             + self.request_body.len()
             + self.response_body.len()
             + self.client_ip.len()
+            + self.reason.len()
     }
 }
 
@@ -373,6 +374,9 @@ pub struct LoggedRequest {
     pub response_body: String,
     /// The caller.
     pub client_ip: String,
+    /// Why the call was answered as it was, in words (which rule refused it, and how);
+    /// empty for a success.
+    pub reason: String,
 }
 
 /// How much the request log may hold (README, "Limits"). Failed calls are written to

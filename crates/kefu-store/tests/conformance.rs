@@ -901,6 +901,7 @@ fn logged(rid: &str, errcode: i64, invoke_time: i64) -> LoggedRequest {
         request_body: "{}".to_owned(),
         response_body: format!("{{\"errcode\":{errcode}}}"),
         client_ip: "127.0.0.1".to_owned(),
+        reason: format!("refused with {errcode}"),
     }
 }
 

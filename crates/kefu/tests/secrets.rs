@@ -1,7 +1,8 @@
 //! `kefu serve` as a process keeps secrets to itself: an AppSecret sent under every
 //! spelling of its key, and the access tokens it hands out, reach neither its standard
 //! output nor its standard error nor its files; it refuses an admin token too short to
-//! guard them; and it raises its soft open-file limit to the hard one.
+//! guard them; it raises its soft open-file limit to the hard one; and when it must
+//! answer `-1 system error`, its log names the cause under the rid the client got.
 
 mod common;
 
@@ -447,4 +448,80 @@ async fn kefu_serve_raises_its_soft_open_file_limit_to_the_hard_limit() {
     let dir = served.dir.clone();
     drop(served);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_system_error_is_logged_with_its_rid_and_its_cause() {
+    let client = http();
+    let served = start("system-error", None).await;
+    let base = served.base.clone();
+    let created: kefu_api::admin::CreatedApp = client
+        .post(format!("{base}/kefu/v1/apps"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"wechat_id": "broken", "secret": SECRET}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = common::access_token(&client, &base, &created.app.appid, SECRET).await;
+    // Break the store under the running server: its accounts' table goes.
+    let db = rusqlite::Connection::open(served.dir.join("data").join("kefu.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute_batch("DROP TABLE kf_accounts").unwrap();
+    let answer: Value = client
+        .post(format!(
+            "{base}/customservice/kfaccount/add?access_token={token}"
+        ))
+        .body(r#"{"kf_account":"a@broken","nickname":"a"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["errcode"], -1, "{answer}");
+    let rid = rid_of(&answer);
+    // The log line may take a moment to reach the file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let stderr = std::fs::read_to_string(served.dir.join("stderr.txt")).unwrap();
+        let stdout = std::fs::read_to_string(served.dir.join("stdout.txt")).unwrap();
+        if let Some(line) = stderr
+            .lines()
+            .chain(stdout.lines())
+            .find(|line| line.contains(&rid) && line.contains("system error"))
+        {
+            break line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line names {rid}:\n{stderr}{stdout}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(line.contains("no such table: kf_accounts"), "{line}");
+    assert!(line.contains("/customservice/kfaccount/add"), "{line}");
+    assert!(line.contains(&created.app.appid), "{line}");
+    // And the request log gives the reason, pointing there.
+    let log: Value = client
+        .get(format!("{base}/kefu/v1/requests?limit=100"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["rid"] == rid.as_str())
+        .unwrap_or_else(|| panic!("{rid} not in {log}"));
+    assert!(
+        entry["reason"].as_str().unwrap().contains("server's log"),
+        "{entry}"
+    );
 }

@@ -262,6 +262,7 @@ pub(super) async fn request_log(
                 appid: entry.appid,
                 method: entry.method,
                 errcode: entry.errcode,
+                reason: entry.reason,
                 request: RequestInfo {
                     invoke_time: entry.invoke_time,
                     cost_in_ms: entry.cost_ms,

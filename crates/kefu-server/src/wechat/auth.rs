@@ -10,6 +10,8 @@ use kefu_store::{App, TokenChannel, TokenRecord};
 use super::call::Call;
 use super::internal;
 use super::platform::charge;
+use super::reply::WxError;
+use crate::clock::utc;
 use crate::state::AppState;
 
 /// The verdict for a token of one of `channels`, with its app.
@@ -23,23 +25,56 @@ pub(crate) async fn token_verdict(
     call: &Call,
     token: &str,
     channels: &[TokenChannel],
-) -> Result<(TokenRecord, Option<Arc<App>>), ErrCode> {
+) -> Result<(TokenRecord, Option<Arc<App>>), WxError> {
     let now = call.now;
-    let (record, app) = call
-        .look_up(state, token)
-        .await?
-        .filter(|(record, _)| channels.contains(&record.channel))
-        .ok_or(ErrCode::InvalidCredential)?;
-    if record
-        .superseded_at
-        .is_some_and(|at| now >= at && record.expires_at > at)
+    let Some((record, app)) = call.look_up(state, token).await? else {
+        return Err(WxError::because(
+            ErrCode::InvalidCredential,
+            "no such token: kefu never issued it, or forgot it 7 days after it expired",
+        ));
+    };
+    if !channels.contains(&record.channel) {
+        return Err(WxError::because(
+            ErrCode::InvalidCredential,
+            format!(
+                "the token is a {} token, which this API does not take",
+                channel_name(record.channel)
+            ),
+        ));
+    }
+    if let Some(at) = record.superseded_at
+        && now >= at
+        && record.expires_at > at
     {
-        return Err(ErrCode::InvalidCredential);
+        return Err(WxError::because(
+            ErrCode::InvalidCredential,
+            format!(
+                "the token was replaced by a newer one; its grace ended at {}",
+                utc(at)
+            ),
+        ));
     }
     if now >= record.expires_at {
-        return Err(ErrCode::AccessTokenExpired);
+        return Err(WxError::because(
+            ErrCode::AccessTokenExpired,
+            format!(
+                "the token expired at {} (issued at {})",
+                utc(record.expires_at),
+                utc(record.issued_at)
+            ),
+        ));
     }
     Ok((record, app))
+}
+
+/// How a reason names a token's channel.
+fn channel_name(channel: TokenChannel) -> &'static str {
+    match channel {
+        TokenChannel::Basic => "/cgi-bin/token",
+        TokenChannel::Stable => "stable_token",
+        TokenChannel::Component => "component_access_token",
+        TokenChannel::Authorizer => "authorizer_access_token",
+    }
 }
 
 /// The app a business call acts for, and the platform acting for it, if any.
@@ -59,13 +94,17 @@ const ACCESS_CHANNELS: &[TokenChannel] = &[
 ];
 
 /// Resolves the query's `access_token` to its app.
-pub(crate) async fn authorize(state: &AppState, call: &Call) -> Result<Caller, ErrCode> {
-    let token = call
-        .query()
-        .non_empty("access_token")
-        .ok_or(ErrCode::AccessTokenMissing)?;
+pub(crate) async fn authorize(state: &AppState, call: &Call) -> Result<Caller, WxError> {
+    let token = call.query().non_empty("access_token").ok_or_else(|| {
+        WxError::because(
+            ErrCode::AccessTokenMissing,
+            "the query has no access_token (or an empty one)",
+        )
+    })?;
     let (record, app) = token_verdict(state, call, &token, ACCESS_CHANNELS).await?;
-    let app = app.ok_or(ErrCode::InvalidCredential)?;
+    let app = app.ok_or_else(|| {
+        WxError::because(ErrCode::InvalidCredential, "the token's app was deleted")
+    })?;
     Ok(Caller {
         app,
         component: record.component,
@@ -91,7 +130,7 @@ pub(crate) async fn admit(
     state: &AppState,
     call: &Call,
     rules: Rules,
-) -> Result<Arc<App>, ErrCode> {
+) -> Result<Arc<App>, WxError> {
     let caller = authorize(state, call).await?;
     if let Some(component) = &caller.component {
         let authorization = state
@@ -99,13 +138,29 @@ pub(crate) async fn admit(
             .authorization(component, &caller.app.appid)
             .await
             .map_err(internal)?;
-        let allowed = authorization.is_some_and(|a| {
-            a.funcscopes
-                .iter()
-                .any(|scope| rules.funcscopes.contains(scope))
-        });
-        if !allowed {
-            return Err(ErrCode::ApiUnauthorizedToComponent);
+        let reason = match authorization {
+            None => Some(format!(
+                "platform {component} is no longer authorized by {}",
+                caller.app.appid
+            )),
+            Some(a)
+                if !a
+                    .funcscopes
+                    .iter()
+                    .any(|scope| rules.funcscopes.contains(scope)) =>
+            {
+                Some(format!(
+                    "{} authorized platform {component} for permission sets {:?}; {} needs one of {:?}",
+                    caller.app.appid, a.funcscopes, rules.path, rules.funcscopes
+                ))
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = reason {
+            return Err(WxError::because(
+                ErrCode::ApiUnauthorizedToComponent,
+                reason,
+            ));
         }
     }
     if let Some(upload) = rules.kf {
@@ -118,18 +173,34 @@ pub(crate) async fn admit(
 /// Whether the app may call the kf API: sandbox apps and apps without the new kf
 /// feature get 65400; unverified official accounts, and mini programs on
 /// `uploadheadimg`, get 48001.
-pub(crate) fn kf_scope(app: &App, upload: bool) -> Result<(), ErrCode> {
+pub(crate) fn kf_scope(app: &App, upload: bool) -> Result<(), WxError> {
     match app.account_type {
-        AccountType::Sandbox => return Err(ErrCode::NewKfNotEnabled),
-        AccountType::Miniprogram if upload => return Err(ErrCode::ApiUnauthorized),
+        AccountType::Sandbox => {
+            return Err(WxError::because(
+                ErrCode::NewKfNotEnabled,
+                "a sandbox (test) account cannot use the customer service API",
+            ));
+        }
+        AccountType::Miniprogram if upload => {
+            return Err(WxError::because(
+                ErrCode::ApiUnauthorized,
+                "a mini program has no kf head images",
+            ));
+        }
         AccountType::Service | AccountType::Subscription if !app.verified => {
-            return Err(ErrCode::ApiUnauthorized);
+            return Err(WxError::because(
+                ErrCode::ApiUnauthorized,
+                "the official account is not verified",
+            ));
         }
         _ => {}
     }
     if app.new_kf_enabled {
         Ok(())
     } else {
-        Err(ErrCode::NewKfNotEnabled)
+        Err(WxError::because(
+            ErrCode::NewKfNotEnabled,
+            "the app has not enabled the new customer service feature (new_kf_enabled)",
+        ))
     }
 }

@@ -14,6 +14,7 @@ use kefu_api::{ErrCode, Rid};
 use kefu_store::{App, TokenRecord};
 
 use super::internal;
+use super::reply::WxError;
 use super::request::{Query, ReadBody};
 use crate::secrets::digest;
 use crate::state::AppState;
@@ -90,7 +91,7 @@ impl Call {
 
     /// A token with its app: read from the store (and hashed) once per call, whoever
     /// asks first — the fault rules, a handler's check, the request log.
-    pub(crate) async fn look_up(&self, state: &AppState, token: &str) -> Result<Found, ErrCode> {
+    pub(crate) async fn look_up(&self, state: &AppState, token: &str) -> Result<Found, WxError> {
         if let Some((seen, found)) = self.token.get()
             && **seen == *token
         {

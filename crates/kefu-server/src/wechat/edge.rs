@@ -65,6 +65,16 @@ pub(crate) async fn serve(
     .await;
     let call = Call::new(rid, now, ip, head, read.body);
     let answered = Answered::of(answer(state, &call, route).await, rid);
+    if let Some(cause) = &answered.cause {
+        // The one place an internal cause is told: with the rid the client was given.
+        tracing::error!(
+            rid = %rid,
+            path = call.path(),
+            appid = call.caller().unwrap_or("-"),
+            cause = %cause,
+            "answered -1 system error"
+        );
+    }
     if state.request_log {
         record(state, &call, route, &answered, started);
     }
@@ -85,7 +95,7 @@ async fn answer(state: &AppState, call: &Call, route: &Route) -> Result<Reply, W
         return (route.handler)(state, call).await;
     }
     let target = fault_target(state, call).await;
-    let Some(fault) = state.faults.fire(target.as_deref(), call.path()) else {
+    let Some((rule, fault)) = state.faults.fire(target.as_deref(), call.path()) else {
         return (route.handler)(state, call).await;
     };
     if let (Some(appid), Some(_)) = (&target, &fault.appid) {
@@ -103,8 +113,16 @@ async fn answer(state: &AppState, call: &Call, route: &Route) -> Result<Reply, W
         // Do the work, then answer the failure anyway.
         drop((route.handler)(state, call).await);
     }
-    tracing::info!(path = call.path(), rid = %call.rid, errcode = fault.errcode, applied = fault.applied, "fault injected");
-    Err(code.into())
+    tracing::info!(path = call.path(), rid = %call.rid, rule, errcode = fault.errcode, applied = fault.applied, "fault injected");
+    let applied = if fault.applied {
+        ", after doing the work"
+    } else {
+        ""
+    };
+    Err(WxError::because(
+        code,
+        format!("fault rule #{rule} answered {}{applied}", fault.errcode),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -164,6 +182,7 @@ fn record(state: &AppState, call: &Call, route: &Route, answered: &Answered, sta
             request_body,
             response_body: KeptBody::of_answer(&answered.body, answered.logged.as_ref()),
             client_ip: call.ip,
+            reason: answered.reason.clone(),
         }),
     }));
 }

@@ -9,7 +9,9 @@ use kefu_api::endpoints::component::{KF_FUNCSCOPES, KF_PROFILE_FUNCSCOPES};
 use kefu_api::endpoints::kf_list::{GetKfList, KfInfo, KfList};
 use kefu_api::endpoints::kf_online::{GetOnlineKfList, KfOnline, KfOnlineList};
 use kefu_api::endpoints::kf_uploadheadimg::{MAX_IMAGE_BYTES, MEDIA_FIELD, UploadHeadImg, is_jpeg};
-use kefu_api::endpoints::{KfProfileBody, kf_add, kf_del, kf_invite, kf_update, parse_json_body};
+use kefu_api::endpoints::{
+    KfProfileBody, check_json_body, kf_add, kf_del, kf_invite, kf_update, parse_json_body,
+};
 use kefu_api::{ErrCode, KfAccount, admin};
 use kefu_store::{App, Kf, NewKf};
 
@@ -51,16 +53,16 @@ async fn kf_json<T: serde::de::DeserializeOwned>(
     state: &AppState,
     call: &Call,
     rules: Rules,
-) -> Result<(Arc<App>, T), ErrCode> {
+) -> Result<(Arc<App>, T), WxError> {
     let app = admit(state, call, rules).await?;
-    Ok((app, parse_json_body::<T>(call.body()?)?))
+    Ok((app, check_json_body::<T>(call.body()?)?))
 }
 
 /// `POST /customservice/kfaccount/add`.
 #[tracing::instrument(level = "debug", name = "kf_add", skip_all)]
 pub(crate) async fn kf_add(state: &AppState, call: &Call) -> Result<Reply, WxError> {
     let (app, body) = kf_json::<KfProfileBody>(state, call, ADD).await?;
-    let profile = body.validate(kf_add::BAD_ACCOUNT, owned_by(&app))?;
+    let profile = body.check(kf_add::BAD_ACCOUNT, owned_by(&app))?;
     let kf = NewKf {
         kf_account: profile.kf_account,
         nickname: profile.nickname,
@@ -75,7 +77,7 @@ pub(crate) async fn kf_add(state: &AppState, call: &Call) -> Result<Reply, WxErr
 #[tracing::instrument(level = "debug", name = "kf_update", skip_all)]
 pub(crate) async fn kf_update(state: &AppState, call: &Call) -> Result<Reply, WxError> {
     let (app, body) = kf_json::<KfProfileBody>(state, call, UPDATE).await?;
-    let profile = body.validate(kf_update::BAD_ACCOUNT, owned_by(&app))?;
+    let profile = body.check(kf_update::BAD_ACCOUNT, owned_by(&app))?;
     state
         .store
         .update_kf(&app.appid, &profile.kf_account, &profile.nickname)

@@ -4,6 +4,7 @@
 //! except for what is long, which is cut (and so masked) at once, so that a call costs
 //! the log at most a few KiB whatever its size.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -190,13 +191,19 @@ pub(crate) struct Details {
     pub(crate) request_body: KeptBody,
     pub(crate) response_body: KeptBody,
     pub(crate) client_ip: IpAddr,
+    /// Why a failure was answered (`None` for a success).
+    pub(crate) reason: Option<Cow<'static, str>>,
 }
 
 impl Details {
     /// About how many bytes the record holds (what the log's memory bound counts).
     pub(crate) fn size(&self) -> usize {
         const FIXED: usize = 256;
-        FIXED + self.query.size() + self.request_body.size() + self.response_body.size()
+        FIXED
+            + self.query.size()
+            + self.request_body.size()
+            + self.response_body.size()
+            + self.reason.as_ref().map_or(0, |r| r.len())
     }
 }
 
@@ -220,6 +227,7 @@ impl CallDetails for Details {
             request_body: self.request_body.shown(),
             response_body: self.response_body.shown(),
             client_ip: self.client_ip.to_string(),
+            reason: self.reason.as_deref().unwrap_or("").to_owned(),
         }
     }
 

@@ -38,20 +38,10 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Https;
 
-/// Maps a store failure to the code a client sees; internal causes are logged here,
-/// once, and the client sees `-1 system error` with its rid.
-pub(crate) fn internal(error: StoreError) -> ErrCode {
-    match error {
-        StoreError::Rejected(code) => code,
-        // The app vanished while the request was in flight: its tokens died with it.
-        StoreError::NotFound => ErrCode::InvalidCredential,
-        StoreError::Conflict(message)
-        | StoreError::Internal(message)
-        | StoreError::Invalid(message) => {
-            tracing::error!(cause = %message, "store failure answered as -1");
-            ErrCode::SystemError
-        }
-    }
+/// Maps a store failure to what a client sees: a rejection's code, or `-1 system
+/// error` carrying its internal cause, which the edge logs once with the rid.
+pub(crate) fn internal(error: StoreError) -> WxError {
+    error.into()
 }
 
 /// What a handler's future is.

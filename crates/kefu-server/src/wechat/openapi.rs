@@ -1,9 +1,9 @@
 //! Quotas and diagnostics: `openapi/quota/get`, `clear_quota`, `clear_quota/v2`,
 //! `openapi/quota/clear` and `openapi/rid/get` (SPEC §6.2, §6.4).
 
-use kefu_api::endpoints::parse_json_body;
 use kefu_api::endpoints::quota::{self, MAX_CLEARS_PER_MONTH, Quota, QuotaAnswer};
 use kefu_api::endpoints::rid_get::{self, RETENTION_SECS, RequestInfo, RidAnswer};
+use kefu_api::endpoints::{check_json_body, parse_json_body};
 use kefu_api::{ErrCode, Rid};
 use kefu_store::{App, CounterKey, Window};
 
@@ -19,9 +19,9 @@ use crate::state::AppState;
 async fn app_and_body<T: serde::de::DeserializeOwned>(
     state: &AppState,
     call: &Call,
-) -> Result<(std::sync::Arc<App>, T), ErrCode> {
+) -> Result<(std::sync::Arc<App>, T), WxError> {
     let caller = authorize(state, call).await?;
-    Ok((caller.app, parse_json_body(call.body()?)?))
+    Ok((caller.app, check_json_body(call.body()?)?))
 }
 
 /// A counted API's path, or 76021.

@@ -93,9 +93,12 @@ pub fn daily_key(appid: &str, path: &str, now: i64) -> CounterKey {
 
 /// Checks the ban (48004), then counts the call against the daily (45009) and
 /// per-minute (45011) quotas. A refused call is not counted.
-pub async fn charge(state: &AppState, app: &App, path: &str, now: i64) -> Result<(), ErrCode> {
+pub async fn charge(state: &AppState, app: &App, path: &str, now: i64) -> Result<(), WxError> {
     if app.settings.banned_apis.iter().any(|banned| banned == path) {
-        return Err(ErrCode::ApiForbidden);
+        return Err(WxError::because(
+            ErrCode::ApiForbidden,
+            format!("{path} is banned for this app (its banned_apis setting)"),
+        ));
     }
     let Some(limit) = limits(app, path) else {
         return Ok(());
@@ -104,7 +107,11 @@ pub async fn charge(state: &AppState, app: &App, path: &str, now: i64) -> Result
     let mut codes = Vec::with_capacity(2);
     if let Some(daily) = limit.daily {
         counters.push((daily_key(&app.appid, path, now), daily));
-        codes.push(ErrCode::DailyQuotaReached);
+        codes.push((
+            ErrCode::DailyQuotaReached,
+            "daily",
+            "next midnight, Shanghai time",
+        ));
     }
     if let Some(per_minute) = limit.per_minute {
         let key = CounterKey {
@@ -113,11 +120,18 @@ pub async fn charge(state: &AppState, app: &App, path: &str, now: i64) -> Result
             window: Window::minute_of(now),
         };
         counters.push((key, per_minute));
-        codes.push(ErrCode::MinuteQuotaReached);
+        codes.push((ErrCode::MinuteQuotaReached, "per-minute", "next minute"));
     }
     match state.store.consume(&counters).await.map_err(internal)? {
         Ok(()) => Ok(()),
-        Err(index) => Err(codes[index]),
+        Err(index) => {
+            let (code, which, until) = codes[index];
+            let limit = counters[index].1;
+            Err(WxError::because(
+                code,
+                format!("{which} quota {limit}/{limit} for {path} is spent (until the {until})"),
+            ))
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! Answers in WeChat's envelope: always HTTP 200, `application/json; encoding=utf-8`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use bytes::Bytes;
-use kefu_api::{CONTENT_TYPE, ErrCode, OK_BODY, Rid};
+use kefu_api::{CONTENT_TYPE, ErrCode, OK_BODY, Refused, Rid};
+use kefu_store::StoreError;
 
 use crate::secrets::rid_groups;
 
@@ -32,21 +34,27 @@ impl Reply {
                 body: body.into(),
                 logged: None,
             }),
-            Err(error) => {
-                tracing::error!(%error, "cannot serialise a payload");
-                Err(ErrCode::SystemError.into())
-            }
+            Err(error) => Err(WxError {
+                cause: Some(format!("cannot serialise a payload: {error}")),
+                ..WxError::because(ErrCode::SystemError, "the answer could not be written")
+            }),
         }
     }
 }
 
-/// A failed call: its code, and WeChat's text where it has details.
+/// A failed call: its code, WeChat's text where it has details, the reason a person
+/// reads in the request log, and the internal cause of a `-1`, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WxError {
     /// The code.
     pub(crate) code: ErrCode,
     /// WeChat's text with details filled in, where it has any.
     pub(crate) message: Option<String>,
+    /// Which rule fired, and why, in words; the code's meaning when not given.
+    pub(crate) reason: Option<Cow<'static, str>>,
+    /// What failed inside (a store failure): logged once by the edge, with the rid,
+    /// and never shown to the client.
+    pub(crate) cause: Option<String>,
 }
 
 impl From<ErrCode> for WxError {
@@ -54,11 +62,56 @@ impl From<ErrCode> for WxError {
         WxError {
             code,
             message: None,
+            reason: None,
+            cause: None,
+        }
+    }
+}
+
+impl From<Refused> for WxError {
+    fn from(refused: Refused) -> WxError {
+        WxError::because(refused.code, refused.reason)
+    }
+}
+
+impl From<StoreError> for WxError {
+    fn from(error: StoreError) -> WxError {
+        match error {
+            StoreError::Rejected(code) => code.into(),
+            // The app vanished while the request was in flight: its tokens died with it.
+            StoreError::NotFound => WxError::because(
+                ErrCode::InvalidCredential,
+                "the token's app was deleted while the call was in flight",
+            ),
+            StoreError::Conflict(cause)
+            | StoreError::Internal(cause)
+            | StoreError::Invalid(cause) => WxError {
+                cause: Some(cause),
+                ..WxError::because(
+                    ErrCode::SystemError,
+                    "the store failed; the server's log has the cause under this rid",
+                )
+            },
         }
     }
 }
 
 impl WxError {
+    /// `code`, because `reason`.
+    pub(crate) fn because(code: ErrCode, reason: impl Into<Cow<'static, str>>) -> WxError {
+        WxError {
+            reason: Some(reason.into()),
+            ..code.into()
+        }
+    }
+
+    /// The reason recorded with the call: the one given, else what the code means.
+    pub(crate) fn reason(&self) -> Cow<'static, str> {
+        self.reason
+            .clone()
+            .unwrap_or(Cow::Borrowed(self.code.meaning()))
+    }
+
     /// `40164 invalid ip A ipv6 ::ffff:A, not in whitelist`.
     #[must_use]
     pub(crate) fn ip_not_in_whitelist(ip: std::net::IpAddr) -> WxError {
@@ -67,8 +120,11 @@ impl WxError {
             std::net::IpAddr::V6(v6) => (v6.to_string(), v6.to_string()),
         };
         WxError {
-            code: ErrCode::IpNotInWhitelist,
             message: Some(format!("invalid ip {v4} ipv6 {v6}, not in whitelist")),
+            ..WxError::because(
+                ErrCode::IpNotInWhitelist,
+                format!("{v4} is not in the IP whitelist"),
+            )
         }
     }
 }
@@ -89,6 +145,10 @@ pub(crate) struct Answered {
     pub(crate) body: Bytes,
     /// The body as the log shows it, when made already.
     pub(crate) logged: Option<Arc<str>>,
+    /// Why a failure was answered (`None` for a success).
+    pub(crate) reason: Option<Cow<'static, str>>,
+    /// The internal cause of a failure, to be logged with the rid.
+    pub(crate) cause: Option<String>,
 }
 
 impl Answered {
@@ -99,23 +159,30 @@ impl Answered {
                 errcode: 0,
                 body: Bytes::from_static(OK_BODY.as_bytes()),
                 logged: None,
+                reason: None,
+                cause: None,
             },
             Ok(Reply::Json { body, logged }) => Answered {
                 errcode: 0,
                 body,
                 logged,
+                reason: None,
+                cause: None,
             },
             Err(error) if error.code.is_ok() => Answered::of(Ok(Reply::Ok), rid),
-            Err(WxError { code, message }) => {
+            Err(error) => {
+                let code = error.code;
                 let body = kefu_api::envelope::error_body(
                     code,
-                    message.as_deref().unwrap_or(code.errmsg()),
+                    error.message.as_deref().unwrap_or(code.errmsg()),
                     rid,
                 );
                 Answered {
                     errcode: code.code(),
                     body: body.into(),
                     logged: None,
+                    reason: Some(error.reason()),
+                    cause: error.cause,
                 }
             }
         }

@@ -195,7 +195,7 @@ pub(crate) async fn stable_token_post(state: &AppState, call: &Call) -> Result<R
         match minted {
             Ok(()) => break access_token,
             Err(StoreError::Conflict(_)) if attempts < MAX_STABLE_ATTEMPTS => attempts += 1,
-            Err(error) => return Err(internal(error).into()),
+            Err(error) => return Err(internal(error)),
         }
     };
     tracing::info!(appid = %app.appid, token = token_hint(&access_token), force, "stable token issued");
@@ -206,7 +206,7 @@ pub(crate) async fn stable_token_post(state: &AppState, call: &Call) -> Result<R
 }
 
 /// Counts a forced refresh against the day's allowance; `false` once it is spent.
-async fn force_refresh_allowed(state: &AppState, app: &App, now: i64) -> Result<bool, ErrCode> {
+async fn force_refresh_allowed(state: &AppState, app: &App, now: i64) -> Result<bool, WxError> {
     let key = CounterKey {
         owner: app.appid.clone(),
         name: "stable_token#force".to_owned(),

@@ -16,6 +16,7 @@ mod persistence;
 mod platform;
 mod props;
 mod quota;
+mod reasons;
 mod scope;
 mod snapshots;
 mod stable;

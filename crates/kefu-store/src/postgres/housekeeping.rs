@@ -118,7 +118,7 @@ impl PostgresStore {
                 &format!(
                     "INSERT INTO request_log ({LOG_COLUMNS}, bytes) SELECT * FROM unnest($1::text[], \
                      $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
-                     $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[]) ON CONFLICT (rid) DO NOTHING"
+                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[]) ON CONFLICT (rid) DO NOTHING"
                 ),
                 &[
                     &column(|e| &e.rid),
@@ -132,6 +132,7 @@ impl PostgresStore {
                     &column(|e| &e.request_body),
                     &column(|e| &e.response_body),
                     &column(|e| &e.client_ip),
+                    &column(|e| &e.reason),
                     &numbers(|e| i64::try_from(e.row_bytes()).unwrap_or(i64::MAX)),
                 ],
             )

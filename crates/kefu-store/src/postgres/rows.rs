@@ -85,7 +85,7 @@ pub(super) fn token_from_row(
 }
 
 pub(super) const LOG_COLUMNS: &str = "rid, appid, method, path, errcode, invoke_time, cost_ms, request_url, \
-     request_body, response_body, client_ip";
+     request_body, response_body, client_ip, reason";
 
 pub(super) fn logged_from_row(row: &Row) -> Result<LoggedRequest, tokio_postgres::Error> {
     Ok(LoggedRequest {
@@ -100,6 +100,7 @@ pub(super) fn logged_from_row(row: &Row) -> Result<LoggedRequest, tokio_postgres
         request_body: row.try_get(8)?,
         response_body: row.try_get(9)?,
         client_ip: row.try_get(10)?,
+        reason: row.try_get(11)?,
     })
 }
 

@@ -261,6 +261,10 @@ CREATE TABLE call_counts (
     PRIMARY KEY (owner, path, errcode, hour)
 );
 ",
+    r"
+-- Why each recorded call was answered as it was.
+ALTER TABLE request_log ADD COLUMN reason text NOT NULL DEFAULT '';
+",
 ];
 
 /// The advisory lock key that serializes migrations between instances starting at

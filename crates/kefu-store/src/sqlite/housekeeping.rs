@@ -29,7 +29,7 @@ impl Store for SqliteStore {
                 for entry in &log {
                     conn.prepare_cached(&format!(
                         "INSERT INTO request_log ({LOG_COLUMNS}, bytes) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (rid) DO NOTHING"
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (rid) DO NOTHING"
                     ))
                     .and_then(|mut stmt| {
                         stmt.execute(params![
@@ -44,6 +44,7 @@ impl Store for SqliteStore {
                             entry.request_body,
                             entry.response_body,
                             entry.client_ip,
+                            entry.reason,
                             i64::try_from(entry.row_bytes()).unwrap_or(i64::MAX),
                         ])
                     })

@@ -52,7 +52,7 @@ pub(super) fn kf_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Resul
 }
 
 pub(super) const LOG_COLUMNS: &str = "rid, appid, method, path, errcode, invoke_time, cost_ms, request_url, request_body, \
-     response_body, client_ip";
+     response_body, client_ip, reason";
 
 pub(super) fn logged_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LoggedRequest> {
     Ok(LoggedRequest {
@@ -67,6 +67,7 @@ pub(super) fn logged_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Logge
         request_body: row.get(8)?,
         response_body: row.get(9)?,
         client_ip: row.get(10)?,
+        reason: row.get(11)?,
     })
 }
 

@@ -150,6 +150,10 @@ CREATE TABLE call_counts (
     PRIMARY KEY (owner, path, errcode, hour)
 ) STRICT;
 ",
+    r"
+-- Why each recorded call was answered as it was.
+ALTER TABLE request_log ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+",
 ];
 
 /// Brings the database to the newest schema, each step in its own transaction.
