@@ -131,9 +131,11 @@ errcodes! {
     /// The authorizer_refresh_token is invalid.
     RefreshTokenInvalid = 61023 => "refresh_token is invalid",
     /// A third-party platform's appid was used on `/cgi-bin/token`.
-    ComponentMustUseComponentToken = 61024 => "must use api(api_component_token) to get token for component acct",
+    ComponentMustUseComponentToken = 61024 => "must use api(api_component_token) to get token \
+        for component acct",
     /// The new customer service feature is not enabled for this app.
-    NewKfNotEnabled = 65400 => "please enable new custom service, or wait for a while if you have enabled",
+    NewKfNotEnabled = 65400 => "please enable new custom service, or wait for a while if you \
+        have enabled",
     /// The kf_account is missing, malformed, foreign, or does not exist.
     InvalidKfAccount = 65401 => "invalid custom service account",
     /// The nickname is missing or illegal.

@@ -220,7 +220,8 @@ async fn three_clients_sharing_redis_fetch_one_token() {
             }
             Err(error) => {
                 eprintln!(
-                    "SKIPPED: three_clients_sharing_redis_fetch_one_token: no Redis at {url} ({error})"
+                    "SKIPPED: three_clients_sharing_redis_fetch_one_token: no Redis at {url} \
+                        ({error})"
                 );
                 return;
             }

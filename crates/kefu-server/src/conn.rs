@@ -251,7 +251,8 @@ impl Gate {
             if !self.full.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     max_connections = self.limits.max_connections,
-                    "connection limit reached: new connections wait while idle ones are closed (--max-connections)"
+                    "connection limit reached: new connections wait while idle ones are \
+                        closed (--max-connections)"
                 );
             }
             self.relieve.notify_one();

@@ -96,7 +96,8 @@ pub trait AppStore: Send + Sync + 'static {
     async fn delete_app(&self, appid: &str) -> StoreResult<()>;
 }
 
-/// An app's kf accounts: adds, changes and deletes under WeChat's rules, head images, invitations of workers and online state.
+/// An app's kf accounts: adds, changes and deletes under WeChat's rules, head images,
+/// invitations of workers and online state.
 #[async_trait]
 pub trait KfStore: Send + Sync + 'static {
     /// Adds an account: 65406 if it exists, 65405 if the app has 100.
@@ -171,7 +172,8 @@ pub trait KfStore: Send + Sync + 'static {
     ) -> StoreResult<Kf>;
 }
 
-/// Access tokens of every channel: minting (the family's current token superseded after a grace), lookups and the simulation's changes.
+/// Access tokens of every channel: minting (the family's current token superseded
+/// after a grace), lookups and the simulation's changes.
 #[async_trait]
 pub trait TokenStore: AppStore {
     /// Records a new token for `(appid, channel)`; the channel's previous current

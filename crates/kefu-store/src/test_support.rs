@@ -23,7 +23,8 @@ pub fn postgres_url() -> Option<String> {
                 "{POSTGRES_URL_VAR} is not set: the PostgreSQL tests cannot run under CI"
             );
             eprintln!(
-                "SKIPPED (PostgreSQL not configured): set {POSTGRES_URL_VAR}=postgres://… to run this test on PostgreSQL"
+                "SKIPPED (PostgreSQL not configured): set {POSTGRES_URL_VAR}=postgres://… to \
+                    run this test on PostgreSQL"
             );
             None
         }

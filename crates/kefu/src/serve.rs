@@ -181,7 +181,8 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     match demo {
         Some(created) => print_demo(&base, &created),
         None => println!(
-            "\nApps: GET {base}/kefu/v1/apps with 'Authorization: Bearer <admin token>', or `kefu app list`."
+            "\nApps: GET {base}/kefu/v1/apps with 'Authorization: Bearer <admin token>', or \
+                `kefu app list`."
         ),
     }
     println!();
@@ -214,15 +215,19 @@ fn print_demo(base: &str, created: &CreatedApp) {
     );
     println!("\nTry it (paste into a shell):\n");
     println!(
-        "TOKEN=$(curl -s '{base}/cgi-bin/token?grant_type=client_credential&appid={}&secret={}' | sed -E 's/.*\"access_token\":\"([^\"]*)\".*/\\1/')",
+        "TOKEN=$(curl -s \
+            '{base}/cgi-bin/token?grant_type=client_credential&appid={}&secret={}' | sed -E \
+                's/.*\"access_token\":\"([^\"]*)\".*/\\1/')",
         app.appid, created.secret
     );
     println!(
-        "curl -s -X POST \"{base}/customservice/kfaccount/add?access_token=$TOKEN\" -d '{{\"kf_account\":\"test1@{0}\",\"nickname\":\"客服1\"}}'; echo",
+        "curl -s -X POST \"{base}/customservice/kfaccount/add?access_token=$TOKEN\" -d \
+            '{{\"kf_account\":\"test1@{0}\",\"nickname\":\"客服1\"}}'; echo",
         app.wechat_id
     );
     println!(
-        "curl -s -X POST \"{base}/customservice/kfaccount/update?access_token=$TOKEN\" -d '{{\"kf_account\":\"test1@{0}\",\"nickname\":\"客服2\"}}'; echo",
+        "curl -s -X POST \"{base}/customservice/kfaccount/update?access_token=$TOKEN\" -d \
+            '{{\"kf_account\":\"test1@{0}\",\"nickname\":\"客服2\"}}'; echo",
         app.wechat_id
     );
     println!("curl -s \"{base}/cgi-bin/customservice/getkflist?access_token=$TOKEN\"; echo");

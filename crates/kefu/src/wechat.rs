@@ -45,10 +45,15 @@ impl WechatArgs {
     fn client(&self) -> Result<Client, String> {
         let credentials = match (&self.access_token, &self.appid, &self.secret) {
             (Some(token), _, _) => Credentials::Token(token.expose().to_owned()),
-            (None, Some(appid), Some(secret)) => {
-                Credentials::App { appid: appid.clone(), secret: secret.expose().to_owned() }
+            (None, Some(appid), Some(secret)) => Credentials::App {
+                appid: appid.clone(),
+                secret: secret.expose().to_owned(),
+            },
+            _ => {
+                return Err("credentials needed: --appid and --secret (KEFU_APPID, \
+                KEFU_SECRET), or --access-token"
+                    .to_owned());
             }
-            _ => return Err("credentials needed: --appid and --secret (KEFU_APPID, KEFU_SECRET), or --access-token".to_owned()),
         };
         Client::builder()
             .base_url(&self.base_url)

@@ -269,7 +269,8 @@ impl Server {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "{name} did not finish within {SCRIPT_TIMEOUT:?}; output so far:\n{}\n--- kefu stderr ---\n{}",
+                    "{name} did not finish within {SCRIPT_TIMEOUT:?}; output so far:\n{}\n--- \
+                        kefu stderr ---\n{}",
                     fs::read_to_string(&out_path).unwrap_or_default(),
                     self.stderr()
                 );

@@ -1121,7 +1121,8 @@ where
         println!("  {note}");
     }
     println!(
-        "  {name}: {} requests, {} violations, {:.1} s; RSS {} → peak {} → {} MiB; store {} → {} MiB",
+        "  {name}: {} requests, {} violations, {:.1} s; RSS {} → peak {} → {} MiB; store {} → \
+            {} MiB",
         report.requests,
         report.violations,
         elapsed.as_secs_f64(),
@@ -2298,12 +2299,19 @@ fn multipart(rng: &mut Rng, tags: &mut Vec<&'static str>) -> (Vec<u8>, String) {
     let mut body = Vec::new();
     let nl = newline.as_bytes();
     for i in 0..extra_parts {
-        body.extend(format!("--{boundary}{newline}Content-Disposition: form-data; name=\"p{i}\"{newline}{newline}v{newline}").into_bytes());
+        body.extend(
+            format!(
+                "--{boundary}{newline}Content-Disposition: form-data; \
+            name=\"p{i}\"{newline}{newline}v{newline}"
+            )
+            .into_bytes(),
+        );
     }
     for _ in 0..(1 + usize::from(duplicate)) {
         body.extend(
             format!(
-                "--{boundary}{newline}Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"{newline}Content-Type: image/jpeg{newline}{newline}"
+                "--{boundary}{newline}Content-Disposition: form-data; name=\"{name}\"; \
+                    filename=\"{filename}\"{newline}Content-Type: image/jpeg{newline}{newline}"
             )
             .into_bytes(),
         );
@@ -2773,7 +2781,8 @@ async fn fuzz_worker(fuzz: Arc<Fuzz>) {
                     "on a new connection".to_owned()
                 } else {
                     format!(
-                        "on a kept-alive connection whose previous answer did not say `Connection: close`; previous request: {previous}"
+                        "on a kept-alive connection whose previous answer did not say \
+                            `Connection: close`; previous request: {previous}"
                     )
                 };
                 let why = if fail.dropped() {
@@ -2796,7 +2805,8 @@ async fn fuzz_worker(fuzz: Arc<Fuzz>) {
         tally.request();
         if let Err(fail) = c.send(&probe, Duration::from_secs(10)).await {
             tally.violation(format!(
-                "the connection could not carry a request after its last answer: {}; last request: {previous}",
+                "the connection could not carry a request after its last answer: {}; last \
+                    request: {previous}",
                 fail.describe()
             ));
         }
@@ -2851,7 +2861,8 @@ async fn phase_fuzz(client: &Client, args: &Args, tally: Arc<Tally>) -> Vec<Stri
     let mut notes = vec![
         tally.latency_line(),
         format!(
-            "harness time over all connections: {:.1} s making requests, {:.1} s sending and waiting",
+            "harness time over all connections: {:.1} s making requests, {:.1} s sending and \
+                waiting",
             fuzz.generate_us.load(Ordering::Relaxed) as f64 / 1e6,
             fuzz.wire_us.load(Ordering::Relaxed) as f64 / 1e6
         ),
@@ -2916,7 +2927,8 @@ async fn slowloris(addr: SocketAddr, header_timeout: Duration, margin: Duration)
             () = tokio::time::sleep(Duration::from_millis(250)) => {
                 if started.elapsed() > header_timeout + margin {
                     return Ended::Violation(format!(
-                        "a slowloris connection is still open {:.1} s after its first byte (header timeout {} s)",
+                        "a slowloris connection is still open {:.1} s after its first byte \
+                            (header timeout {} s)",
                         started.elapsed().as_secs_f64(), header_timeout.as_secs()
                     ));
                 }
@@ -3108,7 +3120,8 @@ fn summarize_ended(what: &str, results: Vec<Ended>, timeout: Duration, tally: &T
             Ended::Closed(after) => {
                 if after < early {
                     tally.violation(format!(
-                        "{what}: closed by the server after only {:.2} s, before its timeout of {} s",
+                        "{what}: closed by the server after only {:.2} s, before its timeout \
+                            of {} s",
                         after.as_secs_f64(),
                         timeout.as_secs()
                     ));
@@ -3196,7 +3209,8 @@ async fn phase_slow(args: &Args, tally: Arc<Tally>) -> Vec<String> {
                     match conn.send(&req, Duration::from_secs(10)).await {
                         Ok(_) => Ok(()),
                         Err(fail) => Err(format!(
-                            "after its first answer (which did not say `Connection: close`), its second request: {}",
+                            "after its first answer (which did not say `Connection: close`), \
+                                its second request: {}",
                             fail.describe()
                         )),
                     }
@@ -3205,7 +3219,8 @@ async fn phase_slow(args: &Args, tally: Arc<Tally>) -> Vec<String> {
         };
         if let Err(why) = outcome {
             tally.violation(format!(
-                "lull probe {probe}: after {:.1} s without a new connection, the first new one failed — {why}\n      request: {}",
+                "lull probe {probe}: after {:.1} s without a new connection, the first new \
+                    one failed — {why}\n      request: {}",
                 lull.as_secs_f64(),
                 req.describe()
             ));
@@ -3330,7 +3345,8 @@ async fn flood_worker(flood: Arc<Flood>, worker: u64) {
                 match check_envelope(&path, false, &answer) {
                     Ok(verdict) if verdict.errcode == Some(expected) => {}
                     Ok(verdict) => tally.violation(format!(
-                        "flood: errcode {:?} where {expected} was due\n      request: {}\n      answer: {}",
+                        "flood: errcode {:?} where {expected} was due\n      request: {}\n    \
+                              answer: {}",
                         verdict.errcode,
                         req.describe(),
                         answer.describe()
@@ -3390,7 +3406,8 @@ async fn phase_flood(
         deadline: Instant::now() + Duration::from_secs(args.flood_secs),
     });
     println!(
-        "  {} connections for {} s: /cgi-bin/token with a 58 KiB pad (40002), kf calls with bad tokens (40001)",
+        "  {} connections for {} s: /cgi-bin/token with a 58 KiB pad (40002), kf calls with \
+            bad tokens (40001)",
         args.flood_conns, args.flood_secs
     );
     let started = Instant::now();
@@ -3432,7 +3449,8 @@ async fn phase_flood(
     let rss_bound = before.rss + (args.log_memory_mb + args.rss_slack_mb) * (1 << 20);
     let disk_bound = start.disk + (args.log_disk_mb + args.disk_slack_mb) * (1 << 20);
     notes.push(format!(
-        "RSS {} → peak {} → {} MiB (bound {} MiB: flood start + {} MiB memory log + {} MiB slack; VmHWM {} MiB)",
+        "RSS {} → peak {} → {} MiB (bound {} MiB: flood start + {} MiB memory log + {} MiB \
+            slack; VmHWM {} MiB)",
         mib(before.rss),
         mib(peak.rss),
         mib(after.rss),
@@ -3442,7 +3460,8 @@ async fn phase_flood(
         mib(meter.proc_status("VmHWM:").unwrap_or(0))
     ));
     notes.push(format!(
-        "store {} → peak {} → {} MiB (bound {} MiB: soak start {} + {} MiB disk log + {} MiB slack){}",
+        "store {} → peak {} → {} MiB (bound {} MiB: soak start {} + {} MiB disk log + {} MiB \
+            slack){}",
         mib(before.disk),
         mib(peak.disk),
         mib(after.disk),
@@ -3488,7 +3507,9 @@ async fn phase_flood(
         let counted = count_of(&last, "/total").saturating_sub(total_before);
         let log = |key: &str| count_of(&last, &format!("/log/{key}"));
         notes.push(format!(
-            "summary: {counted} calls counted during the flood (total {}, failed {}); log: {} stored calls of {} max, {} of {} MiB stored, {} of {} MiB in memory, dropped {} from the store, {} in memory",
+            "summary: {counted} calls counted during the flood (total {}, failed {}); log: {} \
+                stored calls of {} max, {} of {} MiB stored, {} of {} MiB in memory, dropped \
+                    {} from the store, {} in memory",
             log_total(&last),
             count_of(&last, "/failed"),
             log("stored_calls"),
@@ -3502,7 +3523,8 @@ async fn phase_flood(
         ));
         if counted < answered {
             tally.violation(format!(
-                "requests/summary counts {counted} calls during the flood, fewer than the {answered} answered"
+                "requests/summary counts {counted} calls during the flood, fewer than the \
+                    {answered} answered"
             ));
         }
         if log("stored_calls") > log("max_stored_calls") {
@@ -3715,9 +3737,19 @@ fn secret_calls(args: &Args) -> Vec<Req> {
     let boundary = "soaksecret";
     calls.push(Req::simple(
         "POST",
-        &format!("/customservice/kfaccount/uploadheadimg?access_token={t}&kf_account={}&secret={s}", enc(k)),
-        &[("Content-Type", &format!("multipart/form-data; boundary={boundary}"))],
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"secret\"\r\n\r\n{s}\r\n--{boundary}--\r\n").as_bytes(),
+        &format!(
+            "/customservice/kfaccount/uploadheadimg?access_token={t}&kf_account={}&secret={s}",
+            enc(k)
+        ),
+        &[(
+            "Content-Type",
+            &format!("multipart/form-data; boundary={boundary}"),
+        )],
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; \
+            name=\"secret\"\r\n\r\n{s}\r\n--{boundary}--\r\n"
+        )
+        .as_bytes(),
     ));
     calls.push(Req::simple(
         "POST",
@@ -3935,7 +3967,9 @@ async fn phase_secrets(client: &Client, args: &Args, tally: Arc<Tally>) -> Vec<S
                     .filter(|(rid, _)| recorded_as.get(rid).is_some_and(Option::is_none))
                     .count();
                 notes.push(format!(
-                    "GET {target}: {entries} entries, {recorded} of the {} failed calls among them ({without_app} recorded without an app, which rid/get shows to no app)",
+                    "GET {target}: {entries} entries, {recorded} of the {} failed calls among \
+                        them ({without_app} recorded without an app, which rid/get shows to no \
+                            app)",
                     rids.len()
                 ));
                 if recorded < rids.len()
@@ -4130,7 +4164,8 @@ async fn main() -> ExitCode {
         let largest = meter.disk_max.load(Ordering::Relaxed).max(end.disk);
         let tally = Tally::new(args.show);
         println!(
-            "\n== bounds ==\n  the store over the whole run: largest {} MiB, at the end {} MiB (bound {} MiB){}",
+            "\n== bounds ==\n  the store over the whole run: largest {} MiB, at the end {} \
+                MiB (bound {} MiB){}",
             mib(largest),
             mib(end.disk),
             mib(bound),
@@ -4139,7 +4174,8 @@ async fn main() -> ExitCode {
         tally.request();
         if largest > bound {
             tally.violation(format!(
-                "the store reached {} MiB in the run, over its bound of {} MiB (soak start {} + {} MiB disk log + {} MiB slack){}",
+                "the store reached {} MiB in the run, over its bound of {} MiB (soak start {} \
+                    + {} MiB disk log + {} MiB slack){}",
                 mib(largest),
                 mib(bound),
                 mib(start.disk),
@@ -4164,7 +4200,8 @@ async fn main() -> ExitCode {
     }
     println!("\n== summary (seed {}) ==", args.seed);
     println!(
-        "| phase | requests | violations | elapsed s | RSS before MiB | RSS peak MiB | RSS after MiB | store before MiB | store peak MiB | store after MiB |"
+        "| phase | requests | violations | elapsed s | RSS before MiB | RSS peak MiB | RSS \
+            after MiB | store before MiB | store peak MiB | store after MiB |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut violations = 0;
@@ -4195,7 +4232,8 @@ async fn main() -> ExitCode {
     let retries = HELPER_RETRIES.load(Ordering::Relaxed);
     if retries > 0 {
         println!(
-            "note: {retries} of the harness's own calls (setup, admin) had their new connection dropped before any answer, and were retried (see the lull probes)"
+            "note: {retries} of the harness's own calls (setup, admin) had their new \
+                connection dropped before any answer, and were retried (see the lull probes)"
         );
     }
     if violations > 0 {

@@ -150,7 +150,8 @@ pub(crate) async fn admit(
                     .any(|scope| rules.funcscopes.contains(scope)) =>
             {
                 Some(format!(
-                    "{} authorized platform {component} for permission sets {:?}; {} needs one of {:?}",
+                    "{} authorized platform {component} for permission sets {:?}; {} needs \
+                        one of {:?}",
                     caller.app.appid, a.funcscopes, rules.path, rules.funcscopes
                 ))
             }

@@ -76,7 +76,11 @@ async fn component_token(
         .issue_token(record, digest(&token), now, GRACE)
         .await
         .map_err(internal)?;
-    tracing::info!(component = %component.component_appid, token = token_hint(&token), "component token issued");
+    tracing::info!(
+        component = %component.component_appid,
+        token = token_hint(&token),
+        "component token issued"
+    );
     Reply::json(&ComponentAccessToken {
         component_access_token: token,
         expires_in: EXPIRES_IN,

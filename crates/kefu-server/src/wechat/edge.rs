@@ -113,7 +113,14 @@ async fn answer(state: &AppState, call: &Call, route: &Route) -> Result<Reply, W
         // Do the work, then answer the failure anyway.
         drop((route.handler)(state, call).await);
     }
-    tracing::info!(path = call.path(), rid = %call.rid, rule, errcode = fault.errcode, applied = fault.applied, "fault injected");
+    tracing::info!(
+        path = call.path(),
+        rid = %call.rid,
+        rule,
+        errcode = fault.errcode,
+        applied = fault.applied,
+        "fault injected"
+    );
     let applied = if fault.applied {
         ", after doing the work"
     } else {

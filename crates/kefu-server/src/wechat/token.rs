@@ -198,7 +198,8 @@ pub(crate) async fn stable_token_post(state: &AppState, call: &Call) -> Result<R
             Err(error) => return Err(internal(error)),
         }
     };
-    tracing::info!(appid = %app.appid, token = token_hint(&access_token), force, "stable token issued");
+    tracing::info!(appid = %app.appid, token = token_hint(&access_token), force, "stable token \
+        issued");
     Reply::json(&AccessToken {
         access_token,
         expires_in: EXPIRES_IN,

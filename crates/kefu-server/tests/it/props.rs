@@ -97,7 +97,8 @@ proptest! {
         query in "[a-z_%@0-9=&]{0,40}",
         body in body_strategy(),
         content_type in proptest::option::of(prop_oneof![
-            Just("application/json"), Just("text/plain"), Just("multipart/form-data; boundary=x"), Just("multipart/form-data"),
+            Just("application/json"), Just("text/plain"), Just("multipart/form-data; \
+                boundary=x"), Just("multipart/form-data"),
         ]),
     ) {
         let shared = shared();

@@ -28,7 +28,8 @@ impl AppStore for PostgresStore {
         let rows = self
             .query(
                 &format!(
-                    "SELECT {APP_COLUMNS}, (SELECT count(*) FROM kf_accounts k WHERE k.appid = a.appid) \
+                    "SELECT {APP_COLUMNS}, (SELECT count(*) FROM kf_accounts k WHERE k.appid = \
+                        a.appid) \
                      FROM apps a ORDER BY created_at, appid COLLATE \"C\""
                 ),
                 &[],

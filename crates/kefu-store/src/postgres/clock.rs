@@ -20,7 +20,8 @@ impl ClockStore for PostgresStore {
             "INSERT INTO clock AS c (id, offset_secs) \
              VALUES (1, LEAST(GREATEST($1::int8, $2::int8), $3::int8)) \
              ON CONFLICT (id) DO UPDATE SET offset_secs = \
-             GREATEST(c.offset_secs, LEAST(GREATEST(c.offset_secs + $1::int8, $2::int8), $3::int8)) \
+             GREATEST(c.offset_secs, LEAST(GREATEST(c.offset_secs + $1::int8, $2::int8), \
+                 $3::int8)) \
              RETURNING offset_secs",
             &[&by, &at_least, &at_most],
         )

@@ -13,7 +13,8 @@ impl CounterStore for PostgresStore {
     async fn counter(&self, key: &CounterKey) -> StoreResult<u64> {
         let row = self
             .query_opt(
-                "SELECT count FROM counters WHERE owner = $1 AND name = $2 AND kind = $3 AND win = $4",
+                "SELECT count FROM counters WHERE owner = $1 AND name = $2 AND kind = $3 AND \
+                    win = $4",
                 &[
                     &key.owner,
                     &key.name,

@@ -116,9 +116,11 @@ impl PostgresStore {
             let appids: Vec<Option<&str>> = entries.iter().map(|e| e.appid.as_deref()).collect();
             tx.execute(
                 &format!(
-                    "INSERT INTO request_log ({LOG_COLUMNS}, bytes) SELECT * FROM unnest($1::text[], \
+                    "INSERT INTO request_log ({LOG_COLUMNS}, bytes) SELECT * FROM \
+                        unnest($1::text[], \
                      $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], \
-                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[]) ON CONFLICT (rid) DO NOTHING"
+                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+                         $13::int8[]) ON CONFLICT (rid) DO NOTHING"
                 ),
                 &[
                     &column(|e| &e.rid),
@@ -156,7 +158,8 @@ impl PostgresStore {
             tx.execute(
                 "INSERT INTO call_counts (owner, path, errcode, hour, count) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[]) \
-                 ON CONFLICT (owner, path, errcode, hour) DO UPDATE SET count = call_counts.count + excluded.count",
+                 ON CONFLICT (owner, path, errcode, hour) DO UPDATE SET count = \
+                     call_counts.count + excluded.count",
                 &[&owners, &paths, &codes, &hours, &counts],
             )
             .await

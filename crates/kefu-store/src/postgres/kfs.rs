@@ -1,4 +1,5 @@
-//! The PostgreSQL store's kf accounts: adds, changes, head images, invitations and online state ([`KfStore`]).
+//! The PostgreSQL store's kf accounts: adds, changes, head images, invitations and online
+//! state ([`KfStore`]).
 
 use super::*;
 use crate::roles::*;
@@ -22,7 +23,8 @@ impl KfStore for PostgresStore {
             .map_err(pg)?;
         let row = tx
             .query_one(
-                "SELECT count(*), count(*) FILTER (WHERE kf_account = $2) FROM kf_accounts WHERE appid = $1",
+                "SELECT count(*), count(*) FILTER (WHERE kf_account = $2) FROM kf_accounts \
+                    WHERE appid = $1",
                 &[&appid, &kf.kf_account.as_str()],
             )
             .await
@@ -120,7 +122,8 @@ impl KfStore for PostgresStore {
         let version = kf.headimg_version.unwrap_or(0) + 1;
         tx.execute(
             "INSERT INTO kf_headimgs (appid, kf_id, version, jpeg) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (appid, kf_id) DO UPDATE SET version = excluded.version, jpeg = excluded.jpeg",
+             ON CONFLICT (appid, kf_id) DO UPDATE SET version = excluded.version, jpeg = \
+                 excluded.jpeg",
             &[&appid, &kf.kf_id, &version, &&jpeg[..]],
         )
         .await
@@ -175,7 +178,8 @@ impl KfStore for PostgresStore {
         let others = tx
             .query(
                 &format!(
-                    "SELECT {KF_COLUMNS} FROM kf_accounts WHERE appid = $1 AND (kf_wx = $2 OR invite_wx = $2)"
+                    "SELECT {KF_COLUMNS} FROM kf_accounts WHERE appid = $1 AND (kf_wx = $2 OR \
+                        invite_wx = $2)"
                 ),
                 &[&appid, &wx],
             )

@@ -340,7 +340,8 @@ async fn insert_authorization(
     client
         .execute(
             &format!(
-                "INSERT INTO authorizations ({AUTH_COLUMNS}) VALUES ($1, $2, $3, $4, $5){on_conflict}"
+                "INSERT INTO authorizations ({AUTH_COLUMNS}) VALUES ($1, $2, $3, $4, \
+                    $5){on_conflict}"
             ),
             &[
                 &auth.component_appid,

@@ -1,4 +1,5 @@
-//! The PostgreSQL store's third-party platforms, their tickets and authorizations ([`PlatformStore`]).
+//! The PostgreSQL store's third-party platforms, their tickets and authorizations
+//! ([`PlatformStore`]).
 
 use super::*;
 use crate::roles::*;
@@ -83,7 +84,8 @@ impl PlatformStore for PostgresStore {
         let inserted = client
             .execute(
                 "INSERT INTO component_tickets (hash, component_appid, expires_at) \
-                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM components WHERE component_appid = $2)",
+                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM components WHERE \
+                     component_appid = $2)",
                 &[&&hash[..], &component_appid, &expires_at],
             )
             .await
@@ -136,7 +138,8 @@ impl PlatformStore for PostgresStore {
         }
         self.query_opt(
             &format!(
-                "SELECT {AUTH_COLUMNS} FROM authorizations WHERE component_appid = $1 AND appid = $2"
+                "SELECT {AUTH_COLUMNS} FROM authorizations WHERE component_appid = $1 AND \
+                    appid = $2"
             ),
             &[&component_appid, &appid],
         )
@@ -163,7 +166,8 @@ impl PlatformStore for PostgresStore {
         let Some(row) = tx
             .query_opt(
                 &format!(
-                    "SELECT {AUTH_COLUMNS} FROM authorizations WHERE component_appid = $1 AND appid = $2 FOR UPDATE"
+                    "SELECT {AUTH_COLUMNS} FROM authorizations WHERE component_appid = $1 AND \
+                        appid = $2 FOR UPDATE"
                 ),
                 &[&component_appid, &appid],
             )

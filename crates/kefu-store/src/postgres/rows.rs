@@ -2,7 +2,8 @@
 
 use super::*;
 
-pub(super) const APP_COLUMNS: &str = "appid, wechat_id, original_id, account_type, verified, new_kf_enabled, \
+pub(super) const APP_COLUMNS: &str = "appid, wechat_id, original_id, account_type, verified, \
+    new_kf_enabled, \
      secret_hash, created_at, settings";
 
 pub(super) fn app_from_row(row: &Row) -> Result<App, tokio_postgres::Error> {
@@ -26,7 +27,8 @@ pub(super) fn app_from_row_at(row: &Row, at: usize) -> Result<App, tokio_postgre
     })
 }
 
-pub(super) const KF_COLUMNS: &str = "kf_id, kf_account, nickname, kf_openid, headimg_version, kf_wx, \
+pub(super) const KF_COLUMNS: &str = "kf_id, kf_account, nickname, kf_openid, headimg_version, \
+    kf_wx, \
      invite_wx, invite_expire_time, invite_state, online_status, accepted_case, created_at";
 
 pub(super) fn kf_from_row(row: &Row, at: usize) -> Result<Kf, tokio_postgres::Error> {
@@ -84,7 +86,8 @@ pub(super) fn token_from_row(
     }))
 }
 
-pub(super) const LOG_COLUMNS: &str = "rid, appid, method, path, errcode, invoke_time, cost_ms, request_url, \
+pub(super) const LOG_COLUMNS: &str = "rid, appid, method, path, errcode, invoke_time, cost_ms, \
+    request_url, \
      request_body, response_body, client_ip, reason";
 
 pub(super) fn logged_from_row(row: &Row) -> Result<LoggedRequest, tokio_postgres::Error> {

@@ -131,7 +131,8 @@ impl SnapshotStore for PostgresStore {
                 .map_err(|e| conflict_or(e, || format!("{}: taken", kf.kf_account)))?;
                 if let (Some(jpeg), Some(version)) = (&account.headimg, kf.headimg_version) {
                     tx.execute(
-                        "INSERT INTO kf_headimgs (appid, kf_id, version, jpeg) VALUES ($1, $2, $3, $4)",
+                        "INSERT INTO kf_headimgs (appid, kf_id, version, jpeg) VALUES ($1, \
+                            $2, $3, $4)",
                         &[&app.appid, &kf.kf_id, &version, &&jpeg[..]],
                     )
                     .await

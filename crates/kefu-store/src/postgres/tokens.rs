@@ -45,7 +45,8 @@ impl TokenStore for PostgresStore {
         let Some(row) = self
             .query_opt(
                 &format!(
-                    "SELECT {TOKEN_COLUMNS}, hash, value FROM tokens WHERE appid = $1 AND channel = $2 \
+                    "SELECT {TOKEN_COLUMNS}, hash, value FROM tokens WHERE appid = $1 AND \
+                        channel = $2 \
                      AND component IS NULL AND superseded_at IS NULL"
                 ),
                 &[&owner, &channel.as_str()],

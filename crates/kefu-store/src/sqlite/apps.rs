@@ -11,11 +11,17 @@ impl AppStore for SqliteStore {
         let stored = Arc::clone(&app);
         self.write(move |conn| {
             if component_exists(conn, &app.appid)? {
-                return Err(StoreError::Conflict("the appid is a third-party platform's".to_owned()));
+                return Err(StoreError::Conflict(
+                    "the appid is a third-party \
+                    platform's"
+                        .to_owned(),
+                ));
             }
             conn.prepare_cached(
-                "INSERT INTO apps (appid, wechat_id, original_id, account_type, verified, new_kf_enabled, \
-                 secret_hash, created_at, next_kf_id, settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO apps (appid, wechat_id, original_id, account_type, verified, \
+                    new_kf_enabled, \
+                 secret_hash, created_at, next_kf_id, settings) VALUES (?1, ?2, ?3, ?4, ?5, \
+                     ?6, ?7, ?8, ?9, ?10)",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -90,7 +96,8 @@ impl AppStore for SqliteStore {
                 }
             }
             conn.prepare_cached(
-                "UPDATE apps SET wechat_id = ?2, original_id = ?3, account_type = ?4, verified = ?5, \
+                "UPDATE apps SET wechat_id = ?2, original_id = ?3, account_type = ?4, verified \
+                    = ?5, \
                  new_kf_enabled = ?6, settings = ?7 WHERE appid = ?1",
             )
             .and_then(|mut stmt| {

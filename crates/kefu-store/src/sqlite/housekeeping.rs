@@ -29,7 +29,8 @@ impl Store for SqliteStore {
                 for entry in &log {
                     conn.prepare_cached(&format!(
                         "INSERT INTO request_log ({LOG_COLUMNS}, bytes) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (rid) DO NOTHING"
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON \
+                             CONFLICT (rid) DO NOTHING"
                     ))
                     .and_then(|mut stmt| {
                         stmt.execute(params![
@@ -52,8 +53,10 @@ impl Store for SqliteStore {
                 }
                 for count in &counts {
                     conn.prepare_cached(
-                        "INSERT INTO call_counts (owner, path, errcode, hour, count) VALUES (?1, ?2, ?3, ?4, ?5) \
-                         ON CONFLICT (owner, path, errcode, hour) DO UPDATE SET count = count + excluded.count",
+                        "INSERT INTO call_counts (owner, path, errcode, hour, count) VALUES \
+                            (?1, ?2, ?3, ?4, ?5) \
+                         ON CONFLICT (owner, path, errcode, hour) DO UPDATE SET count = count \
+                             + excluded.count",
                     )
                     .and_then(|mut stmt| {
                         stmt.execute(params![
@@ -70,7 +73,8 @@ impl Store for SqliteStore {
                     conn.prepare_cached(
                         "INSERT INTO counters (owner, name, kind, window, count, updated_at) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                         ON CONFLICT (owner, name, kind, window) DO UPDATE SET count = excluded.count, \
+                         ON CONFLICT (owner, name, kind, window) DO UPDATE SET count = \
+                             excluded.count, \
                          updated_at = excluded.updated_at",
                     )
                     .and_then(|mut stmt| {
@@ -90,7 +94,11 @@ impl Store for SqliteStore {
                      OR (kind = 'day' AND window < ?2) OR (kind = 'month' AND window < ?3)",
                 )
                 .and_then(|mut stmt| {
-                    stmt.execute([oldest_minute.number(), oldest_day.number(), oldest_month.number()])
+                    stmt.execute([
+                        oldest_minute.number(),
+                        oldest_day.number(),
+                        oldest_month.number(),
+                    ])
                 })
                 .map_err(internal)?;
                 conn.prepare_cached("DELETE FROM request_log WHERE invoke_time < ?1")
@@ -110,7 +118,9 @@ impl Store for SqliteStore {
                 }
                 Ok(((), move |cache: &mut Cache| {
                     if let Some(purge) = purge {
-                        cache.tickets.retain(|_, (_, expires_at)| *expires_at >= purge.tickets);
+                        cache
+                            .tickets
+                            .retain(|_, (_, expires_at)| *expires_at >= purge.tickets);
                         cache.purge_tokens(purge.tokens);
                     }
                 }))
@@ -144,7 +154,8 @@ pub(super) fn trim_log(conn: &Connection, limits: &LogLimits) -> StoreResult<()>
         }
         let n = i64::try_from(n).unwrap_or(i64::MAX);
         conn.prepare_cached(
-            "DELETE FROM request_log WHERE rowid IN (SELECT rowid FROM request_log ORDER BY rowid LIMIT ?1)",
+            "DELETE FROM request_log WHERE rowid IN (SELECT rowid FROM request_log ORDER BY \
+                rowid LIMIT ?1)",
         )
         .and_then(|mut stmt| stmt.execute([n]))
         .map_err(internal)?;

@@ -1,4 +1,5 @@
-//! The SQLite store's kf accounts: adds, changes, head images, invitations and online state ([`KfStore`]).
+//! The SQLite store's kf accounts: adds, changes, head images, invitations and online
+//! state ([`KfStore`]).
 
 use super::*;
 use crate::roles::*;
@@ -13,18 +14,40 @@ impl KfStore for SqliteStore {
                 .prepare_cached("SELECT next_kf_id FROM apps WHERE appid = ?1")
                 .and_then(|mut stmt| stmt.query_row([&appid], |row| row.get(0)).optional())
                 .map_err(internal)?;
-            let Some(kf_id) = next_id else { return Err(StoreError::NotFound) };
+            let Some(kf_id) = next_id else {
+                return Err(StoreError::NotFound);
+            };
             let taken = select_kf(conn, &appid, kf.kf_account.as_str())?.is_some();
-            rules::may_add_kf(taken, count(conn, "SELECT COUNT(*) FROM kf_accounts WHERE appid = ?1", &appid)?)?;
+            rules::may_add_kf(
+                taken,
+                count(
+                    conn,
+                    "SELECT COUNT(*) FROM kf_accounts WHERE \
+                appid = ?1",
+                    &appid,
+                )?,
+            )?;
             conn.prepare_cached(
-                "INSERT INTO kf_accounts (appid, kf_id, kf_account, nickname, kf_openid, created_at) \
+                "INSERT INTO kf_accounts (appid, kf_id, kf_account, nickname, kf_openid, \
+                    created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .and_then(|mut stmt| {
-                stmt.execute(params![appid, kf_id, kf.kf_account.as_str(), kf.nickname.as_str(), kf.kf_openid, kf.created_at])
+                stmt.execute(params![
+                    appid,
+                    kf_id,
+                    kf.kf_account.as_str(),
+                    kf.nickname.as_str(),
+                    kf.kf_openid,
+                    kf.created_at
+                ])
             })
             .map_err(|e| {
-                if is_unique_violation(&e) { StoreError::Rejected(ErrCode::KfAccountExists) } else { internal(e) }
+                if is_unique_violation(&e) {
+                    StoreError::Rejected(ErrCode::KfAccountExists)
+                } else {
+                    internal(e)
+                }
             })?;
             conn.prepare_cached("UPDATE apps SET next_kf_id = ?2 WHERE appid = ?1")
                 .and_then(|mut stmt| stmt.execute(params![appid, kf_id + 1]))
@@ -134,13 +157,17 @@ impl KfStore for SqliteStore {
             let version = kf.headimg_version.unwrap_or(0) + 1;
             conn.prepare_cached(
                 "INSERT INTO kf_headimgs (appid, kf_id, version, jpeg) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (appid, kf_id) DO UPDATE SET version = excluded.version, jpeg = excluded.jpeg",
+                 ON CONFLICT (appid, kf_id) DO UPDATE SET version = excluded.version, jpeg = \
+                     excluded.jpeg",
             )
             .and_then(|mut stmt| stmt.execute(params![appid, kf.kf_id, version, &jpeg[..]]))
             .map_err(internal)?;
-            conn.prepare_cached("UPDATE kf_accounts SET headimg_version = ?3 WHERE appid = ?1 AND kf_id = ?2")
-                .and_then(|mut stmt| stmt.execute(params![appid, kf.kf_id, version]))
-                .map_err(internal)?;
+            conn.prepare_cached(
+                "UPDATE kf_accounts SET headimg_version = ?3 WHERE appid = ?1 \
+                AND kf_id = ?2",
+            )
+            .and_then(|mut stmt| stmt.execute(params![appid, kf.kf_id, version]))
+            .map_err(internal)?;
             Ok((version, move |cache: &mut Cache| {
                 if let Some(kf) = cache.kf_mut(&appid, kf.kf_id) {
                     kf.headimg_version = Some(version);
@@ -196,7 +223,8 @@ impl KfStore for SqliteStore {
             };
             let mut others = conn
                 .prepare_cached(&format!(
-                    "SELECT {KF_COLUMNS} FROM kf_accounts WHERE appid = ?1 AND (kf_wx = ?2 OR invite_wx = ?2)"
+                    "SELECT {KF_COLUMNS} FROM kf_accounts WHERE appid = ?1 AND (kf_wx = ?2 OR \
+                        invite_wx = ?2)"
                 ))
                 .map_err(internal)?;
             let others = others
@@ -260,9 +288,12 @@ impl KfStore for SqliteStore {
     ) -> StoreResult<Kf> {
         let (appid, account) = (appid.to_owned(), account.as_str().to_owned());
         self.write(move |conn| {
-            let Some(mut kf) = select_kf(conn, &appid, &account)? else { return Err(StoreError::NotFound) };
+            let Some(mut kf) = select_kf(conn, &appid, &account)? else {
+                return Err(StoreError::NotFound);
+            };
             conn.prepare_cached(
-                "UPDATE kf_accounts SET online_status = ?3, accepted_case = ?4 WHERE appid = ?1 AND kf_id = ?2",
+                "UPDATE kf_accounts SET online_status = ?3, accepted_case = ?4 WHERE appid = \
+                    ?1 AND kf_id = ?2",
             )
             .and_then(|mut stmt| stmt.execute(params![appid, kf.kf_id, status, accepted_case]))
             .map_err(internal)?;
@@ -306,7 +337,8 @@ pub(super) fn write_invitation(
     invitation: Option<&Invitation>,
 ) -> StoreResult<()> {
     conn.prepare_cached(
-        "UPDATE kf_accounts SET kf_wx = ?3, invite_wx = ?4, invite_expire_time = ?5, invite_state = ?6 \
+        "UPDATE kf_accounts SET kf_wx = ?3, invite_wx = ?4, invite_expire_time = ?5, \
+            invite_state = ?6 \
          WHERE appid = ?1 AND kf_id = ?2",
     )
     .and_then(|mut stmt| {

@@ -107,7 +107,10 @@ fn internal(error: rusqlite::Error) -> StoreError {
 }
 
 fn is_unique_violation(error: &rusqlite::Error) -> bool {
-    matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation)
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation
+    )
 }
 
 /// A row a snapshot could not load: a clash (duplicate or dangling reference) is the

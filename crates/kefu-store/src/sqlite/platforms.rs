@@ -1,4 +1,5 @@
-//! The SQLite store's third-party platforms, their tickets and authorizations ([`PlatformStore`]).
+//! The SQLite store's third-party platforms, their tickets and authorizations
+//! ([`PlatformStore`]).
 
 use super::*;
 use crate::roles::*;
@@ -8,10 +9,13 @@ impl PlatformStore for SqliteStore {
     async fn create_component(&self, component: Component) -> StoreResult<()> {
         self.write(move |conn| {
             if app_exists(conn, &component.component_appid)? {
-                return Err(StoreError::Conflict("the appid is an official account's".to_owned()));
+                return Err(StoreError::Conflict(
+                    "the appid is an official account's".to_owned(),
+                ));
             }
             conn.prepare_cached(
-                "INSERT INTO components (component_appid, secret_hash, ip_whitelist, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO components (component_appid, secret_hash, ip_whitelist, \
+                    created_at) VALUES (?1, ?2, ?3, ?4)",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -29,7 +33,9 @@ impl PlatformStore for SqliteStore {
                 }
             })?;
             Ok(((), move |cache: &mut Cache| {
-                cache.components.insert(component.component_appid.clone(), component);
+                cache
+                    .components
+                    .insert(component.component_appid.clone(), component);
             }))
         })
         .await
@@ -94,9 +100,12 @@ impl PlatformStore for SqliteStore {
             if !component_exists(conn, &component_appid)? {
                 return Err(StoreError::NotFound);
             }
-            conn.prepare_cached("INSERT INTO component_tickets (hash, component_appid, expires_at) VALUES (?1, ?2, ?3)")
-                .and_then(|mut stmt| stmt.execute(params![hash, component_appid, expires_at]))
-                .map_err(internal)?;
+            conn.prepare_cached(
+                "INSERT INTO component_tickets (hash, component_appid, \
+                expires_at) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![hash, component_appid, expires_at]))
+            .map_err(internal)?;
             Ok(((), move |cache: &mut Cache| {
                 cache.tickets.insert(hash, (component_appid, expires_at));
             }))
@@ -165,21 +174,35 @@ impl PlatformStore for SqliteStore {
         self.write(move |conn| {
             let current = conn
                 .prepare_cached(&format!(
-                    "SELECT {AUTH_COLUMNS} FROM authorizations WHERE component_appid = ?1 AND appid = ?2"
+                    "SELECT {AUTH_COLUMNS} FROM authorizations WHERE component_appid = ?1 AND \
+                        appid = ?2"
                 ))
-                .and_then(|mut stmt| stmt.query_row(params![component_appid, appid], authorization_from_row).optional())
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![component_appid, appid], authorization_from_row)
+                        .optional()
+                })
                 .map_err(internal)?;
-            let Some(mut auth) = current else { return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid)) };
+            let Some(mut auth) = current else {
+                return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid));
+            };
             rules::rotate(&mut auth, presented, next, now, overlap_secs)?;
             conn.prepare_cached(
-                "UPDATE authorizations SET refresh_hash = ?3, previous = ?4 WHERE component_appid = ?1 AND appid = ?2",
+                "UPDATE authorizations SET refresh_hash = ?3, previous = ?4 WHERE \
+                    component_appid = ?1 AND appid = ?2",
             )
             .and_then(|mut stmt| {
-                stmt.execute(params![auth.component_appid, auth.appid, auth.refresh_hash, json_text(&auth.previous)])
+                stmt.execute(params![
+                    auth.component_appid,
+                    auth.appid,
+                    auth.refresh_hash,
+                    json_text(&auth.previous)
+                ])
             })
             .map_err(internal)?;
             Ok(((), move |cache: &mut Cache| {
-                cache.authorizations.insert((auth.component_appid.clone(), auth.appid.clone()), auth);
+                cache
+                    .authorizations
+                    .insert((auth.component_appid.clone(), auth.appid.clone()), auth);
             }))
         })
         .await

@@ -2,7 +2,8 @@
 
 use super::*;
 
-pub(super) const APP_COLUMNS: &str = "appid, wechat_id, original_id, account_type, verified, new_kf_enabled, secret_hash, created_at, settings";
+pub(super) const APP_COLUMNS: &str = "appid, wechat_id, original_id, account_type, verified, \
+    new_kf_enabled, secret_hash, created_at, settings";
 
 pub(super) fn app_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
     Ok(App {
@@ -18,7 +19,8 @@ pub(super) fn app_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
     })
 }
 
-pub(super) const KF_COLUMNS: &str = "kf_id, kf_account, nickname, kf_openid, headimg_version, kf_wx, invite_wx, \
+pub(super) const KF_COLUMNS: &str = "kf_id, kf_account, nickname, kf_openid, headimg_version, \
+    kf_wx, invite_wx, \
      invite_expire_time, invite_state, online_status, accepted_case, created_at";
 
 pub(super) fn kf_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Kf> {
@@ -51,7 +53,8 @@ pub(super) fn kf_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Resul
     })
 }
 
-pub(super) const LOG_COLUMNS: &str = "rid, appid, method, path, errcode, invoke_time, cost_ms, request_url, request_body, \
+pub(super) const LOG_COLUMNS: &str = "rid, appid, method, path, errcode, invoke_time, cost_ms, \
+    request_url, request_body, \
      response_body, client_ip, reason";
 
 pub(super) fn logged_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LoggedRequest> {

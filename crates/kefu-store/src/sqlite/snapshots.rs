@@ -66,7 +66,12 @@ impl SnapshotStore for SqliteStore {
         snapshot.check()?;
         self.write(move |conn| {
             let held: i64 = conn
-                .query_row("SELECT (SELECT COUNT(*) FROM apps) + (SELECT COUNT(*) FROM components)", [], |row| row.get(0))
+                .query_row(
+                    "SELECT (SELECT COUNT(*) FROM apps) + (SELECT COUNT(*) FROM \
+                    components)",
+                    [],
+                    |row| row.get(0),
+                )
                 .map_err(internal)?;
             if held > 0 {
                 return Err(StoreError::Conflict("the store is not empty".to_owned()));
@@ -74,13 +79,23 @@ impl SnapshotStore for SqliteStore {
             for entry in &snapshot.apps {
                 let app = &entry.app;
                 conn.prepare_cached(
-                    "INSERT INTO apps (appid, wechat_id, original_id, account_type, verified, new_kf_enabled, \
-                     secret_hash, created_at, next_kf_id, settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT INTO apps (appid, wechat_id, original_id, account_type, verified, \
+                        new_kf_enabled, \
+                     secret_hash, created_at, next_kf_id, settings) VALUES (?1, ?2, ?3, ?4, \
+                         ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .and_then(|mut stmt| {
                     stmt.execute(params![
-                        app.appid, app.wechat_id, app.original_id, app.account_type.as_str(), app.verified,
-                        app.new_kf_enabled, app.secret_hash, app.created_at, entry.next_kf_id, json_text(&app.settings),
+                        app.appid,
+                        app.wechat_id,
+                        app.original_id,
+                        app.account_type.as_str(),
+                        app.verified,
+                        app.new_kf_enabled,
+                        app.secret_hash,
+                        app.created_at,
+                        entry.next_kf_id,
+                        json_text(&app.settings),
                     ])
                 })
                 .map_err(|e| restore_error(e, &app.appid))?;
@@ -93,40 +108,64 @@ impl SnapshotStore for SqliteStore {
                     ))
                     .and_then(|mut stmt| {
                         stmt.execute(params![
-                            app.appid, kf.kf_id, kf.kf_account, kf.nickname, kf.kf_openid, kf.headimg_version,
-                            kf.kf_wx, invitation.map(|i| i.invite_wx.as_str()), invitation.map(|i| i.expire_time),
-                            invitation.map(|i| i.state.as_str()), kf.online_status, kf.accepted_case, kf.created_at,
+                            app.appid,
+                            kf.kf_id,
+                            kf.kf_account,
+                            kf.nickname,
+                            kf.kf_openid,
+                            kf.headimg_version,
+                            kf.kf_wx,
+                            invitation.map(|i| i.invite_wx.as_str()),
+                            invitation.map(|i| i.expire_time),
+                            invitation.map(|i| i.state.as_str()),
+                            kf.online_status,
+                            kf.accepted_case,
+                            kf.created_at,
                         ])
                     })
                     .map_err(|e| restore_error(e, &kf.kf_account))?;
                     if let (Some(jpeg), Some(version)) = (&account.headimg, kf.headimg_version) {
-                        conn.prepare_cached("INSERT INTO kf_headimgs (appid, kf_id, version, jpeg) VALUES (?1, ?2, ?3, ?4)")
-                            .and_then(|mut stmt| stmt.execute(params![app.appid, kf.kf_id, version, &jpeg[..]]))
-                            .map_err(internal)?;
+                        conn.prepare_cached(
+                            "INSERT INTO kf_headimgs (appid, kf_id, version, \
+                            jpeg) VALUES (?1, ?2, ?3, ?4)",
+                        )
+                        .and_then(|mut stmt| {
+                            stmt.execute(params![app.appid, kf.kf_id, version, &jpeg[..]])
+                        })
+                        .map_err(internal)?;
                     }
                 }
             }
             for component in &snapshot.components {
                 conn.prepare_cached(
-                    "INSERT INTO components (component_appid, secret_hash, ip_whitelist, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO components (component_appid, secret_hash, ip_whitelist, \
+                        created_at) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .and_then(|mut stmt| {
                     stmt.execute(params![
-                        component.component_appid, component.secret_hash,
-                        json_text(&component.ip_whitelist), component.created_at
+                        component.component_appid,
+                        component.secret_hash,
+                        json_text(&component.ip_whitelist),
+                        component.created_at
                     ])
                 })
                 .map_err(|e| restore_error(e, &component.component_appid))?;
             }
             for auth in &snapshot.authorizations {
-                conn.prepare_cached(&format!("INSERT INTO authorizations ({AUTH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"))
-                    .and_then(|mut stmt| {
-                        stmt.execute(params![
-                            auth.component_appid, auth.appid, json_text(&auth.funcscopes),
-                            auth.refresh_hash, json_text(&auth.previous),
-                        ])
-                    })
-                    .map_err(|e| restore_error(e, &auth.appid))?;
+                conn.prepare_cached(&format!(
+                    "INSERT INTO authorizations ({AUTH_COLUMNS}) \
+                    VALUES (?1, ?2, ?3, ?4, ?5)"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        auth.component_appid,
+                        auth.appid,
+                        json_text(&auth.funcscopes),
+                        auth.refresh_hash,
+                        json_text(&auth.previous),
+                    ])
+                })
+                .map_err(|e| restore_error(e, &auth.appid))?;
             }
             let fresh = load(conn).map_err(internal)?;
             Ok(((), move |cache: &mut Cache| *cache = fresh))

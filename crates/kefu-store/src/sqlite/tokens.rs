@@ -111,12 +111,16 @@ impl SqliteStore {
             if let Some(expected) = replaces {
                 let current: Option<Digest> = conn
                     .prepare_cached(
-                        "SELECT hash FROM tokens WHERE appid = ?1 AND channel = ?2 AND component IS ?3 \
+                        "SELECT hash FROM tokens WHERE appid = ?1 AND channel = ?2 AND \
+                            component IS ?3 \
                          AND superseded_at IS NULL",
                     )
                     .and_then(|mut stmt| {
-                        stmt.query_row(params![&*token.appid, token.channel.as_str(), component], |row| row.get(0))
-                            .optional()
+                        stmt.query_row(
+                            params![&*token.appid, token.channel.as_str(), component],
+                            |row| row.get(0),
+                        )
+                        .optional()
                     })
                     .map_err(internal)?;
                 rules::may_replace(current, expected)?;
@@ -125,10 +129,18 @@ impl SqliteStore {
                 "UPDATE tokens SET superseded_at = ?3, value = NULL \
                  WHERE appid = ?1 AND channel = ?2 AND component IS ?4 AND superseded_at IS NULL",
             )
-            .and_then(|mut stmt| stmt.execute(params![&*token.appid, token.channel.as_str(), superseded_at, component]))
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    &*token.appid,
+                    token.channel.as_str(),
+                    superseded_at,
+                    component
+                ])
+            })
             .map_err(internal)?;
             conn.prepare_cached(
-                "INSERT INTO tokens (hash, appid, channel, component, issued_at, expires_at, value) \
+                "INSERT INTO tokens (hash, appid, channel, component, issued_at, expires_at, \
+                    value) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .and_then(|mut stmt| {
