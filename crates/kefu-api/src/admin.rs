@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Secret;
+
 /// The prefix of every path of the admin surface; no WeChat path starts with it.
 pub const PREFIX: &str = "/kefu/v1";
 /// `GET` lists apps, `POST` creates one ([`NewApp`] → 201 [`CreatedApp`]).
@@ -206,7 +208,7 @@ impl AppSettings {
 }
 
 /// `POST /kefu/v1/apps`: everything but `wechat_id` has a default.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NewApp {
     /// The app's WeChat ID (alias): the suffix of its kf accounts.
     pub wechat_id: String,
@@ -228,25 +230,10 @@ pub struct NewApp {
     pub appid: Option<String>,
     /// A chosen AppSecret (16–64 letters and digits); generated (32 hex) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// Platform rules (whitelist, quotas, bans); none by default.
     #[serde(default, flatten)]
     pub settings: AppSettings,
-}
-
-impl fmt::Debug for NewApp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewApp")
-            .field("wechat_id", &self.wechat_id)
-            .field("original_id", &self.original_id)
-            .field("account_type", &self.account_type)
-            .field("verified", &self.verified)
-            .field("new_kf_enabled", &self.new_kf_enabled)
-            .field("appid", &self.appid)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("settings", &self.settings)
-            .finish()
-    }
 }
 
 /// `PATCH /kefu/v1/apps/{appid}`: the fields to change.
@@ -304,22 +291,13 @@ pub struct AppView {
 
 /// The answer to creating an app, or to replacing its secret: the only time the
 /// secret is shown.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreatedApp {
     /// The app.
     #[serde(flatten)]
     pub app: AppView,
     /// The AppSecret, in clear, this once.
-    pub secret: String,
-}
-
-impl fmt::Debug for CreatedApp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreatedApp")
-            .field("app", &self.app)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
+    pub secret: Secret,
 }
 
 /// One kf account with everything the server knows of it: what `getkflist` shows,
@@ -402,43 +380,26 @@ pub enum TokenVerdict {
 }
 
 /// `POST /kefu/v1/tokens`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenAction {
     /// The token (any kind: access, stable, component, authorizer).
-    pub access_token: String,
+    pub access_token: Secret,
     /// What to do.
     pub action: TokenVerdict,
 }
 
-impl fmt::Debug for TokenAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenAction")
-            .field("action", &self.action)
-            .finish_non_exhaustive()
-    }
-}
-
 /// `POST /kefu/v1/components`.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NewComponent {
     /// A chosen component_appid (`wx` + 16 hex); generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component_appid: Option<String>,
     /// A chosen secret (16–64 letters and digits); generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// IPs allowed to fetch component tokens (61004 otherwise); empty allows all.
     #[serde(default)]
     pub ip_whitelist: Vec<String>,
-}
-
-impl fmt::Debug for NewComponent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewComponent")
-            .field("component_appid", &self.component_appid)
-            .field("ip_whitelist", &self.ip_whitelist)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A third-party platform.
@@ -455,21 +416,13 @@ pub struct ComponentView {
 }
 
 /// The answer to registering a platform: the only time its secret is shown.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreatedComponent {
     /// The platform.
     #[serde(flatten)]
     pub component: ComponentView,
     /// Its secret, in clear, this once.
-    pub secret: String,
-}
-
-impl fmt::Debug for CreatedComponent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreatedComponent")
-            .field("component", &self.component)
-            .finish_non_exhaustive()
-    }
+    pub secret: Secret,
 }
 
 /// `POST /kefu/v1/components/{component_appid}/authorizations`: an app authorizes the
@@ -493,40 +446,23 @@ pub struct AuthorizationView {
 }
 
 /// The answer to an authorization: its first refresh token, shown this once.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreatedAuthorization {
     /// The authorizing app.
     pub authorizer_appid: String,
     /// Its permission sets.
     pub funcscopes: Vec<u32>,
     /// For `api_authorizer_token`.
-    pub authorizer_refresh_token: String,
-}
-
-impl fmt::Debug for CreatedAuthorization {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreatedAuthorization")
-            .field("authorizer_appid", &self.authorizer_appid)
-            .field("funcscopes", &self.funcscopes)
-            .finish_non_exhaustive()
-    }
+    pub authorizer_refresh_token: Secret,
 }
 
 /// A component_verify_ticket, as WeChat would push it to the platform.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ticket {
     /// The ticket.
-    pub component_verify_ticket: String,
+    pub component_verify_ticket: Secret,
     /// Unix seconds (12 hours after issue).
     pub expires_at: i64,
-}
-
-impl fmt::Debug for Ticket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ticket")
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
 }
 
 /// `POST /kefu/v1/faults`: make a WeChat path misbehave.

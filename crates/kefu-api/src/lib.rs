@@ -30,12 +30,14 @@ pub mod endpoints;
 pub mod envelope;
 mod errcode;
 mod rid;
+mod secret;
 mod types;
 
 pub use endpoint::{Endpoint, MAX_JSON_BODY, Method};
 pub use envelope::{CONTENT_TYPE, OK_BODY, Status};
 pub use errcode::{ErrCode, Refused};
 pub use rid::{Rid, RidParseError};
+pub use secret::Secret;
 pub use types::{
     AppAlias, AppId, KfAccount, MAX_NICKNAME_CHARS, MAX_PREFIX_CHARS, MAX_SUFFIX_CHARS, Nickname,
     OriginalId, WechatId,

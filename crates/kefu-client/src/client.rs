@@ -447,10 +447,10 @@ impl Client {
             .await
             .map_err(Error::transport)?;
         let answer: AuthorizerAccessToken = Self::decode(response).await?;
-        *lock(refresh) = answer.authorizer_refresh_token.clone();
+        *lock(refresh) = answer.authorizer_refresh_token.expose().to_owned();
         let keep = unix_now().saturating_add(30 * 86_400);
         let rotated = CachedToken {
-            token: answer.authorizer_refresh_token,
+            token: answer.authorizer_refresh_token.into_inner(),
             expires_at: keep,
             refresh_at: keep,
         };
@@ -485,7 +485,7 @@ impl Client {
                 let stable = self.fetch_stable_token(false).await?;
                 // The platform may hand back the very token it just refused.
                 let refused = lock(&self.inner.refused).take();
-                if refused.as_deref() == Some(stable.access_token.as_str()) {
+                if refused.as_deref() == Some(stable.access_token.expose()) {
                     self.fetch_stable_token(true).await?
                 } else {
                     stable
@@ -499,7 +499,7 @@ impl Client {
         // always stale.
         let margin = self.inner.margin.min(expires_in / 2);
         Ok(CachedToken {
-            token: fetched.access_token,
+            token: fetched.access_token.into_inner(),
             expires_at: now.saturating_add(expires_in),
             refresh_at: now.saturating_add(expires_in - margin),
         })

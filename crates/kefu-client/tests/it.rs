@@ -470,7 +470,7 @@ async fn stable_token_mode() {
     let current = client.access_token().await.unwrap();
     assert_eq!(
         client.fetch_stable_token(true).await.unwrap().access_token,
-        current
+        current.clone().into()
     );
     // Once invalidated, the client recovers through the stable endpoint, with one refetch.
     server.token_action(&current, "invalidate").await;

@@ -180,7 +180,7 @@ pub async fn run(args: AppArgs) -> Result<(), String> {
                 verified,
                 new_kf_enabled,
                 appid,
-                secret: secret.map(|s| s.expose().to_owned()),
+                secret: secret.map(|s| s.expose().into()),
                 settings: AppSettings {
                     quotas: rules.quotas().unwrap_or_default(),
                     ip_whitelist: RuleArgs::non_empty(rules.ip_whitelist).unwrap_or_default(),

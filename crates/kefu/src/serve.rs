@@ -208,7 +208,7 @@ fn print_demo(base: &str, created: &CreatedApp) {
     let app = &created.app;
     println!("\nDemo app created (the secret is shown only this once):");
     println!("  appid:  {}", app.appid);
-    println!("  secret: {}", created.secret);
+    println!("  secret: {}", created.secret.expose());
     println!(
         "  WeChat ID: {} (kf accounts are name@{})",
         app.wechat_id, app.wechat_id
@@ -218,7 +218,8 @@ fn print_demo(base: &str, created: &CreatedApp) {
         "TOKEN=$(curl -s \
             '{base}/cgi-bin/token?grant_type=client_credential&appid={}&secret={}' | sed -E \
                 's/.*\"access_token\":\"([^\"]*)\".*/\\1/')",
-        app.appid, created.secret
+        app.appid,
+        created.secret.expose()
     );
     println!(
         "curl -s -X POST \"{base}/customservice/kfaccount/add?access_token=$TOKEN\" -d \

@@ -227,7 +227,7 @@ pub async fn run_sim(args: SimArgs) -> Result<(), String> {
                 TokenArg::Expire => TokenVerdict::Expire,
             };
             let body = to_json(&TokenAction {
-                access_token: token.expose().to_owned(),
+                access_token: token.expose().to_owned().into(),
                 action,
             })?;
             admin.show(Method::POST, admin::TOKENS, Some(body)).await

@@ -241,7 +241,7 @@ pub async fn run_token(args: TokenArgs) -> Result<(), String> {
             &serde_json::json!({"access_token": token.access_token, "expires_in": token.expires_in}),
         );
     } else {
-        println!("{}", token.access_token);
+        println!("{}", token.access_token.expose());
     }
     Ok(())
 }

@@ -1,10 +1,9 @@
 //! Third-party platforms: `POST /cgi-bin/component/api_component_token` and
 //! `POST /cgi-bin/component/api_authorizer_token`.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
+use crate::Secret;
 use crate::endpoint::{Endpoint, Method};
 
 /// How long a component_verify_ticket lives (12 hours).
@@ -40,50 +39,30 @@ impl Endpoint for AuthorizerToken {
 }
 
 /// The body of `api_component_token`.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ComponentTokenRequest {
     /// The platform's appid.
     #[serde(default)]
     pub component_appid: Option<String>,
     /// The platform's secret.
     #[serde(default)]
-    pub component_appsecret: Option<String>,
+    pub component_appsecret: Option<Secret>,
     /// The latest ticket pushed to the platform.
     #[serde(default)]
-    pub component_verify_ticket: Option<String>,
-}
-
-impl fmt::Debug for ComponentTokenRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ComponentTokenRequest")
-            .field("component_appid", &self.component_appid)
-            .field(
-                "component_appsecret",
-                &self.component_appsecret.as_ref().map(|_| "<redacted>"),
-            )
-            .finish_non_exhaustive()
-    }
+    pub component_verify_ticket: Option<Secret>,
 }
 
 /// `{"component_access_token":"…","expires_in":7200}`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentAccessToken {
     /// The token.
-    pub component_access_token: String,
+    pub component_access_token: Secret,
     /// Seconds until it expires.
     pub expires_in: u64,
 }
 
-impl fmt::Debug for ComponentAccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ComponentAccessToken")
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
-    }
-}
-
 /// The body of `api_authorizer_token`.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AuthorizerTokenRequest {
     /// The platform's appid.
     #[serde(default)]
@@ -93,33 +72,16 @@ pub struct AuthorizerTokenRequest {
     pub authorizer_appid: Option<String>,
     /// The refresh token from the authorization (or the previous call).
     #[serde(default)]
-    pub authorizer_refresh_token: Option<String>,
-}
-
-impl fmt::Debug for AuthorizerTokenRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthorizerTokenRequest")
-            .field("component_appid", &self.component_appid)
-            .field("authorizer_appid", &self.authorizer_appid)
-            .finish_non_exhaustive()
-    }
+    pub authorizer_refresh_token: Option<Secret>,
 }
 
 /// `{"authorizer_access_token":"…","expires_in":7200,"authorizer_refresh_token":"…"}`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizerAccessToken {
     /// A token that works wherever an access_token does, for the authorizing app.
-    pub authorizer_access_token: String,
+    pub authorizer_access_token: Secret,
     /// Seconds until it expires.
     pub expires_in: u64,
     /// The refresh token to use next time (the one sent keeps working 5 minutes).
-    pub authorizer_refresh_token: String,
-}
-
-impl fmt::Debug for AuthorizerAccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthorizerAccessToken")
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
-    }
+    pub authorizer_refresh_token: Secret,
 }

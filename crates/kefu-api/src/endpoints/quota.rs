@@ -1,12 +1,10 @@
 //! API quotas: `POST /cgi-bin/openapi/quota/get`, `POST /cgi-bin/clear_quota`,
 //! `POST /cgi-bin/clear_quota/v2` and `POST /cgi-bin/openapi/quota/clear`.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-use crate::Status;
 use crate::endpoint::{Endpoint, Method};
+use crate::{Secret, Status};
 
 /// Quota clears (of every kind) allowed per app and month.
 pub const MAX_CLEARS_PER_MONTH: u64 = 10;
@@ -72,23 +70,14 @@ pub struct ClearQuotaRequest {
 }
 
 /// `{"appid":"…","appsecret":"…"}`.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClearQuotaV2Request {
     /// The app.
     #[serde(default)]
     pub appid: Option<String>,
     /// Its AppSecret.
     #[serde(default)]
-    pub appsecret: Option<String>,
-}
-
-impl fmt::Debug for ClearQuotaV2Request {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClearQuotaV2Request")
-            .field("appid", &self.appid)
-            .field("appsecret", &self.appsecret.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
+    pub appsecret: Option<Secret>,
 }
 
 /// `{"errcode":0,"errmsg":"ok","quota":{…}}`.

@@ -1,11 +1,10 @@
 //! `POST /cgi-bin/stable_token`: the token that stays the same while it has 5
 //! minutes or more left, independent of `/cgi-bin/token`'s.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::token::AccessToken;
+use crate::Secret;
 use crate::endpoint::{Endpoint, Method};
 
 /// The endpoint.
@@ -29,7 +28,7 @@ pub const MAX_FORCE_REFRESH_PER_DAY: u64 = 20;
 pub const FORCE_REFRESH_SPACING_SECS: i64 = 30;
 
 /// The JSON body. The credentials must be in the body: in the query they do not count.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Request {
     /// Must be `client_credential`.
     #[serde(default)]
@@ -39,19 +38,8 @@ pub struct Request {
     pub appid: Option<String>,
     /// The app's AppSecret.
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// Invalidate the current stable token and mint a new one.
     #[serde(default)]
     pub force_refresh: Option<bool>,
-}
-
-impl fmt::Debug for Request {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Request")
-            .field("grant_type", &self.grant_type)
-            .field("appid", &self.appid)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("force_refresh", &self.force_refresh)
-            .finish()
-    }
 }

@@ -1,9 +1,8 @@
 //! `GET /cgi-bin/token`: exchange an appid and AppSecret for an access_token.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
+use crate::Secret;
 use crate::endpoint::{Endpoint, Method};
 
 /// The only accepted `grant_type`.
@@ -25,7 +24,7 @@ impl Endpoint for GetToken {
 }
 
 /// The query string: `grant_type=client_credential&appid=…&secret=…`.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Request {
     /// Must be `client_credential`.
     #[serde(default)]
@@ -35,33 +34,14 @@ pub struct Request {
     pub appid: Option<String>,
     /// The app's AppSecret.
     #[serde(default)]
-    pub secret: Option<String>,
-}
-
-impl fmt::Debug for Request {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Request")
-            .field("grant_type", &self.grant_type)
-            .field("appid", &self.appid)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
+    pub secret: Option<Secret>,
 }
 
 /// `{"access_token":"…","expires_in":7200}` (no errcode).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessToken {
     /// The token; clients should reserve 512 bytes for it.
-    pub access_token: String,
+    pub access_token: Secret,
     /// Seconds until it expires.
     pub expires_in: u64,
-}
-
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("access_token", &"<redacted>")
-            .field("expires_in", &self.expires_in)
-            .finish()
-    }
 }

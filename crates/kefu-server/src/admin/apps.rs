@@ -85,10 +85,10 @@ pub async fn create_app(state: &AppState, new: NewApp) -> Result<CreatedApp, Fai
         })?;
     }
     if let Some(secret) = &new.secret {
-        check_secret(secret)?;
+        check_secret(secret.expose())?;
     }
     new.settings.check().map_err(|e| settings_failure(&e))?;
-    let secret = new.secret.unwrap_or_else(new_app_secret);
+    let secret = new.secret.unwrap_or_else(|| new_app_secret().into());
     let app = App {
         appid: new.appid.unwrap_or_else(new_appid),
         wechat_id: new.wechat_id,
@@ -96,7 +96,7 @@ pub async fn create_app(state: &AppState, new: NewApp) -> Result<CreatedApp, Fai
         account_type: new.account_type.unwrap_or_default(),
         verified: new.verified.unwrap_or(true),
         new_kf_enabled: new.new_kf_enabled.unwrap_or(true),
-        secret_hash: digest(&secret),
+        secret_hash: digest(secret.expose()),
         created_at: state.clock.now(),
         settings: new.settings,
     };
@@ -178,7 +178,7 @@ pub(super) async fn app_rotate_secret(
     state.store.set_app_secret(&appid, digest(&secret)).await?;
     Ok(Json(CreatedApp {
         app: summary(&state, &appid).await?,
-        secret,
+        secret: secret.into(),
     }))
 }
 

@@ -50,13 +50,13 @@ pub(super) async fn component_create(
         })?;
     }
     if let Some(secret) = &new.secret {
-        check_secret(secret)?;
+        check_secret(secret.expose())?;
     }
     kefu_api::admin::check_ips(&new.ip_whitelist).map_err(|e| settings_failure(&e))?;
-    let secret = new.secret.unwrap_or_else(new_app_secret);
+    let secret = new.secret.unwrap_or_else(|| new_app_secret().into());
     let component = Component {
         component_appid: new.component_appid.unwrap_or_else(new_appid),
-        secret_hash: digest(&secret),
+        secret_hash: digest(secret.expose()),
         ip_whitelist: new.ip_whitelist,
         created_at: state.clock.now(),
     };
@@ -124,7 +124,7 @@ pub(super) async fn ticket_issue(
         .await
         .map_err(|e| not_found_as(e, "component"))?;
     Ok(Json(Ticket {
-        component_verify_ticket: ticket,
+        component_verify_ticket: ticket.into(),
         expires_at,
     }))
 }
@@ -151,7 +151,7 @@ pub(super) async fn authorization_create(
     let created = CreatedAuthorization {
         authorizer_appid: new.appid,
         funcscopes: new.funcscopes,
-        authorizer_refresh_token: refresh,
+        authorizer_refresh_token: refresh.into(),
     };
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -210,7 +210,11 @@ pub(super) async fn token_act(
     };
     state
         .store
-        .set_token_times(&digest(&action.access_token), superseded_at, expires_at)
+        .set_token_times(
+            &digest(action.access_token.expose()),
+            superseded_at,
+            expires_at,
+        )
         .await
         .map_err(|e| not_found_as(e, "token"))?;
     Ok(StatusCode::NO_CONTENT)

@@ -39,7 +39,12 @@ async fn component_token(
         .map_err(internal)?
         .ok_or(ErrCode::InvalidComponent)?;
     call.found_caller(&component.component_appid);
-    let secret = present(body.component_appsecret.as_deref()).ok_or(ErrCode::AppsecretMissing)?;
+    let secret = present(
+        body.component_appsecret
+            .as_ref()
+            .map(kefu_api::Secret::expose),
+    )
+    .ok_or(ErrCode::AppsecretMissing)?;
     if !matches(secret, &component.secret_hash) {
         return Err(ErrCode::InvalidAppsecret.into());
     }
@@ -48,8 +53,12 @@ async fn component_token(
         call.ip,
         ErrCode::ClientIpNotRegistered,
     )?;
-    let ticket =
-        present(body.component_verify_ticket.as_deref()).ok_or(ErrCode::ComponentTicketInvalid)?;
+    let ticket = present(
+        body.component_verify_ticket
+            .as_ref()
+            .map(kefu_api::Secret::expose),
+    )
+    .ok_or(ErrCode::ComponentTicketInvalid)?;
     let (owner, expires_at) = state
         .store
         .ticket(&digest(ticket))
@@ -82,7 +91,7 @@ async fn component_token(
         "component token issued"
     );
     Reply::json(&ComponentAccessToken {
-        component_access_token: token,
+        component_access_token: token.into(),
         expires_in: EXPIRES_IN,
     })
 }
@@ -124,8 +133,12 @@ pub(crate) async fn api_authorizer_token(state: &AppState, call: &Call) -> Resul
         return Err(ErrCode::InvalidComponent.into());
     }
     let appid = present(body.authorizer_appid.as_deref()).ok_or(ErrCode::RefreshTokenInvalid)?;
-    let presented =
-        present(body.authorizer_refresh_token.as_deref()).ok_or(ErrCode::RefreshTokenInvalid)?;
+    let presented = present(
+        body.authorizer_refresh_token
+            .as_ref()
+            .map(kefu_api::Secret::expose),
+    )
+    .ok_or(ErrCode::RefreshTokenInvalid)?;
     let refresh = new_refresh_token();
     state
         .store
@@ -155,9 +168,9 @@ pub(crate) async fn api_authorizer_token(state: &AppState, call: &Call) -> Resul
         .map_err(internal)?;
     tracing::info!(appid, token = token_hint(&token), "authorizer token issued");
     let answer = AuthorizerAccessToken {
-        authorizer_access_token: token,
+        authorizer_access_token: token.into(),
         expires_in: EXPIRES_IN,
-        authorizer_refresh_token: refresh,
+        authorizer_refresh_token: refresh.into(),
     };
     Reply::json(&answer)
 }

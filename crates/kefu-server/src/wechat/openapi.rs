@@ -111,7 +111,7 @@ pub(crate) async fn clear_quota_v2(state: &AppState, call: &Call) -> Result<Repl
         state,
         call,
         body.appid.as_deref(),
-        body.appsecret.as_deref(),
+        body.appsecret.as_ref().map(kefu_api::Secret::expose),
         "",
     )
     .await?;

@@ -106,7 +106,7 @@ pub(crate) async fn token_get(state: &AppState, call: &Call) -> Result<Reply, Wx
         .map_err(internal)?;
     tracing::info!(appid = %app.appid, token = token_hint(&access_token), "token issued");
     Reply::json(&AccessToken {
-        access_token,
+        access_token: access_token.into(),
         expires_in: EXPIRES_IN,
     })
 }
@@ -135,7 +135,7 @@ pub(crate) async fn stable_token_post(state: &AppState, call: &Call) -> Result<R
         state,
         call,
         body.appid.as_deref(),
-        body.secret.as_deref(),
+        body.secret.as_ref().map(kefu_api::Secret::expose),
         path,
     )
     .await?;
@@ -169,7 +169,7 @@ pub(crate) async fn stable_token_post(state: &AppState, call: &Call) -> Result<R
             if reuse {
                 let expires_in = u64::try_from(record.expires_at - now).unwrap_or(0);
                 return Reply::json(&AccessToken {
-                    access_token: value.clone(),
+                    access_token: value.clone().into(),
                     expires_in,
                 });
             }
@@ -201,7 +201,7 @@ pub(crate) async fn stable_token_post(state: &AppState, call: &Call) -> Result<R
     tracing::info!(appid = %app.appid, token = token_hint(&access_token), force, "stable token \
         issued");
     Reply::json(&AccessToken {
-        access_token,
+        access_token: access_token.into(),
         expires_in: EXPIRES_IN,
     })
 }

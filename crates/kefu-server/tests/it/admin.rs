@@ -49,7 +49,7 @@ async fn app_crud() {
     let created = server.create_app(json!({"wechat_id": "crud"})).await;
     assert!(kefu_api::AppId::parse(&created.app.appid).is_ok());
     assert!(kefu_api::OriginalId::parse(&created.app.original_id).is_ok());
-    assert_eq!(created.secret.len(), 32);
+    assert_eq!(created.secret.expose().len(), 32);
     assert_eq!(
         created.app.account_type,
         kefu_api::admin::AccountType::Service
@@ -65,7 +65,7 @@ async fn app_crud() {
         listed[0].get("secret").is_none(),
         "the secret is shown once only"
     );
-    assert!(!listed.to_string().contains(&created.secret));
+    assert!(!listed.to_string().contains(created.secret.expose()));
 
     let path = format!("/kefu/v1/apps/{}", created.app.appid);
     let patched: Value = server

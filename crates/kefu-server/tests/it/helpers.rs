@@ -240,10 +240,12 @@ impl TestServer {
 
     pub async fn app_with(&self, new: Value) -> TestApp {
         let created = self.create_app(new).await;
-        let token = self.token(&created.app.appid, &created.secret).await;
+        let token = self
+            .token(&created.app.appid, created.secret.expose())
+            .await;
         TestApp {
             appid: created.app.appid,
-            secret: created.secret,
+            secret: created.secret.expose().to_owned(),
             wechat_id: created.app.wechat_id,
             original_id: created.app.original_id,
             token,

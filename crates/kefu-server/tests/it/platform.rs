@@ -13,7 +13,7 @@ async fn ip_whitelist_on_the_secret_endpoints() {
         .await;
     let app = crate::helpers::TestApp {
         appid: created.app.appid,
-        secret: created.secret,
+        secret: created.secret.expose().to_owned(),
         wechat_id: created.app.wechat_id,
         original_id: created.app.original_id,
         token: String::new(),
@@ -73,7 +73,8 @@ async fn forwarded_for_from_a_trusted_proxy() {
         .await;
     let token_url = format!(
         "/cgi-bin/token?grant_type=client_credential&appid={}&secret={}",
-        created.app.appid, created.secret
+        created.app.appid,
+        created.secret.expose()
     );
     let allowed = server
         .send(

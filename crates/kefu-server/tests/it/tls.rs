@@ -48,7 +48,8 @@ async fn https_with_a_generated_certificate() {
     let token: serde_json::Value = client
         .get(format!(
             "{base}/cgi-bin/token?grant_type=client_credential&appid={}&secret={}",
-            demo.app.appid, demo.secret
+            demo.app.appid,
+            demo.secret.expose()
         ))
         .send()
         .await
