@@ -109,6 +109,18 @@ pub struct Application {
     https: Option<(TcpListener, TlsMaterial)>,
 }
 
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("http", &self.http.local_addr().ok())
+            .field(
+                "https",
+                &self.https.as_ref().and_then(|(l, _)| l.local_addr().ok()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything a connection needs to answer its requests: WeChat's paths, found in
 /// [`wechat::Routes`], and the rest (kefu's own under `/kefu/v1`, and `40066 invalid
 /// url` for any other path) through axum's router.

@@ -11,7 +11,7 @@ use crate::faults::Faults;
 
 /// Shared by every request: one `Arc`, so that handing it to a handler (every request
 /// gets its own copy) costs one count.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AppState(Arc<Shared>);
 
 impl AppState {
@@ -27,6 +27,15 @@ impl std::ops::Deref for AppState {
 
     fn deref(&self) -> &Shared {
         &self.0
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("clock", &self.clock)
+            .field("request_log", &self.request_log)
+            .finish_non_exhaustive()
     }
 }
 

@@ -298,6 +298,18 @@ pub trait CallDetails: Send + Sync + 'static {
     fn size(&self) -> usize;
 }
 
+impl std::fmt::Debug for RecordedCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordedCall")
+            .field("rid", &self.rid)
+            .field("appid", &self.appid)
+            .field("path", &self.path)
+            .field("errcode", &self.errcode)
+            .field("invoke_time", &self.invoke_time)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RecordedCall {
     /// The whole record, secrets masked.
     #[must_use]

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 /// Where the server is and how to authenticate.
 #[derive(Debug, Args)]
-pub struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// Base URL of the kefu server.
     #[arg(
         long,
@@ -27,7 +27,7 @@ pub struct ServerArgs {
 }
 
 /// A client of the admin surface.
-pub struct Admin {
+pub(crate) struct Admin {
     http: reqwest::Client,
     base: String,
     token: Secret,
@@ -35,7 +35,7 @@ pub struct Admin {
 
 impl Admin {
     /// A client for the server the arguments name.
-    pub fn connect(args: &ServerArgs) -> Result<Admin, String> {
+    pub(crate) fn connect(args: &ServerArgs) -> Result<Admin, String> {
         let token = args
             .admin_token
             .clone()
@@ -48,7 +48,7 @@ impl Admin {
     }
 
     /// Calls an admin endpoint; `None` for 204. A failure carries the server's reason.
-    pub async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -81,7 +81,7 @@ impl Admin {
     }
 
     /// Calls an endpoint and prints its JSON answer (or `done` for 204).
-    pub async fn show(
+    pub(crate) async fn show(
         &self,
         method: Method,
         path: &str,
@@ -96,12 +96,12 @@ impl Admin {
 }
 
 /// Serialises a request body.
-pub fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, String> {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(value).map_err(|e| e.to_string())
 }
 
 /// Prints a value as pretty JSON.
-pub fn print_json<T: serde::Serialize>(value: &T) {
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
         Err(error) => eprintln!("kefu: {error}"),

@@ -10,7 +10,7 @@ use crate::admin_client::{Admin, ServerArgs, print_json, to_json};
 
 /// `kefu app …`.
 #[derive(Debug, Args)]
-pub struct AppArgs {
+pub(crate) struct AppArgs {
     #[command(flatten)]
     server: ServerArgs,
     #[command(subcommand)]
@@ -148,7 +148,7 @@ fn print_apps(apps: &[AppView]) {
     }
 }
 
-pub async fn run(args: AppArgs) -> Result<(), String> {
+pub(crate) async fn run(args: AppArgs) -> Result<(), String> {
     let admin = Admin::connect(&args.server)?;
     let json = args.server.json;
     match args.command {

@@ -15,7 +15,7 @@ use crate::admin_client::{Admin, ServerArgs};
 
 /// Flags of `kefu export`.
 #[derive(Debug, Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// Read this store directly (an SQLite file or a postgres:// URL) instead of asking a
     /// running server; an SQLite file must not be in use by a server.
     #[arg(long)]
@@ -29,7 +29,7 @@ pub struct ExportArgs {
 
 /// Flags of `kefu import`.
 #[derive(Debug, Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// The document `kefu export` wrote.
     file: PathBuf,
     /// Load into this store directly (created and migrated if needed) instead of a
@@ -49,7 +49,7 @@ async fn store_at(url: &str) -> Result<std::sync::Arc<dyn kefu_store::Store>, St
     open_store(&config).await.map_err(|e| e.to_string())
 }
 
-pub async fn run_export(args: ExportArgs) -> Result<(), String> {
+pub(crate) async fn run_export(args: ExportArgs) -> Result<(), String> {
     let snapshot: Snapshot = match &args.database_url {
         Some(url) => store_at(url)
             .await?
@@ -78,7 +78,7 @@ pub async fn run_export(args: ExportArgs) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn run_import(args: ImportArgs) -> Result<(), String> {
+pub(crate) async fn run_import(args: ImportArgs) -> Result<(), String> {
     let text =
         std::fs::read_to_string(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
     let snapshot: Snapshot = serde_json::from_str(&text)

@@ -20,7 +20,7 @@ enum DurabilityArg {
 
 /// Flags of `kefu serve`; each has a `KEFU_*` environment variable.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address of the HTTP listener.
     #[arg(long, env = "KEFU_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -88,7 +88,7 @@ fn size(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-pub async fn run(args: ServeArgs) -> Result<(), String> {
+pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
     telemetry::init("info,kefu=info");
     let database = Database::parse(&args.database_url)?;
     // A generated certificate is kept beside the SQLite file, or in the working

@@ -13,7 +13,7 @@ use crate::admin_client::{Admin, ServerArgs, to_json};
 
 /// `kefu sim …`.
 #[derive(Debug, Args)]
-pub struct SimArgs {
+pub(crate) struct SimArgs {
     #[command(flatten)]
     server: ServerArgs,
     #[command(subcommand)]
@@ -114,7 +114,7 @@ enum FaultCommand {
 
 /// `kefu component …`.
 #[derive(Debug, Args)]
-pub struct ComponentArgs {
+pub(crate) struct ComponentArgs {
     #[command(flatten)]
     server: ServerArgs,
     #[command(subcommand)]
@@ -158,7 +158,7 @@ enum ComponentCommand {
 
 /// `kefu requests`.
 #[derive(Debug, Args)]
-pub struct RequestsArgs {
+pub(crate) struct RequestsArgs {
     #[command(flatten)]
     server: ServerArgs,
     /// Only this app's calls.
@@ -169,7 +169,7 @@ pub struct RequestsArgs {
     limit: usize,
 }
 
-pub async fn run_sim(args: SimArgs) -> Result<(), String> {
+pub(crate) async fn run_sim(args: SimArgs) -> Result<(), String> {
     let admin = Admin::connect(&args.server)?;
     match args.command {
         SimCommand::Clock { advance: None } => admin.show(Method::GET, admin::CLOCK, None).await,
@@ -263,7 +263,7 @@ pub async fn run_sim(args: SimArgs) -> Result<(), String> {
     }
 }
 
-pub async fn run_component(args: ComponentArgs) -> Result<(), String> {
+pub(crate) async fn run_component(args: ComponentArgs) -> Result<(), String> {
     let admin = Admin::connect(&args.server)?;
     match args.command {
         ComponentCommand::List => admin.show(Method::GET, admin::COMPONENTS, None).await,
@@ -311,7 +311,7 @@ pub async fn run_component(args: ComponentArgs) -> Result<(), String> {
     }
 }
 
-pub async fn run_requests(args: RequestsArgs) -> Result<(), String> {
+pub(crate) async fn run_requests(args: RequestsArgs) -> Result<(), String> {
     let admin = Admin::connect(&args.server)?;
     let mut path = format!("{}?limit={}", admin::REQUESTS, args.limit);
     if let Some(appid) = &args.appid {

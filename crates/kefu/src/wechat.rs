@@ -9,7 +9,7 @@ use crate::admin_client::print_json;
 
 /// Where the API is and whose credentials to use.
 #[derive(Debug, Args)]
-pub struct WechatArgs {
+pub(crate) struct WechatArgs {
     /// The API's base URL (a kefu server, or <https://api.weixin.qq.com>).
     #[arg(
         long,
@@ -66,7 +66,7 @@ impl WechatArgs {
 
 /// `kefu kf …`.
 #[derive(Debug, Args)]
-pub struct KfArgs {
+pub(crate) struct KfArgs {
     #[command(flatten)]
     wechat: WechatArgs,
     #[command(subcommand)]
@@ -116,7 +116,7 @@ enum KfCommand {
 
 /// `kefu token`.
 #[derive(Debug, Args)]
-pub struct TokenArgs {
+pub(crate) struct TokenArgs {
     #[command(flatten)]
     wechat: WechatArgs,
     /// With --stable: invalidate the current stable token and mint a new one.
@@ -136,7 +136,7 @@ fn done(json: bool) {
     }
 }
 
-pub async fn run_kf(args: KfArgs) -> Result<(), String> {
+pub(crate) async fn run_kf(args: KfArgs) -> Result<(), String> {
     let client = args.wechat.client()?;
     let json = args.wechat.json;
     match args.command {
@@ -228,7 +228,7 @@ pub async fn run_kf(args: KfArgs) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn run_token(args: TokenArgs) -> Result<(), String> {
+pub(crate) async fn run_token(args: TokenArgs) -> Result<(), String> {
     let client = args.wechat.client()?;
     let token = if args.wechat.stable {
         client.fetch_stable_token(args.force_refresh).await

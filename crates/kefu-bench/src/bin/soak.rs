@@ -1092,7 +1092,7 @@ struct Report {
 /// Runs a phase between two samples, and prints what it found.
 async fn measured<F>(name: &'static str, meter: &Arc<Meter>, tally: Arc<Tally>, phase: F) -> Report
 where
-    F: std::future::Future<Output = Vec<String>>,
+    F: Future<Output = Vec<String>>,
 {
     println!("\n== {name} ==");
     let before = meter.sample().await;
@@ -1648,7 +1648,7 @@ fn valid_call(app: &FuzzApp, learned: &Learned, path: &str, rng: &mut Rng) -> Va
                 format!("worker_{}", rng.alnum(6))
             } else {
                 rng.pick(&["1abc", "ab", "w", "worker-ok", "x".repeat(30).as_str()])
-                    .to_string()
+                    .to_owned()
             };
             valid.json = Some(vec![
                 sfield("kf_account", &kf_name(app, rng)),
@@ -1741,7 +1741,7 @@ fn mutate_token(
                     "%61ccess_token",
                     "access_token%00",
                 ])
-                .to_string();
+                .to_owned();
             vec![(spelled, valid)]
         }
     };
@@ -1813,7 +1813,7 @@ fn mutate_query(query: &mut Vec<(String, String)>, rng: &mut Rng, tags: &mut Vec
                 let at = rng.below(query.len());
                 query[at].1 = rng
                     .pick(&["%zz", "%", "%4", "%%41", "%FF%FE", "", "+%20+", "%E5%AE"])
-                    .to_string();
+                    .to_owned();
             }
             7 if query.len() > 1 => {
                 tags.push("query-reversed");
@@ -1879,7 +1879,7 @@ fn escape_key(key: &[u8], rng: &mut Rng) -> Vec<u8> {
     for (i, &b) in key.iter().enumerate() {
         let inner = i > 0 && i + 1 < key.len();
         if inner && b.is_ascii_alphanumeric() | (b == b'_') && rng.chance(0.3) {
-            out.extend(format!("\\u{:04x}", b).into_bytes());
+            out.extend(format!("\\u{b:04x}").into_bytes());
         } else {
             out.push(b);
         }
@@ -1889,7 +1889,7 @@ fn escape_key(key: &[u8], rng: &mut Rng) -> Vec<u8> {
         let mut forced = key.to_vec();
         if key.len() > 2 {
             let b = key[1];
-            forced.splice(1..2, format!("\\u{:04X}", b).into_bytes());
+            forced.splice(1..2, format!("\\u{b:04X}").into_bytes());
         }
         return forced;
     }
@@ -3099,7 +3099,7 @@ async fn normal_client(args: Args, stop: Arc<AtomicBool>, tally: Arc<Tally>) -> 
 async fn spawn_batched<F, Fut>(n: usize, make: F) -> Vec<tokio::task::JoinHandle<Ended>>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Ended> + Send + 'static,
+    Fut: Future<Output = Ended> + Send + 'static,
 {
     let mut handles = Vec::with_capacity(n);
     for i in 0..n {

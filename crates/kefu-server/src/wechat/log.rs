@@ -58,7 +58,7 @@ fn shown(key: &str) -> Shown {
 }
 
 /// The value of `key` as the log shows it.
-fn mask<'a>(key: &str, value: &'a str) -> std::borrow::Cow<'a, str> {
+fn mask<'a>(key: &str, value: &'a str) -> Cow<'a, str> {
     match shown(key) {
         Shown::Hidden => "***".into(),
         Shown::Token => format!("{}***", value.chars().take(6).collect::<String>()).into(),

@@ -15,10 +15,10 @@ use super::reply::WxError;
 use crate::state::AppState;
 
 /// Calls per day of a kf account API when WeChat publishes no figure (a decision).
-pub const KF_DAILY_DEFAULT: u64 = 100_000;
+pub(super) const KF_DAILY_DEFAULT: u64 = 100_000;
 
 /// The APIs whose calls are counted, with their default limits.
-pub fn default_limit(path: &str, app: &App) -> Option<QuotaLimit> {
+pub(super) fn default_limit(path: &str, app: &App) -> Option<QuotaLimit> {
     let limit = |daily, per_minute| {
         Some(QuotaLimit {
             daily: Some(daily),
@@ -54,7 +54,7 @@ pub fn default_limit(path: &str, app: &App) -> Option<QuotaLimit> {
 
 /// The limits in force for an app: its overrides, field by field, over the defaults.
 /// `None` for an API that is not counted.
-pub fn limits(app: &App, path: &str) -> Option<QuotaLimit> {
+pub(super) fn limits(app: &App, path: &str) -> Option<QuotaLimit> {
     let default = default_limit(path, app)?;
     let custom = app.settings.quotas.get(path).copied().unwrap_or_default();
     Some(QuotaLimit {
@@ -64,7 +64,7 @@ pub fn limits(app: &App, path: &str) -> Option<QuotaLimit> {
 }
 
 /// Every counted API, for clearing all quotas at once.
-pub fn counted_paths(app: &App) -> Vec<String> {
+pub(super) fn counted_paths(app: &App) -> Vec<String> {
     [
         token::GetToken::PATH,
         stable_token::GetStableToken::PATH,
@@ -83,7 +83,7 @@ pub fn counted_paths(app: &App) -> Vec<String> {
 }
 
 /// The daily counter of an API.
-pub fn daily_key(appid: &str, path: &str, now: i64) -> CounterKey {
+pub(super) fn daily_key(appid: &str, path: &str, now: i64) -> CounterKey {
     CounterKey {
         owner: appid.to_owned(),
         name: path.to_owned(),
@@ -93,7 +93,12 @@ pub fn daily_key(appid: &str, path: &str, now: i64) -> CounterKey {
 
 /// Checks the ban (48004), then counts the call against the daily (45009) and
 /// per-minute (45011) quotas. A refused call is not counted.
-pub async fn charge(state: &AppState, app: &App, path: &str, now: i64) -> Result<(), WxError> {
+pub(super) async fn charge(
+    state: &AppState,
+    app: &App,
+    path: &str,
+    now: i64,
+) -> Result<(), WxError> {
     if app.settings.banned_apis.iter().any(|banned| banned == path) {
         return Err(WxError::because(
             ErrCode::ApiForbidden,
@@ -137,7 +142,7 @@ pub async fn charge(state: &AppState, app: &App, path: &str, now: i64) -> Result
 
 /// Whether `ip` may use an endpoint that takes the AppSecret: an empty whitelist
 /// allows everyone; entries are IPs (an IPv4 also matches its `::ffff:` form).
-pub fn check_ip(whitelist: &[String], ip: IpAddr, code: ErrCode) -> Result<(), WxError> {
+pub(super) fn check_ip(whitelist: &[String], ip: IpAddr, code: ErrCode) -> Result<(), WxError> {
     if whitelist.is_empty() {
         return Ok(());
     }

@@ -11,28 +11,28 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use kefu_api::ErrCode;
 
-pub use kefu_api::MAX_JSON_BODY;
+pub(crate) use kefu_api::MAX_JSON_BODY;
 
 /// The query string, searched on demand.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Query<'a>(&'a str);
+pub(crate) struct Query<'a>(&'a str);
 
 impl<'a> Query<'a> {
     /// Wraps a raw query string (without `?`).
     #[must_use]
-    pub fn new(raw: Option<&'a str>) -> Query<'a> {
+    pub(crate) fn new(raw: Option<&'a str>) -> Query<'a> {
         Query(raw.unwrap_or(""))
     }
 
     /// The first value of `key`, percent-decoded (`%40` and raw `@` alike).
     #[must_use]
-    pub fn get(&self, key: &str) -> Option<Cow<'a, str>> {
+    pub(crate) fn get(&self, key: &str) -> Option<Cow<'a, str>> {
         self.values(key).next()
     }
 
     /// The first non-empty value of `key` (`a=&a=x` gives `x`).
     #[must_use]
-    pub fn non_empty(&self, key: &str) -> Option<Cow<'a, str>> {
+    pub(crate) fn non_empty(&self, key: &str) -> Option<Cow<'a, str>> {
         self.values(key).find(|value| !value.is_empty())
     }
 
@@ -83,11 +83,11 @@ fn decoded(raw: &str) -> Cow<'_, str> {
 /// The most bytes of a refused body (over its limit) read and thrown away so that the
 /// client, still sending, can read the `45002` answer on a connection that stays
 /// usable; past it the connection is closed (with `Connection: close`).
-pub const MAX_DISCARDED_BODY: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_DISCARDED_BODY: usize = 16 * 1024 * 1024;
 
 /// A request body as the edge read it.
 #[derive(Debug, Clone)]
-pub enum ReadBody {
+pub(crate) enum ReadBody {
     /// The whole body, within its limit.
     Whole(Bytes),
     /// Larger than its limit (declared or sent): `45002`.
@@ -98,7 +98,7 @@ pub enum ReadBody {
 
 impl ReadBody {
     /// The body, or the code that refuses it.
-    pub fn bytes(&self) -> Result<&Bytes, ErrCode> {
+    pub(crate) fn bytes(&self) -> Result<&Bytes, ErrCode> {
         match self {
             ReadBody::Whole(bytes) => Ok(bytes),
             ReadBody::TooLarge => Err(ErrCode::ContentSizeOutOfLimit),
@@ -110,7 +110,7 @@ impl ReadBody {
 /// A body read under a limit, and whether the connection can carry the next request
 /// (the body was read to its end, or thrown away to its end).
 #[derive(Debug)]
-pub struct Read {
+pub(crate) struct Read {
     /// What was read.
     pub body: ReadBody,
     /// Whether the whole body came off the connection.
@@ -121,7 +121,12 @@ pub struct Read {
 /// refused (`45002`), and read on to its end and thrown away when that is at most
 /// [`MAX_DISCARDED_BODY`], so that the client sees the answer: unless the client waits
 /// for `100 Continue` before sending it, when it is not asked for at all.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize, timeout: Duration) -> Read {
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Read {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -195,7 +200,7 @@ async fn collect(mut body: Body, limit: usize) -> Read {
 
 /// Reads a body to its end and throws it away; `false` when it is longer than
 /// `budget` bytes or broken (the connection cannot be reused).
-pub async fn discard(mut body: Body, budget: usize) -> bool {
+pub(crate) async fn discard(mut body: Body, budget: usize) -> bool {
     let mut left = budget;
     loop {
         match body.frame().await {

@@ -9,21 +9,21 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub(crate) const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// An HTTP client (reqwest needs the process's TLS provider chosen first).
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
 
-pub fn init_logs() {
+pub(crate) fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
         kefu_server::telemetry::init("debug");
     }
 }
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub base: String,
     pub http: reqwest::Client,
     pub clock: Arc<Clock>,
@@ -35,7 +35,7 @@ pub struct TestServer {
 
 /// One answer of a WeChat endpoint.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub content_type: String,
     pub raw: String,
@@ -43,19 +43,19 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn errcode(&self) -> i64 {
+    pub(crate) fn errcode(&self) -> i64 {
         self.json["errcode"]
             .as_i64()
             .unwrap_or_else(|| panic!("no errcode in {}", self.raw))
     }
 
-    pub fn errmsg(&self) -> &str {
+    pub(crate) fn errmsg(&self) -> &str {
         self.json["errmsg"].as_str().unwrap_or("")
     }
 
     /// Asserts the code and the exact errmsg before ` rid: …`.
     #[track_caller]
-    pub fn assert_code_with(&self, code: i64, errmsg: &str) {
+    pub(crate) fn assert_code_with(&self, code: i64, errmsg: &str) {
         assert_eq!(self.status, 200, "{}", self.raw);
         assert_eq!(self.errcode(), code, "{}", self.raw);
         let (message, rid) = self
@@ -68,7 +68,7 @@ impl Answer {
 
     /// Asserts WeChat's envelope (HTTP 200, its content type) and the code.
     #[track_caller]
-    pub fn assert_code(&self, code: i64) {
+    pub(crate) fn assert_code(&self, code: i64) {
         assert_eq!(self.status, 200, "{}", self.raw);
         assert_eq!(self.content_type, "application/json; encoding=utf-8");
         assert_eq!(self.errcode(), code, "{}", self.raw);
@@ -100,7 +100,7 @@ impl Answer {
 }
 
 impl TestServer {
-    pub async fn spawn() -> TestServer {
+    pub(crate) async fn spawn() -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_path = dir.path().join("kefu.db");
         let mut server = TestServer::spawn_at(&db_path, Arc::new(Clock::new())).await;
@@ -108,12 +108,12 @@ impl TestServer {
         server
     }
 
-    pub async fn spawn_at(db_path: &Path, clock: Arc<Clock>) -> TestServer {
+    pub(crate) async fn spawn_at(db_path: &Path, clock: Arc<Clock>) -> TestServer {
         TestServer::spawn_configured(db_path, clock, |_| {}).await
     }
 
     /// A fresh server with a configuration tweak.
-    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    pub(crate) async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_path = dir.path().join("kefu.db");
         let mut server =
@@ -158,7 +158,7 @@ impl TestServer {
     }
 
     /// Stops the server and waits until the store is closed.
-    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+    pub(crate) async fn stop(mut self) -> Option<tempfile::TempDir> {
         self.halt().await;
         self._dir.take()
     }
@@ -172,11 +172,11 @@ impl TestServer {
         }
     }
 
-    pub fn url(&self, path_and_query: &str) -> String {
+    pub(crate) fn url(&self, path_and_query: &str) -> String {
         format!("{}{path_and_query}", self.base)
     }
 
-    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         let content_type = response
@@ -194,28 +194,32 @@ impl TestServer {
         }
     }
 
-    pub async fn get(&self, path_and_query: &str) -> Answer {
+    pub(crate) async fn get(&self, path_and_query: &str) -> Answer {
         self.send(self.http.get(self.url(path_and_query))).await
     }
 
     /// POSTs a raw body with no Content-Type header, as some clients do.
-    pub async fn post(&self, path_and_query: &str, body: impl Into<reqwest::Body>) -> Answer {
+    pub(crate) async fn post(
+        &self,
+        path_and_query: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
         self.send(self.http.post(self.url(path_and_query)).body(body))
             .await
     }
 
-    pub async fn post_json(&self, path_and_query: &str, body: &Value) -> Answer {
+    pub(crate) async fn post_json(&self, path_and_query: &str, body: &Value) -> Answer {
         self.send(self.http.post(self.url(path_and_query)).json(body))
             .await
     }
 
-    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, self.url(path))
             .bearer_auth(ADMIN_TOKEN)
     }
 
-    pub async fn create_app(&self, new: Value) -> CreatedApp {
+    pub(crate) async fn create_app(&self, new: Value) -> CreatedApp {
         let response = self
             .admin(reqwest::Method::POST, "/kefu/v1/apps")
             .json(&new)
@@ -227,7 +231,7 @@ impl TestServer {
     }
 
     /// A verified service account with the new kf feature on, and a token for it.
-    pub async fn app(&self, wechat_id: &str) -> TestApp {
+    pub(crate) async fn app(&self, wechat_id: &str) -> TestApp {
         self.app_with(
             serde_json::to_value(NewApp {
                 wechat_id: wechat_id.to_owned(),
@@ -238,7 +242,7 @@ impl TestServer {
         .await
     }
 
-    pub async fn app_with(&self, new: Value) -> TestApp {
+    pub(crate) async fn app_with(&self, new: Value) -> TestApp {
         let created = self.create_app(new).await;
         let token = self
             .token(&created.app.appid, created.secret.expose())
@@ -252,7 +256,7 @@ impl TestServer {
         }
     }
 
-    pub async fn token(&self, appid: &str, secret: &str) -> String {
+    pub(crate) async fn token(&self, appid: &str, secret: &str) -> String {
         let answer = self
             .get(&format!(
                 "/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}"
@@ -265,7 +269,7 @@ impl TestServer {
     }
 
     /// The app's kf list (WeChat's view).
-    pub async fn list(&self, token: &str) -> Vec<Value> {
+    pub(crate) async fn list(&self, token: &str) -> Vec<Value> {
         let answer = self
             .get(&format!(
                 "/cgi-bin/customservice/getkflist?access_token={token}"
@@ -278,7 +282,7 @@ impl TestServer {
             .clone()
     }
 
-    pub async fn add(&self, token: &str, account: &str, nickname: &str) -> Answer {
+    pub(crate) async fn add(&self, token: &str, account: &str, nickname: &str) -> Answer {
         self.post_json(
             &format!("/customservice/kfaccount/add?access_token={token}"),
             &serde_json::json!({"kf_account": account, "nickname": nickname}),
@@ -286,7 +290,7 @@ impl TestServer {
         .await
     }
 
-    pub async fn update(&self, token: &str, account: &str, nickname: &str) -> Answer {
+    pub(crate) async fn update(&self, token: &str, account: &str, nickname: &str) -> Answer {
         self.post_json(
             &format!("/customservice/kfaccount/update?access_token={token}"),
             &serde_json::json!({"kf_account": account, "nickname": nickname}),
@@ -294,12 +298,12 @@ impl TestServer {
         .await
     }
 
-    pub fn advance(&self, secs: u64) {
+    pub(crate) fn advance(&self, secs: u64) {
         self.clock.advance(secs);
     }
 
     /// Moves the clock through the admin API (which also runs housekeeping).
-    pub async fn advance_over_http(&self, secs: u64) {
+    pub(crate) async fn advance_over_http(&self, secs: u64) {
         let response = self
             .admin(reqwest::Method::POST, "/kefu/v1/clock")
             .json(&serde_json::json!({ "advance_secs": secs }))
@@ -310,7 +314,7 @@ impl TestServer {
     }
 
     /// An admin call with a JSON body; answers the status and the JSON answer (Null for none).
-    pub async fn admin_json(
+    pub(crate) async fn admin_json(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -327,7 +331,7 @@ impl TestServer {
     }
 
     /// `POST path?access_token=token` with a JSON body.
-    pub async fn call(&self, path: &str, token: &str, body: Value) -> Answer {
+    pub(crate) async fn call(&self, path: &str, token: &str, body: Value) -> Answer {
         self.post_json(&format!("{path}?access_token={token}"), &body)
             .await
     }
@@ -341,7 +345,7 @@ impl Drop for TestServer {
     }
 }
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub appid: String,
     pub secret: String,
     pub wechat_id: String,
@@ -350,13 +354,13 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub fn account(&self, prefix: &str) -> String {
+    pub(crate) fn account(&self, prefix: &str) -> String {
         format!("{prefix}@{}", self.wechat_id)
     }
 }
 
 /// A minimal JPEG: the signature and an end marker are all the server looks at.
-pub fn jpeg(len: usize) -> Vec<u8> {
+pub(crate) fn jpeg(len: usize) -> Vec<u8> {
     let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
     bytes.resize(len.max(6) - 2, 0x42);
     bytes.extend_from_slice(&[0xFF, 0xD9]);

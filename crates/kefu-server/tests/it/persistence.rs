@@ -87,6 +87,6 @@ async fn a_second_process_cannot_open_the_same_file() {
     let server = TestServer::spawn().await;
     let options = kefu_store::sqlite::SqliteOptions::new(&server.db_path);
     let second = kefu_store::sqlite::SqliteStore::open(&options);
-    let error = second.err().expect("the file is locked");
+    let error = second.expect_err("the file is locked");
     assert!(error.to_string().contains("in use"), "{error}");
 }

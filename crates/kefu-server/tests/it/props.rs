@@ -32,6 +32,10 @@ fn shared() -> &'static Shared {
                 .assert_code(0);
             let out = (server.base.clone(), app.token.clone());
             // Keep the server (and its temp dir) for the whole test run.
+            #[allow(
+                clippy::mem_forget,
+                reason = "the server outlives every case by design"
+            )]
             std::mem::forget(server);
             out
         });

@@ -135,6 +135,14 @@ fn count_of(n: i64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
 impl PostgresStore {
     /// Connects, applies migrations (one instance at a time) and answers the store.
     pub async fn open(options: &PostgresOptions) -> StoreResult<PostgresStore> {

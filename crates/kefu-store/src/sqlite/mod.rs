@@ -129,6 +129,12 @@ fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
 impl SqliteStore {
     /// The writing connection's `synchronous` setting as SQLite reports it (2 is FULL,
     /// 1 NORMAL): what every commit actually waits for, whatever was asked.

@@ -84,6 +84,10 @@ impl TokenStore for SqliteStore {
 impl SqliteStore {
     /// Records a token (with its value for stable tokens); the family's current token
     /// is superseded at `now + grace_secs`.
+    #[allow(
+        clippy::option_option,
+        reason = "None: mint whatever is current; Some(expected): only over that one (None for none)"
+    )]
     async fn insert_token(
         &self,
         token: TokenRecord,

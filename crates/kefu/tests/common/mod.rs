@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A free port on 127.0.0.1.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -15,13 +15,13 @@ pub fn free_port() -> u16 {
 }
 
 /// An HTTP client (the process's TLS provider chosen first).
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
 
 /// A running `kefu serve`, killed when dropped.
-pub struct Kefu {
+pub(crate) struct Kefu {
     pub child: Child,
     pub base: String,
 }
@@ -35,7 +35,7 @@ impl Drop for Kefu {
 
 /// Starts `kefu serve --no-demo` on `port` with the admin token and a database URL,
 /// plus `extra` flags, and waits until it answers.
-pub async fn serve(
+pub(crate) async fn serve(
     database_url: &str,
     port: u16,
     admin: &str,
@@ -77,7 +77,12 @@ async fn wait_until_up(kefu: &Kefu, http: &reqwest::Client) {
 }
 
 /// `GET {base}/cgi-bin/token` for the app; the token.
-pub async fn access_token(http: &reqwest::Client, base: &str, appid: &str, secret: &str) -> String {
+pub(crate) async fn access_token(
+    http: &reqwest::Client,
+    base: &str,
+    appid: &str,
+    secret: &str,
+) -> String {
     let answer: serde_json::Value = http
         .get(format!(
             "{base}/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}"
@@ -95,7 +100,7 @@ pub async fn access_token(http: &reqwest::Client, base: &str, appid: &str, secre
 }
 
 /// A fresh directory under the system's temporary one.
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
+pub(crate) fn temp_dir(name: &str) -> std::path::PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
