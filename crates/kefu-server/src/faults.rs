@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use kefu_api::admin::{FaultView, NewFault};
-use rand::Rng;
+use rand::RngExt;
 
 /// The rules in force.
 #[derive(Debug, Default)]

@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kefu_store::Digest;
-use rand::{Rng, RngCore};
+use rand::{Rng, RngExt};
 use sha2::{Digest as _, Sha256};
 
 /// SHA-256 of a secret or token: all the store ever keeps.
