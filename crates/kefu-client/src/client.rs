@@ -179,12 +179,11 @@ impl ClientBuilder {
 
     /// Builds the client.
     pub fn build(self) -> Result<Client> {
-        // reqwest needs the process's TLS crypto provider chosen; keep one already chosen.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let credentials = self
             .credentials
             .ok_or_else(|| Error::config("no credentials: call .app(appid, secret)"))?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config()?)
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
             .user_agent(self.user_agent)
@@ -317,6 +316,26 @@ impl Drop for LockGuard {
             });
         }
     }
+}
+
+/// The TLS setup of this client's connections: rustls with ring, and the platform's
+/// certificate verifier (its root store). Chosen for this client alone: the process's
+/// default TLS provider, which the application may have chosen for itself, is neither
+/// read nor set.
+fn tls_config() -> Result<rustls::ClientConfig> {
+    let tls_error = |e: rustls::Error| Error::config(format!("TLS setup: {e}"));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls_platform_verifier::Verifier::new(Arc::clone(&provider)).map_err(tls_error)?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(tls_error)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    // WeChat's API and kefu speak HTTP/1.1.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 impl fmt::Debug for Client {
@@ -769,4 +788,22 @@ fn profile(
 
 fn to_value<T: serde::Serialize>(value: &T) -> Result<serde_json::Value> {
     serde_json::to_value(value).map_err(|e| Error::decode(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn building_a_client_leaves_the_process_tls_provider_alone() {
+        let client = Client::builder()
+            .app("wx0123456789abcdef", "secret-0123456789")
+            .base_url("https://api.weixin.qq.com")
+            .build();
+        assert!(client.is_ok(), "{client:?}");
+        assert!(
+            rustls::crypto::CryptoProvider::get_default().is_none(),
+            "the client chose a process-wide TLS provider"
+        );
+    }
 }
