@@ -215,13 +215,12 @@ async fn three_clients_sharing_redis_fetch_one_token() {
     for _ in 0..3 {
         match kefu_client::RedisTokenStore::connect(&url, prefix.clone()).await {
             Ok(store) => stores.push(store),
-            Err(error) if std::env::var_os("CI").is_some() => {
-                panic!("Redis at {url} is needed in CI: {error}")
-            }
             Err(error) => {
-                eprintln!(
-                    "SKIPPED: three_clients_sharing_redis_fetch_one_token: no Redis at {url} \
-                        ({error})"
+                // Fails under CI; says SKIPPED elsewhere.
+                let _ = kefu_store::test_support::service_or_skip(
+                    &format!("Redis at {url}"),
+                    Err(error.to_string()),
+                    "start one, or set KEFU_TEST_REDIS_URL",
                 );
                 return;
             }

@@ -1,5 +1,6 @@
-//! Test helpers (feature `test-support`): a fresh PostgreSQL schema per test, so that
-//! tests on one database run in parallel without seeing each other.
+//! Test helpers (feature `test-support`): the one rule for a test that needs a service
+//! (PostgreSQL, Redis, a client library), and a fresh PostgreSQL schema per test, so
+//! that tests on one database run in parallel without seeing each other.
 
 use std::time::Duration;
 
@@ -8,27 +9,58 @@ use tokio_postgres::NoTls;
 /// The environment variable naming the PostgreSQL database tests may use.
 pub const POSTGRES_URL_VAR: &str = "KEFU_TEST_POSTGRES_URL";
 
-/// The PostgreSQL URL tests use, or `None` after saying so on standard error. Under CI
-/// (`CI` set) a missing URL fails the test instead: the PostgreSQL half must run there.
+/// Whether the tests run under CI: `CI` is set to anything but empty, `0` or `false`.
+#[must_use]
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// Whether a test that needs `service` goes on: `true` when the service is `available`;
+/// otherwise, under CI the test fails (CI must provide every service), and elsewhere it
+/// says SKIPPED on standard error, with how to provide the service, and answers
+/// `false`.
 ///
 /// # Panics
-/// When `CI` is set and the variable is not.
+/// Under CI, when the service is not available.
 #[must_use]
-pub fn postgres_url() -> Option<String> {
-    match std::env::var(POSTGRES_URL_VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{POSTGRES_URL_VAR} is not set: the PostgreSQL tests cannot run under CI"
+pub fn service_or_skip(service: &str, available: Result<(), String>, how: &str) -> bool {
+    match available {
+        Ok(()) => true,
+        Err(why) if under_ci() => {
+            panic!("{service} is not available ({why}); CI must provide it: {how}")
+        }
+        Err(why) => {
+            // Straight to the process's stderr: the test harness captures eprintln!, and
+            // a skip must be seen without --nocapture.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {service} is not available ({why}); {how} (with CI set, this fails)"
             );
-            eprintln!(
-                "SKIPPED (PostgreSQL not configured): set {POSTGRES_URL_VAR}=postgres://… to \
-                    run this test on PostgreSQL"
-            );
-            None
+            false
         }
     }
+}
+
+/// The PostgreSQL URL tests use, or `None` after saying SKIPPED (see
+/// [`service_or_skip`]).
+///
+/// # Panics
+/// Under CI, when the variable is not set.
+#[must_use]
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var(POSTGRES_URL_VAR).unwrap_or_default();
+    let available = if url.is_empty() {
+        Err(format!("{POSTGRES_URL_VAR} is not set"))
+    } else {
+        Ok(())
+    };
+    service_or_skip(
+        "PostgreSQL",
+        available,
+        &format!("set {POSTGRES_URL_VAR}=postgres://… to run this test on PostgreSQL"),
+    )
+    .then_some(url)
 }
 
 /// A schema made for one test and dropped (with everything in it) when this is dropped.

@@ -19,7 +19,7 @@
 //! (default `python3`, `node`).
 
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -37,32 +37,14 @@ fn clients_dir() -> PathBuf {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
-}
-
 /// Skips (locally) or fails (in CI) when a client library is not installed.
 /// Returns `true` when the test should go on.
 fn require(available: Result<(), String>, what: &str, install: &str) -> bool {
-    match available {
-        Ok(()) => true,
-        Err(why) if in_ci() => {
-            panic!("{what} is not available ({why}); CI must install it: {install}")
-        }
-        Err(why) => {
-            // Straight to the process's stderr: libtest captures eprintln!, and a skip must be
-            // seen even without --nocapture.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n********************************************************************\n\
-                 SKIPPED: {what} not installed ({why}).\n\
-                 Install it with: {install}\n\
-                 (with CI set, this is a failure)\n\
-                 ********************************************************************\n"
-            );
-            false
-        }
-    }
+    kefu_store::test_support::service_or_skip(
+        what,
+        available,
+        &format!("install it with: {install}"),
+    )
 }
 
 /// A unique scratch directory, removed on drop.
@@ -121,7 +103,8 @@ impl Banner {
                 .rsplit_once("): ")
                 .map(|(_, token)| token.trim().to_owned());
         } else if let Some(rest) = line.strip_prefix("HTTPS:") {
-            // "HTTPS:  https://127.0.0.1:18443  (certificate: /x/kefu-tls/cert.pem, self-signed for ...)"
+            // "HTTPS:  https://127.0.0.1:18443  (certificate: /x/kefu-tls/cert.pem, self-signed
+            // for ...)"
             let rest = rest.trim();
             let url = rest.split_whitespace().next().unwrap_or_default();
             self.https_port = url
