@@ -410,9 +410,12 @@ impl Client {
         let Credentials::App { appid, secret } = &self.inner.credentials else {
             return Err(Error::config("fetching a token needs an appid and secret"));
         };
-        let body = serde_json::json!({
-            "grant_type": GRANT_TYPE, "appid": appid, "secret": secret, "force_refresh": force_refresh
-        });
+        let body = kefu_api::endpoints::stable_token::Request {
+            grant_type: Some(GRANT_TYPE.to_owned()),
+            appid: Some(appid.clone()),
+            secret: Some(secret.as_str().into()),
+            force_refresh: Some(force_refresh),
+        };
         let response = self
             .inner
             .http
@@ -450,11 +453,11 @@ impl Client {
             .await?
             .map(|t| t.token);
         let refresh_token = stored.unwrap_or_else(|| lock(refresh).clone());
-        let body = serde_json::json!({
-            "component_appid": component_appid,
-            "authorizer_appid": authorizer_appid,
-            "authorizer_refresh_token": refresh_token,
-        });
+        let body = kefu_api::endpoints::component::AuthorizerTokenRequest {
+            component_appid: Some(component_appid.clone()),
+            authorizer_appid: Some(authorizer_appid.clone()),
+            authorizer_refresh_token: Some(refresh_token.into()),
+        };
         let component_access_token = lock(component_token).clone();
         let response = self
             .inner
@@ -692,13 +695,14 @@ impl Client {
     }
 
     /// `kfaccount/del` (POST with a JSON body). Checked before sending: 65401. Retried
-    /// after `-1`; a retry that finds the account gone counts as done. Retried
     /// after `-1`; a retry that finds the account gone counts as done.
     pub async fn kf_delete(&self, kf_account: &str) -> Result<()> {
         let account = KfAccount::parse(kf_account).map_err(Error::validation)?;
-        let body = serde_json::json!({ "kf_account": account });
+        let body = kefu_api::endpoints::kf_del::Body {
+            kf_account: Some(account.as_str().to_owned()),
+        };
         match self
-            .post_json(DelKfAccount::PATH, Idempotent::Yes, body)
+            .post_json(DelKfAccount::PATH, Idempotent::Yes, to_value(&body)?)
             .await
         {
             // An earlier attempt answered -1 (or was lost) but deleted the account.
