@@ -1,4 +1,4 @@
-//! The wire envelope shared by every WeChat endpoint (SPEC §1).
+//! The wire envelope shared by every WeChat endpoint (docs/behaviour.md, "Every path").
 
 use serde::{Deserialize, Serialize};
 

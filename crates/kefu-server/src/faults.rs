@@ -1,4 +1,5 @@
-//! Fault injection (SPEC §8): rules that make a WeChat path answer an errcode, wait,
+//! Fault injection (README, "kefu's own surface"): rules that make a WeChat path answer an
+//! errcode, wait,
 //! or answer `-1` after doing the work ("-1 but applied", as WeChat really does).
 //!
 //! Rules live in the memory of each server process; with several instances, set them

@@ -17,7 +17,8 @@ use serde::Deserialize;
 
 use crate::{ErrCode, Refused};
 
-/// Reads a JSON request body the way WeChat does (SPEC §5): empty or `null` is
+/// Reads a JSON request body the way WeChat does (docs/behaviour.md, "Every path"): empty or
+/// `null` is
 /// 44002; anything that is not a JSON object of the expected field types is 47001.
 /// Unknown fields are ignored; a field given twice is 47001; a UTF-8 byte order mark
 /// is skipped. The `Content-Type` header is never consulted.

@@ -1,4 +1,5 @@
-//! kefu's own surface under `/kefu/v1` (SPEC §8): app management and simulation
+//! kefu's own surface under `/kefu/v1` (README, "kefu's own surface"): app management and
+//! simulation
 //! controls behind `Authorization: Bearer <admin token>`, plus the public head images
 //! and health check. Not WeChat's API, so it answers ordinary HTTP statuses.
 

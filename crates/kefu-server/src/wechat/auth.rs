@@ -1,5 +1,7 @@
-//! Who is calling: the token verdict (SPEC §2.3), the platform permission gate
-//! (SPEC §7), bans, the app's right to the kf API (SPEC §6.1) and quotas (SPEC §6.2).
+//! Who is calling: the token verdict (docs/behaviour.md, "Platform rules"), the platform
+//! permission gate
+//! (docs/behaviour.md), bans, the app's right to the kf API (docs/behaviour.md, "Platform
+//! rules") and quotas (docs/behaviour.md, "Platform rules").
 
 use std::sync::Arc;
 
@@ -118,7 +120,8 @@ pub(crate) struct Rules {
     pub(crate) path: &'static str,
     /// Permission sets, one of which a platform needs for the app.
     pub(crate) funcscopes: &'static [u32],
-    /// The kf rules of SPEC §6.1 apply; `Some(true)` for `uploadheadimg`, which mini
+    /// The kf rules (docs/behaviour.md, "Platform rules") apply; `Some(true)` for
+    /// `uploadheadimg`, which mini
     /// programs do not have.
     pub(crate) kf: Option<bool>,
 }

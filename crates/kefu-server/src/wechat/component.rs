@@ -1,4 +1,4 @@
-//! Third-party platforms: `api_component_token` and `api_authorizer_token` (SPEC §7).
+//! Third-party platforms: `api_component_token` and `api_authorizer_token` (docs/behaviour.md).
 
 use kefu_api::ErrCode;
 use kefu_api::endpoints::component::{

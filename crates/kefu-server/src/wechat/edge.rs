@@ -1,7 +1,8 @@
 //! The edge of WeChat's surface. Every call to one of WeChat's paths is read here once
 //! into its [`Call`] (the body under the endpoint's limit), answered by its handler — or
-//! by a fault rule (SPEC §8) — and recorded in the request log that `rid/get` reads
-//! (SPEC §6.4).
+//! by a fault rule (README, "kefu's own surface") — and recorded in the request log that
+//! `rid/get` reads
+//! (docs/behaviour.md, "Platform rules").
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The customer service account endpoints (SPEC §3). Each checks, in order: the
+//! The customer service account endpoints (docs/behaviour.md). Each checks, in order: the
 //! token and the platform rules ([`admit`]), the body's shape, the account, then the rest.
 
 use std::sync::Arc;
@@ -86,7 +86,7 @@ pub(crate) async fn kf_update(state: &AppState, call: &Call) -> Result<Reply, Wx
     Ok(Reply::Ok)
 }
 
-/// `GET|POST /customservice/kfaccount/del`, in all four shapes of SPEC §3.3.
+/// `GET|POST /customservice/kfaccount/del`, in all four shapes listed in the README ("Endpoints")
 #[tracing::instrument(level = "debug", name = "kf_del", skip_all)]
 pub(crate) async fn kf_del(state: &AppState, call: &Call) -> Result<Reply, WxError> {
     let query = call.query();
@@ -139,7 +139,7 @@ pub(crate) async fn kf_upload_headimg(state: &AppState, call: &Call) -> Result<R
     let media = media_part(body.clone(), boundary)
         .await?
         .ok_or(ErrCode::MediaDataMissing)?;
-    // The account before the image (README, "uploadheadimg"): one that is malformed,
+    // The account before the image (docs/behaviour.md, `uploadheadimg`): one that is malformed,
     // foreign or missing is 65401 whatever was uploaded.
     let account = query
         .get("kf_account")

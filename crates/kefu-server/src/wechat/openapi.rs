@@ -1,5 +1,5 @@
 //! Quotas and diagnostics: `openapi/quota/get`, `clear_quota`, `clear_quota/v2`,
-//! `openapi/quota/clear` and `openapi/rid/get` (SPEC §6.2, §6.4).
+//! `openapi/quota/clear` and `openapi/rid/get` (docs/behaviour.md, "Platform rules").
 
 use kefu_api::endpoints::quota::{self, MAX_CLEARS_PER_MONTH, Quota, QuotaAnswer};
 use kefu_api::endpoints::rid_get::{self, RETENTION_SECS, RequestInfo, RidAnswer};

@@ -1,4 +1,5 @@
-//! Platform rules around every call: bans, quotas and IP whitelists (SPEC §6).
+//! Platform rules around every call: bans, quotas and IP whitelists (docs/behaviour.md,
+//! "Platform rules").
 
 use std::net::IpAddr;
 

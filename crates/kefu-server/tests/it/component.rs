@@ -1,4 +1,4 @@
-//! Third-party platforms (SPEC §7): tickets, component and authorizer tokens,
+//! Third-party platforms (docs/behaviour.md): tickets, component and authorizer tokens,
 //! refresh-token rotation and the permission-set gate.
 
 use reqwest::Method;

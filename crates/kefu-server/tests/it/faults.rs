@@ -1,4 +1,4 @@
-//! Fault injection and the other simulation controls (SPEC §8).
+//! Fault injection and the other simulation controls (README, "kefu's own surface").
 
 use std::time::Instant;
 

@@ -1,4 +1,4 @@
-//! IP whitelists, bans, diagnostics (SPEC §6.1, §6.3, §6.4).
+//! IP whitelists, bans, diagnostics (docs/behaviour.md, "Platform rules").
 
 use reqwest::Method;
 use serde_json::json;

@@ -6,7 +6,8 @@
 //! Invariants are the database's: a unique index keeps one current token per family,
 //! row locks (`SELECT … FOR UPDATE` on the app) serialize the account rules, advisory
 //! locks serialize token minting per family and bindings per WeChat user, and
-//! [`CounterStore::consume`](crate::CounterStore::consume) is counted by a PL/pgSQL function, all or nothing per call. The
+//! [`CounterStore::consume`](crate::CounterStore::consume) is counted by a PL/pgSQL function,
+//! all or nothing per call. The
 //! calls every request makes are batched with their concurrent twins (`batch`).
 //!
 //! Acknowledged changes commit with the server's `synchronous_commit` (on by default:
