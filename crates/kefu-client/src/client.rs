@@ -152,7 +152,7 @@ impl ClientBuilder {
     }
 
     /// Where tokens are cached (default: this process's memory). Share one store —
-    /// e.g. a [`RedisTokenStore`](crate::RedisTokenStore) — between processes that use
+    /// e.g. a `RedisTokenStore` (feature `redis`) — between processes that use
     /// the same app, so they refresh once between them.
     pub fn token_store(mut self, store: Arc<dyn TokenStore>) -> Self {
         self.store = Some(store);

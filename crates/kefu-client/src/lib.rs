@@ -5,7 +5,7 @@
 //!   kefu server ([`kefu_api`]).
 //! * Inputs checked before sending, with the errcode the server would give.
 //! * Tokens cached and refreshed before they expire, once however many tasks ask
-//!   (single flight); shared between processes through [`RedisTokenStore`]; a token
+//!   (single flight); shared between processes through `RedisTokenStore` (feature `redis`); a token
 //!   refused with 40001/40014/42001 is invalidated only if it is still the cached one,
 //!   and the call retried once.
 //! * `-1` and transport failures retried only for calls that can be repeated without

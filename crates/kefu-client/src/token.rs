@@ -1,7 +1,7 @@
 //! Where tokens are cached, and how a refresh is kept to one at a time.
 //!
 //! A [`TokenStore`] holds the current token of each credential and a refresh lock.
-//! [`MemoryTokenStore`] serves one process; [`RedisTokenStore`](crate::RedisTokenStore)
+//! [`MemoryTokenStore`] serves one process; `RedisTokenStore` (feature `redis`)
 //! lets several processes (or servers) share one token and refresh it once between
 //! them, instead of each refreshing and killing the others' tokens — the commonest
 //! cause of 40001 in production.
