@@ -263,7 +263,7 @@ pub(crate) fn may_replace(current: Option<Digest>, expected: Option<Digest>) -> 
 }
 
 /// Whether an account may be added to an app that has `accounts` of them, one of them
-/// under the same name if `taken`: the name first (65403 takes precedence over the
+/// under the same name if `taken`: the name first (65406 takes precedence over the
 /// limit), then the limit of 100 (65405).
 pub(crate) fn may_add_kf(taken: bool, accounts: usize) -> StoreResult<()> {
     if taken {

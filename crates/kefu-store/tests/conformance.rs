@@ -1176,7 +1176,8 @@ async fn a_snapshot_lists_everything_in_one_order(backend: Backend) {
             .await
             .unwrap();
     }
-    for (cid, created_at) in [("wx00000000000000c9", 10), ("wx00000000000000c8", 20)] {
+    // Created out of their order too (c8 is the younger).
+    for (cid, created_at) in [("wx00000000000000c8", 20), ("wx00000000000000c9", 10)] {
         store
             .create_component(Component {
                 component_appid: cid.to_owned(),
@@ -1240,6 +1241,23 @@ async fn a_snapshot_lists_everything_in_one_order(backend: Backend) {
             ("wx00000000000000c9", "wx00000000000000b2"),
         ]
     );
+    // The lists the admin API shows are in the same order.
+    let listed: Vec<_> = store
+        .apps()
+        .await
+        .unwrap()
+        .iter()
+        .map(|summary| summary.app.appid.clone())
+        .collect();
+    assert_eq!(listed, apps);
+    let listed: Vec<_> = store
+        .components()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(component, _)| component.component_appid)
+        .collect();
+    assert_eq!(listed, components);
 }
 
 async fn platforms_tickets_and_authorizations(backend: Backend) {

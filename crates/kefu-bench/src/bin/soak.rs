@@ -3345,8 +3345,8 @@ async fn flood_worker(flood: Arc<Flood>, worker: u64) {
                 match check_envelope(&path, false, &answer) {
                     Ok(verdict) if verdict.errcode == Some(expected) => {}
                     Ok(verdict) => tally.violation(format!(
-                        "flood: errcode {:?} where {expected} was due\n      request: {}\n    \
-                              answer: {}",
+                        "flood: errcode {:?} where {expected} was due\n      request: {}\
+                         \n      answer: {}",
                         verdict.errcode,
                         req.describe(),
                         answer.describe()

@@ -24,7 +24,13 @@ impl PlatformStore for PostgresStore {
     async fn components(&self) -> StoreResult<Vec<(Component, Vec<Authorization>)>> {
         let client = self.client().await?;
         let components = client
-            .query(&format!("SELECT {COMPONENT_COLUMNS} FROM components"), &[])
+            .query(
+                &format!(
+                    "SELECT {COMPONENT_COLUMNS} FROM components \
+                     ORDER BY created_at, component_appid COLLATE \"C\""
+                ),
+                &[],
+            )
             .await
             .map_err(pg)?;
         let auths = client
