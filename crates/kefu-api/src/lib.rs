@@ -15,8 +15,8 @@
 //! // What a client sent to `update`, checked the way WeChat checks it.
 //! let body: KfProfileBody =
 //!     parse_json_body(r#"{"kf_account":"test1@test","nickname":"客服1"}"#.as_bytes())?;
-//! let profile = body.validate(kf_update::BAD_ACCOUNT, |a| a.belongs_to("test",
-//! "gh_0123456789ab"))?;
+//! let profile =
+//!     body.validate(kf_update::BAD_ACCOUNT, |a| a.belongs_to("test", "gh_0123456789ab"))?;
 //! assert_eq!(profile.kf_account.prefix(), "test1");
 //!
 //! assert_eq!(Nickname::parse(""), Err(ErrCode::IllegalNickname));

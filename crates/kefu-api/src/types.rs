@@ -109,6 +109,27 @@ impl KfAccount {
         Ok(KfAccount(raw.to_owned()))
     }
 
+    /// [`KfAccount::check`] for a field that may be absent and must name one of the
+    /// app's accounts (`belongs` says whether its suffix is the app's); any problem
+    /// is `code` (65401, or 65404 on `add`), with the rule it broke.
+    pub fn check_for(
+        raw: Option<&str>,
+        code: ErrCode,
+        belongs: impl FnOnce(&KfAccount) -> bool,
+    ) -> Result<KfAccount, Refused> {
+        let refused = |why: String| Refused::new(code, why);
+        let raw = raw.ok_or_else(|| refused("kf_account is missing".to_owned()))?;
+        let account = KfAccount::check(raw).map_err(|e| refused(e.reason))?;
+        if belongs(&account) {
+            Ok(account)
+        } else {
+            Err(refused(format!(
+                "the suffix '{}' is neither this app's WeChat ID nor its original id",
+                account.suffix()
+            )))
+        }
+    }
+
     /// The part before `@`.
     #[must_use]
     pub fn prefix(&self) -> &str {

@@ -17,8 +17,9 @@
 //!
 //! ```no_run
 //! # async fn run() -> kefu_client::Result<()> {
-//! let client = kefu_client::Client::builder().app("wx0123456789abcdef",
-//! "your-app-secret").build()?;
+//! let client = kefu_client::Client::builder()
+//!     .app("wx0123456789abcdef", "your-app-secret")
+//!     .build()?;
 //! client.kf_add("test1@your_wechat_id", "客服1").await?;
 //! for kf in client.kf_list().await? {
 //!     println!("{} {} {}", kf.kf_id, kf.kf_account, kf.kf_nick);

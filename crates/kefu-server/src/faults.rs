@@ -1,6 +1,5 @@
-//! Fault injection (README, "kefu's own surface"): rules that make a WeChat path answer an
-//! errcode, wait,
-//! or answer `-1` after doing the work ("-1 but applied", as WeChat really does).
+//! Fault injection (README, "Endpoints"): rules that make a WeChat path answer an
+//! errcode, wait, or answer `-1` after doing the work ("-1 but applied", as WeChat really does).
 //!
 //! Rules live in the memory of each server process; with several instances, set them
 //! on each (or on the one the load balancer pins the client to).

@@ -366,8 +366,10 @@ pub trait Store:
     + ClockStore
     + SnapshotStore
 {
-    /// Housekeeping at `now`: persists counters, writes the request log's waiting calls
-    /// and counts (then deletes the oldest calls past its bounds), forgets calls
-    /// recorded before `log_before`.
+    /// Housekeeping at `now`: persists counters and forgets those of windows past their
+    /// retention, writes the request log's waiting calls and counts (then deletes the
+    /// oldest calls past its bounds, and on PostgreSQL vacuums the table once enough
+    /// went), forgets calls recorded before `log_before`, and once a minute purges
+    /// tokens and tickets past their retention (`rules.rs`).
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()>;
 }

@@ -502,6 +502,9 @@ async fn a_system_error_is_logged_with_its_rid_and_its_cause() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(line.contains("no such table: kf_accounts"), "{line}");
+    // Told once.
+    let stderr = std::fs::read_to_string(served.dir.join("stderr.txt")).unwrap();
+    assert_eq!(stderr.matches(rid.as_str()).count(), 1, "{stderr}");
     assert!(line.contains("/customservice/kfaccount/add"), "{line}");
     assert!(line.contains(&created.app.appid), "{line}");
     // And the request log gives the reason, pointing there.

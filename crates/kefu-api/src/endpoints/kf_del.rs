@@ -1,7 +1,7 @@
 //! `GET|POST /customservice/kfaccount/del`: delete an account.
 //!
-//! Four shapes are live (README, "Endpoints"): GET with `kf_account` in the query; POST with a
-//! JSON body `{"kf_account":…}`; POST with `kf_account` in the query and an empty or
+//! Four shapes are live (README, "Endpoints"): GET with `kf_account` in the query;
+//! POST with a JSON body `{"kf_account":…}`; POST with `kf_account` in the query and an empty or
 //! `{}` body; GET with `kf_openid` in the query. The body is read first, then the query.
 
 use serde::{Deserialize, Serialize};

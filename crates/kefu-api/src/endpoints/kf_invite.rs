@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RawField;
 use crate::endpoint::{Endpoint, Method};
-use crate::{ErrCode, KfAccount, Status, WechatId};
+use crate::{ErrCode, KfAccount, Refused, Status, WechatId};
 
 /// How long an invitation waits for an answer, in seconds (7 days).
 pub const INVITE_TTL_SECS: i64 = 7 * 24 * 3600;
@@ -46,11 +46,17 @@ impl Body {
     /// Validates the account (65401, also when `belongs` says its suffix is not the
     /// app's), then the WeChat ID (65409).
     pub fn validate(&self, belongs: impl FnOnce(&KfAccount) -> bool) -> Result<Request, ErrCode> {
-        let kf_account = KfAccount::parse(self.kf_account.as_deref().unwrap_or(""))
-            .ok()
-            .filter(|account| belongs(account))
-            .ok_or(ErrCode::InvalidKfAccount)?;
-        let invite_wx = WechatId::parse(self.invite_wx.as_deref().unwrap_or(""))?;
+        self.check(belongs).map_err(ErrCode::from)
+    }
+
+    /// [`Body::validate`], saying which rule the body breaks.
+    pub fn check(&self, belongs: impl FnOnce(&KfAccount) -> bool) -> Result<Request, Refused> {
+        let kf_account = KfAccount::check_for(
+            self.kf_account.as_deref(),
+            ErrCode::InvalidKfAccount,
+            belongs,
+        )?;
+        let invite_wx = WechatId::check(self.invite_wx.as_deref().unwrap_or(""))?;
         Ok(Request {
             kf_account,
             invite_wx,

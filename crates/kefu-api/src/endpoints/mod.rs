@@ -17,9 +17,8 @@ use serde::Deserialize;
 
 use crate::{ErrCode, Refused};
 
-/// Reads a JSON request body the way WeChat does (docs/behaviour.md, "Every path"): empty or
-/// `null` is
-/// 44002; anything that is not a JSON object of the expected field types is 47001.
+/// Reads a JSON request body the way WeChat does (docs/behaviour.md, "Every path"):
+/// empty or `null` is 44002; anything that is not a JSON object of the expected field types is 47001.
 /// Unknown fields are ignored; a field given twice is 47001; a UTF-8 byte order mark
 /// is skipped. The `Content-Type` header is never consulted.
 pub fn parse_json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ErrCode> {
@@ -149,18 +148,8 @@ impl KfProfileBody {
         bad_account: ErrCode,
         belongs: impl FnOnce(&crate::KfAccount) -> bool,
     ) -> Result<KfProfile, Refused> {
-        let refused = |why: String| Refused::new(bad_account, why);
-        let raw = self
-            .kf_account
-            .as_deref()
-            .ok_or_else(|| refused("kf_account is missing".to_owned()))?;
-        let kf_account = crate::KfAccount::check(raw).map_err(|e| refused(e.reason))?;
-        if !belongs(&kf_account) {
-            return Err(refused(format!(
-                "the suffix '{}' is neither this app's WeChat ID nor its original id",
-                kf_account.suffix()
-            )));
-        }
+        let kf_account =
+            crate::KfAccount::check_for(self.kf_account.as_deref(), bad_account, belongs)?;
         let nickname = crate::Nickname::check(self.nickname.as_deref().unwrap_or(""))?;
         Ok(KfProfile {
             kf_account,

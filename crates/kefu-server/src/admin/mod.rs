@@ -1,7 +1,6 @@
-//! kefu's own surface under `/kefu/v1` (README, "kefu's own surface"): app management and
-//! simulation
-//! controls behind `Authorization: Bearer <admin token>`, plus the public head images
-//! and health check. Not WeChat's API, so it answers ordinary HTTP statuses.
+//! kefu's own surface under `/kefu/v1` (README, "Endpoints"): app management and
+//! simulation controls behind `Authorization: Bearer <admin token>`, plus the public
+//! head images and health check. Not WeChat's API, so it answers ordinary HTTP statuses.
 
 mod apps;
 mod platform;

@@ -1,7 +1,5 @@
-//! Who is calling: the token verdict (docs/behaviour.md, "Platform rules"), the platform
-//! permission gate
-//! (docs/behaviour.md), bans, the app's right to the kf API (docs/behaviour.md, "Platform
-//! rules") and quotas (docs/behaviour.md, "Platform rules").
+//! Who is calling: the token verdict, the platform permission gate, bans, the app's
+//! right to the kf API and quotas (docs/behaviour.md, "Platform rules").
 
 use std::sync::Arc;
 
@@ -121,8 +119,7 @@ pub(crate) struct Rules {
     /// Permission sets, one of which a platform needs for the app.
     pub(crate) funcscopes: &'static [u32],
     /// The kf rules (docs/behaviour.md, "Platform rules") apply; `Some(true)` for
-    /// `uploadheadimg`, which mini
-    /// programs do not have.
+    /// `uploadheadimg`, which mini programs do not have.
     pub(crate) kf: Option<bool>,
 }
 

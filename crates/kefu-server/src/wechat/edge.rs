@@ -1,8 +1,7 @@
 //! The edge of WeChat's surface. Every call to one of WeChat's paths is read here once
 //! into its [`Call`] (the body under the endpoint's limit), answered by its handler — or
-//! by a fault rule (README, "kefu's own surface") — and recorded in the request log that
-//! `rid/get` reads
-//! (docs/behaviour.md, "Platform rules").
+//! by a fault rule (README, "Endpoints") — and recorded in the request log that
+//! `rid/get` reads (docs/behaviour.md, "Platform rules").
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -111,8 +110,19 @@ async fn answer(state: &AppState, call: &Call, route: &Route) -> Result<Reply, W
         return (route.handler)(state, call).await;
     }
     if fault.applied {
-        // Do the work, then answer the failure anyway.
-        drop((route.handler)(state, call).await);
+        // Do the work, then answer the failure anyway; a store failure in that work
+        // is still told, with the rid.
+        if let Err(WxError {
+            cause: Some(cause), ..
+        }) = (route.handler)(state, call).await
+        {
+            tracing::error!(
+                rid = %call.rid,
+                path = call.path(),
+                cause = %cause,
+                "the work of a faulted call failed"
+            );
+        }
     }
     tracing::info!(
         path = call.path(),

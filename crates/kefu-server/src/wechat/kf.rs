@@ -141,11 +141,11 @@ pub(crate) async fn kf_upload_headimg(state: &AppState, call: &Call) -> Result<R
         .ok_or(ErrCode::MediaDataMissing)?;
     // The account before the image (docs/behaviour.md, `uploadheadimg`): one that is malformed,
     // foreign or missing is 65401 whatever was uploaded.
-    let account = query
-        .get("kf_account")
-        .and_then(|raw| KfAccount::parse(&raw).ok())
-        .filter(|account| owned_by(&app)(account))
-        .ok_or(ErrCode::InvalidKfAccount)?;
+    let account = KfAccount::check_for(
+        query.get("kf_account").as_deref(),
+        ErrCode::InvalidKfAccount,
+        owned_by(&app),
+    )?;
     let kfs = state.store.kfs(&app.appid).await.map_err(internal)?;
     if !kfs.iter().any(|kf| kf.kf_account == account.as_str()) {
         return Err(ErrCode::InvalidKfAccount.into());
@@ -307,7 +307,7 @@ pub(crate) async fn kf_online_list(state: &AppState, call: &Call) -> Result<Repl
 #[tracing::instrument(level = "debug", name = "kf_invite", skip_all)]
 pub(crate) async fn kf_invite(state: &AppState, call: &Call) -> Result<Reply, WxError> {
     let (app, body) = kf_json::<kf_invite::Body>(state, call, INVITE).await?;
-    let invite = body.validate(owned_by(&app))?;
+    let invite = body.check(owned_by(&app))?;
     let now = call.now;
     state
         .store

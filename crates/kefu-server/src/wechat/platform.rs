@@ -1,5 +1,5 @@
-//! Platform rules around every call: bans, quotas and IP whitelists (docs/behaviour.md,
-//! "Platform rules").
+//! Platform rules around every call: bans, quotas and IP whitelists
+//! (docs/behaviour.md, "Platform rules").
 
 use std::net::IpAddr;
 
@@ -115,7 +115,7 @@ pub(super) async fn charge(
         counters.push((daily_key(&app.appid, path, now), daily));
         codes.push((
             ErrCode::DailyQuotaReached,
-            "daily",
+            "a day",
             "next midnight, Shanghai time",
         ));
     }
@@ -126,16 +126,16 @@ pub(super) async fn charge(
             window: Window::minute_of(now),
         };
         counters.push((key, per_minute));
-        codes.push((ErrCode::MinuteQuotaReached, "per-minute", "next minute"));
+        codes.push((ErrCode::MinuteQuotaReached, "a minute", "next minute"));
     }
     match state.store.consume(&counters).await.map_err(internal)? {
         Ok(()) => Ok(()),
         Err(index) => {
-            let (code, which, until) = codes[index];
+            let (code, per, until) = codes[index];
             let limit = counters[index].1;
             Err(WxError::because(
                 code,
-                format!("{which} quota {limit}/{limit} for {path} is spent (until the {until})"),
+                format!("the quota of {limit} calls {per} to {path} is spent (until the {until})"),
             ))
         }
     }

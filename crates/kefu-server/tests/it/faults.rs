@@ -1,4 +1,4 @@
-//! Fault injection and the other simulation controls (README, "kefu's own surface").
+//! Fault injection and the other simulation controls (README, "Endpoints").
 
 use std::time::Instant;
 

@@ -1,6 +1,5 @@
-//! Quotas (docs/behaviour.md, "Platform rules"): daily and per-minute limits, reset at 00:00
-//! Asia/Shanghai,
-//! `quota/get`, `clear_quota`, `clear_quota/v2` and `quota/clear`.
+//! Quotas (docs/behaviour.md, "Platform rules"): daily and per-minute limits, reset at
+//! 00:00 Asia/Shanghai, `quota/get`, `clear_quota`, `clear_quota/v2` and `quota/clear`.
 
 use std::collections::HashMap;
 

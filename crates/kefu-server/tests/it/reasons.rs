@@ -89,7 +89,11 @@ async fn a_spent_quota_says_which_and_how_much() {
     let spent = server.add(&app.token, &app.account("b"), "b").await;
     assert_says(
         &reason(&server, &spent, 45009).await,
-        &["daily quota 1/1", "/customservice/kfaccount/add"],
+        &[
+            "quota of 1 calls a day",
+            "/customservice/kfaccount/add",
+            "next midnight",
+        ],
     );
 }
 
@@ -131,6 +135,17 @@ async fn a_refused_field_says_which_rule_it_breaks() {
             "someone_else",
             "neither this app's WeChat ID nor its original id",
         ],
+    );
+    let invite = server
+        .call(
+            "/customservice/kfaccount/inviteworker",
+            &app.token,
+            json!({"kf_account": app.account("a"), "invite_wx": "9lives_worker"}),
+        )
+        .await;
+    assert_says(
+        &reason(&server, &invite, 65409).await,
+        &["starts with a letter"],
     );
     let broken = server
         .post(

@@ -234,11 +234,17 @@ impl PostgresStore {
         let pool = self.pool.clone();
         let vacuum = Arc::clone(&self.vacuum);
         tokio::spawn(async move {
-            if let Ok(client) = pool.get().await {
-                // A failed vacuum costs only space, which the next one frees.
-                let _ = client
+            // A failed vacuum costs only space, which the next one frees; it is told,
+            // so that an operator whose role cannot vacuum the table learns why it grows.
+            let result = match pool.get().await {
+                Ok(client) => client
                     .batch_execute("VACUUM (SKIP_LOCKED) request_log")
-                    .await;
+                    .await
+                    .map_err(|e| pg(e).to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(error) = result {
+                tracing::warn!(%error, "the request log's table could not be vacuumed");
             }
             vacuum.running.store(false, Ordering::Release);
         });

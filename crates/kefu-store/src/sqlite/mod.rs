@@ -137,7 +137,9 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// The writing connection's `synchronous` setting as SQLite reports it (2 is FULL,
-    /// 1 NORMAL): what every commit actually waits for, whatever was asked.
+    /// 1 NORMAL): what every commit actually waits for, whatever was asked (feature
+    /// `test-support`).
+    #[cfg(feature = "test-support")]
     pub async fn synchronous(&self) -> StoreResult<i64> {
         self.write(|conn| {
             let level = conn
