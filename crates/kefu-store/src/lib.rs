@@ -6,7 +6,7 @@
 //! app, at most 100 accounts, the invitation rules) where it runs, so that concurrent
 //! requests, from one instance or several, cannot break them; a rejected mutation
 //! leaves nothing behind. Time is always passed in by the caller, so the server's test
-//! clock governs every rule. `tests/conformance.rs` holds both backends to the same
+//! clock governs every rule. `tests/it/conformance.rs` holds both backends to the same
 //! behaviour.
 //!
 //! [`Store`] is the sum of one trait per role: [`AppStore`], [`KfStore`],

@@ -4,13 +4,12 @@
 //! guard them; it raises its soft open-file limit to the hard one; and when it must
 //! answer `-1 system error`, its log names the cause under the rid the client got.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, http, temp_dir};
+use crate::common;
+use crate::common::{free_port, http, temp_dir};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "secrets-admin-token-0123456789";

@@ -1,14 +1,13 @@
 //! Crash consistency: under write load, `kefu serve` is killed with SIGKILL; after a
 //! restart on the same file, every update that had been answered errcode 0 is there.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Kefu, free_port};
+use crate::common;
+use crate::common::{Kefu, free_port};
 
 use serde_json::{Value, json};
 

@@ -4,11 +4,10 @@
 //! gives the same document. Without `KEFU_TEST_POSTGRES_URL` the test says SKIPPED
 //! (and fails under CI).
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 
-use common::{Kefu, free_port};
+use crate::common;
+use crate::common::{Kefu, free_port};
 use kefu_store::test_support::PgSchema;
 use serde_json::{Value, json};
 

@@ -3,12 +3,11 @@
 //! however the requests are spread. Each test has its own schema; without
 //! `KEFU_TEST_POSTGRES_URL` they say SKIPPED (and fail under CI).
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Kefu, free_port, http};
+use crate::common;
+use crate::common::{Kefu, free_port, http};
 use kefu_store::test_support::PgSchema;
 use serde_json::{Value, json};
 

@@ -1,7 +1,5 @@
 //! What the tests that run `kefu serve` as a process share.
 
-#![allow(dead_code)] // Each test binary uses its own part.
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

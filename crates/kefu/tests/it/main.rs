@@ -1,0 +1,10 @@
+//! `kefu` as a process, in one test binary: the third-party WeChat clients against
+//! `kefu serve`, crash safety, several instances on one PostgreSQL, export and import
+//! between stores, and what the process keeps to itself.
+
+mod clients;
+mod common;
+mod crash;
+mod multi_instance;
+mod portability;
+mod secrets;
