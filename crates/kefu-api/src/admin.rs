@@ -350,10 +350,91 @@ pub struct ClockAdvance {
     pub advance_secs: u64,
 }
 
+macro_rules! admin_errors {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $code:literal, $status:literal; )*) => {
+        /// The admin surface's error codes, each with the HTTP status it comes with:
+        /// one table, as WeChat's errcodes are ([`crate::ErrCode`]).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum AdminErrorCode {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl AdminErrorCode {
+            /// Every code, in table order.
+            pub const ALL: &'static [AdminErrorCode] = &[$(AdminErrorCode::$variant,)*];
+
+            /// The code as [`AdminError::error`] spells it.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( AdminErrorCode::$variant => $code, )*
+                }
+            }
+
+            /// The HTTP status answered with it.
+            #[must_use]
+            pub const fn status(self) -> u16 {
+                match self {
+                    $( AdminErrorCode::$variant => $status, )*
+                }
+            }
+
+            /// The code a spelling names, if any.
+            #[must_use]
+            pub fn from_name(name: &str) -> Option<AdminErrorCode> {
+                match name {
+                    $( $code => Some(AdminErrorCode::$variant), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+admin_errors! {
+    /// No admin token, or a wrong one.
+    Unauthorized = "unauthorized", 401;
+    /// The app, platform, account, rule or record named does not exist.
+    NotFound = "not_found", 404;
+    /// The change clashes with what exists (a taken appid or WeChat ID, a rename of an
+    /// app with accounts, an import into a non-empty store).
+    Conflict = "conflict", 409;
+    /// A WeChat rule refused the change (the message names the errcode).
+    Rejected = "rejected", 409;
+    /// An imported document breaks a rule; the message names the place.
+    Invalid = "invalid", 400;
+    /// The body is not the JSON this call takes, or was broken off.
+    InvalidBody = "invalid_body", 400;
+    /// The body is over the limit.
+    TooLarge = "too_large", 413;
+    /// An appid (or component_appid) that is not `wx` and 16 lowercase hex digits.
+    InvalidAppid = "invalid_appid", 400;
+    /// A WeChat ID that is not 1-30 letters, digits, `_` or `-`.
+    InvalidWechatId = "invalid_wechat_id", 400;
+    /// An original id that is not `gh_` and 12 lowercase hex digits.
+    InvalidOriginalId = "invalid_original_id", 400;
+    /// A secret that is not 16-64 letters and digits.
+    InvalidSecret = "invalid_secret", 400;
+    /// An IP whitelist entry that is not an IP address.
+    InvalidIp = "invalid_ip", 400;
+    /// A path that is not a WeChat path starting with `/`.
+    InvalidPath = "invalid_path", 400;
+    /// A fault rule's probability outside 0-1.
+    InvalidProbability = "invalid_probability", 400;
+    /// A fault rule's `times` of 0.
+    InvalidTimes = "invalid_times", 400;
+    /// An online state other than 0 or 1, or a negative accepted_case.
+    InvalidStatus = "invalid_status", 400;
+    /// The store failed; nothing was changed.
+    Internal = "internal", 500;
+}
+
 /// The body of every admin failure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminError {
-    /// A stable machine-readable code, e.g. `unauthorized`, `not_found`, `invalid_wechat_id`.
+    /// A stable machine-readable code from [`AdminErrorCode`], e.g. `unauthorized`,
+    /// `not_found`, `invalid_wechat_id`.
     pub error: String,
     /// A sentence for people.
     pub message: String,
@@ -583,4 +664,34 @@ pub struct RequestSummary {
     pub counts: Vec<CallCountView>,
     /// What the log holds.
     pub log: LogUsageView,
+}
+
+impl AdminError {
+    /// The code, when it is one of the table's.
+    #[must_use]
+    pub fn code(&self) -> Option<AdminErrorCode> {
+        AdminErrorCode::from_name(&self.error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_admin_error_code_round_trips_and_comes_with_an_error_status() {
+        let mut seen = std::collections::HashSet::new();
+        for code in AdminErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "{code:?} spelled twice");
+            assert_eq!(AdminErrorCode::from_name(code.as_str()), Some(*code));
+            assert!((400..600).contains(&code.status()), "{code:?}");
+        }
+        assert_eq!(AdminErrorCode::from_name("nope"), None);
+        let body = AdminError {
+            error: "not_found".to_owned(),
+            message: "no such app".to_owned(),
+        };
+        assert_eq!(body.code(), Some(AdminErrorCode::NotFound));
+        assert_eq!(AdminErrorCode::NotFound.status(), 404);
+    }
 }

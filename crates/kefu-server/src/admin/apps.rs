@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use kefu_api::admin::{
-    AppPatch, AppView, CreatedApp, InvitationRequest, KfView, NewApp, SettingsError,
-    check_api_paths, check_ips,
+    AdminErrorCode, AppPatch, AppView, CreatedApp, InvitationRequest, KfView, NewApp,
+    SettingsError, check_api_paths, check_ips,
 };
 use kefu_api::endpoints::kf_invite::MAX_BOUND_PER_WORKER;
 use kefu_api::{AppAlias, AppId, KfAccount, OriginalId};
@@ -32,8 +32,8 @@ fn view(app: &App, kf_count: usize) -> AppView {
 
 fn check_alias(raw: &str) -> Result<(), Failure> {
     AppAlias::parse(raw).map(drop).map_err(|_| {
-        Failure::bad_request(
-            "invalid_wechat_id",
+        Failure::new(
+            AdminErrorCode::InvalidWechatId,
             "wechat_id must be 1-30 letters, digits, '_' or '-'",
         )
     })
@@ -41,8 +41,8 @@ fn check_alias(raw: &str) -> Result<(), Failure> {
 
 fn check_original_id(raw: &str) -> Result<(), Failure> {
     OriginalId::parse(raw).map(drop).map_err(|_| {
-        Failure::bad_request(
-            "invalid_original_id",
+        Failure::new(
+            AdminErrorCode::InvalidOriginalId,
             "original_id must be 'gh_' and 12 lowercase hex digits",
         )
     })
@@ -51,10 +51,10 @@ fn check_original_id(raw: &str) -> Result<(), Failure> {
 /// A platform rule refused, as the admin surface says it.
 pub(super) fn settings_failure(error: &SettingsError) -> Failure {
     let code = match error {
-        SettingsError::Ip { .. } => "invalid_ip",
-        SettingsError::Path { .. } => "invalid_path",
+        SettingsError::Ip { .. } => AdminErrorCode::InvalidIp,
+        SettingsError::Path { .. } => AdminErrorCode::InvalidPath,
     };
-    Failure::bad_request(code, error.to_string())
+    Failure::new(code, error.to_string())
 }
 
 pub(super) fn check_secret(raw: &str) -> Result<(), Failure> {
@@ -62,8 +62,8 @@ pub(super) fn check_secret(raw: &str) -> Result<(), Failure> {
     if ok {
         Ok(())
     } else {
-        Err(Failure::bad_request(
-            "invalid_secret",
+        Err(Failure::new(
+            AdminErrorCode::InvalidSecret,
             "secret must be 16-64 letters and digits",
         ))
     }
@@ -78,8 +78,8 @@ pub async fn create_app(state: &AppState, new: NewApp) -> Result<CreatedApp, Fai
     }
     if let Some(appid) = &new.appid {
         AppId::parse(appid).map_err(|_| {
-            Failure::bad_request(
-                "invalid_appid",
+            Failure::new(
+                AdminErrorCode::InvalidAppid,
                 "appid must be 'wx' and 16 lowercase hex digits",
             )
         })?;

@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kefu_api::admin::{AdminError, ClockAdvance, ClockView};
+use kefu_api::admin::{AdminError, AdminErrorCode, ClockAdvance, ClockView};
 use kefu_store::{Snapshot, StoreError};
 use serde::de::DeserializeOwned;
 
@@ -26,31 +26,21 @@ use crate::wechat::request::{MAX_JSON_BODY, ReadBody, read_body};
 /// A failed admin call: a status and an [`AdminError`] body.
 #[derive(Debug)]
 pub struct Failure {
-    status: StatusCode,
-    error: &'static str,
+    code: AdminErrorCode,
     message: String,
 }
 
 impl Failure {
-    /// A failure with a stable code and a sentence.
-    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Failure {
+    /// A failure with its code (which gives the status) and a sentence.
+    pub fn new(code: AdminErrorCode, message: impl Into<String>) -> Failure {
         Failure {
-            status,
-            error,
+            code,
             message: message.into(),
         }
     }
 
-    pub(crate) fn bad_request(error: &'static str, message: impl Into<String>) -> Failure {
-        Failure::new(StatusCode::BAD_REQUEST, error, message)
-    }
-
     pub(crate) fn not_found(what: &str) -> Failure {
-        Failure::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no such {what}"),
-        )
+        Failure::new(AdminErrorCode::NotFound, format!("no such {what}"))
     }
 
     /// The sentence.
@@ -64,20 +54,16 @@ impl From<StoreError> for Failure {
     fn from(error: StoreError) -> Failure {
         match error {
             StoreError::NotFound => Failure::not_found("app"),
-            StoreError::Conflict(message) => {
-                Failure::new(StatusCode::CONFLICT, "conflict", message)
-            }
-            StoreError::Invalid(message) => Failure::bad_request("invalid", message),
+            StoreError::Conflict(message) => Failure::new(AdminErrorCode::Conflict, message),
+            StoreError::Invalid(message) => Failure::new(AdminErrorCode::Invalid, message),
             StoreError::Rejected(code) => Failure::new(
-                StatusCode::CONFLICT,
-                "rejected",
+                AdminErrorCode::Rejected,
                 format!("WeChat's rules refuse it: {code}"),
             ),
             StoreError::Internal(message) => {
                 tracing::error!(cause = %message, "store failure on the admin surface");
                 Failure::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    AdminErrorCode::Internal,
                     "storage failure; see the server log",
                 )
             }
@@ -87,12 +73,14 @@ impl From<StoreError> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = AdminError {
-            error: self.error.to_owned(),
+            error: self.code.as_str().to_owned(),
             message: self.message,
         };
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -117,19 +105,19 @@ async fn json_body_within<T: DeserializeOwned>(
         ReadBody::Whole(bytes) => bytes,
         ReadBody::TooLarge => {
             return Err(Failure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                AdminErrorCode::TooLarge,
                 format!("the body is over {} MiB", limit >> 20),
             ));
         }
         ReadBody::Broken => {
-            return Err(Failure::bad_request(
-                "invalid_body",
+            return Err(Failure::new(
+                AdminErrorCode::InvalidBody,
                 "the body was broken off or too slow to arrive",
             ));
         }
     };
-    serde_json::from_slice(&bytes).map_err(|e| Failure::bad_request("invalid_body", e.to_string()))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::new(AdminErrorCode::InvalidBody, e.to_string()))
 }
 
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -141,15 +129,9 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
         .map(str::trim);
     match presented {
         Some(token) if matches(token, &state.admin_token) => next.run(request).await,
-        Some(_) => Failure::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "wrong admin token",
-        )
-        .into_response(),
+        Some(_) => Failure::new(AdminErrorCode::Unauthorized, "wrong admin token").into_response(),
         None => Failure::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            AdminErrorCode::Unauthorized,
             "send the admin token as 'Authorization: Bearer <token>'",
         )
         .into_response(),

@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use kefu_api::admin::{
-    AuthorizationView, CallCountView, ComponentView, CreatedAuthorization, CreatedComponent,
-    FaultView, KfOnlineSet, KfView, LogUsageView, NewAuthorization, NewComponent, NewFault,
-    RequestLogEntry, RequestSummary, Ticket, TokenAction, TokenVerdict,
+    AdminErrorCode, AuthorizationView, CallCountView, ComponentView, CreatedAuthorization,
+    CreatedComponent, FaultView, KfOnlineSet, KfView, LogUsageView, NewAuthorization, NewComponent,
+    NewFault, RequestLogEntry, RequestSummary, Ticket, TokenAction, TokenVerdict,
 };
 use kefu_api::endpoints::component::TICKET_TTL_SECS;
 use kefu_api::endpoints::rid_get::RequestInfo;
@@ -43,8 +43,8 @@ pub(super) async fn component_create(
     let new: NewComponent = json_body(&state, request).await?;
     if let Some(appid) = &new.component_appid {
         AppId::parse(appid).map_err(|_| {
-            Failure::bad_request(
-                "invalid_appid",
+            Failure::new(
+                AdminErrorCode::InvalidAppid,
                 "component_appid must be 'wx' and 16 lowercase hex digits",
             )
         })?;
@@ -166,20 +166,20 @@ pub(super) async fn fault_add(
 ) -> Result<(StatusCode, Json<FaultView>), Failure> {
     let rule: NewFault = json_body(&state, request).await?;
     if !rule.path.starts_with('/') {
-        return Err(Failure::bad_request(
-            "invalid_path",
+        return Err(Failure::new(
+            AdminErrorCode::InvalidPath,
             "path must be a WeChat path starting with '/'",
         ));
     }
     if rule.probability.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
-        return Err(Failure::bad_request(
-            "invalid_probability",
+        return Err(Failure::new(
+            AdminErrorCode::InvalidProbability,
             "probability must be between 0 and 1",
         ));
     }
     if rule.times == Some(0) {
-        return Err(Failure::bad_request(
-            "invalid_times",
+        return Err(Failure::new(
+            AdminErrorCode::InvalidTimes,
             "times must be at least 1",
         ));
     }
@@ -229,8 +229,8 @@ pub(super) async fn kf_online(
     let base = base_url(&state, &parts);
     let online: KfOnlineSet = json_body(&state, Request::from_parts(parts, body)).await?;
     if !(0..=1).contains(&online.status) || online.accepted_case < 0 {
-        return Err(Failure::bad_request(
-            "invalid_status",
+        return Err(Failure::new(
+            AdminErrorCode::InvalidStatus,
             "status is 0 or 1; accepted_case is not negative",
         ));
     }
