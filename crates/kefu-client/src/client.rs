@@ -13,7 +13,7 @@ use kefu_api::endpoints::kf_uploadheadimg::{self, UploadHeadImg};
 use kefu_api::endpoints::stable_token::GetStableToken;
 use kefu_api::endpoints::token::{AccessToken, GRANT_TYPE, GetToken};
 use kefu_api::endpoints::{KfProfileBody, kf_add, kf_update};
-use kefu_api::{Endpoint, ErrCode, KfAccount, Status, WechatId};
+use kefu_api::{Endpoint, ErrCode, KfAccount, Secret, Status, WechatId};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
@@ -24,19 +24,19 @@ use crate::token::{CachedToken, MemoryTokenStore, TokenStore, unix_now};
 /// WeChat's API host.
 pub const WECHAT_BASE_URL: &str = "https://api.weixin.qq.com";
 
-/// How the client gets its access_token.
-#[derive(Clone)]
+/// How the client gets its access_token. Its secrets show as `<redacted>` in `Debug`.
+#[derive(Clone, Debug)]
 pub enum Credentials {
     /// An app's appid and AppSecret: the client fetches and refreshes tokens.
     App {
         /// The appid.
         appid: String,
         /// The AppSecret.
-        secret: String,
+        secret: Secret,
     },
     /// A token managed elsewhere (e.g. by a central token service): used as is, never
     /// refreshed; a token error is returned to the caller.
-    Token(String),
+    Token(Secret),
     /// A third-party platform acting for an app: authorizer tokens are fetched with the
     /// platform's component_access_token and the authorization's refresh token (which
     /// the client keeps up to date as WeChat rotates it).
@@ -44,33 +44,12 @@ pub enum Credentials {
         /// The platform's appid.
         component_appid: String,
         /// The platform's current component_access_token.
-        component_access_token: String,
+        component_access_token: Secret,
         /// The authorizing app.
         authorizer_appid: String,
         /// The authorization's refresh token.
-        refresh_token: String,
+        refresh_token: Secret,
     },
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Credentials::App { appid, .. } => f
-                .debug_struct("App")
-                .field("appid", appid)
-                .finish_non_exhaustive(),
-            Credentials::Token(_) => f.write_str("Token(<redacted>)"),
-            Credentials::Authorizer {
-                component_appid,
-                authorizer_appid,
-                ..
-            } => f
-                .debug_struct("Authorizer")
-                .field("component_appid", component_appid)
-                .field("authorizer_appid", authorizer_appid)
-                .finish_non_exhaustive(),
-        }
-    }
 }
 
 /// Builds a [`Client`].
@@ -140,7 +119,7 @@ impl ClientBuilder {
     pub fn app(mut self, appid: impl Into<String>, secret: impl Into<String>) -> Self {
         self.credentials = Some(Credentials::App {
             appid: appid.into(),
-            secret: secret.into(),
+            secret: Secret::new(secret),
         });
         self
     }
@@ -219,8 +198,8 @@ impl ClientBuilder {
                 refresh_token,
                 ..
             } => (
-                Some(Mutex::new(component_access_token.clone())),
-                Some(Mutex::new(refresh_token.clone())),
+                Some(Mutex::new(component_access_token.expose().to_owned())),
+                Some(Mutex::new(refresh_token.expose().to_owned())),
             ),
             _ => (None, None),
         };
@@ -391,7 +370,7 @@ impl Client {
         let query = [
             ("grant_type", GRANT_TYPE),
             ("appid", appid),
-            ("secret", secret),
+            ("secret", secret.expose()),
         ];
         let response = self
             .inner
@@ -413,7 +392,7 @@ impl Client {
         let body = kefu_api::endpoints::stable_token::Request {
             grant_type: Some(GRANT_TYPE.to_owned()),
             appid: Some(appid.clone()),
-            secret: Some(secret.as_str().into()),
+            secret: Some(secret.clone()),
             force_refresh: Some(force_refresh),
         };
         let response = self
@@ -536,7 +515,7 @@ impl Client {
     /// time, in this process and (with a shared store) across processes.
     pub async fn access_token(&self) -> Result<String> {
         if let Credentials::Token(token) = &self.inner.credentials {
-            return Ok(token.clone());
+            return Ok(token.expose().to_owned());
         }
         let (store, key) = (&self.inner.store, self.inner.key.as_str());
         if let Some(token) = Self::fresh(store.get(key).await?) {
@@ -797,6 +776,27 @@ fn to_value<T: serde::Serialize>(value: &T) -> Result<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_show_no_secret_in_debug() {
+        let shown = format!(
+            "{:?} {:?}",
+            Credentials::App {
+                appid: "wx0123456789abcdef".to_owned(),
+                secret: "app-secret-0123456789".into(),
+            },
+            Credentials::Authorizer {
+                component_appid: "wx00000000000000c3".to_owned(),
+                component_access_token: "component-token-value".into(),
+                authorizer_appid: "wx0123456789abcdef".to_owned(),
+                refresh_token: "refresh-token-value".into(),
+            }
+        );
+        assert!(shown.contains("wx0123456789abcdef"), "{shown}");
+        for secret in ["app-secret", "component-token-value", "refresh-token-value"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
 
     #[test]
     fn building_a_client_leaves_the_process_tls_provider_alone() {

@@ -496,7 +496,7 @@ async fn an_external_token_is_used_as_is() {
         .unwrap();
     let client = Client::builder()
         .base_url(&server.base)
-        .credentials(Credentials::Token(token.clone()))
+        .credentials(Credentials::Token(token.clone().into()))
         .build()
         .unwrap();
     assert!(client.kf_list().await.unwrap().is_empty());
@@ -554,12 +554,9 @@ async fn a_third_party_platform_acting_for_an_app() {
             component_access_token: component_token["component_access_token"]
                 .as_str()
                 .unwrap()
-                .to_owned(),
+                .into(),
             authorizer_appid: app.appid.clone(),
-            refresh_token: auth["authorizer_refresh_token"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
+            refresh_token: auth["authorizer_refresh_token"].as_str().unwrap().into(),
         })
         .build()
         .unwrap();
@@ -588,7 +585,7 @@ async fn secrets_never_show() {
     // A transport failure names no URL (which would carry the token).
     let offline = Client::builder()
         .base_url("http://127.0.0.1:9")
-        .credentials(Credentials::Token(token.clone()))
+        .credentials(Credentials::Token(token.clone().into()))
         .retry(RetryPolicy::none())
         .build()
         .unwrap();

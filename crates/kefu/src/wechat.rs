@@ -44,10 +44,10 @@ pub(crate) struct WechatArgs {
 impl WechatArgs {
     fn client(&self) -> Result<Client, String> {
         let credentials = match (&self.access_token, &self.appid, &self.secret) {
-            (Some(token), _, _) => Credentials::Token(token.expose().to_owned()),
+            (Some(token), _, _) => Credentials::Token(token.expose().to_owned().into()),
             (None, Some(appid), Some(secret)) => Credentials::App {
                 appid: appid.clone(),
-                secret: secret.expose().to_owned(),
+                secret: secret.expose().to_owned().into(),
             },
             _ => {
                 return Err("credentials needed: --appid and --secret (KEFU_APPID, \
