@@ -152,6 +152,20 @@ pub struct Invitation {
 }
 
 impl Invitation {
+    /// The invitation stored in an account's three invitation columns: `None` unless
+    /// all three hold one (and the state is one kefu writes).
+    pub(crate) fn from_columns(
+        invite_wx: Option<String>,
+        expire_time: Option<i64>,
+        state: Option<&str>,
+    ) -> Option<Invitation> {
+        Some(Invitation {
+            invite_wx: invite_wx?,
+            expire_time: expire_time?,
+            state: InviteState::parse(state?)?,
+        })
+    }
+
     /// The status WeChat shows at `now`: a waiting invitation past its time is expired.
     #[must_use]
     pub fn status_at(&self, now: i64) -> InviteStatus {

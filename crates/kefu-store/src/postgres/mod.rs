@@ -52,8 +52,8 @@ use self::rows::*;
 use crate::logbuf::{self, LogBuffer};
 use crate::model::{
     App, AppSnapshot, AppSummary, Authorization, CallCount, Component, CounterKey, CurrentToken,
-    Digest, Invitation, InviteState, Kf, KfSnapshot, LogLimits, LogUsage, LoggedRequest, NewKf,
-    RecordedCall, Snapshot, TokenChannel, TokenRecord,
+    Digest, Invitation, Kf, KfSnapshot, LogLimits, LogUsage, LoggedRequest, NewKf, RecordedCall,
+    Snapshot, TokenChannel, TokenRecord,
 };
 use crate::rules;
 use crate::{Store, StoreError, StoreResult};

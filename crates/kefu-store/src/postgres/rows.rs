@@ -28,21 +28,13 @@ pub(super) fn app_from_row_at(row: &Row, at: usize) -> Result<App, tokio_postgre
 }
 
 pub(super) const KF_COLUMNS: &str = "kf_id, kf_account, nickname, kf_openid, headimg_version, \
-    kf_wx, \
-     invite_wx, invite_expire_time, invite_state, online_status, accepted_case, created_at";
+    kf_wx, invite_wx, invite_expire_time, invite_state, online_status, accepted_case, created_at";
 
 pub(super) fn kf_from_row(row: &Row, at: usize) -> Result<Kf, tokio_postgres::Error> {
     let invite_wx: Option<String> = row.try_get(at + 6)?;
     let expire_time: Option<i64> = row.try_get(at + 7)?;
     let state: Option<&str> = row.try_get(at + 8)?;
-    let invitation = match (invite_wx, expire_time, state.and_then(InviteState::parse)) {
-        (Some(invite_wx), Some(expire_time), Some(state)) => Some(Invitation {
-            invite_wx,
-            expire_time,
-            state,
-        }),
-        _ => None,
-    };
+    let invitation = Invitation::from_columns(invite_wx, expire_time, state);
     Ok(Kf {
         kf_id: row.try_get(at)?,
         kf_account: row.try_get(at + 1)?,

@@ -42,8 +42,8 @@ use self::writer::{Scope, Writer};
 use crate::logbuf::{self, LogBuffer};
 use crate::model::{
     App, AppSnapshot, AppSummary, Authorization, CallCount, Component, CounterKey, CurrentToken,
-    Digest, Invitation, InviteState, Kf, KfSnapshot, LogLimits, LogUsage, LoggedRequest, NewKf,
-    RecordedCall, Snapshot, TokenChannel, TokenRecord, Window,
+    Digest, Invitation, Kf, KfSnapshot, LogLimits, LogUsage, LoggedRequest, NewKf, RecordedCall,
+    Snapshot, TokenChannel, TokenRecord, Window,
 };
 use crate::rules;
 use crate::{Store, StoreError, StoreResult};

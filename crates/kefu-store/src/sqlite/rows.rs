@@ -20,25 +20,13 @@ pub(super) fn app_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
 }
 
 pub(super) const KF_COLUMNS: &str = "kf_id, kf_account, nickname, kf_openid, headimg_version, \
-    kf_wx, invite_wx, \
-     invite_expire_time, invite_state, online_status, accepted_case, created_at";
+    kf_wx, invite_wx, invite_expire_time, invite_state, online_status, accepted_case, created_at";
 
 pub(super) fn kf_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Kf> {
     let invite_wx: Option<String> = row.get(at + 6)?;
     let expire_time: Option<i64> = row.get(at + 7)?;
     let state: Option<String> = row.get(at + 8)?;
-    let invitation = match (
-        invite_wx,
-        expire_time,
-        state.as_deref().and_then(InviteState::parse),
-    ) {
-        (Some(invite_wx), Some(expire_time), Some(state)) => Some(Invitation {
-            invite_wx,
-            expire_time,
-            state,
-        }),
-        _ => None,
-    };
+    let invitation = Invitation::from_columns(invite_wx, expire_time, state.as_deref());
     Ok(Kf {
         kf_id: row.get(at)?,
         kf_account: row.get(at + 1)?,
