@@ -29,12 +29,6 @@ impl Secret {
     pub fn into_inner(self) -> String {
         self.0
     }
-
-    /// Whether the value is empty (as a missing field often is).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl fmt::Debug for Secret {

@@ -8,7 +8,6 @@ use kefu_api::admin::AccountType;
 use kefu_store::{App, TokenChannel, TokenRecord};
 
 use super::call::Call;
-use super::internal;
 use super::platform::charge;
 use super::reply::WxError;
 use crate::clock::utc;
@@ -136,8 +135,7 @@ pub(crate) async fn admit(
         let authorization = state
             .store
             .authorization(component, &caller.app.appid)
-            .await
-            .map_err(internal)?;
+            .await?;
         let reason = match authorization {
             None => Some(format!(
                 "platform {component} is no longer authorized by {}",

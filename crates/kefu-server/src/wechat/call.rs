@@ -13,7 +13,6 @@ use bytes::Bytes;
 use kefu_api::{ErrCode, Rid};
 use kefu_store::{App, TokenRecord};
 
-use super::internal;
 use super::reply::WxError;
 use super::request::{Query, ReadBody};
 use crate::secrets::digest;
@@ -97,11 +96,7 @@ impl Call {
         {
             return Ok(found.clone());
         }
-        let found = state
-            .store
-            .token_and_app(&digest(token))
-            .await
-            .map_err(internal)?;
+        let found = state.store.token_and_app(&digest(token)).await?;
         let _ = self.token.set((token.into(), found.clone()));
         Ok(found)
     }

@@ -11,7 +11,6 @@ use kefu_store::{TokenChannel, TokenRecord};
 
 use super::auth::token_verdict;
 use super::call::Call;
-use super::internal;
 use super::platform::check_ip;
 use super::reply::{Reply, WxError};
 use crate::secrets::{digest, matches, new_access_token, new_refresh_token, token_hint};
@@ -35,8 +34,7 @@ async fn component_token(
     let component = state
         .store
         .component(component_appid)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(ErrCode::InvalidComponent)?;
     call.found_caller(&component.component_appid);
     let secret = present(
@@ -62,8 +60,7 @@ async fn component_token(
     let (owner, expires_at) = state
         .store
         .ticket(&digest(ticket))
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(ErrCode::ComponentTicketInvalid)?;
     if owner != component.component_appid {
         return Err(ErrCode::ComponentTicketInvalid.into());
@@ -83,8 +80,7 @@ async fn component_token(
     state
         .store
         .issue_token(record, digest(&token), now, GRACE)
-        .await
-        .map_err(internal)?;
+        .await?;
     tracing::info!(
         component = %component.component_appid,
         token = token_hint(&token),
@@ -150,8 +146,7 @@ pub(crate) async fn api_authorizer_token(state: &AppState, call: &Call) -> Resul
             now,
             REFRESH_OVERLAP_SECS,
         )
-        .await
-        .map_err(internal)?;
+        .await?;
     let token = new_access_token();
     let record = TokenRecord {
         appid: appid.into(),
@@ -164,8 +159,7 @@ pub(crate) async fn api_authorizer_token(state: &AppState, call: &Call) -> Resul
     state
         .store
         .issue_token(record, digest(&token), now, GRACE)
-        .await
-        .map_err(internal)?;
+        .await?;
     tracing::info!(appid, token = token_hint(&token), "authorizer token issued");
     let answer = AuthorizerAccessToken {
         authorizer_access_token: token.into(),

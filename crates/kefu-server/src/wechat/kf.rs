@@ -15,11 +15,11 @@ use kefu_api::endpoints::{
 use kefu_api::{ErrCode, KfAccount, admin};
 use kefu_store::{App, Kf, NewKf};
 
+use super::Https;
 use super::auth::{Rules, admit};
 use super::call::Call;
 use super::log::shown_body;
 use super::reply::{Reply, WxError};
-use super::{Https, internal};
 use crate::secrets::new_openid;
 use crate::state::AppState;
 
@@ -69,7 +69,7 @@ pub(crate) async fn kf_add(state: &AppState, call: &Call) -> Result<Reply, WxErr
         kf_openid: new_openid(),
         created_at: call.now,
     };
-    state.store.add_kf(&app.appid, kf).await.map_err(internal)?;
+    state.store.add_kf(&app.appid, kf).await?;
     Ok(Reply::Ok)
 }
 
@@ -81,8 +81,7 @@ pub(crate) async fn kf_update(state: &AppState, call: &Call) -> Result<Reply, Wx
     state
         .store
         .update_kf(&app.appid, &profile.kf_account, &profile.nickname)
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(Reply::Ok)
 }
 
@@ -113,11 +112,7 @@ pub(crate) async fn kf_del(state: &AppState, call: &Call) -> Result<Reply, WxErr
     {
         return Err(ErrCode::InvalidKfAccount.into());
     }
-    state
-        .store
-        .delete_kf(&app.appid, &target)
-        .await
-        .map_err(internal)?;
+    state.store.delete_kf(&app.appid, &target).await?;
     Ok(Reply::Ok)
 }
 
@@ -146,7 +141,7 @@ pub(crate) async fn kf_upload_headimg(state: &AppState, call: &Call) -> Result<R
         ErrCode::InvalidKfAccount,
         owned_by(&app),
     )?;
-    let kfs = state.store.kfs(&app.appid).await.map_err(internal)?;
+    let kfs = state.store.kfs(&app.appid).await?;
     if !kfs.iter().any(|kf| kf.kf_account == account.as_str()) {
         return Err(ErrCode::InvalidKfAccount.into());
     }
@@ -159,8 +154,7 @@ pub(crate) async fn kf_upload_headimg(state: &AppState, call: &Call) -> Result<R
     state
         .store
         .set_kf_headimg(&app.appid, &account, media)
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(Reply::Ok)
 }
 
@@ -237,11 +231,7 @@ pub(crate) fn kf_info(kf: &Kf, appid: &str, base: &str, now: i64) -> KfInfo {
 pub(crate) async fn kf_list(state: &AppState, call: &Call) -> Result<Reply, WxError> {
     let now = call.now;
     let app = admit(state, call, LIST).await?;
-    let (kfs, version) = state
-        .store
-        .kfs_versioned(&app.appid)
-        .await
-        .map_err(internal)?;
+    let (kfs, version) = state.store.kfs_versioned(&app.appid).await?;
     let base = base_url(state, call.head());
     if let Some((body, logged)) = version.and_then(|v| state.lists.get(&app.appid, v, &base, now)) {
         return Ok(Reply::Json { body, logged });
@@ -287,7 +277,7 @@ pub(crate) async fn kf_list(state: &AppState, call: &Call) -> Result<Reply, WxEr
 #[tracing::instrument(level = "debug", name = "kf_online_list", skip_all)]
 pub(crate) async fn kf_online_list(state: &AppState, call: &Call) -> Result<Reply, WxError> {
     let app = admit(state, call, ONLINE).await?;
-    let kfs = state.store.kfs(&app.appid).await.map_err(internal)?;
+    let kfs = state.store.kfs(&app.appid).await?;
     let list = KfOnlineList {
         kf_online_list: kfs
             .iter()
@@ -319,7 +309,6 @@ pub(crate) async fn kf_invite(state: &AppState, call: &Call) -> Result<Reply, Wx
             now + kf_invite::INVITE_TTL_SECS,
             kf_invite::MAX_BOUND_PER_WORKER,
         )
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(Reply::Ok)
 }

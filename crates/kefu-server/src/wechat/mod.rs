@@ -28,7 +28,6 @@ use kefu_api::endpoints::{
     kf_uploadheadimg, quota, rid_get, stable_token, token as token_api,
 };
 use kefu_api::{Endpoint, ErrCode, Method};
-use kefu_store::StoreError;
 
 use self::call::Call;
 use self::reply::{Answered, Reply, WxError, new_rid};
@@ -37,12 +36,6 @@ use crate::state::AppState;
 /// Marks requests that arrived over the HTTPS listener (for the URLs handed out).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Https;
-
-/// Maps a store failure to what a client sees: a rejection's code, or `-1 system
-/// error` carrying its internal cause, which the edge logs once with the rid.
-pub(crate) fn internal(error: StoreError) -> WxError {
-    error.into()
-}
 
 /// What a handler's future is.
 pub(crate) type Answer<'a> = Pin<Box<dyn Future<Output = Result<Reply, WxError>> + Send + 'a>>;

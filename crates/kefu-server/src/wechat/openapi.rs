@@ -9,7 +9,6 @@ use kefu_store::{App, CounterKey, Window};
 
 use super::auth::authorize;
 use super::call::Call;
-use super::internal;
 use super::platform::{counted_paths, daily_key, limits};
 use super::reply::{Reply, WxError};
 use super::token::credentials;
@@ -42,17 +41,12 @@ async fn clear(state: &AppState, app: &App, paths: &[String], now: i64) -> Resul
     if state
         .store
         .consume(&[(key, MAX_CLEARS_PER_MONTH)])
-        .await
-        .map_err(internal)?
+        .await?
         .is_err()
     {
         return Err(ErrCode::ClearQuotaLimit.into());
     }
-    state
-        .store
-        .reset_counters(&app.appid, paths)
-        .await
-        .map_err(internal)?;
+    state.store.reset_counters(&app.appid, paths).await?;
     Ok(Reply::Ok)
 }
 
@@ -67,8 +61,7 @@ pub(crate) async fn quota_get(state: &AppState, call: &Call) -> Result<Reply, Wx
     let used = state
         .store
         .counter(&daily_key(&app.appid, &path, call.now))
-        .await
-        .map_err(internal)?;
+        .await?;
     let quota = Quota {
         daily_limit,
         used,
@@ -131,8 +124,7 @@ pub(crate) async fn rid_get(state: &AppState, call: &Call) -> Result<Reply, WxEr
     let entry = state
         .store
         .logged_request(&rid.to_string())
-        .await
-        .map_err(internal)?
+        .await?
         .filter(|entry| entry.invoke_time > call.now - RETENTION_SECS)
         .ok_or(ErrCode::RidNotFound)?;
     if entry.appid.as_deref() != Some(app.appid.as_str()) {

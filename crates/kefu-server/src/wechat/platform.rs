@@ -11,7 +11,6 @@ use kefu_api::endpoints::{
 };
 use kefu_store::{App, CounterKey, Window};
 
-use super::internal;
 use super::reply::WxError;
 use crate::state::AppState;
 
@@ -128,7 +127,7 @@ pub(super) async fn charge(
         counters.push((key, per_minute));
         codes.push((ErrCode::MinuteQuotaReached, "a minute", "next minute"));
     }
-    match state.store.consume(&counters).await.map_err(internal)? {
+    match state.store.consume(&counters).await? {
         Ok(()) => Ok(()),
         Err(index) => {
             let (code, per, until) = codes[index];

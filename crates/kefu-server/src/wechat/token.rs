@@ -11,7 +11,6 @@ use kefu_api::{Endpoint, ErrCode};
 use kefu_store::{App, CounterKey, StoreError, TokenChannel, TokenRecord, Window};
 
 use super::call::Call;
-use super::internal;
 use super::platform::{charge, check_ip};
 use super::reply::{Reply, WxError};
 use crate::secrets::{digest, matches, new_access_token, token_hint};
@@ -38,14 +37,8 @@ pub(crate) async fn credentials(
     let secret = secret
         .filter(|v| !v.is_empty())
         .ok_or(ErrCode::AppsecretMissing)?;
-    let Some(app) = state.store.app(appid).await.map_err(internal)? else {
-        if state
-            .store
-            .component(appid)
-            .await
-            .map_err(internal)?
-            .is_some()
-        {
+    let Some(app) = state.store.app(appid).await? else {
+        if state.store.component(appid).await?.is_some() {
             return Err(ErrCode::ComponentMustUseComponentToken.into());
         }
         return Err(ErrCode::InvalidAppid.into());
@@ -102,8 +95,7 @@ pub(crate) async fn token_get(state: &AppState, call: &Call) -> Result<Reply, Wx
             now,
             GRACE,
         )
-        .await
-        .map_err(internal)?;
+        .await?;
     tracing::info!(appid = %app.appid, token = token_hint(&access_token), "token issued");
     Reply::json(&AccessToken {
         access_token: access_token.into(),
@@ -150,8 +142,7 @@ pub(crate) async fn stable_token_post(state: &AppState, call: &Call) -> Result<R
         let current = state
             .store
             .current_token(&app.appid, TokenChannel::Stable)
-            .await
-            .map_err(internal)?;
+            .await?;
         let replaces = current.as_ref().map(|current| current.hash);
         let live = current.and_then(|current| {
             let alive = current.record.expires_at > now;
@@ -195,7 +186,7 @@ pub(crate) async fn stable_token_post(state: &AppState, call: &Call) -> Result<R
         match minted {
             Ok(()) => break access_token,
             Err(StoreError::Conflict(_)) if attempts < MAX_STABLE_ATTEMPTS => attempts += 1,
-            Err(error) => return Err(internal(error)),
+            Err(error) => return Err(error.into()),
         }
     };
     tracing::info!(appid = %app.appid, token = token_hint(&access_token), force, "stable token \
@@ -216,7 +207,6 @@ async fn force_refresh_allowed(state: &AppState, app: &App, now: i64) -> Result<
     let counted = state
         .store
         .consume(&[(key, MAX_FORCE_REFRESH_PER_DAY)])
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(counted.is_ok())
 }
