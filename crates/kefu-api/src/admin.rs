@@ -7,75 +7,153 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Secret;
+use crate::{AppAlias, AppId, AppSecret, OriginalId, Secret};
 
 /// The prefix of every path of the admin surface; no WeChat path starts with it.
 pub const PREFIX: &str = "/kefu/v1";
+
+// Every path of the admin surface, as the server registers it: `{name}` stands for a
+// path parameter, filled in by [`path`].
+
 /// `GET` lists apps, `POST` creates one ([`NewApp`] → 201 [`CreatedApp`]).
 pub const APPS: &str = "/kefu/v1/apps";
-/// Public head images: `/kefu/v1/headimg/{appid}/{kf_id}/{version}.jpg` (no token needed,
-/// so that `kf_headimgurl` can be fetched by anyone, as WeChat's can).
-pub const HEADIMG: &str = "/kefu/v1/headimg";
-/// `GET` answers `{"status":"ok"}`; needs no token.
-pub const HEALTH: &str = "/kefu/v1/health";
-/// `GET` the server clock, `POST {"advance_secs":N}` moves it forward.
-pub const CLOCK: &str = "/kefu/v1/clock";
+/// `GET` shows an app, `PATCH` changes it ([`AppPatch`]), `DELETE` deletes it.
+pub const APP: &str = "/kefu/v1/apps/{appid}";
+/// `POST` replaces the AppSecret and shows the new one once ([`CreatedApp`]).
+pub const APP_SECRET: &str = "/kefu/v1/apps/{appid}/secret";
+/// `GET` lists the app's accounts with the fields WeChat does not show ([`KfView`]).
+pub const APP_KFS: &str = "/kefu/v1/apps/{appid}/kf";
+/// `POST` an [`InvitationRequest`]: the invitee's answer, which on WeChat happens on a
+/// phone.
+pub const KF_INVITATION: &str = "/kefu/v1/apps/{appid}/kf/{kf_account}/invitation";
+/// `POST` a [`KfOnlineSet`]: the account shows in `getonlinekflist`.
+pub const KF_ONLINE: &str = "/kefu/v1/apps/{appid}/kf/{kf_account}/online";
 /// `GET` lists third-party platforms, `POST` registers one ([`NewComponent`]).
 pub const COMPONENTS: &str = "/kefu/v1/components";
-/// `GET` lists fault rules, `POST` adds one ([`NewFault`]); `DELETE …/{id}` removes one.
+/// `GET` shows a platform, `DELETE` deletes it.
+pub const COMPONENT: &str = "/kefu/v1/components/{component_appid}";
+/// `POST` issues a component_verify_ticket ([`Ticket`]).
+pub const COMPONENT_TICKET: &str = "/kefu/v1/components/{component_appid}/ticket";
+/// `POST` a [`NewAuthorization`]: an app authorizes the platform.
+pub const COMPONENT_AUTHORIZATIONS: &str = "/kefu/v1/components/{component_appid}/authorizations";
+/// `GET` lists fault rules, `POST` adds one ([`NewFault`]).
 pub const FAULTS: &str = "/kefu/v1/faults";
+/// `DELETE` removes a fault rule.
+pub const FAULT: &str = "/kefu/v1/faults/{id}";
 /// `POST` a [`TokenAction`]: invalidate or expire a token now.
 pub const TOKENS: &str = "/kefu/v1/tokens";
 /// `GET ?appid=…&limit=…`: the newest recorded WeChat calls ([`RequestLogEntry`]).
 pub const REQUESTS: &str = "/kefu/v1/requests";
+/// `GET ?appid=…&hours=24`: the calls counted, by app, path and errcode, and what the
+/// request log holds ([`RequestSummary`]).
+pub const REQUESTS_SUMMARY: &str = "/kefu/v1/requests/summary";
+/// `GET` the server clock, `POST` a [`ClockAdvance`] moves it forward ([`ClockView`]).
+pub const CLOCK: &str = "/kefu/v1/clock";
+/// `GET` every app, account, head image, platform and authorization as one document.
+pub const EXPORT: &str = "/kefu/v1/export";
+/// `POST` an export document into an empty store.
+pub const IMPORT: &str = "/kefu/v1/import";
+/// `GET` answers `{"status":"ok"}`; needs no token.
+pub const HEALTH: &str = "/kefu/v1/health";
+/// Public head images, `{file}` being `{version}.jpg` (no token needed, so that
+/// `kf_headimgurl` can be fetched by anyone, as WeChat's can).
+pub const HEADIMG: &str = "/kefu/v1/headimg/{appid}/{kf_id}/{file}";
 
-/// `/kefu/v1/components/{component_appid}`: `GET`, `DELETE`.
+/// Fills the `{…}` parameters of a path template (one of this module's constants), in
+/// order, with `values`: `path(APP, &["wx0123456789abcdef"])`. Parameters left without
+/// a value stay as they are.
 #[must_use]
-pub fn component_path(component_appid: &str) -> String {
-    format!("{COMPONENTS}/{component_appid}")
+pub fn path(template: &str, values: &[&str]) -> String {
+    let mut filled = String::with_capacity(template.len() + 32);
+    let mut values = values.iter();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|close| open + close) else {
+            break;
+        };
+        filled.push_str(&rest[..open]);
+        match values.next() {
+            Some(value) => filled.push_str(value),
+            None => filled.push_str(&rest[open..=close]),
+        }
+        rest = &rest[close + 1..];
+    }
+    filled.push_str(rest);
+    filled
 }
 
-/// `/kefu/v1/components/{component_appid}/ticket`: `POST` issues a component_verify_ticket.
-#[must_use]
-pub fn ticket_path(component_appid: &str) -> String {
-    format!("{COMPONENTS}/{component_appid}/ticket")
+/// A value of an admin request that breaks a rule: the code (which gives the HTTP
+/// status) and a sentence naming the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    /// The code.
+    pub code: AdminErrorCode,
+    /// The field and the rule, in words.
+    pub message: String,
 }
 
-/// `/kefu/v1/components/{component_appid}/authorizations`: `POST` a [`NewAuthorization`].
-#[must_use]
-pub fn authorizations_path(component_appid: &str) -> String {
-    format!("{COMPONENTS}/{component_appid}/authorizations")
+impl Invalid {
+    /// `code`, because `message`.
+    pub fn new(code: AdminErrorCode, message: impl Into<String>) -> Invalid {
+        Invalid {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
-/// `/kefu/v1/apps/{appid}/kf/{kf_account}/online`: `POST` a [`KfOnlineSet`].
-#[must_use]
-pub fn online_path(appid: &str, kf_account: &str) -> String {
-    format!("{APPS}/{appid}/kf/{kf_account}/online")
+/// An admin request body: read as the JSON of its [`Checked::Body`] (any malformed body
+/// is `invalid_body`), then checked into the validated type, whose errors name the code
+/// of the rule broken. The validated type also deserializes directly (through the same
+/// check) for readers that need no code.
+pub trait Checked: Sized + TryFrom<Self::Body, Error = Invalid> {
+    /// The body as sent, before its values are checked.
+    type Body: serde::de::DeserializeOwned;
 }
 
-/// `/kefu/v1/apps/{appid}`: `GET`, `PATCH` ([`AppPatch`]), `DELETE`.
-#[must_use]
-pub fn app_path(appid: &str) -> String {
-    format!("{APPS}/{appid}")
+fn appid_field(field: &str, raw: String) -> Result<AppId, Invalid> {
+    AppId::parse(&raw).map_err(|_| {
+        Invalid::new(
+            AdminErrorCode::InvalidAppid,
+            format!("{field} must be 'wx' and 16 lowercase hex digits"),
+        )
+    })
 }
 
-/// `/kefu/v1/apps/{appid}/secret`: `POST` replaces the AppSecret and shows the new one once.
-#[must_use]
-pub fn secret_path(appid: &str) -> String {
-    format!("{APPS}/{appid}/secret")
+fn secret_field(raw: Secret) -> Result<AppSecret, Invalid> {
+    AppSecret::parse(raw).map_err(|_| {
+        Invalid::new(
+            AdminErrorCode::InvalidSecret,
+            "secret must be 16-64 letters and digits",
+        )
+    })
 }
 
-/// `/kefu/v1/apps/{appid}/kf`: `GET` lists the accounts with the fields WeChat does not show.
-#[must_use]
-pub fn kf_path(appid: &str) -> String {
-    format!("{APPS}/{appid}/kf")
+fn alias_field(raw: String) -> Result<AppAlias, Invalid> {
+    AppAlias::parse(&raw).map_err(|_| {
+        Invalid::new(
+            AdminErrorCode::InvalidWechatId,
+            "wechat_id must be 1-30 letters, digits, '_' or '-'",
+        )
+    })
 }
 
-/// `/kefu/v1/apps/{appid}/kf/{kf_account}/invitation`: `POST` an [`InvitationAction`]
-/// (the invitee's answer, which on WeChat happens on a phone).
-#[must_use]
-pub fn invitation_path(appid: &str, kf_account: &str) -> String {
-    format!("{APPS}/{appid}/kf/{kf_account}/invitation")
+fn original_id_field(raw: String) -> Result<OriginalId, Invalid> {
+    OriginalId::parse(&raw).map_err(|_| {
+        Invalid::new(
+            AdminErrorCode::InvalidOriginalId,
+            "original_id must be 'gh_' and 12 lowercase hex digits",
+        )
+    })
+}
+
+fn settings_invalid(error: SettingsError) -> Invalid {
+    let code = match error {
+        SettingsError::Ip { .. } => AdminErrorCode::InvalidIp,
+        SettingsError::Path { .. } => AdminErrorCode::InvalidPath,
+    };
+    Invalid::new(code, error.to_string())
 }
 
 /// The kind of official account, which decides what the kf API allows it.
@@ -208,13 +286,14 @@ impl AppSettings {
 }
 
 /// `POST /kefu/v1/apps`: everything but `wechat_id` has a default.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "NewAppBody")]
 pub struct NewApp {
     /// The app's WeChat ID (alias): the suffix of its kf accounts.
-    pub wechat_id: String,
+    pub wechat_id: AppAlias,
     /// The original id (`gh_` + 12 hex); generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_id: Option<String>,
+    pub original_id: Option<OriginalId>,
     /// Defaults to `service`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_type: Option<AccountType>,
@@ -227,24 +306,99 @@ pub struct NewApp {
     /// A chosen appid (`wx` + 16 hex), so code with a hard-coded appid can run
     /// unchanged; generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub appid: Option<String>,
+    pub appid: Option<AppId>,
     /// A chosen AppSecret (16–64 letters and digits); generated (32 hex) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<Secret>,
+    pub secret: Option<AppSecret>,
     /// Platform rules (whitelist, quotas, bans); none by default.
+    #[serde(flatten)]
+    pub settings: AppSettings,
+}
+
+impl NewApp {
+    /// A new app with this WeChat ID and every default.
+    #[must_use]
+    pub fn new(wechat_id: AppAlias) -> NewApp {
+        NewApp {
+            wechat_id,
+            original_id: None,
+            account_type: None,
+            verified: None,
+            new_kf_enabled: None,
+            appid: None,
+            secret: None,
+            settings: AppSettings::default(),
+        }
+    }
+}
+
+/// [`NewApp`] as sent, before its values are checked.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NewAppBody {
+    /// See [`NewApp::wechat_id`].
+    pub wechat_id: String,
+    /// See [`NewApp::original_id`].
+    #[serde(default)]
+    pub original_id: Option<String>,
+    /// See [`NewApp::account_type`].
+    #[serde(default)]
+    pub account_type: Option<AccountType>,
+    /// See [`NewApp::verified`].
+    #[serde(default)]
+    pub verified: Option<bool>,
+    /// See [`NewApp::new_kf_enabled`].
+    #[serde(default)]
+    pub new_kf_enabled: Option<bool>,
+    /// See [`NewApp::appid`].
+    #[serde(default)]
+    pub appid: Option<String>,
+    /// See [`NewApp::secret`].
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// See [`NewApp::settings`].
     #[serde(default, flatten)]
     pub settings: AppSettings,
 }
 
+impl TryFrom<NewAppBody> for NewApp {
+    type Error = Invalid;
+
+    fn try_from(body: NewAppBody) -> Result<NewApp, Invalid> {
+        let wechat_id = alias_field(body.wechat_id)?;
+        let original_id = body.original_id.map(original_id_field).transpose()?;
+        let appid = body
+            .appid
+            .map(|raw| appid_field("appid", raw))
+            .transpose()?;
+        let secret = body.secret.map(secret_field).transpose()?;
+        body.settings.check().map_err(settings_invalid)?;
+        Ok(NewApp {
+            wechat_id,
+            original_id,
+            account_type: body.account_type,
+            verified: body.verified,
+            new_kf_enabled: body.new_kf_enabled,
+            appid,
+            secret,
+            settings: body.settings,
+        })
+    }
+}
+
+impl Checked for NewApp {
+    type Body = NewAppBody;
+}
+
 /// `PATCH /kefu/v1/apps/{appid}`: the fields to change.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(try_from = "AppPatchBody")]
 pub struct AppPatch {
     /// New WeChat ID (refused while the app has kf accounts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wechat_id: Option<String>,
+    pub wechat_id: Option<AppAlias>,
     /// New original id (refused while the app has kf accounts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_id: Option<String>,
+    pub original_id: Option<OriginalId>,
     /// New account type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_type: Option<AccountType>,
@@ -263,6 +417,62 @@ pub struct AppPatch {
     /// New list of banned API paths (replaces the old one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub banned_apis: Option<Vec<String>>,
+}
+
+/// [`AppPatch`] as sent, before its values are checked.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AppPatchBody {
+    /// See [`AppPatch::wechat_id`].
+    #[serde(default)]
+    pub wechat_id: Option<String>,
+    /// See [`AppPatch::original_id`].
+    #[serde(default)]
+    pub original_id: Option<String>,
+    /// See [`AppPatch::account_type`].
+    #[serde(default)]
+    pub account_type: Option<AccountType>,
+    /// See [`AppPatch::verified`].
+    #[serde(default)]
+    pub verified: Option<bool>,
+    /// See [`AppPatch::new_kf_enabled`].
+    #[serde(default)]
+    pub new_kf_enabled: Option<bool>,
+    /// See [`AppPatch::ip_whitelist`].
+    #[serde(default)]
+    pub ip_whitelist: Option<Vec<String>>,
+    /// See [`AppPatch::quotas`].
+    #[serde(default)]
+    pub quotas: Option<BTreeMap<String, QuotaLimit>>,
+    /// See [`AppPatch::banned_apis`].
+    #[serde(default)]
+    pub banned_apis: Option<Vec<String>>,
+}
+
+impl TryFrom<AppPatchBody> for AppPatch {
+    type Error = Invalid;
+
+    fn try_from(body: AppPatchBody) -> Result<AppPatch, Invalid> {
+        let wechat_id = body.wechat_id.map(alias_field).transpose()?;
+        let original_id = body.original_id.map(original_id_field).transpose()?;
+        check_ips(body.ip_whitelist.as_deref().unwrap_or_default())
+            .and_then(|()| check_api_paths("quotas", body.quotas.iter().flat_map(|q| q.keys())))
+            .and_then(|()| check_api_paths("banned_apis", body.banned_apis.iter().flatten()))
+            .map_err(settings_invalid)?;
+        Ok(AppPatch {
+            wechat_id,
+            original_id,
+            account_type: body.account_type,
+            verified: body.verified,
+            new_kf_enabled: body.new_kf_enabled,
+            ip_whitelist: body.ip_whitelist,
+            quotas: body.quotas,
+            banned_apis: body.banned_apis,
+        })
+    }
+}
+
+impl Checked for AppPatch {
+    type Body = AppPatchBody;
 }
 
 /// An app as the admin surface shows it (never with its secret).
@@ -442,12 +652,44 @@ pub struct AdminError {
 
 /// `POST /kefu/v1/apps/{appid}/kf/{kf_account}/online`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "KfOnlineBody")]
 pub struct KfOnlineSet {
     /// 0 offline, 1 online on the web client.
     pub status: i64,
     /// Sessions being served.
     #[serde(default)]
     pub accepted_case: i64,
+}
+
+/// [`KfOnlineSet`] as sent, before its values are checked.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct KfOnlineBody {
+    /// See [`KfOnlineSet::status`].
+    pub status: i64,
+    /// See [`KfOnlineSet::accepted_case`].
+    #[serde(default)]
+    pub accepted_case: i64,
+}
+
+impl TryFrom<KfOnlineBody> for KfOnlineSet {
+    type Error = Invalid;
+
+    fn try_from(body: KfOnlineBody) -> Result<KfOnlineSet, Invalid> {
+        if !(0..=1).contains(&body.status) || body.accepted_case < 0 {
+            return Err(Invalid::new(
+                AdminErrorCode::InvalidStatus,
+                "status is 0 or 1; accepted_case is not negative",
+            ));
+        }
+        Ok(KfOnlineSet {
+            status: body.status,
+            accepted_case: body.accepted_case,
+        })
+    }
+}
+
+impl Checked for KfOnlineSet {
+    type Body = KfOnlineBody;
 }
 
 /// What to do to a token.
@@ -471,16 +713,53 @@ pub struct TokenAction {
 
 /// `POST /kefu/v1/components`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(try_from = "NewComponentBody")]
 pub struct NewComponent {
     /// A chosen component_appid (`wx` + 16 hex); generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub component_appid: Option<String>,
+    pub component_appid: Option<AppId>,
     /// A chosen secret (16–64 letters and digits); generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<Secret>,
+    pub secret: Option<AppSecret>,
     /// IPs allowed to fetch component tokens (61004 otherwise); empty allows all.
     #[serde(default)]
     pub ip_whitelist: Vec<String>,
+}
+
+/// [`NewComponent`] as sent, before its values are checked.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NewComponentBody {
+    /// See [`NewComponent::component_appid`].
+    #[serde(default)]
+    pub component_appid: Option<String>,
+    /// See [`NewComponent::secret`].
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// See [`NewComponent::ip_whitelist`].
+    #[serde(default)]
+    pub ip_whitelist: Vec<String>,
+}
+
+impl TryFrom<NewComponentBody> for NewComponent {
+    type Error = Invalid;
+
+    fn try_from(body: NewComponentBody) -> Result<NewComponent, Invalid> {
+        let component_appid = body
+            .component_appid
+            .map(|raw| appid_field("component_appid", raw))
+            .transpose()?;
+        let secret = body.secret.map(secret_field).transpose()?;
+        check_ips(&body.ip_whitelist).map_err(settings_invalid)?;
+        Ok(NewComponent {
+            component_appid,
+            secret,
+            ip_whitelist: body.ip_whitelist,
+        })
+    }
+}
+
+impl Checked for NewComponent {
+    type Body = NewComponentBody;
 }
 
 /// A third-party platform.
@@ -509,12 +788,37 @@ pub struct CreatedComponent {
 /// `POST /kefu/v1/components/{component_appid}/authorizations`: an app authorizes the
 /// platform with these permission sets (replacing any earlier authorization).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "NewAuthorizationBody")]
 pub struct NewAuthorization {
     /// The authorizing app.
-    pub appid: String,
+    pub appid: AppId,
     /// Permission set ids (1 message management, 6 multi-customer-service, 19
     /// mini-program customer service, …).
     pub funcscopes: Vec<u32>,
+}
+
+/// [`NewAuthorization`] as sent, before its values are checked.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NewAuthorizationBody {
+    /// See [`NewAuthorization::appid`].
+    pub appid: String,
+    /// See [`NewAuthorization::funcscopes`].
+    pub funcscopes: Vec<u32>,
+}
+
+impl TryFrom<NewAuthorizationBody> for NewAuthorization {
+    type Error = Invalid;
+
+    fn try_from(body: NewAuthorizationBody) -> Result<NewAuthorization, Invalid> {
+        Ok(NewAuthorization {
+            appid: appid_field("appid", body.appid)?,
+            funcscopes: body.funcscopes,
+        })
+    }
+}
+
+impl Checked for NewAuthorization {
+    type Body = NewAuthorizationBody;
 }
 
 /// An authorization.
@@ -548,6 +852,7 @@ pub struct Ticket {
 
 /// `POST /kefu/v1/faults`: make a WeChat path misbehave.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "NewFaultBody")]
 pub struct NewFault {
     /// Only for this app (by appid, resolved from the call's token or credentials);
     /// every app when absent.
@@ -558,7 +863,8 @@ pub struct NewFault {
     /// The errcode to answer (default -1); 0 with `latency_ms` only delays.
     #[serde(default = "system_error")]
     pub errcode: i64,
-    /// Answer it the next N times, then the rule goes away; always when absent.
+    /// Answer it the next N times (at least 1), then the rule goes away; always when
+    /// absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<u64>,
     /// Answer it with this probability (0–1); always when absent.
@@ -570,6 +876,69 @@ pub struct NewFault {
     /// Perform the call, then answer the errcode anyway ("-1 but applied").
     #[serde(default)]
     pub applied: bool,
+}
+
+/// [`NewFault`] as sent, before its values are checked.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NewFaultBody {
+    /// See [`NewFault::appid`].
+    #[serde(default)]
+    pub appid: Option<String>,
+    /// See [`NewFault::path`].
+    pub path: String,
+    /// See [`NewFault::errcode`].
+    #[serde(default = "system_error")]
+    pub errcode: i64,
+    /// See [`NewFault::times`].
+    #[serde(default)]
+    pub times: Option<u64>,
+    /// See [`NewFault::probability`].
+    #[serde(default)]
+    pub probability: Option<f64>,
+    /// See [`NewFault::latency_ms`].
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// See [`NewFault::applied`].
+    #[serde(default)]
+    pub applied: bool,
+}
+
+impl TryFrom<NewFaultBody> for NewFault {
+    type Error = Invalid;
+
+    fn try_from(body: NewFaultBody) -> Result<NewFault, Invalid> {
+        if !body.path.starts_with('/') {
+            return Err(Invalid::new(
+                AdminErrorCode::InvalidPath,
+                "path must be a WeChat path starting with '/'",
+            ));
+        }
+        if body.probability.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
+            return Err(Invalid::new(
+                AdminErrorCode::InvalidProbability,
+                "probability must be between 0 and 1",
+            ));
+        }
+        if body.times == Some(0) {
+            return Err(Invalid::new(
+                AdminErrorCode::InvalidTimes,
+                "times must be at least 1",
+            ));
+        }
+        Ok(NewFault {
+            appid: body.appid,
+            path: body.path,
+            errcode: body.errcode,
+            times: body.times,
+            probability: body.probability,
+            latency_ms: body.latency_ms,
+            applied: body.applied,
+        })
+    }
+}
+
+impl Checked for NewFault {
+    type Body = NewFaultBody;
 }
 
 fn system_error() -> i64 {
@@ -609,10 +978,6 @@ pub struct RequestLogEntry {
     #[serde(flatten)]
     pub request: crate::endpoints::rid_get::RequestInfo,
 }
-
-/// `GET /kefu/v1/requests/summary`: the calls counted, by app, path and errcode, and
-/// what the request log holds.
-pub const REQUESTS_SUMMARY: &str = "/kefu/v1/requests/summary";
 
 /// Calls of one app to one path that answered one errcode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -677,6 +1042,98 @@ impl AdminError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_template_is_filled_in_order_and_keeps_what_has_no_value() {
+        assert_eq!(
+            path(APP, &["wx0123456789abcdef"]),
+            "/kefu/v1/apps/wx0123456789abcdef"
+        );
+        assert_eq!(
+            path(KF_ONLINE, &["wx0123456789abcdef", "a@test"]),
+            "/kefu/v1/apps/wx0123456789abcdef/kf/a@test/online"
+        );
+        assert_eq!(path(FAULT, &[]), FAULT);
+        assert_eq!(path(APPS, &["ignored"]), APPS);
+    }
+
+    #[test]
+    fn every_admin_path_is_under_the_prefix() {
+        for template in [
+            APPS,
+            APP,
+            APP_SECRET,
+            APP_KFS,
+            KF_INVITATION,
+            KF_ONLINE,
+            COMPONENTS,
+            COMPONENT,
+            COMPONENT_TICKET,
+            COMPONENT_AUTHORIZATIONS,
+            FAULTS,
+            FAULT,
+            TOKENS,
+            REQUESTS,
+            REQUESTS_SUMMARY,
+            CLOCK,
+            EXPORT,
+            IMPORT,
+            HEALTH,
+            HEADIMG,
+        ] {
+            assert!(template.starts_with(PREFIX), "{template}");
+        }
+    }
+
+    fn checked<T: Checked>(json: &str) -> Result<T, Invalid> {
+        T::try_from(serde_json::from_str::<T::Body>(json).unwrap())
+    }
+
+    #[test]
+    fn a_checked_body_names_the_code_of_the_rule_it_breaks() {
+        let code = |result: Result<NewApp, Invalid>| result.unwrap_err().code;
+        assert_eq!(
+            code(checked(r#"{"wechat_id":"has space"}"#)),
+            AdminErrorCode::InvalidWechatId
+        );
+        assert_eq!(
+            code(checked(r#"{"wechat_id":"ok","appid":"app1"}"#)),
+            AdminErrorCode::InvalidAppid
+        );
+        assert_eq!(
+            code(checked(r#"{"wechat_id":"ok","secret":"short"}"#)),
+            AdminErrorCode::InvalidSecret
+        );
+        assert_eq!(
+            code(checked(r#"{"wechat_id":"ok","ip_whitelist":["nope"]}"#)),
+            AdminErrorCode::InvalidIp
+        );
+        let new: NewApp =
+            checked(r#"{"wechat_id":"ok","appid":"wx0123456789abcdef","banned_apis":["/x"]}"#)
+                .unwrap();
+        assert_eq!(new.appid.unwrap().as_str(), "wx0123456789abcdef");
+        assert_eq!(new.settings.banned_apis, ["/x"]);
+        assert_eq!(
+            checked::<NewFault>(r#"{"path":"/x","times":0}"#)
+                .unwrap_err()
+                .code,
+            AdminErrorCode::InvalidTimes
+        );
+        assert_eq!(
+            checked::<NewFault>(r#"{"path":"x"}"#).unwrap_err().code,
+            AdminErrorCode::InvalidPath
+        );
+        assert_eq!(
+            checked::<KfOnlineSet>(r#"{"status":2}"#).unwrap_err().code,
+            AdminErrorCode::InvalidStatus
+        );
+        // The validated types read through the same check.
+        assert!(serde_json::from_str::<NewApp>(r#"{"wechat_id":"has space"}"#).is_err());
+        let round: NewApp =
+            serde_json::from_str(&serde_json::to_string(&NewApp::new(new.wechat_id)).unwrap())
+                .unwrap();
+        assert_eq!(round.wechat_id.as_str(), "ok");
+    }
 
     #[test]
     fn every_admin_error_code_round_trips_and_comes_with_an_error_status() {

@@ -38,7 +38,7 @@ pub use endpoint::{Endpoint, MAX_JSON_BODY, Method};
 pub use envelope::{CONTENT_TYPE, OK_BODY, Status};
 pub use errcode::{ErrCode, Refused};
 pub use rid::{Rid, RidParseError};
-pub use secret::Secret;
+pub use secret::{AppSecret, Secret};
 pub use types::{
     AppAlias, AppId, KfAccount, MAX_NICKNAME_CHARS, MAX_PREFIX_CHARS, MAX_SUFFIX_CHARS, Nickname,
     OriginalId, WechatId,

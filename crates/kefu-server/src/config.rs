@@ -6,40 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use kefu_api::Secret;
 pub use kefu_store::LogLimits;
 pub use kefu_store::sqlite::Durability;
-
-/// A string that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    #[must_use]
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself; call only where it is really needed.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Secret, Self::Err> {
-        Ok(Secret::new(s))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
 
 /// Where the data lives.
 #[derive(Clone, PartialEq, Eq)]
@@ -224,13 +193,5 @@ mod tests {
             Ok("PostgreSQL postgresql://kefu:***@db:5432/kefu?options=x".to_owned())
         );
         assert!(Database::parse("mysql://x").is_err());
-    }
-
-    #[test]
-    fn secrets_do_not_print() {
-        assert_eq!(
-            format!("{:?}", Secret::new("hunter2")),
-            "Secret(<redacted>)"
-        );
     }
 }

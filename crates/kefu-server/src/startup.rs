@@ -16,6 +16,7 @@ use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
+use kefu_api::AppAlias;
 use kefu_api::admin::{CreatedApp, NewApp};
 use kefu_store::Store;
 use kefu_store::postgres::{PostgresOptions, PostgresStore};
@@ -132,8 +133,11 @@ struct Surface {
 
 impl Surface {
     fn new(state: AppState) -> Surface {
-        let router = Router::new()
-            .nest(kefu_api::admin::PREFIX, admin::router(state.clone()))
+        let router = admin::router(state.clone())
+            .route(
+                &format!("{}/{{*rest}}", kefu_api::admin::PREFIX),
+                axum::routing::any(admin::not_found),
+            )
             .fallback(wechat::invalid_url)
             .with_state(state.clone());
         Surface {
@@ -323,10 +327,8 @@ impl Application {
         if !apps.is_empty() {
             return Ok(None);
         }
-        let new = NewApp {
-            wechat_id: "test".to_owned(),
-            ..NewApp::default()
-        };
+        let alias = AppAlias::parse("test").map_err(|e| StartupError::Demo(e.to_string()))?;
+        let new = NewApp::new(alias);
         match admin::create_app(&self.state, new).await {
             Ok(created) => Ok(Some(created)),
             // Another instance on the same database made it first.

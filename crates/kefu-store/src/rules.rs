@@ -99,10 +99,10 @@ impl PurgeClock {
 pub(crate) fn patched(current: &App, patch: AppPatch) -> (App, bool) {
     let mut next = current.clone();
     if let Some(wechat_id) = patch.wechat_id {
-        next.wechat_id = wechat_id;
+        next.wechat_id = wechat_id.as_str().to_owned();
     }
     if let Some(original_id) = patch.original_id {
-        next.original_id = original_id;
+        next.original_id = original_id.as_str().to_owned();
     }
     next.account_type = patch.account_type.unwrap_or(next.account_type);
     next.verified = patch.verified.unwrap_or(next.verified);

@@ -107,3 +107,14 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) {
         Err(error) => eprintln!("kefu: {error}"),
     }
 }
+
+/// A value the contract's rules refuse, said as the server would say it; nothing is
+/// sent.
+pub(crate) fn refused(invalid: kefu_api::admin::Invalid) -> String {
+    format!(
+        "{} ({}): {}",
+        invalid.code.as_str(),
+        invalid.code.status(),
+        invalid.message
+    )
+}

@@ -2,11 +2,12 @@
 
 use clap::{Args, Subcommand};
 use kefu_api::admin::{
-    self, AccountType, AppPatch, AppSettings, AppView, CreatedApp, NewApp, QuotaLimit,
+    self, AccountType, AppPatch, AppPatchBody, AppSettings, AppView, CreatedApp, NewApp,
+    NewAppBody, QuotaLimit,
 };
 use reqwest::Method;
 
-use crate::admin_client::{Admin, ServerArgs, print_json, to_json};
+use crate::admin_client::{Admin, ServerArgs, print_json, refused, to_json};
 
 /// `kefu app …`.
 #[derive(Debug, Args)]
@@ -173,20 +174,22 @@ pub(crate) async fn run(args: AppArgs) -> Result<(), String> {
             secret,
             rules,
         } => {
-            let new = NewApp {
+            // Checked here with the server's own rules, so a bad value sends nothing.
+            let new = NewApp::try_from(NewAppBody {
                 wechat_id,
                 original_id,
                 account_type,
                 verified,
                 new_kf_enabled,
                 appid,
-                secret: secret.map(|s| s.expose().into()),
+                secret,
                 settings: AppSettings {
                     quotas: rules.quotas().unwrap_or_default(),
                     ip_whitelist: RuleArgs::non_empty(rules.ip_whitelist).unwrap_or_default(),
                     banned_apis: RuleArgs::non_empty(rules.banned_apis).unwrap_or_default(),
                 },
-            };
+            })
+            .map_err(refused)?;
             let created: Option<CreatedApp> = admin
                 .call(Method::POST, admin::APPS, Some(to_json(&new)?))
                 .await?;
@@ -194,7 +197,7 @@ pub(crate) async fn run(args: AppArgs) -> Result<(), String> {
         }
         AppCommand::Get { appid } => {
             let app: Option<AppView> = admin
-                .call(Method::GET, &admin::app_path(&appid), None)
+                .call(Method::GET, &admin::path(admin::APP, &[&appid]), None)
                 .await?;
             if json {
                 print_json(&app)
@@ -210,7 +213,7 @@ pub(crate) async fn run(args: AppArgs) -> Result<(), String> {
             new_kf_enabled,
             rules,
         } => {
-            let patch = AppPatch {
+            let patch = AppPatch::try_from(AppPatchBody {
                 wechat_id,
                 original_id: None,
                 account_type,
@@ -219,11 +222,12 @@ pub(crate) async fn run(args: AppArgs) -> Result<(), String> {
                 quotas: rules.quotas(),
                 ip_whitelist: RuleArgs::non_empty(rules.ip_whitelist),
                 banned_apis: RuleArgs::non_empty(rules.banned_apis),
-            };
+            })
+            .map_err(refused)?;
             let app: Option<AppView> = admin
                 .call(
                     Method::PATCH,
-                    &admin::app_path(&appid),
+                    &admin::path(admin::APP, &[&appid]),
                     Some(to_json(&patch)?),
                 )
                 .await?;
@@ -235,13 +239,21 @@ pub(crate) async fn run(args: AppArgs) -> Result<(), String> {
         }
         AppCommand::Secret { appid } => {
             let created: Option<CreatedApp> = admin
-                .call(Method::POST, &admin::secret_path(&appid), None)
+                .call(
+                    Method::POST,
+                    &admin::path(admin::APP_SECRET, &[&appid]),
+                    None,
+                )
                 .await?;
             print_json(&created);
         }
         AppCommand::Delete { appid } => {
             admin
-                .call::<serde_json::Value>(Method::DELETE, &admin::app_path(&appid), None)
+                .call::<serde_json::Value>(
+                    Method::DELETE,
+                    &admin::path(admin::APP, &[&appid]),
+                    None,
+                )
                 .await?;
             if !json {
                 println!("deleted {appid}");

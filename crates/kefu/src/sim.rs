@@ -3,13 +3,14 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use kefu_api::admin::{
-    self, ClockAdvance, InvitationAction, InvitationRequest, KfOnlineSet, NewAuthorization,
-    NewComponent, NewFault, TokenAction, TokenVerdict,
+    self, ClockAdvance, InvitationAction, InvitationRequest, KfOnlineBody, KfOnlineSet,
+    NewAuthorization, NewAuthorizationBody, NewComponent, NewComponentBody, NewFault, NewFaultBody,
+    TokenAction, TokenVerdict,
 };
 use kefu_server::Secret;
 use reqwest::Method;
 
-use crate::admin_client::{Admin, ServerArgs, to_json};
+use crate::admin_client::{Admin, ServerArgs, refused, to_json};
 
 /// `kefu sim …`.
 #[derive(Debug, Args)]
@@ -198,7 +199,7 @@ pub(crate) async fn run_sim(args: SimArgs) -> Result<(), String> {
             admin
                 .show(
                     Method::POST,
-                    &admin::invitation_path(&appid, &kf_account),
+                    &admin::path(admin::KF_INVITATION, &[&appid, &kf_account]),
                     Some(body),
                 )
                 .await
@@ -209,14 +210,16 @@ pub(crate) async fn run_sim(args: SimArgs) -> Result<(), String> {
             status,
             accepted_case,
         } => {
-            let body = to_json(&KfOnlineSet {
+            let online = KfOnlineSet::try_from(KfOnlineBody {
                 status,
                 accepted_case,
-            })?;
+            })
+            .map_err(refused)?;
+            let body = to_json(&online)?;
             admin
                 .show(
                     Method::POST,
-                    &admin::online_path(&appid, &kf_account),
+                    &admin::path(admin::KF_ONLINE, &[&appid, &kf_account]),
                     Some(body),
                 )
                 .await
@@ -227,7 +230,7 @@ pub(crate) async fn run_sim(args: SimArgs) -> Result<(), String> {
                 TokenArg::Expire => TokenVerdict::Expire,
             };
             let body = to_json(&TokenAction {
-                access_token: token.expose().to_owned().into(),
+                access_token: token,
                 action,
             })?;
             admin.show(Method::POST, admin::TOKENS, Some(body)).await
@@ -242,7 +245,7 @@ pub(crate) async fn run_sim(args: SimArgs) -> Result<(), String> {
             latency_ms,
             applied,
         }) => {
-            let rule = NewFault {
+            let rule = NewFault::try_from(NewFaultBody {
                 appid,
                 path,
                 errcode,
@@ -250,14 +253,19 @@ pub(crate) async fn run_sim(args: SimArgs) -> Result<(), String> {
                 probability,
                 latency_ms,
                 applied,
-            };
+            })
+            .map_err(refused)?;
             admin
                 .show(Method::POST, admin::FAULTS, Some(to_json(&rule)?))
                 .await
         }
         SimCommand::Fault(FaultCommand::Rm { id }) => {
             admin
-                .show(Method::DELETE, &format!("{}/{id}", admin::FAULTS), None)
+                .show(
+                    Method::DELETE,
+                    &admin::path(admin::FAULT, &[&id.to_string()]),
+                    None,
+                )
                 .await
         }
     }
@@ -271,11 +279,12 @@ pub(crate) async fn run_component(args: ComponentArgs) -> Result<(), String> {
             component_appid,
             ip_whitelist,
         } => {
-            let new = NewComponent {
+            let new = NewComponent::try_from(NewComponentBody {
                 component_appid,
                 secret: None,
                 ip_whitelist,
-            };
+            })
+            .map_err(refused)?;
             admin
                 .show(Method::POST, admin::COMPONENTS, Some(to_json(&new)?))
                 .await
@@ -284,14 +293,18 @@ pub(crate) async fn run_component(args: ComponentArgs) -> Result<(), String> {
             admin
                 .show(
                     Method::DELETE,
-                    &admin::component_path(&component_appid),
+                    &admin::path(admin::COMPONENT, &[&component_appid]),
                     None,
                 )
                 .await
         }
         ComponentCommand::Ticket { component_appid } => {
             admin
-                .show(Method::POST, &admin::ticket_path(&component_appid), None)
+                .show(
+                    Method::POST,
+                    &admin::path(admin::COMPONENT_TICKET, &[&component_appid]),
+                    None,
+                )
                 .await
         }
         ComponentCommand::Authorize {
@@ -299,11 +312,14 @@ pub(crate) async fn run_component(args: ComponentArgs) -> Result<(), String> {
             appid,
             funcscopes,
         } => {
-            let body = to_json(&NewAuthorization { appid, funcscopes })?;
+            let authorization =
+                NewAuthorization::try_from(NewAuthorizationBody { appid, funcscopes })
+                    .map_err(refused)?;
+            let body = to_json(&authorization)?;
             admin
                 .show(
                     Method::POST,
-                    &admin::authorizations_path(&component_appid),
+                    &admin::path(admin::COMPONENT_AUTHORIZATIONS, &[&component_appid]),
                     Some(body),
                 )
                 .await

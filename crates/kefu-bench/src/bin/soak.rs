@@ -1399,7 +1399,12 @@ async fn fuzz_setup(
             .await?;
     }
     let kf = client
-        .must("GET", &kefu_api::admin::kf_path(&app.appid), true, None)
+        .must(
+            "GET",
+            &kefu_api::admin::path(kefu_api::admin::APP_KFS, &[&app.appid]),
+            true,
+            None,
+        )
         .await?;
     app.openids = kf
         .as_array()
@@ -1415,7 +1420,7 @@ async fn fuzz_setup(
         let ticket = client
             .must(
                 "POST",
-                &kefu_api::admin::ticket_path(&component_appid),
+                &kefu_api::admin::path(kefu_api::admin::COMPONENT_TICKET, &[&component_appid]),
                 true,
                 Some("{}"),
             )
@@ -1424,7 +1429,10 @@ async fn fuzz_setup(
         let authorized = client
             .must(
                 "POST",
-                &kefu_api::admin::authorizations_path(&component_appid),
+                &kefu_api::admin::path(
+                    kefu_api::admin::COMPONENT_AUTHORIZATIONS,
+                    &[&component_appid],
+                ),
                 true,
                 Some(&serde_json::json!({"appid": app.appid, "funcscopes": [1, 6]}).to_string()),
             )

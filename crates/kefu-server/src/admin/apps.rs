@@ -3,15 +3,12 @@
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use kefu_api::admin::{
-    AdminErrorCode, AppPatch, AppView, CreatedApp, InvitationRequest, KfView, NewApp,
-    SettingsError, check_api_paths, check_ips,
-};
+use kefu_api::admin::{AppPatch, AppView, CreatedApp, InvitationRequest, KfView, NewApp};
 use kefu_api::endpoints::kf_invite::MAX_BOUND_PER_WORKER;
-use kefu_api::{AppAlias, AppId, KfAccount, OriginalId};
+use kefu_api::{KfAccount, Secret};
 use kefu_store::{App, AppSummary};
 
-use super::{Failure, json_body};
+use super::{Failure, checked_body, json_body};
 use crate::secrets::{digest, new_app_secret, new_appid, new_original_id};
 use crate::state::AppState;
 use crate::wechat::kf::{base_url, kf_info};
@@ -30,69 +27,20 @@ fn view(app: &App, kf_count: usize) -> AppView {
     }
 }
 
-fn check_alias(raw: &str) -> Result<(), Failure> {
-    AppAlias::parse(raw).map(drop).map_err(|_| {
-        Failure::new(
-            AdminErrorCode::InvalidWechatId,
-            "wechat_id must be 1-30 letters, digits, '_' or '-'",
-        )
-    })
-}
-
-fn check_original_id(raw: &str) -> Result<(), Failure> {
-    OriginalId::parse(raw).map(drop).map_err(|_| {
-        Failure::new(
-            AdminErrorCode::InvalidOriginalId,
-            "original_id must be 'gh_' and 12 lowercase hex digits",
-        )
-    })
-}
-
-/// A platform rule refused, as the admin surface says it.
-pub(super) fn settings_failure(error: &SettingsError) -> Failure {
-    let code = match error {
-        SettingsError::Ip { .. } => AdminErrorCode::InvalidIp,
-        SettingsError::Path { .. } => AdminErrorCode::InvalidPath,
-    };
-    Failure::new(code, error.to_string())
-}
-
-pub(super) fn check_secret(raw: &str) -> Result<(), Failure> {
-    let ok = (16..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(Failure::new(
-            AdminErrorCode::InvalidSecret,
-            "secret must be 16-64 letters and digits",
-        ))
-    }
-}
-
 /// Creates an app from an admin request; the answer carries the secret in clear,
 /// the only time it is shown.
 pub async fn create_app(state: &AppState, new: NewApp) -> Result<CreatedApp, Failure> {
-    check_alias(&new.wechat_id)?;
-    if let Some(original_id) = &new.original_id {
-        check_original_id(original_id)?;
-    }
-    if let Some(appid) = &new.appid {
-        AppId::parse(appid).map_err(|_| {
-            Failure::new(
-                AdminErrorCode::InvalidAppid,
-                "appid must be 'wx' and 16 lowercase hex digits",
-            )
-        })?;
-    }
-    if let Some(secret) = &new.secret {
-        check_secret(secret.expose())?;
-    }
-    new.settings.check().map_err(|e| settings_failure(&e))?;
-    let secret = new.secret.unwrap_or_else(|| new_app_secret().into());
+    let secret: Secret = new
+        .secret
+        .map_or_else(|| new_app_secret().into(), Into::into);
     let app = App {
-        appid: new.appid.unwrap_or_else(new_appid),
-        wechat_id: new.wechat_id,
-        original_id: new.original_id.unwrap_or_else(new_original_id),
+        appid: new
+            .appid
+            .map_or_else(new_appid, |appid| appid.as_str().to_owned()),
+        wechat_id: new.wechat_id.as_str().to_owned(),
+        original_id: new
+            .original_id
+            .map_or_else(new_original_id, |id| id.as_str().to_owned()),
         account_type: new.account_type.unwrap_or_default(),
         verified: new.verified.unwrap_or(true),
         new_kf_enabled: new.new_kf_enabled.unwrap_or(true),
@@ -112,7 +60,7 @@ pub(super) async fn app_create(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<(StatusCode, Json<CreatedApp>), Failure> {
-    let new: NewApp = json_body(&state, request).await?;
+    let new: NewApp = checked_body(&state, request).await?;
     Ok((StatusCode::CREATED, Json(create_app(&state, new).await?)))
 }
 
@@ -147,17 +95,7 @@ pub(super) async fn app_update(
     Path(appid): Path<String>,
     request: Request,
 ) -> Result<Json<AppView>, Failure> {
-    let patch: AppPatch = json_body(&state, request).await?;
-    if let Some(alias) = &patch.wechat_id {
-        check_alias(alias)?;
-    }
-    if let Some(original_id) = &patch.original_id {
-        check_original_id(original_id)?;
-    }
-    check_ips(patch.ip_whitelist.as_deref().unwrap_or_default())
-        .and_then(|()| check_api_paths("quotas", patch.quotas.iter().flat_map(|q| q.keys())))
-        .and_then(|()| check_api_paths("banned_apis", patch.banned_apis.iter().flatten()))
-        .map_err(|e| settings_failure(&e))?;
+    let patch: AppPatch = checked_body(&state, request).await?;
     state.store.update_app(&appid, patch).await?;
     Ok(Json(summary(&state, &appid).await?))
 }

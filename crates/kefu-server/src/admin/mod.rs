@@ -13,7 +13,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kefu_api::admin::{AdminError, AdminErrorCode, ClockAdvance, ClockView};
+use kefu_api::admin::{
+    self as paths, AdminError, AdminErrorCode, Checked, ClockAdvance, ClockView, Invalid,
+};
 use kefu_store::{Snapshot, StoreError};
 use serde::de::DeserializeOwned;
 
@@ -47,6 +49,12 @@ impl Failure {
     #[must_use]
     pub fn message(&self) -> &str {
         &self.message
+    }
+}
+
+impl From<Invalid> for Failure {
+    fn from(invalid: Invalid) -> Failure {
+        Failure::new(invalid.code, invalid.message)
     }
 }
 
@@ -92,6 +100,13 @@ impl IntoResponse for Failure {
 /// Reads a JSON body of an admin call.
 async fn json_body<T: DeserializeOwned>(state: &AppState, request: Request) -> Result<T, Failure> {
     json_body_within(state, request, MAX_JSON_BODY).await
+}
+
+/// Reads an admin request body and checks its values with the contract's rules: a
+/// malformed body is `invalid_body`, a value that breaks a rule that rule's code.
+async fn checked_body<T: Checked>(state: &AppState, request: Request) -> Result<T, Failure> {
+    let body: T::Body = json_body(state, request).await?;
+    Ok(T::try_from(body)?)
 }
 
 async fn json_body_within<T: DeserializeOwned>(
@@ -214,67 +229,54 @@ async fn headimg(
     Ok(response)
 }
 
-async fn not_found() -> Failure {
-    Failure::not_found("admin endpoint")
-}
-
-/// The `/kefu/v1` router.
+/// The admin surface's router: every path is one of the contract's constants
+/// ([`kefu_api::admin`]).
 pub fn router(state: AppState) -> Router<AppState> {
+    use axum::routing::{delete, post};
     let guarded = Router::new()
-        .route("/apps", get(apps::app_list).post(apps::app_create))
+        .route(paths::APPS, get(apps::app_list).post(apps::app_create))
         .route(
-            "/apps/{appid}",
+            paths::APP,
             get(apps::app_get)
                 .patch(apps::app_update)
                 .delete(apps::app_delete),
         )
+        .route(paths::APP_SECRET, post(apps::app_rotate_secret))
+        .route(paths::APP_KFS, get(apps::kf_list))
+        .route(paths::KF_INVITATION, post(apps::kf_invitation))
+        .route(paths::KF_ONLINE, post(platform::kf_online))
         .route(
-            "/apps/{appid}/secret",
-            axum::routing::post(apps::app_rotate_secret),
-        )
-        .route("/apps/{appid}/kf", get(apps::kf_list))
-        .route(
-            "/apps/{appid}/kf/{kf_account}/invitation",
-            axum::routing::post(apps::kf_invitation),
-        )
-        .route(
-            "/apps/{appid}/kf/{kf_account}/online",
-            axum::routing::post(platform::kf_online),
-        )
-        .route(
-            "/components",
+            paths::COMPONENTS,
             get(platform::component_list).post(platform::component_create),
         )
         .route(
-            "/components/{component_appid}",
+            paths::COMPONENT,
             get(platform::component_get).delete(platform::component_delete),
         )
+        .route(paths::COMPONENT_TICKET, post(platform::ticket_issue))
         .route(
-            "/components/{component_appid}/ticket",
-            axum::routing::post(platform::ticket_issue),
+            paths::COMPONENT_AUTHORIZATIONS,
+            post(platform::authorization_create),
         )
         .route(
-            "/components/{component_appid}/authorizations",
-            axum::routing::post(platform::authorization_create),
-        )
-        .route(
-            "/faults",
+            paths::FAULTS,
             get(platform::fault_list).post(platform::fault_add),
         )
-        .route(
-            "/faults/{id}",
-            axum::routing::delete(platform::fault_delete),
-        )
-        .route("/tokens", axum::routing::post(platform::token_act))
-        .route("/requests", get(platform::request_log))
-        .route("/requests/summary", get(platform::request_summary))
-        .route("/clock", get(clock_get).post(clock_advance))
-        .route("/export", get(export))
-        .route("/import", axum::routing::post(import))
+        .route(paths::FAULT, delete(platform::fault_delete))
+        .route(paths::TOKENS, post(platform::token_act))
+        .route(paths::REQUESTS, get(platform::request_log))
+        .route(paths::REQUESTS_SUMMARY, get(platform::request_summary))
+        .route(paths::CLOCK, get(clock_get).post(clock_advance))
+        .route(paths::EXPORT, get(export))
+        .route(paths::IMPORT, post(import))
         .route_layer(middleware::from_fn_with_state(state, require_admin));
     Router::new()
-        .route("/health", get(health))
-        .route("/headimg/{appid}/{kf_id}/{file}", get(headimg))
+        .route(paths::HEALTH, get(health))
+        .route(paths::HEADIMG, get(headimg))
         .merge(guarded)
-        .fallback(not_found)
+}
+
+/// What answers any other path under [`paths::PREFIX`].
+pub(crate) async fn not_found() -> Failure {
+    Failure::not_found("admin endpoint")
 }

@@ -5,18 +5,18 @@ use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use kefu_api::admin::{
-    AdminErrorCode, AuthorizationView, CallCountView, ComponentView, CreatedAuthorization,
-    CreatedComponent, FaultView, KfOnlineSet, KfView, LogUsageView, NewAuthorization, NewComponent,
-    NewFault, RequestLogEntry, RequestSummary, Ticket, TokenAction, TokenVerdict,
+    AuthorizationView, CallCountView, ComponentView, CreatedAuthorization, CreatedComponent,
+    FaultView, KfOnlineSet, KfView, LogUsageView, NewAuthorization, NewComponent, NewFault,
+    RequestLogEntry, RequestSummary, Ticket, TokenAction, TokenVerdict,
 };
 use kefu_api::endpoints::component::TICKET_TTL_SECS;
 use kefu_api::endpoints::rid_get::RequestInfo;
-use kefu_api::{AppId, KfAccount};
+use kefu_api::{KfAccount, Secret};
 use kefu_store::{Authorization, Component, StoreError};
 use serde::Deserialize;
 
-use super::apps::{check_secret, kf_view, settings_failure};
-use super::{Failure, json_body};
+use super::apps::kf_view;
+use super::{Failure, checked_body, json_body};
 use crate::secrets::{digest, new_app_secret, new_appid, new_refresh_token, new_ticket};
 use crate::state::AppState;
 use crate::wechat::kf::base_url;
@@ -40,22 +40,14 @@ pub(super) async fn component_create(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<(StatusCode, Json<CreatedComponent>), Failure> {
-    let new: NewComponent = json_body(&state, request).await?;
-    if let Some(appid) = &new.component_appid {
-        AppId::parse(appid).map_err(|_| {
-            Failure::new(
-                AdminErrorCode::InvalidAppid,
-                "component_appid must be 'wx' and 16 lowercase hex digits",
-            )
-        })?;
-    }
-    if let Some(secret) = &new.secret {
-        check_secret(secret.expose())?;
-    }
-    kefu_api::admin::check_ips(&new.ip_whitelist).map_err(|e| settings_failure(&e))?;
-    let secret = new.secret.unwrap_or_else(|| new_app_secret().into());
+    let new: NewComponent = checked_body(&state, request).await?;
+    let secret: Secret = new
+        .secret
+        .map_or_else(|| new_app_secret().into(), Into::into);
     let component = Component {
-        component_appid: new.component_appid.unwrap_or_else(new_appid),
+        component_appid: new
+            .component_appid
+            .map_or_else(new_appid, |appid| appid.as_str().to_owned()),
         secret_hash: digest(secret.expose()),
         ip_whitelist: new.ip_whitelist,
         created_at: state.clock.now(),
@@ -134,11 +126,11 @@ pub(super) async fn authorization_create(
     Path(component_appid): Path<String>,
     request: Request,
 ) -> Result<(StatusCode, Json<CreatedAuthorization>), Failure> {
-    let new: NewAuthorization = json_body(&state, request).await?;
+    let new: NewAuthorization = checked_body(&state, request).await?;
     let refresh = new_refresh_token();
     let authorization = Authorization {
         component_appid,
-        appid: new.appid.clone(),
+        appid: new.appid.as_str().to_owned(),
         funcscopes: new.funcscopes.clone(),
         refresh_hash: digest(&refresh),
         previous: Vec::new(),
@@ -149,7 +141,7 @@ pub(super) async fn authorization_create(
         .await
         .map_err(|e| not_found_as(e, "component or app"))?;
     let created = CreatedAuthorization {
-        authorizer_appid: new.appid,
+        authorizer_appid: new.appid.as_str().to_owned(),
         funcscopes: new.funcscopes,
         authorizer_refresh_token: refresh.into(),
     };
@@ -164,25 +156,7 @@ pub(super) async fn fault_add(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<(StatusCode, Json<FaultView>), Failure> {
-    let rule: NewFault = json_body(&state, request).await?;
-    if !rule.path.starts_with('/') {
-        return Err(Failure::new(
-            AdminErrorCode::InvalidPath,
-            "path must be a WeChat path starting with '/'",
-        ));
-    }
-    if rule.probability.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
-        return Err(Failure::new(
-            AdminErrorCode::InvalidProbability,
-            "probability must be between 0 and 1",
-        ));
-    }
-    if rule.times == Some(0) {
-        return Err(Failure::new(
-            AdminErrorCode::InvalidTimes,
-            "times must be at least 1",
-        ));
-    }
+    let rule: NewFault = checked_body(&state, request).await?;
     Ok((StatusCode::CREATED, Json(state.faults.add(rule))))
 }
 
@@ -227,13 +201,7 @@ pub(super) async fn kf_online(
 ) -> Result<Json<KfView>, Failure> {
     let (parts, body) = request.into_parts();
     let base = base_url(&state, &parts);
-    let online: KfOnlineSet = json_body(&state, Request::from_parts(parts, body)).await?;
-    if !(0..=1).contains(&online.status) || online.accepted_case < 0 {
-        return Err(Failure::new(
-            AdminErrorCode::InvalidStatus,
-            "status is 0 or 1; accepted_case is not negative",
-        ));
-    }
+    let online: KfOnlineSet = checked_body(&state, Request::from_parts(parts, body)).await?;
     let account = KfAccount::parse(&kf_account).map_err(|_| Failure::not_found("kf account"))?;
     let kf = state
         .store

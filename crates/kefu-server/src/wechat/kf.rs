@@ -205,8 +205,12 @@ pub(crate) fn base_url(state: &AppState, request: &axum::http::request::Parts) -
 
 /// The path at which an account's head image is served.
 fn headimg_path(appid: &str, kf: &Kf) -> Option<String> {
-    kf.headimg_version
-        .map(|version| format!("{}/{appid}/{}/{version}.jpg", admin::HEADIMG, kf.kf_id))
+    kf.headimg_version.map(|version| {
+        admin::path(
+            admin::HEADIMG,
+            &[appid, &kf.kf_id.to_string(), &format!("{version}.jpg")],
+        )
+    })
 }
 
 /// An account as `getkflist` shows it, with head image URLs under `base`.

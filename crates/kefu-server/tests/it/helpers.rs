@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kefu_api::AppAlias;
 use kefu_api::admin::{CreatedApp, NewApp};
 use kefu_server::{Application, Clock, Config, Database, Secret};
 use serde_json::Value;
@@ -233,11 +234,7 @@ impl TestServer {
     /// A verified service account with the new kf feature on, and a token for it.
     pub(crate) async fn app(&self, wechat_id: &str) -> TestApp {
         self.app_with(
-            serde_json::to_value(NewApp {
-                wechat_id: wechat_id.to_owned(),
-                ..NewApp::default()
-            })
-            .unwrap(),
+            serde_json::to_value(NewApp::new(AppAlias::parse(wechat_id).unwrap())).unwrap(),
         )
         .await
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kefu_api::admin::{AccountType, AppPatch, InvitationAction, QuotaLimit};
 use kefu_api::endpoints::kf_del::Target;
-use kefu_api::{ErrCode, KfAccount, Nickname, WechatId};
+use kefu_api::{AppAlias, ErrCode, KfAccount, Nickname, WechatId};
 use kefu_store::postgres::{PostgresOptions, PostgresStore};
 use kefu_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use kefu_store::test_support::PgSchema;
@@ -207,7 +207,7 @@ async fn apps_are_created_changed_and_deleted(backend: Backend) {
 
     let patch = AppPatch {
         verified: Some(false),
-        wechat_id: Some("renamed".to_owned()),
+        wechat_id: Some(AppAlias::parse("renamed").unwrap()),
         quotas: Some(
             [(
                 "/cgi-bin/token".to_owned(),
@@ -234,7 +234,7 @@ async fn apps_are_created_changed_and_deleted(backend: Backend) {
 
     store.add_kf(APPID, new_kf("a")).await.unwrap();
     let rename = AppPatch {
-        wechat_id: Some("again".to_owned()),
+        wechat_id: Some(AppAlias::parse("again").unwrap()),
         ..AppPatch::default()
     };
     assert!(matches!(
