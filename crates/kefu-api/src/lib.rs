@@ -34,7 +34,7 @@ mod rid;
 mod secret;
 mod types;
 
-pub use endpoint::{Endpoint, MAX_JSON_BODY, Method};
+pub use endpoint::{Credential, Endpoint, MAX_JSON_BODY, Method, Outgoing, OutgoingBody};
 pub use envelope::{CONTENT_TYPE, OK_BODY, Status};
 pub use errcode::{ErrCode, Refused};
 pub use rid::{Rid, RidParseError};

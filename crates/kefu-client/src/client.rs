@@ -4,16 +4,20 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kefu_api::endpoints::KfProfileBody;
 use kefu_api::endpoints::component::{AuthorizerAccessToken, AuthorizerToken};
-use kefu_api::endpoints::kf_del::DelKfAccount;
+use kefu_api::endpoints::kf_add::{self, AddKfAccount};
+use kefu_api::endpoints::kf_del::{DelKfAccount, Target};
 use kefu_api::endpoints::kf_invite::{self, InviteWorker};
-use kefu_api::endpoints::kf_list::{GetKfList, KfInfo, KfList};
-use kefu_api::endpoints::kf_online::{GetOnlineKfList, KfOnline, KfOnlineList};
+use kefu_api::endpoints::kf_list::{GetKfList, KfInfo};
+use kefu_api::endpoints::kf_online::{GetOnlineKfList, KfOnline};
+use kefu_api::endpoints::kf_update::{self, UpdateKfAccount};
 use kefu_api::endpoints::kf_uploadheadimg::{self, UploadHeadImg};
 use kefu_api::endpoints::stable_token::GetStableToken;
 use kefu_api::endpoints::token::{AccessToken, GRANT_TYPE, GetToken};
-use kefu_api::endpoints::{KfProfileBody, kf_add, kf_update};
-use kefu_api::{Endpoint, ErrCode, KfAccount, Secret, Status, WechatId};
+use kefu_api::{
+    Credential, Endpoint, ErrCode, KfAccount, Method, Outgoing, OutgoingBody, Secret, WechatId,
+};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
@@ -331,13 +335,6 @@ impl fmt::Debug for Client {
 /// A failed refresh is handed to the callers that waited for it for this long.
 const FAILURE_SHARED_FOR: Duration = Duration::from_secs(1);
 
-/// Whether a call may be repeated without harm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Idempotent {
-    Yes,
-    No,
-}
-
 impl Client {
     /// A builder, aimed at WeChat by default.
     pub fn builder() -> ClientBuilder {
@@ -367,20 +364,14 @@ impl Client {
         let Credentials::App { appid, secret } = &self.inner.credentials else {
             return Err(Error::config("fetching a token needs an appid and secret"));
         };
-        let query = [
-            ("grant_type", GRANT_TYPE),
-            ("appid", appid),
-            ("secret", secret.expose()),
-        ];
-        let response = self
-            .inner
-            .http
-            .get(self.url(GetToken::PATH))
-            .query(&query)
-            .send()
+        let request = kefu_api::endpoints::token::Request {
+            grant_type: Some(GRANT_TYPE.to_owned()),
+            appid: Some(appid.clone()),
+            secret: Some(secret.clone()),
+        };
+        // One attempt, not through `send`: a token fetch is what `send` waits for.
+        self.attempt::<GetToken>(&GetToken::outgoing(&request), None)
             .await
-            .map_err(Error::transport)?;
-        Self::decode(response).await
     }
 
     /// A stable token from `/cgi-bin/stable_token` (not cached).
@@ -389,21 +380,14 @@ impl Client {
         let Credentials::App { appid, secret } = &self.inner.credentials else {
             return Err(Error::config("fetching a token needs an appid and secret"));
         };
-        let body = kefu_api::endpoints::stable_token::Request {
+        let request = kefu_api::endpoints::stable_token::Request {
             grant_type: Some(GRANT_TYPE.to_owned()),
             appid: Some(appid.clone()),
             secret: Some(secret.clone()),
             force_refresh: Some(force_refresh),
         };
-        let response = self
-            .inner
-            .http
-            .post(self.url(GetStableToken::PATH))
-            .json(&body)
-            .send()
+        self.attempt::<GetStableToken>(&GetStableToken::outgoing(&request), None)
             .await
-            .map_err(Error::transport)?;
-        Self::decode(response).await
     }
 
     fn refresh_key(&self) -> String {
@@ -432,22 +416,16 @@ impl Client {
             .await?
             .map(|t| t.token);
         let refresh_token = stored.unwrap_or_else(|| lock(refresh).clone());
-        let body = kefu_api::endpoints::component::AuthorizerTokenRequest {
+        let request = kefu_api::endpoints::component::AuthorizerTokenRequest {
             component_appid: Some(component_appid.clone()),
             authorizer_appid: Some(authorizer_appid.clone()),
             authorizer_refresh_token: Some(refresh_token.into()),
         };
         let component_access_token = lock(component_token).clone();
-        let response = self
-            .inner
-            .http
-            .post(self.url(AuthorizerToken::PATH))
-            .query(&[("component_access_token", component_access_token)])
-            .json(&body)
-            .send()
-            .await
-            .map_err(Error::transport)?;
-        let answer: AuthorizerAccessToken = Self::decode(response).await?;
+        let outgoing = AuthorizerToken::outgoing(&request);
+        let answer: AuthorizerAccessToken = self
+            .attempt::<AuthorizerToken>(&outgoing, Some(&component_access_token))
+            .await?;
         *lock(refresh) = answer.authorizer_refresh_token.expose().to_owned();
         let keep = unix_now().saturating_add(30 * 86_400);
         let rotated = CachedToken {
@@ -572,17 +550,22 @@ impl Client {
         }
     }
 
-    /// Sends a call with the current token; on a token error, invalidates that token
-    /// (only if it is still the cached one) and retries once with a fresh one; on `-1`
-    /// or a transport failure, retries idempotent calls under the retry policy.
-    async fn call<T, F>(&self, path: &'static str, idempotent: Idempotent, request: F) -> Result<T>
-    where
-        T: DeserializeOwned,
-        F: Fn(&reqwest::Client, String) -> reqwest::RequestBuilder,
-    {
+    /// Sends one call of the endpoint `E`: its request as the contract says it
+    /// travels ([`Endpoint::outgoing`]), with the credential it takes, decoded into its
+    /// response (a non-zero errcode is an [`Error`]).
+    ///
+    /// A call with an `access_token` uses the current token; on a token error
+    /// (40001/40014/42001) it invalidates that token (only if it is still the cached
+    /// one) and is sent once more with a fresh one; on `-1` or a transport failure, a
+    /// call of an [`Endpoint::IDEMPOTENT`] endpoint is retried under the retry policy,
+    /// and any other is not (it may have been applied: [`Error::was_retried`] tells).
+    /// The typed methods ([`Client::kf_add`] …) check their inputs first and call
+    /// this.
+    pub async fn send<E: Endpoint>(&self, request: &E::Request) -> Result<E::Response> {
+        let outgoing = E::outgoing(request);
         let span = tracing::info_span!(
             "wechat_call",
-            path,
+            path = E::PATH,
             retries = tracing::field::Empty,
             errcode = tracing::field::Empty
         );
@@ -590,26 +573,35 @@ impl Client {
             let mut token_retried = false;
             let mut retries = 0;
             loop {
-                let token = self.access_token().await?;
-                let builder =
-                    request(&self.inner.http, self.url(path)).query(&[("access_token", &token)]);
-                let result = match builder.send().await {
-                    Ok(response) => Self::decode(response).await,
-                    Err(error) => Err(Error::transport(error)),
+                let token = match E::CREDENTIAL {
+                    Credential::None => None,
+                    Credential::AccessToken => Some(self.access_token().await?),
+                    Credential::ComponentAccessToken => {
+                        let Some(component_token) = &self.inner.component_token else {
+                            return Err(Error::config(
+                                "this call needs a component_access_token: build the client \
+                                    with Credentials::Authorizer",
+                            ));
+                        };
+                        Some(lock(component_token).clone())
+                    }
                 };
-                let error = match result {
+                let error = match self.attempt::<E>(&outgoing, token.as_deref()).await {
                     Ok(value) => return Ok(value),
                     Err(error) => error.after_retries(retries > 0),
                 };
                 if let Some(code) = error.code() {
                     tracing::Span::current().record("errcode", code.code());
                 }
-                let refreshable = !matches!(self.inner.credentials, Credentials::Token(_));
-                if error.is_token_error() && refreshable && !token_retried {
+                let refreshable = E::CREDENTIAL == Credential::AccessToken
+                    && !matches!(self.inner.credentials, Credentials::Token(_));
+                if let (true, false, Some(token)) =
+                    (error.is_token_error() && refreshable, token_retried, &token)
+                {
                     token_retried = true;
                     *lock(&self.inner.refused) = Some(token.clone());
                     if let Err(store_error) =
-                        self.inner.store.invalidate(&self.inner.key, &token).await
+                        self.inner.store.invalidate(&self.inner.key, token).await
                     {
                         tracing::warn!(%store_error, "could not invalidate the refused token");
                         return Err(error);
@@ -617,10 +609,7 @@ impl Client {
                     tracing::info!(errcode = ?error.code(), "token refused; fetching a new one");
                     continue;
                 }
-                if error.is_uncertain()
-                    && idempotent == Idempotent::Yes
-                    && retries < self.inner.retry.max_retries
-                {
+                if error.is_uncertain() && E::IDEMPOTENT && retries < self.inner.retry.max_retries {
                     retries += 1;
                     tracing::Span::current().record("retries", retries);
                     tracing::warn!(%error, retries, "retrying");
@@ -634,18 +623,45 @@ impl Client {
         .await
     }
 
-    async fn post_json(
+    /// One attempt at a call of `E`: `outgoing` with `credential` in the query as
+    /// `E` names it.
+    async fn attempt<E: Endpoint>(
         &self,
-        path: &'static str,
-        idempotent: Idempotent,
-        body: serde_json::Value,
-    ) -> Result<()> {
-        let status: Status = self
-            .call(path, idempotent, |http, url| http.post(url).json(&body))
-            .await?;
-        match status.errcode {
-            ErrCode::Ok => Ok(()),
-            code => Err(Error::api(code, status.errmsg)),
+        outgoing: &Outgoing,
+        credential: Option<&str>,
+    ) -> Result<E::Response> {
+        let method = match outgoing.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post | Method::GetOrPost => reqwest::Method::POST,
+        };
+        let mut builder = self.inner.http.request(method, self.url(E::PATH));
+        if !outgoing.query.is_empty() {
+            builder = builder.query(&outgoing.query);
+        }
+        if let (Some(name), Some(value)) = (E::CREDENTIAL.parameter(), credential) {
+            builder = builder.query(&[(name, value)]);
+        }
+        builder = match &outgoing.body {
+            OutgoingBody::Empty => builder,
+            OutgoingBody::Json(bytes) => builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes.clone()),
+            OutgoingBody::File {
+                field,
+                file_name,
+                content_type,
+                bytes,
+            } => {
+                let part = reqwest::multipart::Part::bytes(bytes.clone())
+                    .file_name(*file_name)
+                    .mime_str(content_type)
+                    .map_err(|e| Error::config(format!("content type {content_type}: {e}")))?;
+                builder.multipart(reqwest::multipart::Form::new().part(*field, part))
+            }
+        };
+        match builder.send().await {
+            Ok(response) => Self::decode(response).await,
+            Err(error) => Err(Error::transport(error)),
         }
     }
 
@@ -654,91 +670,56 @@ impl Client {
     /// with [`Client::kf_list`]).
     pub async fn kf_add(&self, kf_account: &str, nickname: &str) -> Result<()> {
         let profile = profile(kf_account, nickname, kf_add::BAD_ACCOUNT)?;
-        self.post_json(
-            kf_add::AddKfAccount::PATH,
-            Idempotent::No,
-            to_value(&profile)?,
-        )
-        .await
+        self.send::<AddKfAccount>(&profile).await.map(drop)
     }
 
     /// `kfaccount/update`. Checked before sending: 65401, 65403.
     pub async fn kf_update(&self, kf_account: &str, nickname: &str) -> Result<()> {
         let profile = profile(kf_account, nickname, kf_update::BAD_ACCOUNT)?;
-        self.post_json(
-            kf_update::UpdateKfAccount::PATH,
-            Idempotent::Yes,
-            to_value(&profile)?,
-        )
-        .await
+        self.send::<UpdateKfAccount>(&profile).await.map(drop)
     }
 
     /// `kfaccount/del` (POST with a JSON body). Checked before sending: 65401. Retried
     /// after `-1`; a retry that finds the account gone counts as done.
     pub async fn kf_delete(&self, kf_account: &str) -> Result<()> {
         let account = KfAccount::parse(kf_account).map_err(Error::validation)?;
-        let body = kefu_api::endpoints::kf_del::Body {
-            kf_account: Some(account.as_str().to_owned()),
-        };
-        match self
-            .post_json(DelKfAccount::PATH, Idempotent::Yes, to_value(&body)?)
-            .await
-        {
+        match self.send::<DelKfAccount>(&Target::Account(account)).await {
+            Ok(_) => Ok(()),
             // An earlier attempt answered -1 (or was lost) but deleted the account.
             Err(error)
                 if error.was_retried() && error.code() == Some(ErrCode::InvalidKfAccount) =>
             {
                 Ok(())
             }
-            other => other,
+            Err(error) => Err(error),
         }
     }
 
     /// `kfaccount/uploadheadimg`. Checked before sending: 65401, 40005 (not a JPEG by its
     /// bytes), 40009 (over 5 MiB).
     pub async fn kf_upload_headimg(&self, kf_account: &str, jpeg: Vec<u8>) -> Result<()> {
-        let account = KfAccount::parse(kf_account).map_err(Error::validation)?;
+        let kf_account = KfAccount::parse(kf_account).map_err(Error::validation)?;
         if !kf_uploadheadimg::is_jpeg(&jpeg) {
             return Err(Error::validation(ErrCode::InvalidFileType));
         }
         if jpeg.len() > kf_uploadheadimg::MAX_IMAGE_BYTES {
             return Err(Error::validation(ErrCode::InvalidImageSize));
         }
-        let status: Status = self
-            .call(UploadHeadImg::PATH, Idempotent::Yes, |http, url| {
-                let part = reqwest::multipart::Part::bytes(jpeg.clone())
-                    .file_name("headimg.jpg")
-                    .mime_str("image/jpeg")
-                    .unwrap_or_else(|_| reqwest::multipart::Part::bytes(jpeg.clone()));
-                let form =
-                    reqwest::multipart::Form::new().part(kf_uploadheadimg::MEDIA_FIELD, part);
-                http.post(url)
-                    .query(&[("kf_account", account.as_str())])
-                    .multipart(form)
-            })
-            .await?;
-        match status.errcode {
-            ErrCode::Ok => Ok(()),
-            code => Err(Error::api(code, status.errmsg)),
-        }
+        let request = kf_uploadheadimg::Request {
+            kf_account,
+            media: jpeg,
+        };
+        self.send::<UploadHeadImg>(&request).await.map(drop)
     }
 
     /// `getkflist`.
     pub async fn kf_list(&self) -> Result<Vec<KfInfo>> {
-        let list: KfList = self
-            .call(GetKfList::PATH, Idempotent::Yes, |http, url| http.get(url))
-            .await?;
-        Ok(list.kf_list)
+        Ok(self.send::<GetKfList>(&()).await?.kf_list)
     }
 
     /// `getonlinekflist`.
     pub async fn kf_online_list(&self) -> Result<Vec<KfOnline>> {
-        let list: KfOnlineList = self
-            .call(GetOnlineKfList::PATH, Idempotent::Yes, |http, url| {
-                http.get(url)
-            })
-            .await?;
-        Ok(list.kf_online_list)
+        Ok(self.send::<GetOnlineKfList>(&()).await?.kf_online_list)
     }
 
     /// `kfaccount/inviteworker`. Checked before sending: 65401, 65409. Never retried
@@ -750,8 +731,7 @@ impl Client {
             kf_account: account,
             invite_wx,
         };
-        self.post_json(InviteWorker::PATH, Idempotent::No, to_value(&request)?)
-            .await
+        self.send::<InviteWorker>(&request).await.map(drop)
     }
 }
 
@@ -767,10 +747,6 @@ fn profile(
     // The app's own suffix is the server's to check.
     body.validate(bad_account, |_| true)
         .map_err(Error::validation)
-}
-
-fn to_value<T: serde::Serialize>(value: &T) -> Result<serde_json::Value> {
-    serde_json::to_value(value).map_err(|e| Error::decode(e.to_string()))
 }
 
 #[cfg(test)]

@@ -130,7 +130,10 @@ fn failure(error: &kefu_client::Error) -> String {
 
 fn done(json: bool) {
     if json {
-        print_json(&serde_json::json!({"errcode": 0, "errmsg": "ok"}));
+        print_json(&kefu_api::Status {
+            errcode: kefu_api::ErrCode::Ok,
+            errmsg: "ok".to_owned(),
+        });
     } else {
         println!("ok");
     }
@@ -143,7 +146,7 @@ pub(crate) async fn run_kf(args: KfArgs) -> Result<(), String> {
         KfCommand::List => {
             let list = client.kf_list().await.map_err(|e| failure(&e))?;
             if json {
-                print_json(&serde_json::json!({ "kf_list": list }));
+                print_json(&kefu_api::endpoints::kf_list::KfList { kf_list: list });
             } else {
                 println!(
                     "{:<6} {:<24} {:<18} {:<22} HEADIMG",
@@ -165,7 +168,9 @@ pub(crate) async fn run_kf(args: KfArgs) -> Result<(), String> {
         KfCommand::Online => {
             let list = client.kf_online_list().await.map_err(|e| failure(&e))?;
             if json {
-                print_json(&serde_json::json!({ "kf_online_list": list }));
+                print_json(&kefu_api::endpoints::kf_online::KfOnlineList {
+                    kf_online_list: list,
+                });
             } else {
                 println!(
                     "{:<6} {:<24} {:<7} ACCEPTED_CASE",
@@ -237,9 +242,8 @@ pub(crate) async fn run_token(args: TokenArgs) -> Result<(), String> {
     }
     .map_err(|e| failure(&e))?;
     if args.wechat.json {
-        print_json(
-            &serde_json::json!({"access_token": token.access_token, "expires_in": token.expires_in}),
-        );
+        // The token is printed because it was asked for.
+        print_json(&token);
     } else {
         println!("{}", token.access_token.expose());
     }

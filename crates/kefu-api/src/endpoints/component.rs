@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Secret;
-use crate::endpoint::{Endpoint, Method};
+use crate::endpoint::{Credential, Endpoint, Method};
 
 /// How long a component_verify_ticket lives (12 hours).
 pub const TICKET_TTL_SECS: i64 = 12 * 3600;
@@ -23,6 +23,8 @@ pub struct ComponentToken;
 impl Endpoint for ComponentToken {
     const METHOD: Method = Method::Post;
     const PATH: &'static str = "/cgi-bin/component/api_component_token";
+    /// The platform's appid, secret and ticket travel in the body.
+    const CREDENTIAL: Credential = Credential::None;
     type Request = ComponentTokenRequest;
     type Response = ComponentAccessToken;
 }
@@ -34,6 +36,7 @@ pub struct AuthorizerToken;
 impl Endpoint for AuthorizerToken {
     const METHOD: Method = Method::Post;
     const PATH: &'static str = "/cgi-bin/component/api_authorizer_token";
+    const CREDENTIAL: Credential = Credential::ComponentAccessToken;
     type Request = AuthorizerTokenRequest;
     type Response = AuthorizerAccessToken;
 }

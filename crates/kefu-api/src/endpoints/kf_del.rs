@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::RawField;
-use crate::endpoint::{Endpoint, Method};
+use crate::endpoint::{Endpoint, Method, Outgoing, OutgoingBody};
 use crate::{ErrCode, KfAccount, Status};
 
 /// The endpoint.
@@ -17,12 +17,30 @@ pub struct DelKfAccount;
 impl Endpoint for DelKfAccount {
     const METHOD: Method = Method::GetOrPost;
     const PATH: &'static str = "/customservice/kfaccount/del";
+    /// Deleting an account twice leaves it deleted (the second answers 65401).
+    const IDEMPOTENT: bool = true;
     type Request = Target;
     type Response = Status;
+
+    /// An account by its name as the JSON body of a `POST` (the current docs' shape);
+    /// by its `kf_openid` in the query of a `GET` (the mini-program form).
+    fn outgoing(target: &Target) -> Outgoing {
+        match target {
+            Target::Account(account) => Outgoing::json(&Body {
+                kf_account: Some(account.as_str().to_owned()),
+            }),
+            Target::OpenId(openid) => Outgoing {
+                method: Method::Get,
+                query: vec![("kf_openid".to_owned(), openid.clone())],
+                body: OutgoingBody::Empty,
+            },
+        }
+    }
 }
 
 /// Which account to delete.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
 pub enum Target {
     /// By its `kf_account`.
     Account(KfAccount),

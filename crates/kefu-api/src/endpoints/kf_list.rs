@@ -13,6 +13,7 @@ impl Endpoint for GetKfList {
     const PATH: &'static str = "/cgi-bin/customservice/getkflist";
     /// The newest wechatpy calls the path without `/cgi-bin`.
     const ALIASES: &'static [&'static str] = &["/customservice/getkflist"];
+    const IDEMPOTENT: bool = true;
     type Request = ();
     type Response = KfList;
 }

@@ -12,6 +12,7 @@ impl Endpoint for GetOnlineKfList {
     const METHOD: Method = Method::Get;
     const PATH: &'static str = "/cgi-bin/customservice/getonlinekflist";
     const ALIASES: &'static [&'static str] = &["/customservice/getonlinekflist"];
+    const IDEMPOTENT: bool = true;
     type Request = ();
     type Response = KfOnlineList;
 }

@@ -13,6 +13,8 @@ pub struct UpdateKfAccount;
 impl Endpoint for UpdateKfAccount {
     const METHOD: Method = Method::Post;
     const PATH: &'static str = "/customservice/kfaccount/update";
+    /// Setting the same nickname twice leaves the same nickname.
+    const IDEMPOTENT: bool = true;
     type Request = super::KfProfile;
     type Response = Status;
 }

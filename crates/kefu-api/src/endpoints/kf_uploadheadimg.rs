@@ -1,8 +1,10 @@
 //! `POST /customservice/kfaccount/uploadheadimg?kf_account=…`: set an account's
 //! head image from a `multipart/form-data` part named `media`.
 
-use crate::Status;
-use crate::endpoint::{Endpoint, Method};
+use serde::Serialize;
+
+use crate::endpoint::{Endpoint, Method, Outgoing, OutgoingBody};
+use crate::{KfAccount, Status};
 
 /// The name of the file part.
 pub const MEDIA_FIELD: &str = "media";
@@ -18,9 +20,43 @@ impl Endpoint for UploadHeadImg {
     const PATH: &'static str = "/customservice/kfaccount/uploadheadimg";
     /// The 5 MiB image and 64 KiB of multipart envelope.
     const MAX_BODY: usize = MAX_IMAGE_BYTES + 64 * 1024;
-    /// The JPEG bytes; the account travels in the query.
-    type Request = Vec<u8>;
+    /// A second upload of the same image leaves the same head image.
+    const IDEMPOTENT: bool = true;
+    type Request = Request;
     type Response = Status;
+
+    /// The account in the query, the image as the `media` part of a multipart body.
+    fn outgoing(request: &Request) -> Outgoing {
+        Outgoing {
+            method: Method::Post,
+            query: vec![("kf_account".to_owned(), request.kf_account.to_string())],
+            body: OutgoingBody::File {
+                field: MEDIA_FIELD,
+                file_name: "headimg.jpg",
+                content_type: "image/jpeg",
+                bytes: request.media.clone(),
+            },
+        }
+    }
+}
+
+/// The account whose head image is set, and the JPEG.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Request {
+    /// The account (in the query).
+    pub kf_account: KfAccount,
+    /// The JPEG bytes (the `media` part).
+    #[serde(skip)]
+    pub media: Vec<u8>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("kf_account", &self.kf_account)
+            .field("media", &format_args!("{} bytes", self.media.len()))
+            .finish()
+    }
 }
 
 /// Whether the bytes are a JPEG (by their signature, whatever the file name says).

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::endpoint::{Endpoint, Method};
+use crate::endpoint::{Credential, Endpoint, Method};
 use crate::{Secret, Status};
 
 /// Quota clears (of every kind) allowed per app and month.
@@ -16,6 +16,7 @@ pub struct GetQuota;
 impl Endpoint for GetQuota {
     const METHOD: Method = Method::Post;
     const PATH: &'static str = "/cgi-bin/openapi/quota/get";
+    const IDEMPOTENT: bool = true;
     type Request = CgiPath;
     type Response = QuotaAnswer;
 }
@@ -49,6 +50,8 @@ pub struct ClearQuotaV2;
 impl Endpoint for ClearQuotaV2 {
     const METHOD: Method = Method::Post;
     const PATH: &'static str = "/cgi-bin/clear_quota/v2";
+    /// The appid and secret travel in the body.
+    const CREDENTIAL: Credential = Credential::None;
     type Request = ClearQuotaV2Request;
     type Response = Status;
 }

@@ -14,6 +14,7 @@ pub struct GetRid;
 impl Endpoint for GetRid {
     const METHOD: Method = Method::Post;
     const PATH: &'static str = "/cgi-bin/openapi/rid/get";
+    const IDEMPOTENT: bool = true;
     type Request = Request;
     type Response = RidAnswer;
 }

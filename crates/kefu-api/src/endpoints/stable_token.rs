@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::token::AccessToken;
 use crate::Secret;
-use crate::endpoint::{Endpoint, Method};
+use crate::endpoint::{Credential, Endpoint, Method};
 
 /// The endpoint.
 #[derive(Debug, Clone, Copy)]
@@ -14,6 +14,8 @@ pub struct GetStableToken;
 impl Endpoint for GetStableToken {
     const METHOD: Method = Method::Post;
     const PATH: &'static str = "/cgi-bin/stable_token";
+    /// The appid and secret travel in the body.
+    const CREDENTIAL: Credential = Credential::None;
     type Request = Request;
     type Response = AccessToken;
 }

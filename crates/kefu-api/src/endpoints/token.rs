@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Secret;
-use crate::endpoint::{Endpoint, Method};
+use crate::endpoint::{Credential, Endpoint, Method};
 
 /// The only accepted `grant_type`.
 pub const GRANT_TYPE: &str = "client_credential";
@@ -19,6 +19,8 @@ pub struct GetToken;
 impl Endpoint for GetToken {
     const METHOD: Method = Method::Get;
     const PATH: &'static str = "/cgi-bin/token";
+    /// The appid and secret travel in the query.
+    const CREDENTIAL: Credential = Credential::None;
     type Request = Request;
     type Response = AccessToken;
 }
