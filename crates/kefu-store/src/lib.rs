@@ -16,6 +16,7 @@
 //! reads its rows in `rows.rs`, and keeps its housekeeping in `housekeeping.rs`; every
 //! verdict and retention rule both backends apply is written once, in `rules.rs`.
 
+mod columns;
 mod logbuf;
 mod model;
 pub mod postgres;
@@ -29,9 +30,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use kefu_api::ErrCode;
-use kefu_api::admin::{AppPatch, InvitationAction};
+use kefu_api::admin::AppPatch;
 use kefu_api::endpoints::kf_del::Target;
-use kefu_api::{KfAccount, Nickname, WechatId};
+use kefu_api::{KfAccount, Nickname};
 
 /// The store's role traits, for a glob import: `use kefu_store::roles::*` makes every
 /// method of a [`Store`] callable.
@@ -44,8 +45,9 @@ pub mod roles {
 
 pub use model::{
     App, AppSnapshot, AppSummary, Authorization, CallCount, CallDetails, Component, CounterKey,
-    CurrentToken, Digest, Invitation, InviteState, Kf, KfSnapshot, LogLimits, LogUsage,
-    LoggedRequest, NewKf, RecordedCall, Snapshot, TokenChannel, TokenRecord, Window,
+    CurrentToken, Digest, Invitation, InvitationAnswer, InviteState, Kf, KfSnapshot, LogLimits,
+    LogUsage, LoggedRequest, Mint, NewInvitation, NewKf, RecordedCall, Rotation, Snapshot,
+    StableMint, TokenChannel, TokenRecord, Window,
 };
 
 /// Why a store call failed.
@@ -140,27 +142,12 @@ pub trait KfStore: Send + Sync + 'static {
     /// Invites a WeChat user to bind an account, applying WeChat's rules
     /// in order: 65401; 65412; a pending invitation on the account (65408 for the same
     /// user, else 65411); 65407; the user pending on another account (65408); 65410.
-    async fn invite_kf(
-        &self,
-        appid: &str,
-        account: &KfAccount,
-        invite_wx: &WechatId,
-        now: i64,
-        expire_time: i64,
-        max_bound: usize,
-    ) -> StoreResult<()>;
+    async fn invite_kf(&self, appid: &str, invitation: NewInvitation) -> StoreResult<()>;
 
     /// Answers a pending invitation on the invitee's behalf. `Conflict` when there is
     /// no pending invitation; accepting fails with 65410 when the invitee is bound to
     /// `max_bound` accounts already.
-    async fn answer_invitation(
-        &self,
-        appid: &str,
-        account: &KfAccount,
-        action: InvitationAction,
-        now: i64,
-        max_bound: usize,
-    ) -> StoreResult<Kf>;
+    async fn answer_invitation(&self, appid: &str, answer: InvitationAnswer) -> StoreResult<Kf>;
 
     /// Sets an account's online state (simulation).
     async fn set_kf_online(
@@ -178,13 +165,7 @@ pub trait KfStore: Send + Sync + 'static {
 pub trait TokenStore: AppStore {
     /// Records a new token for `(appid, channel)`; the channel's previous current
     /// token keeps working until `now + grace_secs`, then is superseded.
-    async fn issue_token(
-        &self,
-        token: TokenRecord,
-        hash: Digest,
-        now: i64,
-        grace_secs: i64,
-    ) -> StoreResult<()>;
+    async fn issue_token(&self, mint: Mint) -> StoreResult<()>;
 
     /// Looks a token up by its hash.
     async fn token(&self, hash: &Digest) -> StoreResult<Option<TokenRecord>>;
@@ -217,15 +198,7 @@ pub trait TokenStore: AppStore {
     /// the family's current token is still `replaces` (the one the caller decided on;
     /// `None` for none): otherwise `Conflict` and nothing is written, so concurrent
     /// callers, in this process or another, never mint two.
-    async fn issue_stable_token(
-        &self,
-        token: TokenRecord,
-        hash: Digest,
-        value: String,
-        now: i64,
-        grace_secs: i64,
-        replaces: Option<Digest>,
-    ) -> StoreResult<()>;
+    async fn issue_stable_token(&self, mint: StableMint) -> StoreResult<()>;
 
     /// Makes a token answer 40001 (`superseded_at`) or 42001 (`expires_at`) from the
     /// given time on; `NotFound` for an unknown token.
@@ -316,15 +289,7 @@ pub trait PlatformStore: Send + Sync + 'static {
     /// Swaps the refresh token: `presented` must be the current one, or the previous
     /// one within its overlap (else 61023); the current one stays valid until
     /// `now + overlap_secs`.
-    async fn rotate_refresh_token(
-        &self,
-        component_appid: &str,
-        appid: &str,
-        presented: Digest,
-        next: Digest,
-        now: i64,
-        overlap_secs: i64,
-    ) -> StoreResult<()>;
+    async fn rotate_refresh_token(&self, rotation: Rotation) -> StoreResult<()>;
 }
 
 /// The shared test clock's offset from real time.

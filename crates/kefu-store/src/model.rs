@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use kefu_api::admin::{AccountType, AppSettings};
+use kefu_api::admin::{AccountType, AppSettings, InvitationAction};
 use kefu_api::endpoints::kf_list::InviteStatus;
+use kefu_api::{KfAccount, WechatId};
 use serde::{Deserialize, Serialize};
 
 /// A SHA-256 digest: secrets and tokens are stored only as this.
@@ -96,11 +97,92 @@ pub struct TokenRecord {
     pub superseded_at: Option<i64>,
 }
 
+/// An invitation to make ([`KfStore::invite_kf`](crate::KfStore::invite_kf)).
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    /// The account to bind.
+    pub kf_account: KfAccount,
+    /// The WeChat user invited.
+    pub invite_wx: WechatId,
+    /// When it is made (the server clock).
+    pub now: i64,
+    /// When it lapses.
+    pub expire_time: i64,
+    /// How many accounts, across apps, one WeChat user may be bound to.
+    pub max_bound: usize,
+}
+
+/// The invitee's answer ([`KfStore::answer_invitation`](crate::KfStore::answer_invitation)).
+#[derive(Debug, Clone)]
+pub struct InvitationAnswer {
+    /// The account invited.
+    pub kf_account: KfAccount,
+    /// Accept, reject, or let it lapse.
+    pub action: InvitationAction,
+    /// When (the server clock).
+    pub now: i64,
+    /// How many accounts, across apps, one WeChat user may be bound to.
+    pub max_bound: usize,
+}
+
+/// A token to record ([`TokenStore::issue_token`](crate::TokenStore::issue_token)): the
+/// channel's previous current token keeps working until `now + grace_secs`, then is
+/// superseded.
+#[derive(Debug, Clone)]
+pub struct Mint {
+    /// The token's record.
+    pub token: TokenRecord,
+    /// Its hash (the token itself is never stored, but for stable tokens).
+    pub hash: Digest,
+    /// When it is minted (the server clock).
+    pub now: i64,
+    /// How long the token it replaces keeps working.
+    pub grace_secs: i64,
+}
+
+/// A stable token to record ([`TokenStore::issue_stable_token`](crate::TokenStore::issue_stable_token)):
+/// a [`Mint`], with the token's value (handed out again while it lasts) and the
+/// family's current token it must replace (`None` for none).
+#[derive(Clone)]
+pub struct StableMint {
+    /// The token, as any other.
+    pub mint: Mint,
+    /// The token itself.
+    pub value: String,
+    /// The current token the caller decided to replace.
+    pub replaces: Option<Digest>,
+}
+
+impl std::fmt::Debug for StableMint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StableMint")
+            .field("mint", &self.mint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refresh token swapped for the next ([`PlatformStore::rotate_refresh_token`](crate::PlatformStore::rotate_refresh_token)).
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The platform.
+    pub component_appid: String,
+    /// The authorizing app.
+    pub appid: String,
+    /// The refresh token presented (its hash).
+    pub presented: Digest,
+    /// The next refresh token (its hash).
+    pub next: Digest,
+    /// When (the server clock).
+    pub now: i64,
+    /// How long the presented one keeps working.
+    pub overlap_secs: i64,
+}
+
 /// A new account, as the server hands it to the store.
 #[derive(Debug, Clone)]
 pub struct NewKf {
     /// `prefix@suffix`, validated.
-    pub kf_account: kefu_api::KfAccount,
+    pub kf_account: KfAccount,
     /// Validated.
     pub nickname: kefu_api::Nickname,
     /// A fresh random id for the mini-program form of `del`.

@@ -8,7 +8,8 @@ use kefu_api::endpoints::kf_add::MAX_ACCOUNTS;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::model::{
-    App, Authorization, Digest, Invitation, InviteState, Kf, LogLimits, NewKf, Snapshot, Window,
+    App, AppSnapshot, Authorization, Component, Digest, Invitation, InvitationAnswer, InviteState,
+    Kf, LogLimits, NewInvitation, NewKf, Rotation, Snapshot, Window,
 };
 use crate::{StoreError, StoreResult};
 
@@ -137,11 +138,9 @@ pub(crate) fn invite(
     kf: &Kf,
     others: &[Kf],
     bound: usize,
-    wx: &str,
-    now: i64,
-    expire_time: i64,
-    max_bound: usize,
+    invitation: &NewInvitation,
 ) -> Result<Invitation, ErrCode> {
+    let (wx, now) = (invitation.invite_wx.as_str(), invitation.now);
     if kf.kf_wx.is_some() {
         return Err(ErrCode::AccountAlreadyBound);
     }
@@ -166,12 +165,12 @@ pub(crate) fn invite(
     }) {
         return Err(ErrCode::AlreadyInvited);
     }
-    if bound >= max_bound {
+    if bound >= invitation.max_bound {
         return Err(ErrCode::TooManyBoundAccounts);
     }
     Ok(Invitation {
         invite_wx: wx.to_owned(),
-        expire_time,
+        expire_time: invitation.expire_time,
         state: InviteState::Waiting,
     })
 }
@@ -192,19 +191,13 @@ fn no_pending() -> StoreError {
 
 /// `kf` after answering its pending invitation (see [`pending_invitee`]) with `action`;
 /// `bound` counts the invitee's bindings across apps.
-pub(crate) fn answered(
-    mut kf: Kf,
-    action: InvitationAction,
-    now: i64,
-    bound: usize,
-    max_bound: usize,
-) -> StoreResult<Kf> {
-    let Some(mut invitation) = kf.invitation.take().filter(|i| i.is_effective(now)) else {
+pub(crate) fn answered(mut kf: Kf, answer: &InvitationAnswer, bound: usize) -> StoreResult<Kf> {
+    let Some(mut invitation) = kf.invitation.take().filter(|i| i.is_effective(answer.now)) else {
         return Err(no_pending());
     };
-    match action {
+    match answer.action {
         InvitationAction::Accept => {
-            if bound >= max_bound {
+            if bound >= answer.max_bound {
                 return Err(StoreError::Rejected(ErrCode::TooManyBoundAccounts));
             }
             kf.kf_wx = Some(invitation.invite_wx);
@@ -215,7 +208,7 @@ pub(crate) fn answered(
         }
         InvitationAction::Expire => {
             invitation.state = InviteState::Expired;
-            invitation.expire_time = invitation.expire_time.min(now);
+            invitation.expire_time = invitation.expire_time.min(answer.now);
             kf.invitation = Some(invitation);
         }
     }
@@ -226,21 +219,17 @@ pub(crate) fn answered(
 /// replaced one still within its overlap (else 61023). The replaced token keeps
 /// working until `now + overlap_secs`; older ones keep their own deadlines, so a
 /// second worker holding one is not cut off.
-pub(crate) fn rotate(
-    auth: &mut Authorization,
-    presented: Digest,
-    next: Digest,
-    now: i64,
-    overlap_secs: i64,
-) -> StoreResult<()> {
-    auth.previous.retain(|(_, until)| now < *until);
+pub(crate) fn rotate(auth: &mut Authorization, rotation: &Rotation) -> StoreResult<()> {
+    let presented = rotation.presented;
+    auth.previous.retain(|(_, until)| rotation.now < *until);
     let known =
         auth.refresh_hash == presented || auth.previous.iter().any(|(hash, _)| *hash == presented);
     if !known {
         return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid));
     }
-    auth.previous.push((auth.refresh_hash, now + overlap_secs));
-    auth.refresh_hash = next;
+    auth.previous
+        .push((auth.refresh_hash, rotation.now + rotation.overlap_secs));
+    auth.refresh_hash = rotation.next;
     Ok(())
 }
 
@@ -292,22 +281,30 @@ pub(crate) fn new_kf_record(kf_id: i64, kf: NewKf) -> Kf {
     }
 }
 
-/// Puts a snapshot in its one order, whichever backend read it: apps and platforms
-/// by creation time then id, each app's accounts by kf_id, authorizations by platform
-/// then app. An export of the same state is the same document on every backend.
-pub(crate) fn in_snapshot_order(snapshot: &mut Snapshot) {
-    snapshot
-        .apps
-        .sort_by(|a, b| (a.app.created_at, &a.app.appid).cmp(&(b.app.created_at, &b.app.appid)));
-    for app in &mut snapshot.apps {
+/// A snapshot of these apps, platforms and authorizations, in its one order, whichever
+/// backend read them: apps and platforms by creation time then id, each app's accounts
+/// by kf_id, authorizations by platform then app. An export of the same state is the
+/// same document on every backend.
+pub(crate) fn snapshot(
+    mut apps: Vec<AppSnapshot>,
+    mut components: Vec<Component>,
+    mut authorizations: Vec<Authorization>,
+) -> Snapshot {
+    apps.sort_by(|a, b| (a.app.created_at, &a.app.appid).cmp(&(b.app.created_at, &b.app.appid)));
+    for app in &mut apps {
         app.kf_accounts.sort_by_key(|account| account.kf.kf_id);
     }
-    snapshot.components.sort_by(|a, b| {
+    components.sort_by(|a, b| {
         (a.created_at, &a.component_appid).cmp(&(b.created_at, &b.component_appid))
     });
-    snapshot
-        .authorizations
+    authorizations
         .sort_by(|a, b| (&a.component_appid, &a.appid).cmp(&(&b.component_appid, &b.appid)));
+    Snapshot {
+        version: Snapshot::VERSION,
+        apps,
+        components,
+        authorizations,
+    }
 }
 
 /// Whether the request log's table should be vacuumed, now that `rows` calls of

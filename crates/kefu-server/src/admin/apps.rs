@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use kefu_api::admin::{AppPatch, AppView, CreatedApp, InvitationRequest, KfView, NewApp};
 use kefu_api::endpoints::kf_invite::MAX_BOUND_PER_WORKER;
 use kefu_api::{KfAccount, Secret};
-use kefu_store::{App, AppSummary};
+use kefu_store::{App, AppSummary, InvitationAnswer};
 
 use super::{Failure, checked_body, json_body};
 use crate::secrets::{digest, new_app_secret, new_appid, new_original_id};
@@ -156,7 +156,15 @@ pub(super) async fn kf_invitation(
     let now = state.clock.now();
     let kf = state
         .store
-        .answer_invitation(&appid, &account, action.action, now, MAX_BOUND_PER_WORKER)
+        .answer_invitation(
+            &appid,
+            InvitationAnswer {
+                kf_account: account,
+                action: action.action,
+                now,
+                max_bound: MAX_BOUND_PER_WORKER,
+            },
+        )
         .await
         .map_err(|e| match e {
             kefu_store::StoreError::NotFound => Failure::not_found("kf account"),

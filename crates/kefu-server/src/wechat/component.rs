@@ -7,7 +7,7 @@ use kefu_api::endpoints::component::{
 };
 use kefu_api::endpoints::parse_json_body;
 use kefu_api::endpoints::token::{EXPIRES_IN, GRACE_SECS};
-use kefu_store::{TokenChannel, TokenRecord};
+use kefu_store::{Mint, Rotation, TokenChannel, TokenRecord};
 
 use super::auth::token_verdict;
 use super::call::Call;
@@ -79,7 +79,12 @@ async fn component_token(
     };
     state
         .store
-        .issue_token(record, digest(&token), now, GRACE)
+        .issue_token(Mint {
+            token: record,
+            hash: digest(&token),
+            now,
+            grace_secs: GRACE,
+        })
         .await?;
     tracing::info!(
         component = %component.component_appid,
@@ -138,14 +143,14 @@ pub(crate) async fn api_authorizer_token(state: &AppState, call: &Call) -> Resul
     let refresh = new_refresh_token();
     state
         .store
-        .rotate_refresh_token(
-            component_appid,
-            appid,
-            digest(presented),
-            digest(&refresh),
+        .rotate_refresh_token(Rotation {
+            component_appid: component_appid.to_owned(),
+            appid: appid.to_owned(),
+            presented: digest(presented),
+            next: digest(&refresh),
             now,
-            REFRESH_OVERLAP_SECS,
-        )
+            overlap_secs: REFRESH_OVERLAP_SECS,
+        })
         .await?;
     let token = new_access_token();
     let record = TokenRecord {
@@ -158,7 +163,12 @@ pub(crate) async fn api_authorizer_token(state: &AppState, call: &Call) -> Resul
     };
     state
         .store
-        .issue_token(record, digest(&token), now, GRACE)
+        .issue_token(Mint {
+            token: record,
+            hash: digest(&token),
+            now,
+            grace_secs: GRACE,
+        })
         .await?;
     tracing::info!(appid, token = token_hint(&token), "authorizer token issued");
     let answer = AuthorizerAccessToken {

@@ -13,7 +13,7 @@ use kefu_api::endpoints::{
     KfProfileBody, check_json_body, kf_add, kf_del, kf_invite, kf_update, parse_json_body,
 };
 use kefu_api::{ErrCode, KfAccount, admin};
-use kefu_store::{App, Kf, NewKf};
+use kefu_store::{App, Kf, NewInvitation, NewKf};
 
 use super::Https;
 use super::auth::{Rules, admit};
@@ -307,11 +307,13 @@ pub(crate) async fn kf_invite(state: &AppState, call: &Call) -> Result<Reply, Wx
         .store
         .invite_kf(
             &app.appid,
-            &invite.kf_account,
-            &invite.invite_wx,
-            now,
-            now + kf_invite::INVITE_TTL_SECS,
-            kf_invite::MAX_BOUND_PER_WORKER,
+            NewInvitation {
+                kf_account: invite.kf_account,
+                invite_wx: invite.invite_wx,
+                now,
+                expire_time: now + kf_invite::INVITE_TTL_SECS,
+                max_bound: kf_invite::MAX_BOUND_PER_WORKER,
+            },
         )
         .await?;
     Ok(Reply::Ok)

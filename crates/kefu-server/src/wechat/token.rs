@@ -8,7 +8,9 @@ use kefu_api::endpoints::token::{
     self as token_api, AccessToken, EXPIRES_IN, GRACE_SECS, GRANT_TYPE,
 };
 use kefu_api::{Endpoint, ErrCode};
-use kefu_store::{App, CounterKey, StoreError, TokenChannel, TokenRecord, Window};
+use kefu_store::{
+    App, CounterKey, Mint, StableMint, StoreError, TokenChannel, TokenRecord, Window,
+};
 
 use super::call::Call;
 use super::platform::{charge, check_ip};
@@ -89,12 +91,12 @@ pub(crate) async fn token_get(state: &AppState, call: &Call) -> Result<Reply, Wx
     let access_token = new_access_token();
     state
         .store
-        .issue_token(
-            record(&app, TokenChannel::Basic, now),
-            digest(&access_token),
+        .issue_token(Mint {
+            token: record(&app, TokenChannel::Basic, now),
+            hash: digest(&access_token),
             now,
-            GRACE,
-        )
+            grace_secs: GRACE,
+        })
         .await?;
     tracing::info!(appid = %app.appid, token = token_hint(&access_token), "token issued");
     Reply::json(&AccessToken {
@@ -174,14 +176,16 @@ pub(crate) async fn stable_token_post(state: &AppState, call: &Call) -> Result<R
         };
         let minted = state
             .store
-            .issue_stable_token(
-                record(&app, TokenChannel::Stable, now),
-                digest(&access_token),
-                access_token.clone(),
-                now,
-                grace,
+            .issue_stable_token(StableMint {
+                mint: Mint {
+                    token: record(&app, TokenChannel::Stable, now),
+                    hash: digest(&access_token),
+                    now,
+                    grace_secs: grace,
+                },
+                value: access_token.clone(),
                 replaces,
-            )
+            })
             .await;
         match minted {
             Ok(()) => break access_token,

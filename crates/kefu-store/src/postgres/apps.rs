@@ -38,7 +38,7 @@ impl AppStore for PostgresStore {
         rows.iter()
             .map(|row| {
                 Ok(AppSummary {
-                    app: Arc::new(app_from_row(row)?),
+                    app: Arc::new(columns::app(row, 0)?),
                     kf_count: count_of(row.try_get(9)?),
                 })
             })
@@ -55,7 +55,7 @@ impl AppStore for PostgresStore {
             &[&appid],
         )
         .await?
-        .map(|row| app_from_row(&row).map(Arc::new))
+        .map(|row| columns::app(&row, 0).map(Arc::new))
         .transpose()
         .map_err(pg)
     }
@@ -71,7 +71,7 @@ impl AppStore for PostgresStore {
             .await
             .map_err(pg)?
             .ok_or(StoreError::NotFound)?;
-        let current = app_from_row(&current).map_err(pg)?;
+        let current = columns::app(&current, 0).map_err(pg)?;
         let (next, renamed) = rules::patched(&current, patch);
         if renamed
             && tx

@@ -21,10 +21,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::{
-    APP_COLUMNS, KF_COLUMNS, TOKEN_COLUMNS, app_from_row_at, columns_of, family_key, kf_from_row,
-    pg, token_from_row,
-};
+use super::{APP_COLUMNS, KF_COLUMNS, TOKEN_COLUMNS, columns, columns_of, family_key, pg};
 use crate::model::{App, CounterKey, Digest, Kf, TokenChannel, TokenRecord};
 use crate::{StoreError, StoreResult, rules};
 
@@ -282,11 +279,11 @@ async fn tokens(pool: Pool, hashes: Vec<Digest>) -> StoreResult<Vec<StoreResult<
     let mut found: Vec<TokenAndApp> = vec![None; distinct.len()];
     for row in &rows {
         let i: i64 = row.try_get(0).map_err(pg)?;
-        let Some(record) = token_from_row(row, 1).map_err(pg)? else {
+        let Some(record) = columns::token(row, 1).map_err(pg)? else {
             continue;
         };
         let app = match row.try_get::<_, Option<&str>>(7).map_err(pg)? {
-            Some(_) => Some(Arc::new(app_from_row_at(row, 7).map_err(pg)?)),
+            Some(_) => Some(Arc::new(columns::app(row, 7).map_err(pg)?)),
             None => None,
         };
         if let Some(slot) = usize::try_from(i - 1).ok().and_then(|i| found.get_mut(i)) {
@@ -418,7 +415,7 @@ async fn lists(
         let list = slot.get_or_insert_with(Vec::new);
         // An app without accounts comes as one row of NULLs.
         if row.try_get::<_, Option<i64>>(1).map_err(pg)?.is_some() {
-            list.push(kf_from_row(row, 1).map_err(pg)?);
+            list.push(columns::kf(row, 1).map_err(pg)?);
         }
     }
     let found: Vec<Option<Arc<Vec<Kf>>>> =

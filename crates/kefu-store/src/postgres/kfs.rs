@@ -154,16 +154,8 @@ impl KfStore for PostgresStore {
         .map_err(pg)
     }
 
-    async fn invite_kf(
-        &self,
-        appid: &str,
-        account: &KfAccount,
-        invite_wx: &WechatId,
-        now: i64,
-        expire_time: i64,
-        max_bound: usize,
-    ) -> StoreResult<()> {
-        let wx = invite_wx.as_str();
+    async fn invite_kf(&self, appid: &str, invitation: NewInvitation) -> StoreResult<()> {
+        let wx = invitation.invite_wx.as_str();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         // The app's accounts and the user's bindings (across apps) hold still until the
@@ -172,7 +164,8 @@ impl KfStore for PostgresStore {
             .await
             .map_err(pg)?;
         lock(&tx, &format!("wx:{wx}")).await?;
-        let Some(kf) = Self::select_kf(&tx, appid, account.as_str(), false).await? else {
+        let Some(kf) = Self::select_kf(&tx, appid, invitation.kf_account.as_str(), false).await?
+        else {
             return Err(StoreError::Rejected(ErrCode::InvalidKfAccount));
         };
         let others = tx
@@ -186,24 +179,16 @@ impl KfStore for PostgresStore {
             .await
             .map_err(pg)?
             .iter()
-            .map(|row| kf_from_row(row, 0))
+            .map(|row| columns::kf(row, 0))
             .collect::<Result<Vec<Kf>, _>>()
             .map_err(pg)?;
         let bound = bound_count(&tx, wx).await?;
-        let invitation = rules::invite(&kf, &others, bound, wx, now, expire_time, max_bound)
-            .map_err(StoreError::Rejected)?;
-        write_invitation(&tx, appid, kf.kf_id, None, Some(&invitation)).await?;
+        let made = rules::invite(&kf, &others, bound, &invitation).map_err(StoreError::Rejected)?;
+        write_invitation(&tx, appid, kf.kf_id, None, Some(&made)).await?;
         tx.commit().await.map_err(pg)
     }
 
-    async fn answer_invitation(
-        &self,
-        appid: &str,
-        account: &KfAccount,
-        action: InvitationAction,
-        now: i64,
-        max_bound: usize,
-    ) -> StoreResult<Kf> {
+    async fn answer_invitation(&self, appid: &str, answer: InvitationAnswer) -> StoreResult<Kf> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         if tx
@@ -214,13 +199,13 @@ impl KfStore for PostgresStore {
         {
             return Err(StoreError::NotFound);
         }
-        let Some(kf) = Self::select_kf(&tx, appid, account.as_str(), true).await? else {
+        let Some(kf) = Self::select_kf(&tx, appid, answer.kf_account.as_str(), true).await? else {
             return Err(StoreError::NotFound);
         };
-        let invitee = rules::pending_invitee(&kf, now)?.to_owned();
+        let invitee = rules::pending_invitee(&kf, answer.now)?.to_owned();
         lock(&tx, &format!("wx:{invitee}")).await?;
         let bound = bound_count(&tx, &invitee).await?;
-        let kf = rules::answered(kf, action, now, bound, max_bound)?;
+        let kf = rules::answered(kf, &answer, bound)?;
         write_invitation(
             &tx,
             appid,
@@ -250,7 +235,7 @@ impl KfStore for PostgresStore {
             )
             .await?
             .ok_or(StoreError::NotFound)?;
-        kf_from_row(&row, 0).map_err(pg)
+        columns::kf(&row, 0).map_err(pg)
     }
 }
 
@@ -304,7 +289,7 @@ impl PostgresStore {
             .query_opt(&sql, &[&appid, &account])
             .await
             .map_err(pg)?
-            .map(|row| kf_from_row(&row, 0))
+            .map(|row| columns::kf(&row, 0))
             .transpose()
             .map_err(pg)
     }

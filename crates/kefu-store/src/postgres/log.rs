@@ -18,7 +18,7 @@ impl LogStore for PostgresStore {
             &[&rid],
         )
         .await?
-        .map(|row| logged_from_row(&row))
+        .map(|row| columns::logged(&row))
         .transpose()
         .map_err(pg)
     }
@@ -40,7 +40,7 @@ impl LogStore for PostgresStore {
             )
             .await?
             .iter()
-            .map(logged_from_row)
+            .map(columns::logged)
             .collect::<Result<Vec<_>, _>>()
             .map_err(pg)?;
         Ok(logbuf::merge(entries, written, limit))

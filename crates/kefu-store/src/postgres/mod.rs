@@ -39,21 +39,25 @@ use bytes::Bytes;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use kefu_api::ErrCode;
-use kefu_api::admin::{AccountType, AppPatch, InvitationAction};
+use kefu_api::admin::AppPatch;
 use kefu_api::endpoints::kf_add::FIRST_KF_ID;
 use kefu_api::endpoints::kf_del::Target;
-use kefu_api::{KfAccount, Nickname, WechatId};
+use kefu_api::{KfAccount, Nickname};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{NoTls, Row};
 
 use self::housekeeping::Vacuum;
-use self::rows::*;
+use crate::columns;
+use crate::columns::{
+    APP_COLUMNS, AUTH_COLUMNS, COMPONENT_COLUMNS, KF_COLUMNS, LOG_COLUMNS, TOKEN_COLUMNS,
+    columns_of,
+};
 use crate::logbuf::{self, LogBuffer};
 use crate::model::{
     App, AppSnapshot, AppSummary, Authorization, CallCount, Component, CounterKey, CurrentToken,
-    Digest, Invitation, Kf, KfSnapshot, LogLimits, LogUsage, LoggedRequest, NewKf, RecordedCall,
-    Snapshot, TokenChannel, TokenRecord,
+    Digest, Invitation, InvitationAnswer, Kf, KfSnapshot, LogLimits, LogUsage, LoggedRequest, Mint,
+    NewInvitation, NewKf, RecordedCall, Rotation, Snapshot, StableMint, TokenChannel, TokenRecord,
 };
 use crate::rules;
 use crate::{Store, StoreError, StoreResult};

@@ -41,13 +41,13 @@ impl PlatformStore for PostgresStore {
             .await
             .map_err(pg)?
             .iter()
-            .map(authorization_from_row)
+            .map(columns::authorization)
             .collect::<Result<Vec<_>, _>>()
             .map_err(pg)?;
         components
             .iter()
             .map(|row| {
-                let component = component_from_row(row).map_err(pg)?;
+                let component = columns::component(row).map_err(pg)?;
                 let mine = auths
                     .iter()
                     .filter(|a| a.component_appid == component.component_appid)
@@ -67,7 +67,7 @@ impl PlatformStore for PostgresStore {
             &[&component_appid],
         )
         .await?
-        .map(|row| component_from_row(&row))
+        .map(|row| columns::component(&row))
         .transpose()
         .map_err(pg)
     }
@@ -150,21 +150,13 @@ impl PlatformStore for PostgresStore {
             &[&component_appid, &appid],
         )
         .await?
-        .map(|row| authorization_from_row(&row))
+        .map(|row| columns::authorization(&row))
         .transpose()
         .map_err(pg)
     }
 
-    async fn rotate_refresh_token(
-        &self,
-        component_appid: &str,
-        appid: &str,
-        presented: Digest,
-        next: Digest,
-        now: i64,
-        overlap_secs: i64,
-    ) -> StoreResult<()> {
-        if !storable(component_appid) || !storable(appid) {
+    async fn rotate_refresh_token(&self, rotation: Rotation) -> StoreResult<()> {
+        if !storable(&rotation.component_appid) || !storable(&rotation.appid) {
             return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid));
         }
         let mut client = self.client().await?;
@@ -175,15 +167,15 @@ impl PlatformStore for PostgresStore {
                     "SELECT {AUTH_COLUMNS} FROM authorizations WHERE component_appid = $1 AND \
                         appid = $2 FOR UPDATE"
                 ),
-                &[&component_appid, &appid],
+                &[&rotation.component_appid, &rotation.appid],
             )
             .await
             .map_err(pg)?
         else {
             return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid));
         };
-        let mut auth = authorization_from_row(&row).map_err(pg)?;
-        rules::rotate(&mut auth, presented, next, now, overlap_secs)?;
+        let mut auth = columns::authorization(&row).map_err(pg)?;
+        rules::rotate(&mut auth, &rotation)?;
         insert_authorization(&tx, &auth, true).await.map_err(pg)?;
         tx.commit().await.map_err(pg)
     }

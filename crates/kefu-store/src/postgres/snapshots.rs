@@ -21,7 +21,7 @@ impl SnapshotStore for PostgresStore {
             .await
             .map_err(pg)?
         {
-            let app = app_from_row(&row).map_err(pg)?;
+            let app = columns::app(&row, 0).map_err(pg)?;
             index.insert(app.appid.clone(), apps.len());
             apps.push(AppSnapshot {
                 next_kf_id: row.try_get(9).map_err(pg)?,
@@ -42,7 +42,7 @@ impl SnapshotStore for PostgresStore {
             .map_err(pg)?
         {
             let appid: &str = row.try_get(0).map_err(pg)?;
-            let kf = kf_from_row(&row, 1).map_err(pg)?;
+            let kf = columns::kf(&row, 1).map_err(pg)?;
             let headimg: Option<Vec<u8>> = row.try_get(13).map_err(pg)?;
             if let Some(&at) = index.get(appid) {
                 apps[at].kf_accounts.push(KfSnapshot {
@@ -56,7 +56,7 @@ impl SnapshotStore for PostgresStore {
             .await
             .map_err(pg)?
             .iter()
-            .map(component_from_row)
+            .map(columns::component)
             .collect::<Result<_, _>>()
             .map_err(pg)?;
         let authorizations = tx
@@ -64,17 +64,11 @@ impl SnapshotStore for PostgresStore {
             .await
             .map_err(pg)?
             .iter()
-            .map(authorization_from_row)
+            .map(columns::authorization)
             .collect::<Result<_, _>>()
             .map_err(pg)?;
         tx.commit().await.map_err(pg)?;
-        let mut snapshot = Snapshot {
-            version: Snapshot::VERSION,
-            apps,
-            components,
-            authorizations,
-        };
-        rules::in_snapshot_order(&mut snapshot);
+        let snapshot = rules::snapshot(apps, components, authorizations);
         Ok(snapshot)
     }
 

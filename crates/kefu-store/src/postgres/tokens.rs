@@ -5,14 +5,10 @@ use crate::roles::*;
 
 #[async_trait]
 impl TokenStore for PostgresStore {
-    async fn issue_token(
-        &self,
-        token: TokenRecord,
-        hash: Digest,
-        now: i64,
-        grace_secs: i64,
-    ) -> StoreResult<()> {
-        self.batches.mint((token, hash, now, grace_secs)).await
+    async fn issue_token(&self, mint: Mint) -> StoreResult<()> {
+        self.batches
+            .mint((mint.token, mint.hash, mint.now, mint.grace_secs))
+            .await
     }
 
     async fn token(&self, hash: &Digest) -> StoreResult<Option<TokenRecord>> {
@@ -23,7 +19,7 @@ impl TokenStore for PostgresStore {
             )
             .await?;
         match row {
-            Some(row) => token_from_row(&row, 0).map_err(pg),
+            Some(row) => columns::token(&row, 0).map_err(pg),
             None => Ok(None),
         }
     }
@@ -55,7 +51,7 @@ impl TokenStore for PostgresStore {
         else {
             return Ok(None);
         };
-        let Some(record) = token_from_row(&row, 0).map_err(pg)? else {
+        let Some(record) = columns::token(&row, 0).map_err(pg)? else {
             return Ok(None);
         };
         Ok(Some(CurrentToken {
@@ -65,17 +61,8 @@ impl TokenStore for PostgresStore {
         }))
     }
 
-    async fn issue_stable_token(
-        &self,
-        token: TokenRecord,
-        hash: Digest,
-        value: String,
-        now: i64,
-        grace_secs: i64,
-        replaces: Option<Digest>,
-    ) -> StoreResult<()> {
-        self.insert_stable_token(token, hash, value, now, grace_secs, replaces)
-            .await
+    async fn issue_stable_token(&self, mint: StableMint) -> StoreResult<()> {
+        self.insert_stable_token(mint).await
     }
 
     async fn set_token_times(
@@ -102,15 +89,18 @@ impl PostgresStore {
     /// Records a stable token with its value, provided the family's current token is
     /// still `replaces`; that one is superseded at `now + grace_secs`. One family at a
     /// time, across instances. (Other tokens are minted in batches: `batch::mints`.)
-    async fn insert_stable_token(
-        &self,
-        token: TokenRecord,
-        hash: Digest,
-        value: String,
-        now: i64,
-        grace_secs: i64,
-        replaces: Option<Digest>,
-    ) -> StoreResult<()> {
+    async fn insert_stable_token(&self, mint: StableMint) -> StoreResult<()> {
+        let StableMint {
+            mint:
+                Mint {
+                    token,
+                    hash,
+                    now,
+                    grace_secs,
+                },
+            value,
+            replaces,
+        } = mint;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let channel = token.channel.as_str();

@@ -17,27 +17,7 @@ impl AppStore for SqliteStore {
                         .to_owned(),
                 ));
             }
-            conn.prepare_cached(
-                "INSERT INTO apps (appid, wechat_id, original_id, account_type, verified, \
-                    new_kf_enabled, \
-                 secret_hash, created_at, next_kf_id, settings) VALUES (?1, ?2, ?3, ?4, ?5, \
-                     ?6, ?7, ?8, ?9, ?10)",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    app.appid,
-                    app.wechat_id,
-                    app.original_id,
-                    app.account_type.as_str(),
-                    app.verified,
-                    app.new_kf_enabled,
-                    app.secret_hash,
-                    app.created_at,
-                    FIRST_KF_ID,
-                    json_text(&app.settings),
-                ])
-            })
-            .map_err(|e| {
+            insert_app(conn, &app, FIRST_KF_ID).map_err(|e| {
                 if is_unique_violation(&e) {
                     StoreError::Conflict("the appid, WeChat ID or original id is taken".to_owned())
                 } else {
@@ -82,7 +62,10 @@ impl AppStore for SqliteStore {
             // row (and with it the secret hash) is current.
             let current = conn
                 .prepare_cached(&format!("SELECT {APP_COLUMNS} FROM apps WHERE appid = ?1"))
-                .and_then(|mut stmt| stmt.query_row([&appid], app_from_row).optional())
+                .and_then(|mut stmt| {
+                    stmt.query_row([&appid], |row| columns::app(row, 0))
+                        .optional()
+                })
                 .map_err(internal)?
                 .ok_or(StoreError::NotFound)?;
             let (next, renamed) = rules::patched(&current, patch);
@@ -166,4 +149,25 @@ impl AppStore for SqliteStore {
         self.forget_in_memory(&owner);
         Ok(())
     }
+}
+
+/// Writes an app's row, its next kf_id with it.
+pub(super) fn insert_app(conn: &Connection, app: &App, next_kf_id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO apps ({APP_COLUMNS}, next_kf_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))?
+    .execute(params![
+        app.appid,
+        app.wechat_id,
+        app.original_id,
+        app.account_type.as_str(),
+        app.verified,
+        app.new_kf_enabled,
+        app.secret_hash,
+        app.created_at,
+        json_text(&app.settings),
+        next_kf_id,
+    ])
+    .map(drop)
 }

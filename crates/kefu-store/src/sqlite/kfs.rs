@@ -203,22 +203,11 @@ impl KfStore for SqliteStore {
         .map_err(|e| StoreError::Internal(e.to_string()))?
     }
 
-    async fn invite_kf(
-        &self,
-        appid: &str,
-        account: &KfAccount,
-        invite_wx: &WechatId,
-        now: i64,
-        expire_time: i64,
-        max_bound: usize,
-    ) -> StoreResult<()> {
-        let (appid, account, wx) = (
-            appid.to_owned(),
-            account.as_str().to_owned(),
-            invite_wx.as_str().to_owned(),
-        );
+    async fn invite_kf(&self, appid: &str, invitation: NewInvitation) -> StoreResult<()> {
+        let appid = appid.to_owned();
         self.write(move |conn| {
-            let Some(kf) = select_kf(conn, &appid, &account)? else {
+            let wx = invitation.invite_wx.as_str();
+            let Some(kf) = select_kf(conn, &appid, invitation.kf_account.as_str())? else {
                 return Err(StoreError::Rejected(ErrCode::InvalidKfAccount));
             };
             let mut others = conn
@@ -228,40 +217,33 @@ impl KfStore for SqliteStore {
                 ))
                 .map_err(internal)?;
             let others = others
-                .query_map(params![appid, wx], |row| kf_from_row(row, 0))
+                .query_map(params![appid, wx], |row| columns::kf(row, 0))
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Kf>>>())
                 .map_err(internal)?;
-            let bound = bound_count(conn, &wx)?;
-            let invitation = rules::invite(&kf, &others, bound, &wx, now, expire_time, max_bound)
-                .map_err(StoreError::Rejected)?;
-            write_invitation(conn, &appid, kf.kf_id, None, Some(&invitation))?;
+            let bound = bound_count(conn, wx)?;
+            let made =
+                rules::invite(&kf, &others, bound, &invitation).map_err(StoreError::Rejected)?;
+            write_invitation(conn, &appid, kf.kf_id, None, Some(&made))?;
             Ok(((), move |cache: &mut Cache| {
                 if let Some(kf) = cache.kf_mut(&appid, kf.kf_id) {
-                    kf.invitation = Some(invitation);
+                    kf.invitation = Some(made);
                 }
             }))
         })
         .await
     }
 
-    async fn answer_invitation(
-        &self,
-        appid: &str,
-        account: &KfAccount,
-        action: InvitationAction,
-        now: i64,
-        max_bound: usize,
-    ) -> StoreResult<Kf> {
-        let (appid, account) = (appid.to_owned(), account.as_str().to_owned());
+    async fn answer_invitation(&self, appid: &str, answer: InvitationAnswer) -> StoreResult<Kf> {
+        let appid = appid.to_owned();
         self.write(move |conn| {
             if !app_exists(conn, &appid)? {
                 return Err(StoreError::NotFound);
             }
-            let Some(kf) = select_kf(conn, &appid, &account)? else {
+            let Some(kf) = select_kf(conn, &appid, answer.kf_account.as_str())? else {
                 return Err(StoreError::NotFound);
             };
-            let bound = bound_count(conn, rules::pending_invitee(&kf, now)?)?;
-            let kf = rules::answered(kf, action, now, bound, max_bound)?;
+            let bound = bound_count(conn, rules::pending_invitee(&kf, answer.now)?)?;
+            let kf = rules::answered(kf, &answer, bound)?;
             write_invitation(
                 conn,
                 &appid,
@@ -315,7 +297,7 @@ pub(super) fn select_kf(conn: &Connection, appid: &str, account: &str) -> StoreR
         "SELECT {KF_COLUMNS} FROM kf_accounts WHERE appid = ?1 AND kf_account = ?2"
     ))
     .and_then(|mut stmt| {
-        stmt.query_row(params![appid, account], |row| kf_from_row(row, 0))
+        stmt.query_row(params![appid, account], |row| columns::kf(row, 0))
             .optional()
     })
     .map_err(internal)

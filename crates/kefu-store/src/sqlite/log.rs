@@ -23,7 +23,10 @@ impl LogStore for SqliteStore {
             conn.prepare_cached(&format!(
                 "SELECT {LOG_COLUMNS} FROM request_log WHERE rid = ?1"
             ))
-            .and_then(|mut stmt| stmt.query_row([&rid], logged_from_row).optional())
+            .and_then(|mut stmt| {
+                stmt.query_row([&rid], |row| columns::logged(row))
+                    .optional()
+            })
             .map_err(internal)
         })
         .await
@@ -47,7 +50,7 @@ impl LogStore for SqliteStore {
                  ORDER BY invoke_time DESC, rowid DESC LIMIT ?2"
             ))
             .and_then(|mut stmt| {
-                stmt.query_map(params![owner, sql_limit], logged_from_row)?
+                stmt.query_map(params![owner, sql_limit], |row| columns::logged(row))?
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(internal)

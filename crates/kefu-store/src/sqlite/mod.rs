@@ -30,20 +30,23 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use kefu_api::admin::{AccountType, AppPatch, InvitationAction};
+use kefu_api::admin::AppPatch;
 use kefu_api::endpoints::kf_add::FIRST_KF_ID;
 use kefu_api::endpoints::kf_del::Target;
-use kefu_api::{ErrCode, KfAccount, Nickname, WechatId};
+use kefu_api::{ErrCode, KfAccount, Nickname};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use self::cache::{AppEntry, Cache};
-use self::rows::*;
+use self::rows::json_text;
 use self::writer::{Scope, Writer};
+use crate::columns;
+use crate::columns::{APP_COLUMNS, AUTH_COLUMNS, COMPONENT_COLUMNS, KF_COLUMNS, LOG_COLUMNS};
 use crate::logbuf::{self, LogBuffer};
 use crate::model::{
     App, AppSnapshot, AppSummary, Authorization, CallCount, Component, CounterKey, CurrentToken,
-    Digest, Invitation, Kf, KfSnapshot, LogLimits, LogUsage, LoggedRequest, NewKf, RecordedCall,
-    Snapshot, TokenChannel, TokenRecord, Window,
+    Digest, Invitation, InvitationAnswer, Kf, KfSnapshot, LogLimits, LogUsage, LoggedRequest, Mint,
+    NewInvitation, NewKf, RecordedCall, Rotation, Snapshot, StableMint, TokenChannel, TokenRecord,
+    Window,
 };
 use crate::rules;
 use crate::{Store, StoreError, StoreResult};
@@ -284,7 +287,7 @@ impl Drop for SqliteStore {
 fn load(conn: &Connection) -> rusqlite::Result<Cache> {
     let mut cache = Cache::default();
     let mut apps = conn.prepare(&format!("SELECT {APP_COLUMNS} FROM apps"))?;
-    let rows = apps.query_map([], app_from_row)?;
+    let rows = apps.query_map([], |row| columns::app(row, 0))?;
     for app in rows {
         let app = app?;
         cache
@@ -297,7 +300,7 @@ fn load(conn: &Connection) -> rusqlite::Result<Cache> {
     let mut rows = kfs.query([])?;
     while let Some(row) = rows.next()? {
         let appid: String = row.get(0)?;
-        let kf = kf_from_row(row, 1)?;
+        let kf = columns::kf(row, 1)?;
         if let Some(list) = cache.kfs_mut(&appid) {
             list.push(kf);
         }
@@ -338,7 +341,7 @@ fn load(conn: &Connection) -> rusqlite::Result<Cache> {
             .insert(component.component_appid.clone(), component);
     }
     let mut auths = conn.prepare(&format!("SELECT {AUTH_COLUMNS} FROM authorizations"))?;
-    for auth in auths.query_map([], authorization_from_row)? {
+    for auth in auths.query_map([], |row| columns::authorization(row))? {
         let auth = auth?;
         cache
             .authorizations

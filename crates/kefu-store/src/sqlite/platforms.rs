@@ -13,19 +13,7 @@ impl PlatformStore for SqliteStore {
                     "the appid is an official account's".to_owned(),
                 ));
             }
-            conn.prepare_cached(
-                "INSERT INTO components (component_appid, secret_hash, ip_whitelist, \
-                    created_at) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    component.component_appid,
-                    component.secret_hash,
-                    json_text(&component.ip_whitelist),
-                    component.created_at
-                ])
-            })
-            .map_err(|e| {
+            insert_component(conn, &component).map_err(|e| {
                 if is_unique_violation(&e) {
                     StoreError::Conflict("the component_appid is taken".to_owned())
                 } else {
@@ -161,16 +149,7 @@ impl PlatformStore for SqliteStore {
         }))
     }
 
-    async fn rotate_refresh_token(
-        &self,
-        component_appid: &str,
-        appid: &str,
-        presented: Digest,
-        next: Digest,
-        now: i64,
-        overlap_secs: i64,
-    ) -> StoreResult<()> {
-        let (component_appid, appid) = (component_appid.to_owned(), appid.to_owned());
+    async fn rotate_refresh_token(&self, rotation: Rotation) -> StoreResult<()> {
         self.write(move |conn| {
             let current = conn
                 .prepare_cached(&format!(
@@ -178,14 +157,16 @@ impl PlatformStore for SqliteStore {
                         appid = ?2"
                 ))
                 .and_then(|mut stmt| {
-                    stmt.query_row(params![component_appid, appid], authorization_from_row)
-                        .optional()
+                    stmt.query_row(params![rotation.component_appid, rotation.appid], |row| {
+                        columns::authorization(row)
+                    })
+                    .optional()
                 })
                 .map_err(internal)?;
             let Some(mut auth) = current else {
                 return Err(StoreError::Rejected(ErrCode::RefreshTokenInvalid));
             };
-            rules::rotate(&mut auth, presented, next, now, overlap_secs)?;
+            rules::rotate(&mut auth, &rotation)?;
             conn.prepare_cached(
                 "UPDATE authorizations SET refresh_hash = ?3, previous = ?4 WHERE \
                     component_appid = ?1 AND appid = ?2",
@@ -207,4 +188,18 @@ impl PlatformStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Writes a platform's row.
+pub(super) fn insert_component(conn: &Connection, component: &Component) -> rusqlite::Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO components ({COMPONENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4)"
+    ))?
+    .execute(params![
+        component.component_appid,
+        component.secret_hash,
+        json_text(&component.ip_whitelist),
+        component.created_at
+    ])
+    .map(drop)
 }

@@ -50,13 +50,7 @@ impl SnapshotStore for SqliteStore {
             let components: Vec<Component> = cache.components.values().cloned().collect();
             let authorizations: Vec<Authorization> =
                 cache.authorizations.values().cloned().collect();
-            let mut snapshot = Snapshot {
-                version: Snapshot::VERSION,
-                apps,
-                components,
-                authorizations,
-            };
-            rules::in_snapshot_order(&mut snapshot);
+            let snapshot = rules::snapshot(apps, components, authorizations);
             Ok((snapshot, |_: &mut Cache| {}))
         })
         .await
@@ -78,27 +72,8 @@ impl SnapshotStore for SqliteStore {
             }
             for entry in &snapshot.apps {
                 let app = &entry.app;
-                conn.prepare_cached(
-                    "INSERT INTO apps (appid, wechat_id, original_id, account_type, verified, \
-                        new_kf_enabled, \
-                     secret_hash, created_at, next_kf_id, settings) VALUES (?1, ?2, ?3, ?4, \
-                         ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        app.appid,
-                        app.wechat_id,
-                        app.original_id,
-                        app.account_type.as_str(),
-                        app.verified,
-                        app.new_kf_enabled,
-                        app.secret_hash,
-                        app.created_at,
-                        entry.next_kf_id,
-                        json_text(&app.settings),
-                    ])
-                })
-                .map_err(|e| restore_error(e, &app.appid))?;
+                apps::insert_app(conn, app, entry.next_kf_id)
+                    .map_err(|e| restore_error(e, &app.appid))?;
                 for account in &entry.kf_accounts {
                     let kf = &account.kf;
                     let invitation = kf.invitation.as_ref();
@@ -137,19 +112,8 @@ impl SnapshotStore for SqliteStore {
                 }
             }
             for component in &snapshot.components {
-                conn.prepare_cached(
-                    "INSERT INTO components (component_appid, secret_hash, ip_whitelist, \
-                        created_at) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        component.component_appid,
-                        component.secret_hash,
-                        json_text(&component.ip_whitelist),
-                        component.created_at
-                    ])
-                })
-                .map_err(|e| restore_error(e, &component.component_appid))?;
+                platforms::insert_component(conn, component)
+                    .map_err(|e| restore_error(e, &component.component_appid))?;
             }
             for auth in &snapshot.authorizations {
                 conn.prepare_cached(&format!(

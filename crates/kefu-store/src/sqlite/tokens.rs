@@ -5,15 +5,8 @@ use crate::roles::*;
 
 #[async_trait]
 impl TokenStore for SqliteStore {
-    async fn issue_token(
-        &self,
-        token: TokenRecord,
-        hash: Digest,
-        now: i64,
-        grace_secs: i64,
-    ) -> StoreResult<()> {
-        self.insert_token(token, hash, None, now, grace_secs, None)
-            .await
+    async fn issue_token(&self, mint: Mint) -> StoreResult<()> {
+        self.insert_token(mint, None, None).await
     }
 
     async fn token(&self, hash: &Digest) -> StoreResult<Option<TokenRecord>> {
@@ -39,16 +32,8 @@ impl TokenStore for SqliteStore {
         }))
     }
 
-    async fn issue_stable_token(
-        &self,
-        token: TokenRecord,
-        hash: Digest,
-        value: String,
-        now: i64,
-        grace_secs: i64,
-        replaces: Option<Digest>,
-    ) -> StoreResult<()> {
-        self.insert_token(token, hash, Some(value), now, grace_secs, Some(replaces))
+    async fn issue_stable_token(&self, mint: StableMint) -> StoreResult<()> {
+        self.insert_token(mint.mint, Some(mint.value), Some(mint.replaces))
             .await
     }
 
@@ -90,13 +75,16 @@ impl SqliteStore {
     )]
     async fn insert_token(
         &self,
-        token: TokenRecord,
-        hash: Digest,
+        mint: Mint,
         value: Option<String>,
-        now: i64,
-        grace_secs: i64,
         replaces: Option<Option<Digest>>,
     ) -> StoreResult<()> {
+        let Mint {
+            token,
+            hash,
+            now,
+            grace_secs,
+        } = mint;
         let superseded_at = rules::superseded_at(now, grace_secs);
         self.write(move |conn| {
             let owner_exists = match token.channel {

@@ -16,8 +16,9 @@ use kefu_store::postgres::{PostgresOptions, PostgresStore};
 use kefu_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use kefu_store::test_support::PgSchema;
 use kefu_store::{
-    App, Authorization, Component, CounterKey, Digest, Kf, LogLimits, LoggedRequest, NewKf,
-    Snapshot, Store, StoreError, TokenChannel, TokenRecord, Window,
+    App, Authorization, Component, CounterKey, Digest, InvitationAnswer, Kf, LogLimits,
+    LoggedRequest, Mint, NewInvitation, NewKf, Rotation, Snapshot, StableMint, Store, StoreError,
+    TokenChannel, TokenRecord, Window,
 };
 
 /// Where a test's data lives.
@@ -246,7 +247,12 @@ async fn apps_are_created_changed_and_deleted(backend: Backend) {
     assert_eq!(summaries[0].kf_count, 1);
 
     store
-        .issue_token(token(APPID, TokenChannel::Basic, 1000), hash(1), 1000, 300)
+        .issue_token(mint(
+            token(APPID, TokenChannel::Basic, 1000),
+            hash(1),
+            1000,
+            300,
+        ))
         .await
         .unwrap();
     store.delete_app(APPID).await.unwrap();
@@ -456,33 +462,43 @@ async fn tokens_supersede_with_grace(backend: Backend) {
     with_app(&store).await;
     assert!(matches!(
         store
-            .issue_token(
+            .issue_token(mint(
                 token("wx00000000000000ff", TokenChannel::Basic, 1),
                 hash(9),
                 1,
                 300
-            )
+            ))
             .await,
         Err(StoreError::NotFound)
     ));
     store
-        .issue_token(token(APPID, TokenChannel::Basic, 1000), hash(1), 1000, 300)
+        .issue_token(mint(
+            token(APPID, TokenChannel::Basic, 1000),
+            hash(1),
+            1000,
+            300,
+        ))
         .await
         .unwrap();
     // Another channel is independent.
     store
-        .issue_stable_token(
+        .issue_stable_token(stable_mint(
             token(APPID, TokenChannel::Stable, 1000),
             hash(5),
             "stable-value".to_owned(),
             1000,
             0,
             None,
-        )
+        ))
         .await
         .unwrap();
     store
-        .issue_token(token(APPID, TokenChannel::Basic, 2000), hash(2), 2000, 300)
+        .issue_token(mint(
+            token(APPID, TokenChannel::Basic, 2000),
+            hash(2),
+            2000,
+            300,
+        ))
         .await
         .unwrap();
     let old = store.token(&hash(1)).await.unwrap().expect("old token");
@@ -542,7 +558,12 @@ async fn concurrent_token_issues_leave_one_current(backend: Backend) {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
                 store
-                    .issue_token(token(APPID, TokenChannel::Basic, 1000), hash(n), 1000, 300)
+                    .issue_token(mint(
+                        token(APPID, TokenChannel::Basic, 1000),
+                        hash(n),
+                        1000,
+                        300,
+                    ))
                     .await
             })
         })
@@ -585,7 +606,12 @@ async fn concurrent_tokens_for_a_missing_app_fail_alone(backend: Backend) {
             };
             tokio::spawn(async move {
                 store
-                    .issue_token(token(appid, TokenChannel::Basic, 1000), hash(n), 1000, 300)
+                    .issue_token(mint(
+                        token(appid, TokenChannel::Basic, 1000),
+                        hash(n),
+                        1000,
+                        300,
+                    ))
                     .await
             })
         })
@@ -616,14 +642,14 @@ async fn stable_tokens_mint_only_over_the_expected_one(backend: Backend) {
         let store = Arc::clone(&store);
         async move {
             store
-                .issue_stable_token(
+                .issue_stable_token(stable_mint(
                     token(APPID, TokenChannel::Stable, 1000),
                     hash(n),
                     format!("v{n}"),
                     1000,
                     0,
                     replaces,
-                )
+                ))
                 .await
         }
     };
@@ -788,7 +814,7 @@ async fn invitations_follow_wechat_rules(backend: Backend) {
         let (store, who) = (Arc::clone(&store), who.clone());
         async move {
             store
-                .invite_kf(APPID, &account(name), &who, now, expires, 5)
+                .invite_kf(APPID, invitation(&account(name), &who, now, expires, 5))
                 .await
                 .err()
                 .map(|error| match error {
@@ -809,7 +835,10 @@ async fn invitations_follow_wechat_rules(backend: Backend) {
     );
     assert_eq!(invite("b@shop", &wx).await, Some(ErrCode::AlreadyInvited));
     let bound = store
-        .answer_invitation(APPID, &account("a@shop"), InvitationAction::Accept, now, 5)
+        .answer_invitation(
+            APPID,
+            answer(&account("a@shop"), InvitationAction::Accept, now, 5),
+        )
         .await
         .unwrap();
     assert_eq!(bound.kf_wx.as_deref(), Some("worker1"));
@@ -820,7 +849,10 @@ async fn invitations_follow_wechat_rules(backend: Backend) {
     assert_eq!(invite("b@shop", &wx).await, Some(ErrCode::AlreadyWorker));
     assert!(matches!(
         store
-            .answer_invitation(APPID, &account("b@shop"), InvitationAction::Accept, now, 5)
+            .answer_invitation(
+                APPID,
+                answer(&account("b@shop"), InvitationAction::Accept, now, 5)
+            )
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -838,22 +870,24 @@ async fn invitations_follow_wechat_rules(backend: Backend) {
             store
                 .invite_kf(
                     "wx00000000000000b2",
-                    &account("x@shop"),
-                    &wx,
-                    now,
-                    expires,
-                    1
+                    invitation(&account("x@shop"), &wx, now, expires, 1)
                 )
                 .await
         ),
         ErrCode::TooManyBoundAccounts
     );
     store
-        .invite_kf(APPID, &account("c@shop"), &other, now, expires, 5)
+        .invite_kf(
+            APPID,
+            invitation(&account("c@shop"), &other, now, expires, 5),
+        )
         .await
         .unwrap();
     let rejected_kf = store
-        .answer_invitation(APPID, &account("c@shop"), InvitationAction::Reject, now, 5)
+        .answer_invitation(
+            APPID,
+            answer(&account("c@shop"), InvitationAction::Reject, now, 5),
+        )
         .await
         .unwrap();
     let invitation = rejected_kf
@@ -1060,14 +1094,14 @@ async fn an_authorizer_token_needs_its_platform(backend: Backend) {
     // The app exists, the platform does not: no token, on every backend.
     assert!(matches!(
         store
-            .issue_token(authorizer.clone(), hash(1), 1000, 300)
+            .issue_token(mint(authorizer.clone(), hash(1), 1000, 300))
             .await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(store.token(&hash(1)).await.unwrap(), None);
     store.create_component(component()).await.unwrap();
     store
-        .issue_token(authorizer.clone(), hash(2), 1000, 300)
+        .issue_token(mint(authorizer.clone(), hash(2), 1000, 300))
         .await
         .unwrap();
     assert_eq!(store.token(&hash(2)).await.unwrap(), Some(authorizer));
@@ -1094,9 +1128,16 @@ async fn tokens_and_tickets_past_retention_are_purged_once_a_minute(backend: Bac
         expires_at: now - RETENTION_SECS + 3600,
         ..token(APPID, TokenChannel::Stable, now - RETENTION_SECS - 3600)
     };
-    store.issue_token(old, hash(1), now, 0).await.unwrap();
+    store.issue_token(mint(old, hash(1), now, 0)).await.unwrap();
     store
-        .issue_stable_token(recent.clone(), hash(2), "v".to_owned(), now, 0, None)
+        .issue_stable_token(stable_mint(
+            recent.clone(),
+            hash(2),
+            "v".to_owned(),
+            now,
+            0,
+            None,
+        ))
         .await
         .unwrap();
     store
@@ -1299,18 +1340,18 @@ async fn platforms_tickets_and_authorizations(backend: Backend) {
     };
     store.authorize(auth.clone()).await.unwrap();
     store
-        .rotate_refresh_token(cid, APPID, hash(10), hash(11), 1000, 300)
+        .rotate_refresh_token(rotation(cid, APPID, hash(10), hash(11), 1000, 300))
         .await
         .unwrap();
     // The replaced one works during the overlap, then not.
     store
-        .rotate_refresh_token(cid, APPID, hash(10), hash(12), 1100, 300)
+        .rotate_refresh_token(rotation(cid, APPID, hash(10), hash(12), 1100, 300))
         .await
         .unwrap();
     assert_eq!(
         rejected(
             store
-                .rotate_refresh_token(cid, APPID, hash(10), hash(13), 1400, 300)
+                .rotate_refresh_token(rotation(cid, APPID, hash(10), hash(13), 1400, 300))
                 .await
         ),
         ErrCode::RefreshTokenInvalid
@@ -1318,7 +1359,7 @@ async fn platforms_tickets_and_authorizations(backend: Backend) {
     let mut component_token = token(cid, TokenChannel::Component, 1000);
     component_token.component = None;
     store
-        .issue_token(component_token, hash(20), 1000, 0)
+        .issue_token(mint(component_token, hash(20), 1000, 0))
         .await
         .unwrap();
     drop(store);
@@ -1375,7 +1416,7 @@ async fn populate(store: &Arc<dyn Store>) {
         .unwrap();
     let wx = WechatId::parse("worker1").unwrap();
     store
-        .invite_kf(APPID, &account("c@shop"), &wx, 1000, 999_999, 5)
+        .invite_kf(APPID, invitation(&account("c@shop"), &wx, 1000, 999_999, 5))
         .await
         .unwrap();
     let mut second = app("wx00000000000000b2", "shop2");
@@ -1541,4 +1582,76 @@ async fn assert_invalid(store: &Arc<dyn Store>, document: Snapshot, place: &str)
     }
     assert!(store.apps().await.unwrap().is_empty());
     assert!(store.components().await.unwrap().is_empty());
+}
+
+fn mint(token: TokenRecord, hash: Digest, now: i64, grace_secs: i64) -> Mint {
+    Mint {
+        token,
+        hash,
+        now,
+        grace_secs,
+    }
+}
+
+fn stable_mint(
+    token: TokenRecord,
+    hash: Digest,
+    value: String,
+    now: i64,
+    grace_secs: i64,
+    replaces: Option<Digest>,
+) -> StableMint {
+    StableMint {
+        mint: mint(token, hash, now, grace_secs),
+        value,
+        replaces,
+    }
+}
+
+fn rotation(
+    component_appid: &str,
+    appid: &str,
+    presented: Digest,
+    next: Digest,
+    now: i64,
+    overlap_secs: i64,
+) -> Rotation {
+    Rotation {
+        component_appid: component_appid.to_owned(),
+        appid: appid.to_owned(),
+        presented,
+        next,
+        now,
+        overlap_secs,
+    }
+}
+
+fn invitation(
+    kf_account: &KfAccount,
+    invite_wx: &WechatId,
+    now: i64,
+    expire_time: i64,
+    max_bound: usize,
+) -> NewInvitation {
+    NewInvitation {
+        kf_account: kf_account.clone(),
+        invite_wx: invite_wx.clone(),
+        now,
+        expire_time,
+        max_bound,
+    }
+}
+
+fn answer(
+    kf_account: &KfAccount,
+    action: InvitationAction,
+    now: i64,
+    max_bound: usize,
+) -> InvitationAnswer {
+    InvitationAnswer {
+        kf_account: kf_account.clone(),
+        action,
+        now,
+        max_bound,
+    }
 }
