@@ -13,8 +13,9 @@
 //! [`TokenStore`], [`CounterStore`], [`LogStore`], [`PlatformStore`], [`ClockStore`] and
 //! [`SnapshotStore`], plus the housekeeping that spans them. Each backend implements
 //! each role in a file of the same name (`sqlite/tokens.rs`, `postgres/tokens.rs` …),
-//! reads its rows in `rows.rs`, and keeps its housekeeping in `housekeeping.rs`; every
-//! verdict and retention rule both backends apply is written once, in `rules.rs`.
+//! says how a column of its rows is read in `rows.rs`, and keeps its housekeeping in
+//! `housekeeping.rs`; the column lists and row readers are shared (`columns.rs`), and
+//! every verdict and retention rule both backends apply is written once, in `rules.rs`.
 
 mod columns;
 mod logbuf;
