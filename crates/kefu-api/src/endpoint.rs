@@ -2,8 +2,11 @@
 //! its calls carry, and how its request travels ([`Outgoing`]), in terms of no HTTP
 //! library: the server registers an endpoint from this, the SDK sends one with it.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::Refused;
 
 /// The HTTP methods an endpoint answers. The other method gets
 /// [`ErrCode::RequireGet`](crate::ErrCode::RequireGet) or
@@ -128,9 +131,69 @@ impl Outgoing {
     }
 }
 
+/// How WeChat's documentation groups the endpoints (and so kefu's console and its
+/// OpenAPI document).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    /// Customer service accounts: add, update, delete, head images, lists, invitations.
+    KfAccounts,
+    /// Access tokens: `/cgi-bin/token` and `stable_token`.
+    AccessTokens,
+    /// Quotas and diagnostics: quota figures, clears, `rid/get`.
+    QuotasAndDiagnostics,
+    /// Third-party platforms: component and authorizer tokens.
+    ThirdPartyPlatforms,
+}
+
+impl Group {
+    /// The group's title, as a heading.
+    #[must_use]
+    pub const fn title(self) -> &'static str {
+        match self {
+            Group::KfAccounts => "Customer service accounts",
+            Group::AccessTokens => "Access tokens",
+            Group::QuotasAndDiagnostics => "Quotas and diagnostics",
+            Group::ThirdPartyPlatforms => "Third-party platforms",
+        }
+    }
+}
+
+/// What a call carries, as [`Endpoint::check`] reads it: its query parameters (but the
+/// credential) and its body.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent<'a> {
+    /// The query parameters, in order.
+    pub query: &'a [(String, String)],
+    /// The body as sent (JSON, or empty).
+    pub body: &'a [u8],
+}
+
+impl Sent<'_> {
+    /// The first non-empty value of a query parameter.
+    #[must_use]
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(key, value)| key == name && !value.is_empty())
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 /// One WeChat API endpoint. The server registers [`Endpoint::PATH`] (and
-/// [`Endpoint::ALIASES`]); clients call it with [`Endpoint::outgoing`].
+/// [`Endpoint::ALIASES`]); clients call it with [`Endpoint::outgoing`]; the catalog
+/// ([`crate::catalog`]) describes it from these items.
 pub trait Endpoint {
+    /// A short name, unique among the endpoints (`kf_update`): the console's deep links
+    /// and the OpenAPI document's `operationId`.
+    const NAME: &'static str;
+    /// What a call does, in a few words.
+    const SUMMARY: &'static str;
+    /// Where WeChat's documentation puts it.
+    const GROUP: Group;
+    /// A request that the endpoint takes, as it travels: the JSON body of a `POST`, or
+    /// the query parameters of a `GET` as a JSON object (the credential left out).
+    const EXAMPLE: &'static str;
     /// The methods the endpoint answers.
     const METHOD: Method;
     /// The path, as WeChat spells it.
@@ -141,15 +204,28 @@ pub trait Endpoint {
     const MAX_BODY: usize = MAX_JSON_BODY;
     /// The credential its calls carry.
     const CREDENTIAL: Credential = Credential::AccessToken;
+    /// The multipart part that carries a file, for the endpoints that take one (the
+    /// rest of the request then travels in the query).
+    const FILE_FIELD: Option<&'static str> = None;
     /// Whether sending a call again after an uncertain answer (`-1`, a lost response)
     /// does no harm: true for reads and for changes that end in the same state
     /// however often they are made; false where a repeat makes a second thing (`add`,
     /// `inviteworker`, a new token).
     const IDEMPOTENT: bool = false;
     /// What a client sends: the JSON body of a `POST`, the query of a `GET`.
-    type Request: Serialize;
+    type Request: Serialize + JsonSchema;
     /// What a successful call answers.
-    type Response: DeserializeOwned;
+    type Response: DeserializeOwned + JsonSchema;
+
+    /// Checks what a call carries with the rules the contract owns, in the order the
+    /// server applies them, as far as they can be told without the app (a kf_account's
+    /// suffix, a token's verdict and the quotas are the server's): the first rule
+    /// broken, with its errcode and why. The server's own answer may still refuse a
+    /// request that passes.
+    fn check(sent: &Sent<'_>) -> Result<(), Refused> {
+        let _ = sent;
+        Ok(())
+    }
 
     /// How `request` travels: by default as the query of a `GET` endpoint, else as a
     /// JSON body.

@@ -1,5 +1,6 @@
 //! The wire envelope shared by every WeChat endpoint (docs/behaviour.md, "Every path").
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{ErrCode, Rid};
@@ -11,7 +12,7 @@ pub const CONTENT_TYPE: &str = "application/json; encoding=utf-8";
 pub const OK_BODY: &str = r#"{"errcode":0,"errmsg":"ok"}"#;
 
 /// `{"errcode":N,"errmsg":"..."}`: the answer of a mutation, or of any failed call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Status {
     /// The code; `0` is success.
     pub errcode: ErrCode,

@@ -26,15 +26,19 @@
 //! ```
 
 pub mod admin;
+pub mod catalog;
 pub mod endpoint;
 pub mod endpoints;
 pub mod envelope;
 mod errcode;
 mod rid;
+pub mod schema;
 mod secret;
 mod types;
 
-pub use endpoint::{Credential, Endpoint, MAX_JSON_BODY, Method, Outgoing, OutgoingBody};
+pub use endpoint::{
+    Credential, Endpoint, Group, MAX_JSON_BODY, Method, Outgoing, OutgoingBody, Sent,
+};
 pub use envelope::{CONTENT_TYPE, OK_BODY, Status};
 pub use errcode::{ErrCode, Refused};
 pub use rid::{Rid, RidParseError};

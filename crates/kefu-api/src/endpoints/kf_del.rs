@@ -4,17 +4,23 @@
 //! POST with a JSON body `{"kf_account":…}`; POST with `kf_account` in the query and an empty or
 //! `{}` body; GET with `kf_openid` in the query. The body is read first, then the query.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::RawField;
-use crate::endpoint::{Endpoint, Method, Outgoing, OutgoingBody};
-use crate::{ErrCode, KfAccount, Status};
+use super::check_json_body;
+use crate::endpoint::{Endpoint, Group, Method, Outgoing, OutgoingBody, Sent};
+use crate::{ErrCode, KfAccount, Refused, Status};
 
 /// The endpoint.
 #[derive(Debug, Clone, Copy)]
 pub struct DelKfAccount;
 
 impl Endpoint for DelKfAccount {
+    const NAME: &'static str = "kf_del";
+    const SUMMARY: &'static str = "Delete an account";
+    const GROUP: Group = Group::KfAccounts;
+    const EXAMPLE: &'static str = r#"{"kf_account":"test1@test"}"#;
     const METHOD: Method = Method::GetOrPost;
     const PATH: &'static str = "/customservice/kfaccount/del";
     /// Deleting an account twice leaves it deleted (the second answers 65401).
@@ -24,6 +30,23 @@ impl Endpoint for DelKfAccount {
 
     /// An account by its name as the JSON body of a `POST` (the current docs' shape);
     /// by its `kf_openid` in the query of a `GET` (the mini-program form).
+    /// The body's `kf_account`, else the query's, else the query's `kf_openid`.
+    fn check(sent: &Sent<'_>) -> Result<(), Refused> {
+        let body = match check_json_body::<Body>(sent.body) {
+            Ok(body) => body.kf_account,
+            Err(refused) if refused.code == ErrCode::EmptyPostData => None,
+            Err(refused) => return Err(refused),
+        };
+        match body.as_deref().or(sent.query("kf_account")) {
+            Some(raw) => KfAccount::check(raw).map(drop),
+            None if sent.query("kf_openid").is_some() => Ok(()),
+            None => Err(Refused::new(
+                ErrCode::InvalidKfAccount,
+                "neither kf_account (in the body or the query) nor kf_openid is given",
+            )),
+        }
+    }
+
     fn outgoing(target: &Target) -> Outgoing {
         match target {
             Target::Account(account) => Outgoing::json(&Body {
@@ -39,17 +62,18 @@ impl Endpoint for DelKfAccount {
 }
 
 /// Which account to delete.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub enum Target {
-    /// By its `kf_account`.
+    /// By its `kf_account` (`{"kf_account":"…"}`, the body of a `POST`).
+    #[serde(rename = "kf_account")]
     Account(KfAccount),
-    /// By its `kf_openid` (the mini-program form).
+    /// By its `kf_openid` (`?kf_openid=…`, the mini-program form).
+    #[serde(rename = "kf_openid")]
     OpenId(String),
 }
 
 /// The JSON body, when there is one. Other fields (`nickname`, `password`) are ignored.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Body {
     /// The account to delete, unvalidated.
     #[serde(default)]

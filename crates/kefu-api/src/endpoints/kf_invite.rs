@@ -1,9 +1,11 @@
 //! `POST /customservice/kfaccount/inviteworker`: invite a WeChat user to bind an account.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::RawField;
-use crate::endpoint::{Endpoint, Method};
+use super::check_json_body;
+use crate::endpoint::{Endpoint, Group, Method, Sent};
 use crate::{ErrCode, KfAccount, Refused, Status, WechatId};
 
 /// How long an invitation waits for an answer, in seconds (7 days).
@@ -16,14 +18,24 @@ pub const MAX_BOUND_PER_WORKER: usize = 5;
 pub struct InviteWorker;
 
 impl Endpoint for InviteWorker {
+    const NAME: &'static str = "kf_invite";
+    const SUMMARY: &'static str = "Invite a WeChat user to bind an account";
+    const GROUP: Group = Group::KfAccounts;
+    const EXAMPLE: &'static str = r#"{"kf_account":"test1@test","invite_wx":"worker_one"}"#;
     const METHOD: Method = Method::Post;
     const PATH: &'static str = "/customservice/kfaccount/inviteworker";
     type Request = Request;
     type Response = Status;
+
+    fn check(sent: &Sent<'_>) -> Result<(), Refused> {
+        check_json_body::<Body>(sent.body)?
+            .check(|_| true)
+            .map(drop)
+    }
 }
 
 /// `{kf_account, invite_wx}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Request {
     /// The account to bind.
     pub kf_account: KfAccount,
@@ -32,7 +44,7 @@ pub struct Request {
 }
 
 /// The body as a client sent it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct Body {
     /// The account, unvalidated.
     #[serde(default)]

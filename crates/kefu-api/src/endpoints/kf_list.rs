@@ -1,14 +1,19 @@
 //! `GET /cgi-bin/customservice/getkflist`: list the app's customer service accounts.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::endpoint::{Endpoint, Method};
+use crate::endpoint::{Endpoint, Group, Method};
 
 /// The endpoint.
 #[derive(Debug, Clone, Copy)]
 pub struct GetKfList;
 
 impl Endpoint for GetKfList {
+    const NAME: &'static str = "kf_list";
+    const SUMMARY: &'static str = "List the accounts";
+    const GROUP: Group = Group::KfAccounts;
+    const EXAMPLE: &'static str = r#"{}"#;
     const METHOD: Method = Method::Get;
     const PATH: &'static str = "/cgi-bin/customservice/getkflist";
     /// The newest wechatpy calls the path without `/cgi-bin`.
@@ -19,14 +24,14 @@ impl Endpoint for GetKfList {
 }
 
 /// `{"kf_list":[…]}` (no errcode).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct KfList {
     /// The accounts, oldest first.
     pub kf_list: Vec<KfInfo>,
 }
 
 /// One account as the list shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct KfInfo {
     /// `prefix@suffix`.
     pub kf_account: String,
@@ -51,7 +56,7 @@ pub struct KfInfo {
 }
 
 /// The state of an invitation as the list shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InviteStatus {
     /// Sent, not yet answered.

@@ -13,6 +13,7 @@ pub mod rid_get;
 pub mod stable_token;
 pub mod token;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::{ErrCode, Refused};
@@ -66,6 +67,17 @@ pub fn check_json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, R
 /// type fails deserialisation (47001).
 pub(crate) type RawField = Option<String>;
 
+/// A field that must be given (not absent, not empty), or `code` saying so.
+pub(crate) fn required<'a>(
+    value: Option<&'a str>,
+    code: ErrCode,
+    field: &str,
+) -> Result<&'a str, Refused> {
+    value
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| Refused::new(code, format!("{field} is missing or empty")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,7 +121,7 @@ mod tests {
 }
 
 /// `{kf_account, nickname}`: the request of `add` and `update`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, JsonSchema)]
 pub struct KfProfile {
     /// The account.
     pub kf_account: crate::KfAccount,
@@ -119,7 +131,7 @@ pub struct KfProfile {
 
 /// The body of `add` and `update` as a client sent it, before validation.
 /// Extra fields (the obsolete `password`, `business_id`) are ignored.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct KfProfileBody {
     /// The account, unvalidated.
     #[serde(default)]

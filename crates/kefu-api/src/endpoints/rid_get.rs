@@ -1,8 +1,11 @@
 //! `POST /cgi-bin/openapi/rid/get`: what the server recorded of a request.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::endpoint::{Endpoint, Method};
+use super::check_json_body;
+use crate::endpoint::{Endpoint, Group, Method, Sent};
+use crate::{ErrCode, Refused, Rid};
 
 /// How long a request stays on record (seconds): 7 days.
 pub const RETENTION_SECS: i64 = 7 * 24 * 3600;
@@ -12,15 +15,34 @@ pub const RETENTION_SECS: i64 = 7 * 24 * 3600;
 pub struct GetRid;
 
 impl Endpoint for GetRid {
+    const NAME: &'static str = "rid_get";
+    const SUMMARY: &'static str = "Look up a request by its rid";
+    const GROUP: Group = Group::QuotasAndDiagnostics;
+    const EXAMPLE: &'static str = r#"{"rid":"6926f1a2-3e1b9c0d-8a7f6e5d"}"#;
     const METHOD: Method = Method::Post;
     const PATH: &'static str = "/cgi-bin/openapi/rid/get";
     const IDEMPOTENT: bool = true;
     type Request = Request;
     type Response = RidAnswer;
+
+    fn check(sent: &Sent<'_>) -> Result<(), Refused> {
+        let body: Request = check_json_body(sent.body)?;
+        body.rid
+            .as_deref()
+            .unwrap_or("")
+            .parse::<Rid>()
+            .map(drop)
+            .map_err(|_| {
+                Refused::new(
+                    ErrCode::RidError,
+                    "a rid is three groups of 8 lowercase hex digits joined by '-'",
+                )
+            })
+    }
 }
 
 /// `{"rid":"…"}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Request {
     /// The rid from an errmsg.
     #[serde(default)]
@@ -28,10 +50,10 @@ pub struct Request {
 }
 
 /// `{"errcode":0,"errmsg":"ok","request":{…}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RidAnswer {
     /// 0.
-    pub errcode: crate::ErrCode,
+    pub errcode: ErrCode,
     /// `ok`.
     pub errmsg: String,
     /// The record.
@@ -39,7 +61,7 @@ pub struct RidAnswer {
 }
 
 /// One recorded request. Tokens and secrets are masked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestInfo {
     /// Unix seconds.
     pub invoke_time: i64,

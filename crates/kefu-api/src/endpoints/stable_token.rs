@@ -1,23 +1,38 @@
 //! `POST /cgi-bin/stable_token`: the token that stays the same while it has 5
 //! minutes or more left, independent of `/cgi-bin/token`'s.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::check_json_body;
 use super::token::AccessToken;
-use crate::Secret;
-use crate::endpoint::{Credential, Endpoint, Method};
+use crate::endpoint::{Credential, Endpoint, Group, Method, Sent};
+use crate::{Refused, Secret};
 
 /// The endpoint.
 #[derive(Debug, Clone, Copy)]
 pub struct GetStableToken;
 
 impl Endpoint for GetStableToken {
+    const NAME: &'static str = "stable_token";
+    const SUMMARY: &'static str = "Get the stable access_token";
+    const GROUP: Group = Group::AccessTokens;
+    const EXAMPLE: &'static str = r#"{"grant_type":"client_credential","appid":"wx0123456789abcdef","secret":"0123456789abcdef0123456789abcdef","force_refresh":false}"#;
     const METHOD: Method = Method::Post;
     const PATH: &'static str = "/cgi-bin/stable_token";
     /// The appid and secret travel in the body.
     const CREDENTIAL: Credential = Credential::None;
     type Request = Request;
     type Response = AccessToken;
+
+    fn check(sent: &Sent<'_>) -> Result<(), Refused> {
+        let body: Request = check_json_body(sent.body)?;
+        super::token::credentials(
+            body.grant_type.as_deref(),
+            body.appid.as_deref(),
+            body.secret.as_ref().map(Secret::expose),
+        )
+    }
 }
 
 /// A stable token is handed out again while it has at least this long left (seconds);
@@ -30,7 +45,7 @@ pub const MAX_FORCE_REFRESH_PER_DAY: u64 = 20;
 pub const FORCE_REFRESH_SPACING_SECS: i64 = 30;
 
 /// The JSON body. The credentials must be in the body: in the query they do not count.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Request {
     /// Must be `client_credential`.
     #[serde(default)]
