@@ -9,6 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{AppAlias, AppId, AppSecret, OriginalId, Secret};
 
+mod fans;
+
+pub use fans::{
+    FanActed, FanAction, FanActionBody, FanView, MAX_FAN_NICKNAME_CHARS, MAX_FAN_TEXT_CHARS,
+    MAX_FANS_PER_APP, NewFan, NewFanBody, QueueRequest, SessionView, TIMELINE_LEN, TimelineEntry,
+    WindowView,
+};
+
 /// The prefix of every path of the admin surface; no WeChat path starts with it.
 pub const PREFIX: &str = "/kefu/v1";
 
@@ -28,6 +36,14 @@ pub const APP_KFS: &str = "/kefu/v1/apps/{appid}/kf";
 pub const KF_INVITATION: &str = "/kefu/v1/apps/{appid}/kf/{kf_account}/invitation";
 /// `POST` a [`KfOnlineSet`]: the account shows in `getonlinekflist`.
 pub const KF_ONLINE: &str = "/kefu/v1/apps/{appid}/kf/{kf_account}/online";
+/// `GET` lists the app's fans ([`FanView`]), `POST` makes one ([`NewFan`] → 201).
+pub const FANS: &str = "/kefu/v1/apps/{appid}/fans";
+/// `GET` shows a fan with its timeline ([`FanView`]), `DELETE` forgets it.
+pub const FAN: &str = "/kefu/v1/apps/{appid}/fans/{openid}";
+/// `POST` a [`FanAction`]: the fan sends a message, clicks a menu, follows… ([`FanActed`]).
+pub const FAN_ACTIONS: &str = "/kefu/v1/apps/{appid}/fans/{openid}/actions";
+/// `POST` a [`QueueRequest`]: the fan waits in the queue (or is served by an account).
+pub const FAN_QUEUE: &str = "/kefu/v1/apps/{appid}/fans/{openid}/queue";
 /// `GET` lists third-party platforms, `POST` registers one ([`NewComponent`]).
 pub const COMPONENTS: &str = "/kefu/v1/components";
 /// `GET` shows a platform, `DELETE` deletes it.
@@ -152,6 +168,8 @@ fn settings_invalid(error: SettingsError) -> Invalid {
     let code = match error {
         SettingsError::Ip { .. } => AdminErrorCode::InvalidIp,
         SettingsError::Path { .. } => AdminErrorCode::InvalidPath,
+        SettingsError::Window { .. } => AdminErrorCode::InvalidWindow,
+        SettingsError::Callback { .. } => AdminErrorCode::InvalidCallback,
     };
     Invalid::new(code, error.to_string())
 }
@@ -225,6 +243,181 @@ pub struct AppSettings {
     /// API paths banned for the app (48004).
     #[serde(default)]
     pub banned_apis: Vec<String>,
+    /// How long each kind of delivery window stays open, and how many messages it lets
+    /// through.
+    #[serde(default)]
+    pub windows: DeliveryWindows,
+    /// Where fans' messages and session events are pushed; none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackSettings>,
+}
+
+/// The delivery windows of an app (docs/behaviour.md, "Messages"): what each kind of
+/// fan action opens. The defaults are WeChat's published figures, which WeChat has
+/// changed over the years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryWindows {
+    /// After a fan's message: 48 hours, 5 messages.
+    #[serde(default = "DeliveryWindows::message")]
+    pub message: WindowRule,
+    /// After a menu click, a follow or a scan: 1 minute, 3 messages.
+    #[serde(default = "DeliveryWindows::event")]
+    pub event: WindowRule,
+    /// After a payment: 48 hours, no limit.
+    #[serde(default = "DeliveryWindows::payment")]
+    pub payment: WindowRule,
+}
+
+/// How long one kind of window stays open and how many messages it lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowRule {
+    /// Seconds from the fan's action (1 to 30 days).
+    pub secs: i64,
+    /// Messages allowed; no limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// The longest window taken, in seconds (30 days).
+pub const MAX_WINDOW_SECS: i64 = 30 * 86_400;
+
+impl DeliveryWindows {
+    fn message() -> WindowRule {
+        WindowRule {
+            secs: 48 * 3600,
+            limit: Some(5),
+        }
+    }
+
+    fn event() -> WindowRule {
+        WindowRule {
+            secs: 60,
+            limit: Some(3),
+        }
+    }
+
+    fn payment() -> WindowRule {
+        WindowRule {
+            secs: 48 * 3600,
+            limit: None,
+        }
+    }
+
+    /// The rule of one kind of window.
+    #[must_use]
+    pub const fn rule(&self, kind: crate::endpoints::message::WindowKind) -> WindowRule {
+        use crate::endpoints::message::WindowKind;
+        match kind {
+            WindowKind::Message => self.message,
+            WindowKind::Event => self.event,
+            WindowKind::Payment => self.payment,
+        }
+    }
+
+    /// Checks each rule: 1 second to 30 days.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        for (kind, rule) in [
+            ("message", self.message),
+            ("event", self.event),
+            ("payment", self.payment),
+        ] {
+            if !(1..=MAX_WINDOW_SECS).contains(&rule.secs) {
+                return Err(SettingsError::Window {
+                    kind,
+                    why: format!("secs is {}: it is 1 to {MAX_WINDOW_SECS}", rule.secs),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for DeliveryWindows {
+    fn default() -> DeliveryWindows {
+        DeliveryWindows {
+            message: DeliveryWindows::message(),
+            event: DeliveryWindows::event(),
+            payment: DeliveryWindows::payment(),
+        }
+    }
+}
+
+/// How pushes to the developer's server are encoded, as WeChat's admin page offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageMode {
+    /// Plain XML, signed.
+    #[default]
+    Plain,
+    /// Plain XML with the encrypted copy beside it.
+    Compatible,
+    /// Only the encrypted XML (`<Encrypt>`), signed with `msg_signature`.
+    Safe,
+}
+
+/// An app's callback: where WeChat (here, kefu) pushes fans' messages and session
+/// events, with the Token and EncodingAESKey the developer chose on WeChat's admin
+/// page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackSettings {
+    /// The developer's server (`http://` or `https://`).
+    pub url: String,
+    /// The Token that signs every push (3-32 letters and digits).
+    pub token: Secret,
+    /// The EncodingAESKey (43 letters and digits), needed in compatible and safe mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_aes_key: Option<Secret>,
+    /// Plain, compatible or safe.
+    #[serde(default)]
+    pub mode: MessageMode,
+}
+
+/// The length of an EncodingAESKey.
+pub const ENCODING_AES_KEY_LEN: usize = 43;
+
+impl CallbackSettings {
+    /// Checks the URL, the Token, the key, and that an encrypting mode has a key.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        let bad = |why: String| Err(SettingsError::Callback { why });
+        let rest = self
+            .url
+            .strip_prefix("http://")
+            .or_else(|| self.url.strip_prefix("https://"));
+        match rest {
+            Some(rest)
+                if !rest.is_empty()
+                    && !rest.starts_with('/')
+                    && self.url.len() <= 2048
+                    && !self
+                        .url
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control()) => {}
+            _ => {
+                return bad(format!(
+                    "url {:?} is not an http:// or https:// URL",
+                    self.url
+                ));
+            }
+        }
+        let token = self.token.expose();
+        if !(3..=32).contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return bad("token must be 3-32 letters and digits".to_owned());
+        }
+        match &self.encoding_aes_key {
+            Some(key)
+                if key.expose().len() != ENCODING_AES_KEY_LEN
+                    || !key.expose().bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                bad(format!(
+                    "encoding_aes_key must be {ENCODING_AES_KEY_LEN} letters and digits"
+                ))
+            }
+            None if self.mode != MessageMode::Plain => {
+                bad("compatible and safe mode need an encoding_aes_key".to_owned())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A platform rule that cannot be kept: which value, and why.
@@ -245,6 +438,20 @@ pub enum SettingsError {
         field: &'static str,
         /// What was given.
         value: String,
+    },
+    /// A delivery window's rule cannot be kept.
+    #[error("windows.{kind}: {why}")]
+    Window {
+        /// `message`, `event` or `payment`.
+        kind: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// The callback's settings cannot be used.
+    #[error("callback: {why}")]
+    Callback {
+        /// Why.
+        why: String,
     },
 }
 
@@ -281,7 +488,11 @@ impl AppSettings {
     pub fn check(&self) -> Result<(), SettingsError> {
         check_ips(&self.ip_whitelist)?;
         check_api_paths("quotas", self.quotas.keys())?;
-        check_api_paths("banned_apis", self.banned_apis.iter())
+        check_api_paths("banned_apis", self.banned_apis.iter())?;
+        self.windows.check()?;
+        self.callback
+            .as_ref()
+            .map_or(Ok(()), CallbackSettings::check)
     }
 }
 
@@ -417,6 +628,27 @@ pub struct AppPatch {
     /// New list of banned API paths (replaces the old one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub banned_apis: Option<Vec<String>>,
+    /// New delivery windows (replace the old ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<DeliveryWindows>,
+    /// A new callback (`null` removes it).
+    #[allow(clippy::option_option, reason = "absent, null (remove) or a value")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub callback: Option<Option<CallbackSettings>>,
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+#[allow(clippy::option_option, reason = "absent, null (remove) or a value")]
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// [`AppPatch`] as sent, before its values are checked.
@@ -446,6 +678,13 @@ pub struct AppPatchBody {
     /// See [`AppPatch::banned_apis`].
     #[serde(default)]
     pub banned_apis: Option<Vec<String>>,
+    /// See [`AppPatch::windows`].
+    #[serde(default)]
+    pub windows: Option<DeliveryWindows>,
+    /// See [`AppPatch::callback`].
+    #[allow(clippy::option_option, reason = "absent, null (remove) or a value")]
+    #[serde(default, deserialize_with = "present")]
+    pub callback: Option<Option<CallbackSettings>>,
 }
 
 impl TryFrom<AppPatchBody> for AppPatch {
@@ -457,6 +696,11 @@ impl TryFrom<AppPatchBody> for AppPatch {
         check_ips(body.ip_whitelist.as_deref().unwrap_or_default())
             .and_then(|()| check_api_paths("quotas", body.quotas.iter().flat_map(|q| q.keys())))
             .and_then(|()| check_api_paths("banned_apis", body.banned_apis.iter().flatten()))
+            .and_then(|()| body.windows.map_or(Ok(()), |w| w.check()))
+            .and_then(|()| match &body.callback {
+                Some(Some(callback)) => callback.check(),
+                _ => Ok(()),
+            })
             .map_err(settings_invalid)?;
         Ok(AppPatch {
             wechat_id,
@@ -467,6 +711,8 @@ impl TryFrom<AppPatchBody> for AppPatch {
             ip_whitelist: body.ip_whitelist,
             quotas: body.quotas,
             banned_apis: body.banned_apis,
+            windows: body.windows,
+            callback: body.callback,
         })
     }
 }
@@ -636,6 +882,14 @@ admin_errors! {
     InvalidTimes = "invalid_times", 400;
     /// An online state other than 0 or 1, or a negative accepted_case.
     InvalidStatus = "invalid_status", 400;
+    /// A delivery window's rule out of bounds.
+    InvalidWindow = "invalid_window", 400;
+    /// A callback URL, Token or EncodingAESKey that cannot be used.
+    InvalidCallback = "invalid_callback", 400;
+    /// An openid that is not 1-64 letters, digits, `_` or `-`.
+    InvalidOpenid = "invalid_openid", 400;
+    /// A fan action that is not one kefu simulates, or lacks what it needs.
+    InvalidAction = "invalid_action", 400;
     /// The store failed; nothing was changed.
     Internal = "internal", 500;
 }
@@ -656,9 +910,11 @@ pub struct AdminError {
 pub struct KfOnlineSet {
     /// 0 offline, 1 online on the web client.
     pub status: i64,
-    /// Sessions being served.
-    #[serde(default)]
-    pub accepted_case: i64,
+    /// Make the account serve this many sessions: sessions with new simulated fans are
+    /// begun, or the newest ended, until it does (`accepted_case` always counts the
+    /// account's sessions); its sessions stay as they are when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_case: Option<i64>,
 }
 
 /// [`KfOnlineSet`] as sent, before its values are checked.
@@ -668,14 +924,14 @@ pub struct KfOnlineBody {
     pub status: i64,
     /// See [`KfOnlineSet::accepted_case`].
     #[serde(default)]
-    pub accepted_case: i64,
+    pub accepted_case: Option<i64>,
 }
 
 impl TryFrom<KfOnlineBody> for KfOnlineSet {
     type Error = Invalid;
 
     fn try_from(body: KfOnlineBody) -> Result<KfOnlineSet, Invalid> {
-        if !(0..=1).contains(&body.status) || body.accepted_case < 0 {
+        if !(0..=1).contains(&body.status) || body.accepted_case.is_some_and(|n| n < 0) {
             return Err(Invalid::new(
                 AdminErrorCode::InvalidStatus,
                 "status is 0 or 1; accepted_case is not negative",
@@ -1066,6 +1322,10 @@ mod tests {
             APP_KFS,
             KF_INVITATION,
             KF_ONLINE,
+            FANS,
+            FAN,
+            FAN_ACTIONS,
+            FAN_QUEUE,
             COMPONENTS,
             COMPONENT,
             COMPONENT_TICKET,

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::endpoint::{Credential, Endpoint, Group, Method, Sent};
 use crate::endpoints::{
-    component, kf_add, kf_del, kf_invite, kf_list, kf_online, kf_update, kf_uploadheadimg, quota,
-    rid_get, stable_token, token,
+    component, kf_add, kf_del, kf_invite, kf_list, kf_online, kf_session, kf_update,
+    kf_uploadheadimg, message, msgrecord, quota, rid_get, stable_token, token,
 };
 use crate::{Refused, Status};
 
@@ -181,7 +181,8 @@ pub struct EntryView {
     pub response_schema: Schema,
 }
 
-/// Every WeChat endpoint kefu serves, grouped as WeChat's documentation groups them.
+/// Every WeChat endpoint kefu serves, grouped as WeChat's documentation groups them
+/// ([`Group`]'s order).
 #[must_use]
 pub fn entries() -> Vec<Entry> {
     let mut entries = vec![
@@ -192,6 +193,15 @@ pub fn entries() -> Vec<Entry> {
         Entry::of::<kf_list::GetKfList>(),
         Entry::of::<kf_online::GetOnlineKfList>(),
         Entry::of::<kf_invite::InviteWorker>(),
+        Entry::of::<kf_session::CreateSession>(),
+        Entry::of::<kf_session::CloseSession>(),
+        Entry::of::<kf_session::GetSession>(),
+        Entry::of::<kf_session::GetSessionList>(),
+        Entry::of::<kf_session::GetWaitCase>(),
+        Entry::of::<msgrecord::GetMsgList>(),
+        Entry::of::<msgrecord::GetRecord>(),
+        Entry::of::<message::SendMessage>(),
+        Entry::of::<message::SendTyping>(),
         Entry::of::<token::GetToken>(),
         Entry::of::<stable_token::GetStableToken>(),
         Entry::of::<quota::GetQuota>(),
@@ -261,9 +271,9 @@ mod tests {
                 entry.name
             );
         }
-        assert_eq!(entries.len(), 16);
+        assert_eq!(entries.len(), 25);
         assert_eq!(entries[0].group, Group::KfAccounts);
-        assert_eq!(entries.last().unwrap().group, Group::ThirdPartyPlatforms);
+        assert_eq!(entries.last().unwrap().group, Group::Messages);
     }
 
     #[test]

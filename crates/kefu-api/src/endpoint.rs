@@ -144,6 +144,10 @@ pub enum Group {
     QuotasAndDiagnostics,
     /// Third-party platforms: component and authorizer tokens.
     ThirdPartyPlatforms,
+    /// Sessions and chat history: who serves which fan, the waiting queue, the records.
+    Sessions,
+    /// Customer service messages: sending to a fan, typing.
+    Messages,
 }
 
 impl Group {
@@ -155,6 +159,8 @@ impl Group {
             Group::AccessTokens => "Access tokens",
             Group::QuotasAndDiagnostics => "Quotas and diagnostics",
             Group::ThirdPartyPlatforms => "Third-party platforms",
+            Group::Sessions => "Sessions and chat history",
+            Group::Messages => "Customer service messages",
         }
     }
 }

@@ -76,6 +76,8 @@ errcodes! {
     InvalidFileType = 40005 => "invalid file type",
     /// The uploaded image is too large.
     InvalidImageSize = 40009 => "invalid image size",
+    /// The openid is malformed, or names no follower of this app.
+    InvalidOpenid = 40003 => "invalid openid",
     /// The appid is unknown.
     InvalidAppid = 40013 => "invalid appid",
     /// The access_token is not valid (an alternative answer to 40001 seen on some paths).
@@ -104,12 +106,31 @@ errcodes! {
     RequirePost = 43002 => "require POST method",
     /// The request body is empty (or the JSON literal `null`).
     EmptyPostData = 44002 => "empty post data",
+    /// A text message's content is empty (the exact English wording is not confirmed).
+    EmptyContent = 44004 => "empty content",
     /// The request body is larger than the limit.
     ContentSizeOutOfLimit = 45002 => "content size out of limit",
+    /// A news message carries more articles than allowed (one; the wording is not
+    /// confirmed).
+    ArticleSizeOutOfLimit = 45008 => "article size out of limit",
     /// The daily quota of this API is spent.
     DailyQuotaReached = 45009 => "reach max api daily quota limit",
     /// The per-minute quota of this API is spent.
     MinuteQuotaReached = 45011 => "api minute-quota reach limit  mustslower  retry next minute",
+    /// No delivery window is open with the fan (it closed, never opened, or the fan
+    /// unfollowed): a customer service message cannot be sent.
+    ResponseOutOfTimeLimit = 45015 => "response out of time limit or subscription is canceled",
+    /// The delivery window's messages are all sent.
+    ResponseCountLimit = 45047 => "out of response count limit",
+    /// The typing command is neither `Typing` nor `CancelTyping`.
+    InvalidCommand = 45072 => "invalid command",
+    /// Typing needs a message exchanged with the fan in the last 30 seconds (the
+    /// wording is not confirmed).
+    TypingNeedsInteraction = 45080 => "need sending message to user, or recving message from \
+        user in the last 30 seconds before typing",
+    /// `Typing` was sent again while the last one still shows (15 seconds; the wording
+    /// is not confirmed).
+    AlreadyTyping = 45081 => "you are already typing",
     /// The body is not JSON, not a JSON object, or a field has the wrong JSON type.
     DataFormatError = 47001 => "data format error",
     /// The app may not call this API.
@@ -138,6 +159,9 @@ errcodes! {
         have enabled",
     /// The kf_account is missing, malformed, foreign, or does not exist.
     InvalidKfAccount = 65401 => "invalid custom service account",
+    /// The kf account is not bound to a WeChat user, so it cannot serve (the wording
+    /// is not confirmed).
+    KfNotBound = 65402 => "the custom service account has not been bound",
     /// The nickname is missing or illegal.
     IllegalNickname = 65403 => "illegal nickname",
     /// The kf_account given to `add` is malformed or not of this app.
@@ -158,6 +182,18 @@ errcodes! {
     InvitationExists = 65411 => "a effective invitation to bind the custom service account exists",
     /// The kf account is already bound to a WeChat user.
     AccountAlreadyBound = 65412 => "the custom service account have been bound by a wechat user",
+    /// The fan has no session to close (the wording is not confirmed).
+    NoSession = 65413 => "no session exists for the customer",
+    /// Another kf account serves the fan (the wording is not confirmed).
+    ServedByOther = 65414 => "the customer is being served by other custom service account",
+    /// The kf account is not online, so it cannot take a session (the wording is not
+    /// confirmed).
+    KfNotOnline = 65415 => "the custom service account is not online",
+    /// A history query's parameters are wrong: the end before the start, or a number
+    /// of records outside 1-10000.
+    ParamInvalid = 65416 => "param invalid, please check",
+    /// A history query spans more than 24 hours.
+    RangeTooLong = 65417 => "it is too long from the starttime to endtime",
     /// No request with this rid is on record.
     RidNotFound = 76001 => "rid not found",
     /// The rid is malformed.

@@ -44,6 +44,6 @@ pub use errcode::{ErrCode, Refused};
 pub use rid::{Rid, RidParseError};
 pub use secret::{AppSecret, Secret};
 pub use types::{
-    AppAlias, AppId, KfAccount, MAX_NICKNAME_CHARS, MAX_PREFIX_CHARS, MAX_SUFFIX_CHARS, Nickname,
-    OriginalId, WechatId,
+    AppAlias, AppId, KfAccount, MAX_NICKNAME_CHARS, MAX_OPENID_CHARS, MAX_PREFIX_CHARS,
+    MAX_SUFFIX_CHARS, Nickname, OPENID_LEN, Openid, OriginalId, WechatId,
 };

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
 use crate::{
-    AppAlias, AppId, AppSecret, ErrCode, KfAccount, Nickname, OriginalId, Secret, WechatId,
+    AppAlias, AppId, AppSecret, ErrCode, KfAccount, Nickname, Openid, OriginalId, Secret, WechatId,
 };
 
 /// A kf_account's pattern: a prefix of 1-10 `[A-Za-z0-9_]`, `@`, a suffix of 1-30
@@ -21,6 +21,8 @@ pub const APPID_PATTERN: &str = "^wx[0-9a-f]{16}$";
 pub const ALIAS_PATTERN: &str = "^[A-Za-z0-9_-]{1,30}$";
 /// An original id's pattern.
 pub const ORIGINAL_ID_PATTERN: &str = "^gh_[0-9a-f]{12}$";
+/// An openid's pattern.
+pub const OPENID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
 /// A chosen AppSecret's pattern.
 pub const APP_SECRET_PATTERN: &str = "^[A-Za-z0-9]{16,64}$";
 
@@ -73,6 +75,12 @@ string_schema!(OriginalId, "OriginalId", {
     "type": "string",
     "pattern": ORIGINAL_ID_PATTERN,
     "examples": ["gh_0123456789ab"]
+});
+string_schema!(Openid, "Openid", {
+    "type": "string",
+    "pattern": OPENID_PATTERN,
+    "description": "A fan's openid (WeChat's are 28 characters).",
+    "examples": ["oKefu0000000000000000000fan1"]
 });
 string_schema!(Secret, "Secret", {
     "type": "string",
@@ -203,6 +211,11 @@ mod tests {
                 matches(ORIGINAL_ID_PATTERN, sample),
                 OriginalId::parse(sample).is_ok(),
                 "original id {sample:?}"
+            );
+            assert_eq!(
+                matches(OPENID_PATTERN, sample),
+                Openid::parse(sample).is_ok(),
+                "openid {sample:?}"
             );
             assert_eq!(
                 matches(APP_SECRET_PATTERN, sample),

@@ -290,6 +290,47 @@ impl AppId {
 
 string_newtype!(AppId);
 
+/// The length of an openid kefu makes (WeChat's are 28 characters).
+pub const OPENID_LEN: usize = 28;
+
+/// A fan's openid: what identifies one WeChat user to one app. WeChat's are 28
+/// characters of `[A-Za-z0-9_-]`; kefu takes any 1-64 of them, so that a test can name
+/// a fan as it likes, and makes 28.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Openid(String);
+
+/// The longest openid taken.
+pub const MAX_OPENID_CHARS: usize = 64;
+
+impl Openid {
+    /// Parses an openid; the error is [`ErrCode::InvalidOpenid`] (40003).
+    pub fn parse(raw: &str) -> Result<Openid, ErrCode> {
+        Openid::check(raw).map_err(ErrCode::from)
+    }
+
+    /// [`Openid::parse`], saying which rule `raw` breaks.
+    pub fn check(raw: &str) -> Result<Openid, Refused> {
+        if raw.is_empty() {
+            return Err(Refused::new(
+                ErrCode::InvalidOpenid,
+                "the openid is missing or empty",
+            ));
+        }
+        if raw.len() > MAX_OPENID_CHARS || !raw.chars().all(is_suffix_char) {
+            return Err(Refused::new(
+                ErrCode::InvalidOpenid,
+                format!(
+                    "an openid is 1 to {MAX_OPENID_CHARS} letters, digits, '_' or '-' \
+                     (WeChat's are {OPENID_LEN})"
+                ),
+            ));
+        }
+        Ok(Openid(raw.to_owned()))
+    }
+}
+
+string_newtype!(Openid);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +393,15 @@ mod tests {
                 Err(ErrCode::WechatAccountInvalid),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn openid_rules() {
+        assert!(Openid::parse("oABCDEFGHIJKLMNOPQRSTUVWXYZ_").is_ok());
+        assert!(Openid::parse("fan-1").is_ok());
+        for bad in ["", "has space", "fan@1", &"o".repeat(65)] {
+            assert_eq!(Openid::parse(bad), Err(ErrCode::InvalidOpenid), "{bad:?}");
         }
     }
 

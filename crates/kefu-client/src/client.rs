@@ -301,11 +301,12 @@ impl Drop for LockGuard {
     }
 }
 
-/// The TLS setup of this client's connections: rustls with ring, and the platform's
-/// certificate verifier (its root store). Chosen for this client alone: the process's
-/// default TLS provider, which the application may have chosen for itself, is neither
-/// read nor set.
-fn tls_config() -> Result<rustls::ClientConfig> {
+/// The TLS setup of the SDK's connections (and of anything else that calls WeChat's
+/// way, such as kefu's pushes to a developer's server): rustls with ring, and the
+/// platform's certificate verifier (its root store). Chosen for each client alone: the
+/// process's default TLS provider, which the application may have chosen for itself,
+/// is neither read nor set.
+pub fn tls_config() -> Result<rustls::ClientConfig> {
     let tls_error = |e: rustls::Error| Error::config(format!("TLS setup: {e}"));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier =

@@ -51,7 +51,7 @@ mod redis_store;
 mod retry;
 mod token;
 
-pub use client::{Client, ClientBuilder, Credentials, WECHAT_BASE_URL};
+pub use client::{Client, ClientBuilder, Credentials, WECHAT_BASE_URL, tls_config};
 pub use error::{Error, Result};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisTokenStore;

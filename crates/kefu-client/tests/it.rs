@@ -441,6 +441,13 @@ async fn every_endpoint_through_the_sdk() {
     server
         .admin(
             reqwest::Method::POST,
+            &format!("/kefu/v1/apps/{}/kf/a@full/invitation", app.appid),
+            Some(json!({"action": "accept"})),
+        )
+        .await;
+    server
+        .admin(
+            reqwest::Method::POST,
             &format!("/kefu/v1/apps/{}/kf/a@full/online", app.appid),
             Some(json!({"status": 1, "accepted_case": 2})),
         )

@@ -143,6 +143,8 @@ pub struct Config {
     pub limits: Limits,
     /// What the request log may hold, in memory and in the store.
     pub log_limits: LogLimits,
+    /// How pushes to the developers' callbacks are delivered.
+    pub pushes: crate::push::PushSettings,
 }
 
 impl Config {
@@ -162,6 +164,7 @@ impl Config {
             request_log: true,
             limits: Limits::default(),
             log_limits: LogLimits::default(),
+            pushes: crate::push::PushSettings::default(),
         }
     }
 }

@@ -70,6 +70,20 @@ pub async fn maintain(state: &AppState) {
     if let Err(error) = state.store.maintain(now, log_before).await {
         tracing::warn!(%error, "housekeeping failed; it is retried");
     }
+    // Sessions idle for 30 minutes end, and the developers' servers hear of it.
+    match state.store.end_idle_sessions(now).await {
+        Ok(ended) => {
+            for session in ended {
+                state.pushes.queue(
+                    &session.appid,
+                    &session.openid,
+                    crate::push::Told::Ended(session.kf_account),
+                    now,
+                );
+            }
+        }
+        Err(error) => tracing::warn!(%error, "idle sessions could not be ended; retried"),
+    }
 }
 
 /// Opens (creating or migrating as needed) the store the configuration names.
@@ -108,6 +122,7 @@ pub struct Application {
     surface: Arc<Surface>,
     http: TcpListener,
     https: Option<(TcpListener, TlsMaterial)>,
+    push_queue: crate::push::PushQueue,
 }
 
 impl std::fmt::Debug for Application {
@@ -256,6 +271,8 @@ impl Application {
                 .await
                 .map_err(|e| StartupError::Store(e.to_string()))?,
         );
+        let (pushes, push_queue) =
+            crate::push::Pushes::new(config.pushes).map_err(StartupError::Tls)?;
         let state = AppState::new(Shared {
             store,
             clock,
@@ -268,6 +285,7 @@ impl Application {
             lists: Arc::default(),
             limits: config.limits,
             log_limits: config.log_limits,
+            pushes: Arc::new(pushes),
         });
         let http = bind(config.listen).await?;
         let https = match &config.https {
@@ -283,6 +301,7 @@ impl Application {
             surface,
             http,
             https,
+            push_queue,
         })
     }
 
@@ -372,6 +391,11 @@ impl Application {
                 stop_rx.clone(),
             ))
         });
+        let pushing = tokio::spawn(crate::push::run(
+            self.state.clone(),
+            self.push_queue,
+            stop_rx.clone(),
+        ));
         let housekeeping = {
             let (state, mut stop) = (self.state.clone(), stop_rx.clone());
             tokio::spawn(async move {
@@ -389,6 +413,7 @@ impl Application {
             let _ = task.await;
         }
         let _ = housekeeping.await;
+        let _ = pushing.await;
         // Every request has finished: persist what they counted.
         maintain(&self_state).await;
         Ok(())

@@ -63,6 +63,8 @@ pub struct Shared {
     pub limits: crate::config::Limits,
     /// What the request log may hold.
     pub log_limits: kefu_store::LogLimits,
+    /// The pushes to the developers' callbacks.
+    pub pushes: Arc<crate::push::Pushes>,
 }
 
 /// A `getkflist` answer kept for reuse: valid while the store vouches for the same

@@ -8,7 +8,8 @@ use kefu_api::admin::AccountType;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    App, Authorization, Component, Digest, Invitation, Kf, LoggedRequest, TokenChannel, TokenRecord,
+    App, Authorization, Component, Digest, Fan, FanSession, HistoryRecord, Invitation, Kf,
+    LoggedRequest, TokenChannel, TokenRecord,
 };
 
 /// One row of a query, read column by column (by position, from 0).
@@ -140,4 +141,104 @@ pub(crate) fn columns_of(alias: &str, columns: &str) -> String {
         .map(|column| format!("{alias}.{column}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+pub(crate) const FAN_COLUMNS: &str = "openid, nickname, following, created_at, windows, \
+    last_exchange, typing_until, session, session_kf, session_since, session_active, session_seq";
+
+/// A fan, from [`FAN_COLUMNS`] at `at`.
+pub(crate) fn fan<R: Columns>(row: &R, at: usize) -> Result<Fan, R::Error> {
+    let session = match row.opt_text(at + 7)?.as_deref() {
+        Some("served") => Some(FanSession::Served {
+            kf_account: row.opt_text(at + 8)?.unwrap_or_default(),
+            since: row.opt_int(at + 9)?.unwrap_or(0),
+            active: row.opt_int(at + 10)?.unwrap_or(0),
+        }),
+        Some("waiting") => Some(FanSession::Waiting {
+            since: row.opt_int(at + 9)?.unwrap_or(0),
+            latest: row.opt_int(at + 10)?.unwrap_or(0),
+            seq: row.opt_int(at + 11)?.unwrap_or(0),
+        }),
+        _ => None,
+    };
+    Ok(Fan {
+        openid: row.text(at)?,
+        nickname: row.text(at + 1)?,
+        following: row.flag(at + 2)?,
+        created_at: row.int(at + 3)?,
+        windows: row.json(at + 4)?,
+        last_exchange: row.opt_int(at + 5)?,
+        typing_until: row.opt_int(at + 6)?,
+        session,
+    })
+}
+
+/// A fan's columns after the key, in [`FAN_COLUMNS`]' order from `nickname` on: what
+/// both backends write.
+#[derive(Debug)]
+pub(crate) struct FanValues {
+    pub(crate) nickname: String,
+    pub(crate) following: bool,
+    pub(crate) created_at: i64,
+    pub(crate) windows: String,
+    pub(crate) last_exchange: Option<i64>,
+    pub(crate) typing_until: Option<i64>,
+    pub(crate) session: Option<&'static str>,
+    pub(crate) session_kf: Option<String>,
+    pub(crate) session_since: Option<i64>,
+    pub(crate) session_active: Option<i64>,
+    pub(crate) session_seq: Option<i64>,
+}
+
+impl FanValues {
+    pub(crate) fn of(fan: &Fan) -> FanValues {
+        let (session, session_kf, session_since, session_active, session_seq) = match &fan.session {
+            Some(FanSession::Served {
+                kf_account,
+                since,
+                active,
+            }) => (
+                Some("served"),
+                Some(kf_account.clone()),
+                Some(*since),
+                Some(*active),
+                None,
+            ),
+            Some(FanSession::Waiting { since, seq, latest }) => (
+                Some("waiting"),
+                None,
+                Some(*since),
+                Some(*latest),
+                Some(*seq),
+            ),
+            None => (None, None, None, None, None),
+        };
+        FanValues {
+            nickname: fan.nickname.clone(),
+            following: fan.following,
+            created_at: fan.created_at,
+            windows: serde_json::to_string(&fan.windows).unwrap_or_else(|_| "{}".to_owned()),
+            last_exchange: fan.last_exchange,
+            typing_until: fan.typing_until,
+            session,
+            session_kf,
+            session_since,
+            session_active,
+            session_seq,
+        }
+    }
+}
+
+pub(crate) const RECORD_COLUMNS: &str = "msgid, openid, opercode, text, time, worker";
+
+/// A history record, from [`RECORD_COLUMNS`].
+pub(crate) fn record<R: Columns>(row: &R) -> Result<HistoryRecord, R::Error> {
+    Ok(HistoryRecord {
+        msgid: row.int(0)?,
+        openid: row.text(1)?,
+        opercode: row.int(2)?,
+        text: row.text(3)?,
+        time: row.int(4)?,
+        worker: row.text(5)?,
+    })
 }

@@ -32,15 +32,18 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kefu_api::ErrCode;
 use kefu_api::admin::AppPatch;
+use kefu_api::admin::{DeliveryWindows, FanAction};
 use kefu_api::endpoints::kf_del::Target;
-use kefu_api::{KfAccount, Nickname};
+use kefu_api::endpoints::message::TypingCommand;
+use kefu_api::endpoints::msgrecord::HistoryQuery;
+use kefu_api::{KfAccount, Nickname, Refused};
 
 /// The store's role traits, for a glob import: `use kefu_store::roles::*` makes every
 /// method of a [`Store`] callable.
 pub mod roles {
     pub use crate::{
-        AppStore, ClockStore, CounterStore, KfStore, LogStore, PlatformStore, SnapshotStore, Store,
-        TokenStore,
+        AppStore, ClockStore, CounterStore, FanStore, KfStore, LogStore, MessageStore,
+        PlatformStore, SessionStore, SnapshotStore, Store, TokenStore,
     };
 }
 
@@ -50,6 +53,7 @@ pub use model::{
     LogUsage, LoggedRequest, Mint, NewInvitation, NewKf, RecordedCall, Rotation, Snapshot,
     StableMint, TokenChannel, TokenRecord, Window,
 };
+pub use model::{EndedSession, Fan, FanChange, FanSession, Grant, HistoryRecord, Windows};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +62,10 @@ pub enum StoreError {
     /// was written.
     #[error("rejected with errcode {0}")]
     Rejected(ErrCode),
+    /// A WeChat rule refused the change, saying which and why (e.g. 45047, "the message
+    /// window opened at … has sent 5 of 5"); nothing was written.
+    #[error("refused: {0}")]
+    Refused(Refused),
     /// The app (or other named thing) does not exist.
     #[error("not found")]
     NotFound,
@@ -150,14 +158,10 @@ pub trait KfStore: Send + Sync + 'static {
     /// `max_bound` accounts already.
     async fn answer_invitation(&self, appid: &str, answer: InvitationAnswer) -> StoreResult<Kf>;
 
-    /// Sets an account's online state (simulation).
-    async fn set_kf_online(
-        &self,
-        appid: &str,
-        account: &KfAccount,
-        status: i64,
-        accepted_case: i64,
-    ) -> StoreResult<Kf>;
+    /// Sets an account's online state (simulation); its `accepted_case` counts its
+    /// sessions ([`SessionStore`]).
+    async fn set_kf_online(&self, appid: &str, account: &KfAccount, status: i64)
+    -> StoreResult<Kf>;
 }
 
 /// Access tokens of every channel: minting (the family's current token superseded
@@ -318,6 +322,134 @@ pub trait SnapshotStore: Send + Sync + 'static {
     async fn restore(&self, snapshot: Snapshot) -> StoreResult<()>;
 }
 
+/// An app's fans, simulated: made, moved through their actions, and read with their
+/// windows and sessions (docs/behaviour.md, "Fans").
+#[async_trait]
+pub trait FanStore: Send + Sync + 'static {
+    /// Makes a fan of the app: `NotFound` without the app; `Conflict` when the openid is
+    /// taken in the app, or the app has `kefu_api::admin::MAX_FANS_PER_APP` fans.
+    async fn create_fan(&self, appid: &str, fan: Fan) -> StoreResult<Fan>;
+
+    /// The app's fans, oldest first (`NotFound` without the app).
+    async fn fans(&self, appid: &str) -> StoreResult<Vec<Fan>>;
+
+    /// One fan, as stored (see [`Fan::session_at`] for its session at a time).
+    async fn fan(&self, appid: &str, openid: &str) -> StoreResult<Option<Fan>>;
+
+    /// Forgets a fan with its records; a session it had ends. `NotFound` when none.
+    async fn delete_fan(&self, appid: &str, openid: &str, now: i64) -> StoreResult<()>;
+
+    /// The fan does `action` at `now`, under the app's window rules: its window opens,
+    /// the action is recorded (2003). `NotFound` without the fan; `Conflict` when it does
+    /// not follow and the action is not a follow or a scan.
+    async fn fan_act(
+        &self,
+        appid: &str,
+        openid: &str,
+        action: &FanAction,
+        rules: &DeliveryWindows,
+        now: i64,
+    ) -> StoreResult<FanChange>;
+}
+
+/// Messages to fans, typing, and the chat history.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Sends a customer service message at `now`, as `worker` when given, recording
+    /// `text` (2002): `Refused` with 40003 (no such fan), 65401 (no such account),
+    /// 45015 (no window open) or 45047 (the windows are used up), one message taken
+    /// otherwise. Exact under concurrency, across instances.
+    async fn send_message(
+        &self,
+        appid: &str,
+        openid: &str,
+        text: String,
+        worker: Option<&KfAccount>,
+        now: i64,
+    ) -> StoreResult<FanChange>;
+
+    /// Records the developer's passive reply to a push (2002), outside the windows.
+    async fn record_reply(
+        &self,
+        appid: &str,
+        openid: &str,
+        text: String,
+        now: i64,
+    ) -> StoreResult<FanChange>;
+
+    /// Typing at `now`: `Refused` with 40003, 45015, 45080 or 45081.
+    async fn typing(
+        &self,
+        appid: &str,
+        openid: &str,
+        command: TypingCommand,
+        now: i64,
+    ) -> StoreResult<()>;
+
+    /// The app's records of a time range from a msgid on, oldest first (`query`'s offset
+    /// skipped first).
+    async fn history(&self, appid: &str, query: &HistoryQuery) -> StoreResult<Vec<HistoryRecord>>;
+
+    /// A fan's latest records, newest first.
+    async fn fan_history(
+        &self,
+        appid: &str,
+        openid: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<HistoryRecord>>;
+}
+
+/// Sessions: which account serves which fan, and the waiting queue. Each account's
+/// `accepted_case` always counts its sessions: they change together.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Serves the fan with the account at `now`: `Refused` with 40003, 65401, 65402,
+    /// 65415 or 65414; nothing changes when the account serves it already.
+    async fn create_session(
+        &self,
+        appid: &str,
+        openid: &str,
+        kf_account: &KfAccount,
+        now: i64,
+    ) -> StoreResult<FanChange>;
+
+    /// Ends the fan's session with the account: `Refused` with 40003, 65401, 65413 or
+    /// 65414.
+    async fn close_session(
+        &self,
+        appid: &str,
+        openid: &str,
+        kf_account: &KfAccount,
+        now: i64,
+    ) -> StoreResult<FanChange>;
+
+    /// Puts the fan in the queue, or with `to` when it is bound and online (the
+    /// developer's `transfer_customer_service`). `NotFound` without the fan.
+    async fn enqueue(
+        &self,
+        appid: &str,
+        openid: &str,
+        to: Option<&KfAccount>,
+        now: i64,
+    ) -> StoreResult<FanChange>;
+
+    /// The fans an account serves at `now` with their sessions' start, oldest first.
+    async fn sessions_of(
+        &self,
+        appid: &str,
+        kf_account: &str,
+        now: i64,
+    ) -> StoreResult<Vec<(String, i64)>>;
+
+    /// How many fans wait, and the first `limit` of them in the order they came, with
+    /// their latest message's time.
+    async fn wait_queue(&self, appid: &str, limit: usize)
+    -> StoreResult<(u64, Vec<(String, i64)>)>;
+
+    /// Ends every session idle for 30 minutes at `now`, and answers them.
+    async fn end_idle_sessions(&self, now: i64) -> StoreResult<Vec<EndedSession>>;
+}
+
 /// Everything the server keeps: the sum of the roles, and the housekeeping that spans
 /// them. Implementations must make each method atomic and durable before it returns
 /// `Ok`. Callers bring the roles' methods into scope with `use kefu_store::roles::*`.
@@ -331,6 +463,9 @@ pub trait Store:
     + PlatformStore
     + ClockStore
     + SnapshotStore
+    + FanStore
+    + MessageStore
+    + SessionStore
 {
     /// Housekeeping at `now`: persists counters and forgets those of windows past their
     /// retention, writes the request log's waiting calls and counts (then deletes the

@@ -7,6 +7,11 @@ use kefu_api::endpoints::kf_list::InviteStatus;
 use kefu_api::{KfAccount, WechatId};
 use serde::{Deserialize, Serialize};
 
+mod fans;
+
+pub(crate) use fans::NewRecord;
+pub use fans::{EndedSession, Fan, FanChange, FanSession, Grant, HistoryRecord, Windows};
+
 /// A SHA-256 digest: secrets and tokens are stored only as this.
 pub type Digest = [u8; 32];
 
@@ -636,7 +641,7 @@ mod snapshot_check {
     use kefu_api::endpoints::kf_uploadheadimg::{MAX_IMAGE_BYTES, is_jpeg};
     use kefu_api::{AppAlias, AppId, KfAccount, Nickname, OriginalId, WechatId};
 
-    use super::{AppSnapshot, KfSnapshot, Snapshot};
+    use super::{AppSnapshot, FanSession, KfSnapshot, Snapshot};
 
     /// `Err("place: why")` when `ok` is false.
     fn ensure(ok: bool, place: impl FnOnce() -> String, why: &str) -> Result<(), String> {
@@ -691,6 +696,10 @@ mod snapshot_check {
                 }
             }
         }
+        let mut msgids = HashSet::new();
+        for (i, entry) in snapshot.apps.iter().enumerate() {
+            check_fans(i, entry, &mut msgids)?;
+        }
         let apps: HashSet<&str> = snapshot.apps.iter().map(|a| a.app.appid.as_str()).collect();
         let mut platforms = HashSet::new();
         for (k, component) in snapshot.components.iter().enumerate() {
@@ -730,6 +739,45 @@ mod snapshot_check {
                 pairs.insert((&auth.component_appid, &auth.appid)),
                 || place("appid"),
                 "authorized twice",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// An app's fans (openids, used once; a session's account one of the app's) and its
+    /// records (msgids positive, used once in the document).
+    fn check_fans(i: usize, entry: &AppSnapshot, msgids: &mut HashSet<i64>) -> Result<(), String> {
+        let accounts: HashSet<&str> = entry
+            .kf_accounts
+            .iter()
+            .map(|account| account.kf.kf_account.as_str())
+            .collect();
+        let mut openids = HashSet::new();
+        for (j, fan) in entry.fans.iter().enumerate() {
+            let place = |field: &str| format!("apps[{i}].fans[{j}].{field}");
+            ensure(
+                kefu_api::Openid::parse(&fan.openid).is_ok(),
+                || place("openid"),
+                "not 1-64 letters, digits, '_' or '-'",
+            )?;
+            ensure(
+                openids.insert(&fan.openid),
+                || place("openid"),
+                "used twice",
+            )?;
+            if let Some(FanSession::Served { kf_account, .. }) = &fan.session {
+                ensure(
+                    accounts.contains(kf_account.as_str()),
+                    || place("session.kf_account"),
+                    "no such account of the app",
+                )?;
+            }
+        }
+        for (j, record) in entry.history.iter().enumerate() {
+            ensure(
+                record.msgid > 0 && msgids.insert(record.msgid),
+                || format!("apps[{i}].history[{j}].msgid"),
+                "not positive, or used twice",
             )?;
         }
         Ok(())
@@ -889,6 +937,12 @@ pub struct AppSnapshot {
     pub next_kf_id: i64,
     /// Its accounts, oldest first.
     pub kf_accounts: Vec<KfSnapshot>,
+    /// Its fans with their windows and sessions, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fans: Vec<Fan>,
+    /// Its chat history, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryRecord>,
 }
 
 /// A kf account in a [`Snapshot`].

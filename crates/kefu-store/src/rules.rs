@@ -21,6 +21,13 @@ pub(crate) const TOKEN_RETENTION_SECS: i64 = 7 * 86_400;
 /// 61005 (expired) rather than 61006 (unknown), in seconds.
 pub(crate) const TICKET_RETENTION_SECS: i64 = 7 * 86_400;
 
+/// How long the chat history keeps a record, in seconds of the store's clock: 30 days.
+pub(crate) const HISTORY_RETENTION_SECS: i64 = 30 * 86_400;
+
+/// The most records the chat history keeps in all; past it, the oldest go first (a
+/// flood of fan actions cannot grow the store without bound).
+pub(crate) const MAX_HISTORY_RECORDS: i64 = 1_000_000;
+
 /// How often housekeeping purges expired tokens and tickets, in seconds of the store's
 /// clock: each purge is a scan of every token, so not at every round.
 pub(crate) const PURGE_EVERY_SECS: i64 = 60;
@@ -61,6 +68,8 @@ pub(crate) fn counter_is_stale(window: Window, now: i64) -> bool {
 pub(crate) struct Purge {
     pub(crate) tokens: i64,
     pub(crate) tickets: i64,
+    /// History records older than this go.
+    pub(crate) history: i64,
 }
 
 /// When a store last purged: one cadence, [`PURGE_EVERY_SECS`], for every backend.
@@ -86,6 +95,7 @@ impl PurgeClock {
         due.then_some(Purge {
             tokens: now - TOKEN_RETENTION_SECS,
             tickets: now - TICKET_RETENTION_SECS,
+            history: now - HISTORY_RETENTION_SECS,
         })
     }
 
@@ -116,6 +126,12 @@ pub(crate) fn patched(current: &App, patch: AppPatch) -> (App, bool) {
     }
     if let Some(banned_apis) = patch.banned_apis {
         next.settings.banned_apis = banned_apis;
+    }
+    if let Some(windows) = patch.windows {
+        next.settings.windows = windows;
+    }
+    if let Some(callback) = patch.callback {
+        next.settings.callback = callback;
     }
     let renamed = next.wechat_id != current.wechat_id || next.original_id != current.original_id;
     (next, renamed)
@@ -351,6 +367,7 @@ mod tests {
             Some(Purge {
                 tokens: now - TOKEN_RETENTION_SECS,
                 tickets: now - TICKET_RETENTION_SECS,
+                history: now - HISTORY_RETENTION_SECS,
             })
         );
         assert_eq!(clock.due(now + 1), None);
@@ -414,3 +431,5 @@ mod tests {
         assert!(log_needs_vacuum(1, 250_000, &LIMITS));
     }
 }
+
+pub(crate) mod conversation;

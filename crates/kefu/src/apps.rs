@@ -1,10 +1,12 @@
 //! `kefu app …`: the admin surface of a running server, over HTTP.
 
 use clap::{Args, Subcommand};
+use kefu_api::Secret;
 use kefu_api::admin::{
-    self, AccountType, AppPatch, AppPatchBody, AppSettings, AppView, CreatedApp, NewApp,
-    NewAppBody, QuotaLimit,
+    self, AccountType, AppPatch, AppPatchBody, AppSettings, AppView, CallbackSettings, CreatedApp,
+    DeliveryWindows, MessageMode, NewApp, NewAppBody, QuotaLimit, WindowRule,
 };
+use kefu_api::endpoints::message::WindowKind;
 use reqwest::Method;
 
 use crate::admin_client::{Admin, ServerArgs, print_json, refused, to_json};
@@ -44,7 +46,7 @@ enum AppCommand {
         appid: Option<String>,
         /// A chosen AppSecret (16-64 letters and digits); generated when absent.
         #[arg(long, env = "KEFU_NEW_APP_SECRET", hide_env_values = true)]
-        secret: Option<kefu_server::Secret>,
+        secret: Option<Secret>,
         #[command(flatten)]
         rules: RuleArgs,
     },
@@ -96,6 +98,30 @@ struct RuleArgs {
     /// API paths banned for the app, 48004 (comma-separated; "" clears).
     #[arg(long, value_delimiter = ',')]
     banned_apis: Option<Vec<String>>,
+    /// A delivery window, `KIND=SECS` or `KIND=SECS/LIMIT` (KIND message, event or
+    /// payment; repeatable; the others keep theirs).
+    #[arg(long = "window", value_parser = parse_window)]
+    windows: Vec<(WindowKind, WindowRule)>,
+    /// The developer's server that receives pushes (with --callback-token).
+    #[arg(long, requires = "callback_token")]
+    callback_url: Option<String>,
+    /// The callback's Token (3-32 letters and digits).
+    #[arg(
+        long,
+        requires = "callback_url",
+        env = "KEFU_CALLBACK_TOKEN",
+        hide_env_values = true
+    )]
+    callback_token: Option<Secret>,
+    /// The callback's EncodingAESKey (43 letters and digits).
+    #[arg(long, env = "KEFU_CALLBACK_AES_KEY", hide_env_values = true)]
+    callback_aes_key: Option<Secret>,
+    /// The callback's message mode: plain, compatible or safe.
+    #[arg(long, value_parser = parse_mode, default_value = "plain")]
+    callback_mode: MessageMode,
+    /// Remove the callback.
+    #[arg(long, conflicts_with = "callback_url")]
+    no_callback: bool,
 }
 
 impl RuleArgs {
@@ -105,6 +131,62 @@ impl RuleArgs {
 
     fn quotas(&self) -> Option<std::collections::BTreeMap<String, QuotaLimit>> {
         (!self.quotas.is_empty()).then(|| self.quotas.iter().cloned().collect())
+    }
+
+    /// `windows` with the given kinds changed; `None` when none was given.
+    fn windows(&self, mut windows: DeliveryWindows) -> Option<DeliveryWindows> {
+        for (kind, rule) in &self.windows {
+            match kind {
+                WindowKind::Message => windows.message = *rule,
+                WindowKind::Event => windows.event = *rule,
+                WindowKind::Payment => windows.payment = *rule,
+            }
+        }
+        (!self.windows.is_empty()).then_some(windows)
+    }
+
+    /// The callback given: `Some(None)` removes it.
+    #[allow(clippy::option_option, reason = "unchanged, removed or a value")]
+    fn callback(&self) -> Option<Option<CallbackSettings>> {
+        if self.no_callback {
+            return Some(None);
+        }
+        let (url, token) = (self.callback_url.clone()?, self.callback_token.clone()?);
+        Some(Some(CallbackSettings {
+            url,
+            token,
+            encoding_aes_key: self.callback_aes_key.clone(),
+            mode: self.callback_mode,
+        }))
+    }
+}
+
+fn parse_window(raw: &str) -> Result<(WindowKind, WindowRule), String> {
+    let (kind, rule) = raw
+        .split_once('=')
+        .ok_or("expected KIND=SECS or KIND=SECS/LIMIT")?;
+    let kind = match kind {
+        "message" => WindowKind::Message,
+        "event" => WindowKind::Event,
+        "payment" => WindowKind::Payment,
+        other => return Err(format!("{other:?} is not message, event or payment")),
+    };
+    let (secs, limit) = rule
+        .split_once('/')
+        .map_or((rule, None), |(s, l)| (s, Some(l)));
+    let secs = secs.trim().parse().map_err(|e| format!("{secs:?}: {e}"))?;
+    let limit = limit
+        .map(|l| l.trim().parse().map_err(|e| format!("{l:?}: {e}")))
+        .transpose()?;
+    Ok((kind, WindowRule { secs, limit }))
+}
+
+fn parse_mode(raw: &str) -> Result<MessageMode, String> {
+    match raw {
+        "plain" => Ok(MessageMode::Plain),
+        "compatible" => Ok(MessageMode::Compatible),
+        "safe" => Ok(MessageMode::Safe),
+        _ => Err("expected plain, compatible or safe".to_owned()),
     }
 }
 
@@ -185,6 +267,10 @@ pub(crate) async fn run(args: AppArgs) -> Result<(), String> {
                 secret,
                 settings: AppSettings {
                     quotas: rules.quotas().unwrap_or_default(),
+                    windows: rules
+                        .windows(DeliveryWindows::default())
+                        .unwrap_or_default(),
+                    callback: rules.callback().flatten(),
                     ip_whitelist: RuleArgs::non_empty(rules.ip_whitelist).unwrap_or_default(),
                     banned_apis: RuleArgs::non_empty(rules.banned_apis).unwrap_or_default(),
                 },
@@ -213,6 +299,16 @@ pub(crate) async fn run(args: AppArgs) -> Result<(), String> {
             new_kf_enabled,
             rules,
         } => {
+            // A window given changes that kind only: the others are read first.
+            let windows = if rules.windows.is_empty() {
+                None
+            } else {
+                let current: Option<AppView> = admin
+                    .call(Method::GET, &admin::path(admin::APP, &[&appid]), None)
+                    .await?;
+                let current = current.map(|app| app.settings.windows).unwrap_or_default();
+                rules.windows(current)
+            };
             let patch = AppPatch::try_from(AppPatchBody {
                 wechat_id,
                 original_id: None,
@@ -220,6 +316,8 @@ pub(crate) async fn run(args: AppArgs) -> Result<(), String> {
                 verified,
                 new_kf_enabled,
                 quotas: rules.quotas(),
+                windows,
+                callback: rules.callback(),
                 ip_whitelist: RuleArgs::non_empty(rules.ip_whitelist),
                 banned_apis: RuleArgs::non_empty(rules.banned_apis),
             })

@@ -82,6 +82,12 @@ pub(crate) struct ServeArgs {
     /// The most failed calls written to the store in one second (more are only counted).
     #[arg(long, env = "KEFU_REQUEST_LOG_PER_SECOND", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     request_log_per_second: u64,
+    /// Seconds a push waits for the developer's server to answer (WeChat waits 5).
+    #[arg(long, env = "KEFU_PUSH_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    push_timeout: u64,
+    /// How many times a push that got no answer is tried again (WeChat: 3).
+    #[arg(long, env = "KEFU_PUSH_RETRIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=10))]
+    push_retries: u32,
 }
 
 fn size(n: u64) -> usize {
@@ -128,6 +134,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         demo_app: !args.no_demo,
         trusted_proxies: args.trusted_proxies,
         request_log: !args.no_request_log,
+        pushes: kefu_server::push::PushSettings {
+            timeout: Duration::from_secs(args.push_timeout),
+            retries: args.push_retries,
+        },
         limits: Limits {
             header_timeout: Duration::from_secs(args.header_timeout),
             idle_timeout: Duration::from_secs(args.idle_timeout),

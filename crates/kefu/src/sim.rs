@@ -55,9 +55,9 @@ enum SimCommand {
         /// 1 online, 0 offline.
         #[arg(long, default_value_t = 1)]
         status: i64,
-        /// Sessions being served.
-        #[arg(long, default_value_t = 0)]
-        accepted_case: i64,
+        /// Make it serve this many sessions (with simulated fans); unchanged when absent.
+        #[arg(long)]
+        accepted_case: Option<i64>,
     },
     /// Make a token answer 40001 (invalidate) or 42001 (expire) from now on.
     Token {

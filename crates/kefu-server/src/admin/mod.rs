@@ -3,6 +3,7 @@
 //! head images and health check. Not WeChat's API, so it answers ordinary HTTP statuses.
 
 mod apps;
+mod fans;
 mod platform;
 
 use axum::Json;
@@ -67,6 +68,13 @@ impl From<StoreError> for Failure {
             StoreError::Rejected(code) => Failure::new(
                 AdminErrorCode::Rejected,
                 format!("WeChat's rules refuse it: {code}"),
+            ),
+            StoreError::Refused(refused) => Failure::new(
+                AdminErrorCode::Rejected,
+                format!(
+                    "WeChat's rules refuse it: {} ({})",
+                    refused.reason, refused.code
+                ),
             ),
             StoreError::Internal(message) => {
                 tracing::error!(cause = %message, "store failure on the admin surface");
@@ -245,6 +253,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(paths::APP_KFS, get(apps::kf_list))
         .route(paths::KF_INVITATION, post(apps::kf_invitation))
         .route(paths::KF_ONLINE, post(platform::kf_online))
+        .route(paths::FANS, get(fans::fan_list).post(fans::fan_create))
+        .route(paths::FAN, get(fans::fan_get).delete(fans::fan_delete))
+        .route(paths::FAN_ACTIONS, post(fans::fan_act))
+        .route(paths::FAN_QUEUE, post(fans::fan_queue))
         .route(
             paths::COMPONENTS,
             get(platform::component_list).post(platform::component_create),

@@ -203,11 +203,19 @@ pub(super) async fn kf_online(
     let base = base_url(&state, &parts);
     let online: KfOnlineSet = checked_body(&state, Request::from_parts(parts, body)).await?;
     let account = KfAccount::parse(&kf_account).map_err(|_| Failure::not_found("kf account"))?;
-    let kf = state
+    let mut kf = state
         .store
-        .set_kf_online(&appid, &account, online.status, online.accepted_case)
+        .set_kf_online(&appid, &account, online.status)
         .await
         .map_err(|e| not_found_as(e, "kf account"))?;
+    if let Some(wanted) = online.accepted_case {
+        let wanted = usize::try_from(wanted).unwrap_or(0);
+        super::fans::serve_cases(&state, &appid, &account, wanted).await?;
+        let kfs = state.store.kfs(&appid).await?;
+        if let Some(now) = kfs.iter().find(|k| k.kf_account == kf.kf_account) {
+            kf = now.clone();
+        }
+    }
     Ok(Json(kf_view(&appid, &kf, &base, state.clock.now())))
 }
 

@@ -117,9 +117,37 @@ pub(crate) struct Rules {
     pub(crate) path: &'static str,
     /// Permission sets, one of which a platform needs for the app.
     pub(crate) funcscopes: &'static [u32],
-    /// The kf rules (docs/behaviour.md, "Platform rules") apply; `Some(true)` for
+    /// Which kinds of app may call it.
+    pub(crate) scope: Scope,
+}
+
+impl Rules {
+    /// The rules of an endpoint: its path, the permission sets a platform needs, and its
+    /// scope.
+    pub(crate) const fn of<E: kefu_api::Endpoint>(
+        funcscopes: &'static [u32],
+        scope: Scope,
+    ) -> Rules {
+        Rules {
+            path: E::PATH,
+            funcscopes,
+            scope,
+        }
+    }
+}
+
+/// Which kinds of app may call an API (docs/behaviour.md, "Platform rules").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The customer service (kf) API: the accounts, sessions and history. `upload` is
     /// `uploadheadimg`, which mini programs do not have.
-    pub(crate) kf: Option<bool>,
+    Kf {
+        /// Whether it is `uploadheadimg`.
+        upload: bool,
+    },
+    /// Customer service messages: any verified account (and sandbox test accounts,
+    /// which WeChat lets send them), whatever its kf switch.
+    Messages,
 }
 
 /// Token, then the platform gate (61007), the app's right to the API (65400/48001),
@@ -162,11 +190,24 @@ pub(crate) async fn admit(
             ));
         }
     }
-    if let Some(upload) = rules.kf {
-        kf_scope(&caller.app, upload)?;
+    match rules.scope {
+        Scope::Kf { upload } => kf_scope(&caller.app, upload)?,
+        Scope::Messages => message_scope(&caller.app)?,
     }
     charge(state, &caller.app, rules.path, call.now).await?;
     Ok(caller.app)
+}
+
+/// Whether the app may send customer service messages: an official account must be
+/// verified (48001); mini programs and sandbox test accounts may.
+pub(crate) fn message_scope(app: &App) -> Result<(), WxError> {
+    match app.account_type {
+        AccountType::Service | AccountType::Subscription if !app.verified => Err(WxError::because(
+            ErrCode::ApiUnauthorized,
+            "the official account is not verified",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Whether the app may call the kf API: sandbox apps and apps without the new kf

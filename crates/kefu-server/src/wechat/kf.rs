@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::http::{Method, header};
-use kefu_api::Endpoint;
 use kefu_api::endpoints::component::{KF_FUNCSCOPES, KF_PROFILE_FUNCSCOPES};
 use kefu_api::endpoints::kf_list::{GetKfList, KfInfo, KfList};
 use kefu_api::endpoints::kf_online::{GetOnlineKfList, KfOnline, KfOnlineList};
@@ -16,34 +15,23 @@ use kefu_api::{ErrCode, KfAccount, admin};
 use kefu_store::{App, Kf, NewInvitation, NewKf};
 
 use super::Https;
-use super::auth::{Rules, admit};
+use super::auth::{Rules, Scope, admit};
 use super::call::Call;
 use super::log::shown_body;
 use super::reply::{Reply, WxError};
 use crate::secrets::new_openid;
 use crate::state::AppState;
 
-const fn rules(path: &'static str, funcscopes: &'static [u32], upload: bool) -> Rules {
-    Rules {
-        path,
-        funcscopes,
-        kf: Some(upload),
-    }
-}
+const KF: Scope = Scope::Kf { upload: false };
+const ADD: Rules = Rules::of::<kf_add::AddKfAccount>(KF_FUNCSCOPES, KF);
+const UPDATE: Rules = Rules::of::<kf_update::UpdateKfAccount>(KF_PROFILE_FUNCSCOPES, KF);
+const DEL: Rules = Rules::of::<kf_del::DelKfAccount>(KF_FUNCSCOPES, KF);
+const UPLOAD: Rules = Rules::of::<UploadHeadImg>(KF_PROFILE_FUNCSCOPES, Scope::Kf { upload: true });
+const LIST: Rules = Rules::of::<GetKfList>(KF_FUNCSCOPES, KF);
+const ONLINE: Rules = Rules::of::<GetOnlineKfList>(KF_FUNCSCOPES, KF);
+const INVITE: Rules = Rules::of::<kf_invite::InviteWorker>(KF_FUNCSCOPES, KF);
 
-const ADD: Rules = rules(kf_add::AddKfAccount::PATH, KF_FUNCSCOPES, false);
-const UPDATE: Rules = rules(
-    kf_update::UpdateKfAccount::PATH,
-    KF_PROFILE_FUNCSCOPES,
-    false,
-);
-const DEL: Rules = rules(kf_del::DelKfAccount::PATH, KF_FUNCSCOPES, false);
-const UPLOAD: Rules = rules(UploadHeadImg::PATH, KF_PROFILE_FUNCSCOPES, true);
-const LIST: Rules = rules(GetKfList::PATH, KF_FUNCSCOPES, false);
-const ONLINE: Rules = rules(GetOnlineKfList::PATH, KF_FUNCSCOPES, false);
-const INVITE: Rules = rules(kf_invite::InviteWorker::PATH, KF_FUNCSCOPES, false);
-
-fn owned_by(app: &App) -> impl Fn(&KfAccount) -> bool + '_ {
+pub(super) fn owned_by(app: &App) -> impl Fn(&KfAccount) -> bool + '_ {
     |account| account.belongs_to(&app.wechat_id, &app.original_id)
 }
 

@@ -16,7 +16,8 @@ pub(crate) const LOGGED_BODY_BYTES: usize = 2 * 1024;
 /// How much of a path and query the request log keeps.
 pub(crate) const LOGGED_URL_BYTES: usize = 1024;
 
-fn truncated(text: &str) -> String {
+/// A text as the request log keeps it: cut to [`LOGGED_BODY_BYTES`].
+pub(crate) fn truncated(text: &str) -> String {
     if text.len() <= LOGGED_BODY_BYTES {
         return text.to_owned();
     }

@@ -10,10 +10,12 @@ mod component;
 pub(crate) mod edge;
 pub(crate) mod kf;
 mod log;
+mod message;
 mod openapi;
 mod platform;
 pub(crate) mod reply;
 pub(crate) mod request;
+mod session;
 mod token;
 
 use std::collections::HashMap;
@@ -24,14 +26,17 @@ use axum::extract::{Request, State};
 use axum::http::{self, HeaderValue, header};
 use axum::response::Response;
 use kefu_api::endpoints::{
-    component as component_api, kf_add, kf_del, kf_invite, kf_list, kf_online, kf_update,
-    kf_uploadheadimg, quota, rid_get, stable_token, token as token_api,
+    component as component_api, kf_add, kf_del, kf_invite, kf_list, kf_online, kf_session,
+    kf_update, kf_uploadheadimg, message as message_api, msgrecord, quota, rid_get, stable_token,
+    token as token_api,
 };
 use kefu_api::{Endpoint, ErrCode, Method};
 
 use self::call::Call;
 use self::reply::{Answered, Reply, WxError, new_rid};
 use crate::state::AppState;
+
+pub(crate) use self::log::truncated as log_text;
 
 /// Marks requests that arrived over the HTTPS listener (for the URLs handed out).
 #[derive(Debug, Clone, Copy)]
@@ -127,6 +132,15 @@ impl Routes {
         routes.add::<kf_list::GetKfList>(handler!(kf::kf_list));
         routes.add::<kf_online::GetOnlineKfList>(handler!(kf::kf_online_list));
         routes.add::<kf_invite::InviteWorker>(handler!(kf::kf_invite));
+        routes.add::<kf_session::CreateSession>(handler!(session::session_create));
+        routes.add::<kf_session::CloseSession>(handler!(session::session_close));
+        routes.add::<kf_session::GetSession>(handler!(session::session_get));
+        routes.add::<kf_session::GetSessionList>(handler!(session::session_list));
+        routes.add::<kf_session::GetWaitCase>(handler!(session::wait_case));
+        routes.add::<msgrecord::GetMsgList>(handler!(session::msg_list));
+        routes.add::<msgrecord::GetRecord>(handler!(session::msg_record));
+        routes.add::<message_api::SendMessage>(handler!(message::send));
+        routes.add::<message_api::SendTyping>(handler!(message::typing));
         routes
     }
 

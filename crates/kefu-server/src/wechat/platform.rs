@@ -7,7 +7,8 @@ use kefu_api::Endpoint;
 use kefu_api::ErrCode;
 use kefu_api::admin::{AccountType, QuotaLimit};
 use kefu_api::endpoints::{
-    kf_add, kf_del, kf_invite, kf_list, kf_online, kf_update, kf_uploadheadimg, stable_token, token,
+    kf_add, kf_del, kf_invite, kf_list, kf_online, kf_session, kf_update, kf_uploadheadimg,
+    message, msgrecord, stable_token, token,
 };
 use kefu_store::{App, CounterKey, Window};
 
@@ -16,6 +17,29 @@ use crate::state::AppState;
 
 /// Calls per day of a kf account API when WeChat publishes no figure (a decision).
 pub(super) const KF_DAILY_DEFAULT: u64 = 100_000;
+/// Customer service messages (and typing) per day: WeChat's published figure.
+pub(super) const MESSAGE_DAILY_DEFAULT: u64 = 500_000;
+
+/// The APIs counted by the day alone, with their default limits (`/cgi-bin/token` and
+/// `stable_token` have rules of their own).
+const DAILY: &[(&str, u64)] = &[
+    (kf_add::AddKfAccount::PATH, KF_DAILY_DEFAULT),
+    (kf_update::UpdateKfAccount::PATH, KF_DAILY_DEFAULT),
+    (kf_del::DelKfAccount::PATH, KF_DAILY_DEFAULT),
+    (kf_uploadheadimg::UploadHeadImg::PATH, KF_DAILY_DEFAULT),
+    (kf_list::GetKfList::PATH, KF_DAILY_DEFAULT),
+    (kf_online::GetOnlineKfList::PATH, KF_DAILY_DEFAULT),
+    (kf_invite::InviteWorker::PATH, KF_DAILY_DEFAULT),
+    (kf_session::CreateSession::PATH, KF_DAILY_DEFAULT),
+    (kf_session::CloseSession::PATH, KF_DAILY_DEFAULT),
+    (kf_session::GetSession::PATH, KF_DAILY_DEFAULT),
+    (kf_session::GetSessionList::PATH, KF_DAILY_DEFAULT),
+    (kf_session::GetWaitCase::PATH, KF_DAILY_DEFAULT),
+    (msgrecord::GetMsgList::PATH, KF_DAILY_DEFAULT),
+    (msgrecord::GetRecord::PATH, KF_DAILY_DEFAULT),
+    (message::SendMessage::PATH, MESSAGE_DAILY_DEFAULT),
+    (message::SendTyping::PATH, MESSAGE_DAILY_DEFAULT),
+];
 
 /// The APIs whose calls are counted, with their default limits.
 pub(super) fn default_limit(path: &str, app: &App) -> Option<QuotaLimit> {
@@ -35,20 +59,10 @@ pub(super) fn default_limit(path: &str, app: &App) -> Option<QuotaLimit> {
             None,
         ),
         p if p == stable_token::GetStableToken::PATH => limit(500_000, Some(10_000)),
-        p if [
-            kf_add::AddKfAccount::PATH,
-            kf_update::UpdateKfAccount::PATH,
-            kf_del::DelKfAccount::PATH,
-            kf_uploadheadimg::UploadHeadImg::PATH,
-            kf_list::GetKfList::PATH,
-            kf_online::GetOnlineKfList::PATH,
-            kf_invite::InviteWorker::PATH,
-        ]
-        .contains(&p) =>
-        {
-            limit(KF_DAILY_DEFAULT, None)
-        }
-        _ => None,
+        p => DAILY
+            .iter()
+            .find(|(path, _)| *path == p)
+            .and_then(|(_, daily)| limit(*daily, None)),
     }
 }
 
@@ -65,21 +79,12 @@ pub(super) fn limits(app: &App, path: &str) -> Option<QuotaLimit> {
 
 /// Every counted API, for clearing all quotas at once.
 pub(super) fn counted_paths(app: &App) -> Vec<String> {
-    [
-        token::GetToken::PATH,
-        stable_token::GetStableToken::PATH,
-        kf_add::AddKfAccount::PATH,
-        kf_update::UpdateKfAccount::PATH,
-        kf_del::DelKfAccount::PATH,
-        kf_uploadheadimg::UploadHeadImg::PATH,
-        kf_list::GetKfList::PATH,
-        kf_online::GetOnlineKfList::PATH,
-        kf_invite::InviteWorker::PATH,
-    ]
-    .into_iter()
-    .filter(|path| default_limit(path, app).is_some())
-    .map(str::to_owned)
-    .collect()
+    [token::GetToken::PATH, stable_token::GetStableToken::PATH]
+        .into_iter()
+        .chain(DAILY.iter().map(|(path, _)| *path))
+        .filter(|path| default_limit(path, app).is_some())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The daily counter of an API.

@@ -78,6 +78,7 @@ impl From<StoreError> for WxError {
     fn from(error: StoreError) -> WxError {
         match error {
             StoreError::Rejected(code) => code.into(),
+            StoreError::Refused(refused) => refused.into(),
             // The app vanished while the request was in flight: its tokens died with it.
             StoreError::NotFound => WxError::because(
                 ErrCode::InvalidCredential,

@@ -207,6 +207,8 @@ async fn accounts_can_be_set_online() {
         .add(&app.token, &app.account("b"), "b")
         .await
         .assert_code(0);
+    // accepted_case counts sessions, which only a bound account serves.
+    server.bind(&app, "b@onliner", "worker_b").await;
     let (status, view) = server
         .admin_json(
             Method::POST,

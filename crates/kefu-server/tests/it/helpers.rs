@@ -287,6 +287,26 @@ impl TestServer {
         .await
     }
 
+    /// Binds an account to a worker: invited through WeChat's API, accepted through the
+    /// simulation.
+    pub(crate) async fn bind(&self, app: &TestApp, account: &str, worker: &str) {
+        self.call(
+            "/customservice/kfaccount/inviteworker",
+            &app.token,
+            serde_json::json!({"kf_account": account, "invite_wx": worker}),
+        )
+        .await
+        .assert_code(0);
+        let (status, view) = self
+            .admin_json(
+                reqwest::Method::POST,
+                &format!("/kefu/v1/apps/{}/kf/{account}/invitation", app.appid),
+                Some(serde_json::json!({"action": "accept"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{view}");
+    }
+
     pub(crate) async fn update(&self, token: &str, account: &str, nickname: &str) -> Answer {
         self.post_json(
             &format!("/customservice/kfaccount/update?access_token={token}"),

@@ -149,7 +149,11 @@ proptest! {
             prop_assert!(code != -1, "no internal failure: {}", text);
             prop_assert!(!matches!(kefu_api::ErrCode::from_code(code), kefu_api::ErrCode::Unknown(_)), "{}", text);
         } else {
-            let payload = ["kf_list", "kf_online_list", "access_token", "component_access_token", "authorizer_access_token"];
+            let payload = [
+                "kf_list", "kf_online_list", "access_token", "component_access_token",
+                "authorizer_access_token", "sessionlist", "waitcaselist", "createtime",
+                "recordlist",
+            ];
             prop_assert!(payload.iter().any(|key| json.get(key).is_some()), "{}", text);
         }
     }

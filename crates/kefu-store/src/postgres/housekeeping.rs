@@ -190,6 +190,13 @@ impl PostgresStore {
             tx.execute("DELETE FROM tokens WHERE expires_at < $1", &[&purge.tokens])
                 .await
                 .map_err(pg)?;
+            tx.execute(
+                "DELETE FROM messages WHERE time < $1 OR msgid <= \
+                 (SELECT max(msgid) FROM messages) - $2",
+                &[&purge.history, &rules::MAX_HISTORY_RECORDS],
+            )
+            .await
+            .map_err(pg)?;
         }
         tx.commit().await.map_err(pg)?;
         self.log.written(&flush);

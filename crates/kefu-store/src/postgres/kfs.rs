@@ -223,15 +223,14 @@ impl KfStore for PostgresStore {
         appid: &str,
         account: &KfAccount,
         status: i64,
-        accepted_case: i64,
     ) -> StoreResult<Kf> {
         let row = self
             .query_opt(
                 &format!(
-                    "UPDATE kf_accounts SET online_status = $3, accepted_case = $4 \
+                    "UPDATE kf_accounts SET online_status = $3 \
                      WHERE appid = $1 AND kf_account = $2 RETURNING {KF_COLUMNS}"
                 ),
-                &[&appid, &account.as_str(), &status, &accepted_case],
+                &[&appid, &account.as_str(), &status],
             )
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -275,7 +274,7 @@ pub(super) async fn write_invitation(
 }
 
 impl PostgresStore {
-    async fn select_kf(
+    pub(super) async fn select_kf(
         client: &impl GenericClient,
         appid: &str,
         account: &str,

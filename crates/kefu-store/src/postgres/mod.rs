@@ -18,12 +18,15 @@ mod apps;
 mod batch;
 mod clock;
 mod counters;
+mod fans;
 mod housekeeping;
 mod kfs;
 mod log;
+mod messages;
 mod platforms;
 mod rows;
 mod schema;
+mod sessions;
 mod snapshots;
 mod tokens;
 

@@ -27,6 +27,8 @@ impl SnapshotStore for PostgresStore {
                 next_kf_id: row.try_get(9).map_err(pg)?,
                 app,
                 kf_accounts: Vec::new(),
+                fans: Vec::new(),
+                history: Vec::new(),
             });
         }
         for row in tx
@@ -51,6 +53,7 @@ impl SnapshotStore for PostgresStore {
                 });
             }
         }
+        fans::snapshot_fans(&tx, &mut apps).await?;
         let components = tx
             .query(&format!("SELECT {COMPONENT_COLUMNS} FROM components"), &[])
             .await
@@ -133,6 +136,9 @@ impl SnapshotStore for PostgresStore {
                     .map_err(pg)?;
                 }
             }
+        }
+        for entry in &snapshot.apps {
+            fans::restore_fans(&tx, entry).await?;
         }
         for component in &snapshot.components {
             insert_component(&tx, component)

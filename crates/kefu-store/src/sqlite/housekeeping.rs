@@ -115,6 +115,12 @@ impl Store for SqliteStore {
                     conn.prepare_cached("DELETE FROM tokens WHERE expires_at < ?1")
                         .and_then(|mut stmt| stmt.execute([purge.tokens]))
                         .map_err(internal)?;
+                    conn.prepare_cached(
+                        "DELETE FROM messages WHERE time < ?1 OR msgid <= \
+                         (SELECT max(msgid) FROM messages) - ?2",
+                    )
+                    .and_then(|mut stmt| stmt.execute([purge.history, rules::MAX_HISTORY_RECORDS]))
+                    .map_err(internal)?;
                 }
                 Ok(((), move |cache: &mut Cache| {
                     if let Some(purge) = purge {

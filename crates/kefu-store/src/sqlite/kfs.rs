@@ -266,7 +266,6 @@ impl KfStore for SqliteStore {
         appid: &str,
         account: &KfAccount,
         status: i64,
-        accepted_case: i64,
     ) -> StoreResult<Kf> {
         let (appid, account) = (appid.to_owned(), account.as_str().to_owned());
         self.write(move |conn| {
@@ -274,13 +273,11 @@ impl KfStore for SqliteStore {
                 return Err(StoreError::NotFound);
             };
             conn.prepare_cached(
-                "UPDATE kf_accounts SET online_status = ?3, accepted_case = ?4 WHERE appid = \
-                    ?1 AND kf_id = ?2",
+                "UPDATE kf_accounts SET online_status = ?3 WHERE appid = ?1 AND kf_id = ?2",
             )
-            .and_then(|mut stmt| stmt.execute(params![appid, kf.kf_id, status, accepted_case]))
+            .and_then(|mut stmt| stmt.execute(params![appid, kf.kf_id, status]))
             .map_err(internal)?;
             kf.online_status = status;
-            kf.accepted_case = accepted_case;
             let cached = kf.clone();
             Ok((kf, move |cache: &mut Cache| {
                 if let Some(slot) = cache.kf_mut(&appid, cached.kf_id) {

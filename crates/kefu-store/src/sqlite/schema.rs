@@ -154,6 +154,50 @@ CREATE TABLE call_counts (
 -- Why each recorded call was answered as it was.
 ALTER TABLE request_log ADD COLUMN reason TEXT NOT NULL DEFAULT '';
 ",
+    r"
+-- Simulated fans: their windows, typing, and who serves them ('served' by session_kf
+-- since session_since, last active session_active; or 'waiting' since session_since,
+-- in place session_seq, latest message session_active).
+CREATE TABLE fans (
+    appid          TEXT NOT NULL REFERENCES apps(appid) ON DELETE CASCADE,
+    openid         TEXT NOT NULL,
+    nickname       TEXT NOT NULL,
+    following      INTEGER NOT NULL,
+    created_at     INTEGER NOT NULL,
+    windows        TEXT NOT NULL,
+    last_exchange  INTEGER,
+    typing_until   INTEGER,
+    session        TEXT,
+    session_kf     TEXT,
+    session_since  INTEGER,
+    session_active INTEGER,
+    session_seq    INTEGER,
+    PRIMARY KEY (appid, openid)
+) STRICT;
+CREATE INDEX fans_by_kf ON fans(appid, session_kf) WHERE session = 'served';
+CREATE INDEX fans_waiting ON fans(appid, session_seq) WHERE session = 'waiting';
+CREATE INDEX fans_idle ON fans(session_active) WHERE session = 'served';
+
+-- The chat history.
+CREATE TABLE messages (
+    msgid    INTEGER PRIMARY KEY AUTOINCREMENT,
+    appid    TEXT NOT NULL REFERENCES apps(appid) ON DELETE CASCADE,
+    openid   TEXT NOT NULL,
+    opercode INTEGER NOT NULL,
+    text     TEXT NOT NULL,
+    time     INTEGER NOT NULL,
+    worker   TEXT NOT NULL
+) STRICT;
+CREATE INDEX messages_by_time ON messages(appid, time, msgid);
+CREATE INDEX messages_by_fan ON messages(appid, openid, msgid);
+
+-- A deleted account's sessions end with it.
+CREATE TRIGGER kf_sessions_end AFTER DELETE ON kf_accounts BEGIN
+    UPDATE fans SET session = NULL, session_kf = NULL, session_since = NULL,
+        session_active = NULL, session_seq = NULL
+    WHERE appid = OLD.appid AND session = 'served' AND session_kf = OLD.kf_account;
+END;
+",
 ];
 
 /// Brings the database to the newest schema, each step in its own transaction.

@@ -26,7 +26,7 @@ impl SnapshotStore for SqliteStore {
                 .query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))
                 .and_then(|rows| rows.collect())
                 .map_err(internal)?;
-            let apps: Vec<AppSnapshot> = cache
+            let mut apps: Vec<AppSnapshot> = cache
                 .apps
                 .values()
                 .map(|entry| AppSnapshot {
@@ -45,8 +45,11 @@ impl SnapshotStore for SqliteStore {
                             kf: kf.clone(),
                         })
                         .collect(),
+                    fans: Vec::new(),
+                    history: Vec::new(),
                 })
                 .collect();
+            fans::snapshot_fans(conn, &mut apps)?;
             let components: Vec<Component> = cache.components.values().cloned().collect();
             let authorizations: Vec<Authorization> =
                 cache.authorizations.values().cloned().collect();
@@ -130,6 +133,9 @@ impl SnapshotStore for SqliteStore {
                     ])
                 })
                 .map_err(|e| restore_error(e, &auth.appid))?;
+            }
+            for entry in &snapshot.apps {
+                fans::restore_fans(conn, entry)?;
             }
             let fresh = load(conn).map_err(internal)?;
             Ok(((), move |cache: &mut Cache| *cache = fresh))

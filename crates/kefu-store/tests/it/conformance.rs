@@ -102,6 +102,8 @@ macro_rules! conformance {
     };
 }
 
+mod conversation;
+
 conformance!(
     apps_are_created_changed_and_deleted,
     accounts_follow_wechat_rules,
@@ -911,15 +913,17 @@ async fn online_state_is_kept(backend: Backend) {
     with_app(&store).await;
     store.add_kf(APPID, new_kf("a")).await.unwrap();
     let kf = store
-        .set_kf_online(APPID, &account("a@shop"), 1, 3)
+        .set_kf_online(APPID, &account("a@shop"), 1)
         .await
         .unwrap();
-    assert_eq!((kf.online_status, kf.accepted_case), (1, 3));
+    assert_eq!((kf.online_status, kf.accepted_case), (1, 0));
     assert!(matches!(
-        store.set_kf_online(APPID, &account("zz@shop"), 1, 0).await,
+        store.set_kf_online(APPID, &account("zz@shop"), 1).await,
         Err(StoreError::NotFound)
     ));
-    assert_eq!(store.kfs(APPID).await.unwrap()[0].accepted_case, 3);
+    drop(store);
+    let store = backend.open().await;
+    assert_eq!(store.kfs(APPID).await.unwrap()[0].online_status, 1);
 }
 
 fn logged(rid: &str, errcode: i64, invoke_time: i64) -> LoggedRequest {

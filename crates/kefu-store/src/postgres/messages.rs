@@ -1,0 +1,117 @@
+//! The PostgreSQL store's messages to fans, typing and the chat history
+//! ([`MessageStore`]).
+
+use kefu_api::endpoints::message::TypingCommand;
+use kefu_api::endpoints::msgrecord::HistoryQuery;
+
+use super::*;
+use crate::columns::RECORD_COLUMNS;
+use crate::model::{FanChange, HistoryRecord};
+use crate::roles::*;
+use crate::rules::conversation;
+
+#[async_trait]
+impl MessageStore for PostgresStore {
+    async fn send_message(
+        &self,
+        appid: &str,
+        openid: &str,
+        text: String,
+        worker: Option<&KfAccount>,
+        now: i64,
+    ) -> StoreResult<FanChange> {
+        self.change_fan(appid, openid, worker.map(KfAccount::as_str), |fan, kf| {
+            let fan = fan.ok_or_else(conversation::no_fan)?;
+            let worker = match (worker, kf) {
+                (Some(name), None) => return Err(conversation::no_kf(name.as_str())),
+                (Some(name), Some(_)) => name.as_str(),
+                (None, _) => "",
+            };
+            conversation::send(fan, text, worker, now).map_err(StoreError::Refused)
+        })
+        .await
+    }
+
+    async fn record_reply(
+        &self,
+        appid: &str,
+        openid: &str,
+        text: String,
+        now: i64,
+    ) -> StoreResult<FanChange> {
+        self.change_fan(appid, openid, None, |fan, _| {
+            Ok(conversation::passive_reply(
+                fan.ok_or(StoreError::NotFound)?,
+                text,
+                now,
+            ))
+        })
+        .await
+    }
+
+    async fn typing(
+        &self,
+        appid: &str,
+        openid: &str,
+        command: TypingCommand,
+        now: i64,
+    ) -> StoreResult<()> {
+        self.change_fan(appid, openid, None, |fan, _| {
+            conversation::typing(fan.ok_or_else(conversation::no_fan)?, command, now)
+                .map_err(StoreError::Refused)
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn history(&self, appid: &str, query: &HistoryQuery) -> StoreResult<Vec<HistoryRecord>> {
+        if !storable(appid) {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+        self.query(
+            &format!(
+                "SELECT {RECORD_COLUMNS} FROM messages WHERE appid = $1 AND time >= $2 \
+                 AND time <= $3 AND msgid >= $4 ORDER BY msgid LIMIT $5 OFFSET $6"
+            ),
+            &[
+                &appid,
+                &query.start,
+                &query.end,
+                &query.from_msgid,
+                &limit,
+                &offset,
+            ],
+        )
+        .await?
+        .iter()
+        .map(columns::record)
+        .collect::<Result<_, _>>()
+        .map_err(pg)
+    }
+
+    async fn fan_history(
+        &self,
+        appid: &str,
+        openid: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<HistoryRecord>> {
+        if !storable(appid) || !storable(openid) {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query(
+            &format!(
+                "SELECT {RECORD_COLUMNS} FROM messages WHERE appid = $1 AND openid = $2 \
+                 ORDER BY msgid DESC LIMIT $3"
+            ),
+            &[&appid, &openid, &limit],
+        )
+        .await?
+        .iter()
+        .map(columns::record)
+        .collect::<Result<_, _>>()
+        .map_err(pg)
+    }
+}
