@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c 'import wechatpy' >/dev/null 2>&1; then
+if ! python3 -c 'import wechatpy, cryptography' >/dev/null 2>&1; then
     echo "test.sh: installing wechatpy (tests/clients/requirements.txt)"
     python3 -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt \
         || echo "test.sh: WARNING: could not install wechatpy; its client test will say so" >&2

@@ -297,6 +297,20 @@ mod tests {
     }
 
     #[test]
+    fn wechatpys_transfer_with_an_account_is_read() {
+        let answer = "<xml>\n<MsgType><![CDATA[transfer_customer_service]]></MsgType>\n\
+            <FromUserName><![CDATA[gh_1]]></FromUserName>\n<ToUserName><![CDATA[f]]></ToUserName>\n\
+            <CreateTime>1796536541</CreateTime>\n<TransInfo><KfAccount><![CDATA[a@shop]]>\
+            </KfAccount></TransInfo></xml>";
+        assert_eq!(
+            reply(&fields(answer).unwrap()),
+            Ok(Reply::Transfer {
+                kf_account: Some("a@shop".to_owned())
+            })
+        );
+    }
+
+    #[test]
     fn replies_are_told_apart() {
         let transfer = "<xml><ToUserName><![CDATA[fan]]></ToUserName><MsgType>\
             <![CDATA[transfer_customer_service]]></MsgType><TransInfo><KfAccount>\

@@ -292,3 +292,60 @@ async fn component_errors() {
 async fn platform_with_wall(server: &TestServer) -> Platform {
     platform(server, json!({"ip_whitelist": ["203.0.113.9"]})).await
 }
+
+#[tokio::test]
+async fn an_authorizer_with_funcscope_19_may_send_messages_but_not_open_sessions() {
+    let server = TestServer::spawn().await;
+    let app = server.app("authed").await;
+    let fan = server.fan(&app).await;
+    server
+        .fan_does(&app, &fan, json!({"type": "text", "content": "hi"}))
+        .await;
+    let platform = platform(&server, json!({})).await;
+    let ticket = ticket(&server, &platform).await;
+    let component_token =
+        component_token(&server, &platform, &ticket).await.json["component_access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let refresh = authorize(&server, &platform, &app.appid, &[19]).await;
+    let answer = authorizer_token(&server, &component_token, &platform, &app.appid, &refresh).await;
+    let token = answer.json["authorizer_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .call(
+            "/cgi-bin/message/custom/send",
+            &token,
+            json!({"touser": fan, "msgtype": "text", "text": {"content": "hi"}}),
+        )
+        .await
+        .assert_code(0);
+    let history = server
+        .call(
+            "/customservice/msgrecord/getmsglist",
+            &token,
+            json!({"starttime": 0, "endtime": 10, "msgid": 1, "number": 10}),
+        )
+        .await;
+    assert!(history.json["recordlist"].is_array(), "{}", history.raw);
+    let account = server.serving(&app, "a").await;
+    server
+        .call(
+            "/customservice/kfsession/create",
+            &token,
+            json!({"kf_account": account, "openid": fan}),
+        )
+        .await
+        .assert_code(61007);
+    authorize(&server, &platform, &app.appid, &[1]).await;
+    server
+        .call(
+            "/customservice/kfsession/create",
+            &token,
+            json!({"kf_account": account, "openid": fan}),
+        )
+        .await
+        .assert_code(0);
+}

@@ -4,6 +4,7 @@
 mod admin;
 mod component;
 mod concurrency;
+mod conversation;
 mod del;
 mod faults;
 mod hardening;
@@ -15,6 +16,7 @@ mod outage;
 mod persistence;
 mod platform;
 mod props;
+mod pushes;
 mod quota;
 mod reasons;
 mod scope;

@@ -377,3 +377,55 @@ async fn invariants_hold_across_three_instances() {
     }
     assert_eq!(valid, 1, "exactly one current token");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_window_of_five_lets_five_of_twenty_sends_through_across_two_instances() {
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
+    let http = http();
+    let kefus = start(&schema, 2, &http).await;
+    create_app(&http, &kefus[0], json!({})).await;
+    let token = access_token(&http, &kefus[0]).await;
+    let (status, fan) = admin(
+        &http,
+        &kefus[1],
+        &format!("/kefu/v1/apps/{APPID}/fans"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 201, "{fan}");
+    let openid = fan["openid"].as_str().unwrap().to_owned();
+    let (status, acted) = admin(
+        &http,
+        &kefus[1],
+        &format!("/kefu/v1/apps/{APPID}/fans/{openid}/actions"),
+        json!({"type": "text", "content": "hello"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{acted}");
+    let bodies: Vec<Value> = (0..20)
+        .map(|n| json!({"touser": openid, "msgtype": "text", "text": {"content": format!("m{n}")}}))
+        .collect();
+    let tasks: Vec<_> = (0..20_usize)
+        .zip(bodies)
+        .map(|(i, body): (usize, Value)| {
+            let url = format!(
+                "{}/cgi-bin/message/custom/send?access_token={token}",
+                kefus[i % 2].base
+            );
+            let http = http.clone();
+            tokio::spawn(async move { post(&http, url, body).await["errcode"].as_i64().unwrap() })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.push(task.await.unwrap());
+    }
+    let counts = tally(&codes);
+    assert_eq!(
+        (counts.get(&0), counts.get(&45047)),
+        (Some(&5), Some(&15)),
+        "{codes:?}"
+    );
+}
