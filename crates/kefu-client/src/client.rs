@@ -11,12 +11,21 @@ use kefu_api::endpoints::kf_del::{DelKfAccount, Target};
 use kefu_api::endpoints::kf_invite::{self, InviteWorker};
 use kefu_api::endpoints::kf_list::{GetKfList, KfInfo};
 use kefu_api::endpoints::kf_online::{GetOnlineKfList, KfOnline};
+use kefu_api::endpoints::kf_session::{
+    CloseSession, CreateSession, GetSession, GetSessionList, GetWaitCase, KfAccountQuery,
+    OpenidQuery, Session, SessionItem, SessionRequest, WaitCase,
+};
 use kefu_api::endpoints::kf_update::{self, UpdateKfAccount};
 use kefu_api::endpoints::kf_uploadheadimg::{self, UploadHeadImg};
+use kefu_api::endpoints::message::{
+    AsAccount, Content, Message, SendMessage, SendTyping, Text, TypingCommand, TypingRequest,
+};
+use kefu_api::endpoints::msgrecord::{self, GetMsgList, MsgList, MsgListRequest, Record};
 use kefu_api::endpoints::stable_token::GetStableToken;
 use kefu_api::endpoints::token::{AccessToken, GRANT_TYPE, GetToken};
 use kefu_api::{
-    Credential, Endpoint, ErrCode, KfAccount, Method, Outgoing, OutgoingBody, Secret, WechatId,
+    Credential, Endpoint, ErrCode, KfAccount, Method, Openid, Outgoing, OutgoingBody, Secret,
+    WechatId,
 };
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
@@ -734,6 +743,129 @@ impl Client {
         };
         self.send::<InviteWorker>(&request).await.map(drop)
     }
+
+    /// `kfsession/create`: the account serves the fan. Checked before sending: 40003,
+    /// 65401. Retried after `-1` (a second create by the same account answers 0).
+    pub async fn kf_session_create(&self, kf_account: &str, openid: &str) -> Result<()> {
+        let request = session_request(kf_account, openid)?;
+        self.send::<CreateSession>(&request).await.map(drop)
+    }
+
+    /// `kfsession/close`. Checked before sending: 40003, 65401. Never retried on `-1`.
+    pub async fn kf_session_close(&self, kf_account: &str, openid: &str) -> Result<()> {
+        let request = session_request(kf_account, openid)?;
+        self.send::<CloseSession>(&request).await.map(drop)
+    }
+
+    /// `kfsession/getsession`: who serves the fan (`kf_account` is `""` when nobody).
+    pub async fn kf_session(&self, openid: &str) -> Result<Session> {
+        let openid = Openid::parse(openid).map_err(Error::validation)?;
+        self.send::<GetSession>(&OpenidQuery { openid }).await
+    }
+
+    /// `kfsession/getsessionlist`: the fans an account serves.
+    pub async fn kf_session_list(&self, kf_account: &str) -> Result<Vec<SessionItem>> {
+        let kf_account = KfAccount::parse(kf_account).map_err(Error::validation)?;
+        Ok(self
+            .send::<GetSessionList>(&KfAccountQuery { kf_account })
+            .await?
+            .sessionlist)
+    }
+
+    /// `kfsession/getwaitcase`: the waiting fans (the first 100) and how many wait.
+    pub async fn kf_wait_case(&self) -> Result<WaitCase> {
+        self.send::<GetWaitCase>(&()).await
+    }
+
+    /// `message/custom/send`. Checked before sending with WeChat's rules (47001, 44004,
+    /// 45008, 40003, 65401). Never retried on `-1`: the fan may have it already, and a
+    /// retry would take a second message of the window.
+    pub async fn send_message(&self, message: &Message) -> Result<()> {
+        let body = serde_json::to_vec(message).map_err(|e| Error::decode(e.to_string()))?;
+        Message::check(&body).map_err(|refused| Error::validation(refused.code))?;
+        self.send::<SendMessage>(message).await.map(drop)
+    }
+
+    /// A text to the fan, as `kf_account` when given (`customservice.kf_account`).
+    pub async fn send_text(
+        &self,
+        openid: &str,
+        text: &str,
+        kf_account: Option<&str>,
+    ) -> Result<()> {
+        let message = Message {
+            touser: Openid::parse(openid).map_err(Error::validation)?,
+            content: Content::Text {
+                text: Text {
+                    content: text.to_owned(),
+                },
+            },
+            customservice: kf_account
+                .map(|account| KfAccount::parse(account).map(|kf_account| AsAccount { kf_account }))
+                .transpose()
+                .map_err(Error::validation)?,
+        };
+        self.send_message(&message).await
+    }
+
+    /// `message/custom/typing`: `Typing` when `typing`, else `CancelTyping`.
+    pub async fn typing(&self, openid: &str, typing: bool) -> Result<()> {
+        let request = TypingRequest {
+            touser: Openid::parse(openid).map_err(Error::validation)?,
+            command: if typing {
+                TypingCommand::Typing
+            } else {
+                TypingCommand::CancelTyping
+            },
+        };
+        self.send::<SendTyping>(&request).await.map(drop)
+    }
+
+    /// `msgrecord/getmsglist`: one page of the history from `msgid` (1 for the first);
+    /// the answer's `msgid` is what the next page asks for. Checked before sending:
+    /// 65416, 65417.
+    pub async fn msg_list(
+        &self,
+        starttime: i64,
+        endtime: i64,
+        msgid: i64,
+        number: i64,
+    ) -> Result<MsgList> {
+        let request = MsgListRequest {
+            starttime,
+            endtime,
+            msgid,
+            number,
+        };
+        request
+            .check()
+            .map_err(|refused| Error::validation(refused.code))?;
+        self.send::<GetMsgList>(&request).await
+    }
+
+    /// Every record of `[starttime, endtime]` (at most 24 hours), paged through with
+    /// `msgid` 10,000 at a time.
+    pub async fn msg_records(&self, starttime: i64, endtime: i64) -> Result<Vec<Record>> {
+        let mut records = Vec::new();
+        let mut msgid = 1;
+        loop {
+            let page = self
+                .msg_list(starttime, endtime, msgid, msgrecord::MAX_NUMBER)
+                .await?;
+            if page.recordlist.is_empty() {
+                return Ok(records);
+            }
+            msgid = page.msgid;
+            records.extend(page.recordlist);
+        }
+    }
+}
+
+fn session_request(kf_account: &str, openid: &str) -> Result<SessionRequest> {
+    Ok(SessionRequest {
+        kf_account: KfAccount::parse(kf_account).map_err(Error::validation)?,
+        openid: Openid::parse(openid).map_err(Error::validation)?,
+    })
 }
 
 fn profile(

@@ -685,3 +685,97 @@ async fn timeouts_are_retried_only_where_harmless() {
     client.kf_delete("a@slow").await.unwrap();
     assert!(client.kf_list().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn sessions_messages_and_history_through_the_sdk() {
+    let server = Server::start().await;
+    let app = server.app("talk").await;
+    let client = server.client(&app).build().unwrap();
+    let fan = server
+        .admin(
+            reqwest::Method::POST,
+            &format!("/kefu/v1/apps/{}/fans", app.appid),
+            Some(json!({})),
+        )
+        .await["openid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .admin(
+            reqwest::Method::POST,
+            &format!("/kefu/v1/apps/{}/fans/{fan}/actions", app.appid),
+            Some(json!({"type": "text", "content": "help"})),
+        )
+        .await;
+    client.kf_add("a@talk", "A").await.unwrap();
+    client.kf_invite("a@talk", "worker_one").await.unwrap();
+    for (path, body) in [
+        ("kf/a@talk/invitation", json!({"action": "accept"})),
+        ("kf/a@talk/online", json!({"status": 1})),
+    ] {
+        server
+            .admin(
+                reqwest::Method::POST,
+                &format!("/kefu/v1/apps/{}/{path}", app.appid),
+                Some(body),
+            )
+            .await;
+    }
+    // Checked before sending, with the server's own rules.
+    assert!(
+        client
+            .send_text("not an openid", "hi", None)
+            .await
+            .unwrap_err()
+            .is_validation()
+    );
+    for n in 0..5 {
+        client
+            .send_text(&fan, &format!("r{n}"), Some("a@talk"))
+            .await
+            .unwrap();
+    }
+    let spent = client.send_text(&fan, "sixth", None).await.unwrap_err();
+    assert_eq!(spent.code(), Some(ErrCode::ResponseCountLimit));
+    assert!(!spent.was_retried(), "a send is never retried");
+    client.typing(&fan, true).await.unwrap();
+    assert_eq!(
+        client.typing(&fan, true).await.unwrap_err().code(),
+        Some(ErrCode::AlreadyTyping)
+    );
+    client.kf_session_create("a@talk", &fan).await.unwrap();
+    assert_eq!(client.kf_session(&fan).await.unwrap().kf_account, "a@talk");
+    assert_eq!(
+        client.kf_session_list("a@talk").await.unwrap()[0].openid,
+        fan
+    );
+    assert_eq!(client.kf_online_list().await.unwrap()[0].accepted_case, 1);
+    assert_eq!(client.kf_wait_case().await.unwrap().count, 0);
+    client.kf_session_close("a@talk", &fan).await.unwrap();
+    assert_eq!(
+        client
+            .kf_session_close("a@talk", &fan)
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrCode::NoSession)
+    );
+    let now = server
+        .admin(reqwest::Method::GET, "/kefu/v1/clock", None)
+        .await["now"]
+        .as_i64()
+        .unwrap();
+    let records = client.msg_records(now - 60, now + 1).await.unwrap();
+    let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
+    assert_eq!(&texts[..6], ["help", "r0", "r1", "r2", "r3", "r4"]);
+    assert_eq!(records[1].worker, "a@talk");
+    assert!(
+        client
+            .msg_list(0, 86_401, 1, 10)
+            .await
+            .unwrap_err()
+            .is_validation(),
+        "a day and a second is refused before sending"
+    );
+}

@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod apps;
+mod fans;
 mod portability;
 mod serve;
 mod sim;
@@ -39,6 +40,12 @@ enum Command {
     Requests(sim::RequestsArgs),
     /// Customer service accounts, through WeChat's API (of kefu or WeChat itself).
     Kf(wechat::KfArgs),
+    /// Simulated fans of a running server's apps: make them, and make them act.
+    Fan(fans::FanArgs),
+    /// Sessions and the chat history, through WeChat's API.
+    Session(wechat::SessionArgs),
+    /// Customer service messages and typing, through WeChat's API.
+    Msg(wechat::MsgArgs),
     /// Fetch an access_token (prints it).
     Token(wechat::TokenArgs),
     /// Write all apps, accounts and settings as one JSON document.
@@ -69,6 +76,9 @@ fn main() -> std::process::ExitCode {
             Command::Sim(args) => sim::run_sim(args).await,
             Command::Requests(args) => sim::run_requests(args).await,
             Command::Kf(args) => wechat::run_kf(args).await,
+            Command::Fan(args) => fans::run(args).await,
+            Command::Session(args) => wechat::run_session(args).await,
+            Command::Msg(args) => wechat::run_msg(args).await,
             Command::Token(args) => wechat::run_token(args).await,
             Command::Export(args) => portability::run_export(args).await,
             Command::Import(args) => portability::run_import(args).await,

@@ -249,3 +249,179 @@ pub(crate) async fn run_token(args: TokenArgs) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `kefu session …`.
+#[derive(Debug, Args)]
+pub(crate) struct SessionArgs {
+    #[command(flatten)]
+    wechat: WechatArgs,
+    #[command(subcommand)]
+    command: SessionCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCommand {
+    /// An account starts serving a fan.
+    Create {
+        /// `prefix@wechat_id`.
+        kf_account: String,
+        /// The fan's openid.
+        openid: String,
+    },
+    /// End a fan's session.
+    Close {
+        /// `prefix@wechat_id`.
+        kf_account: String,
+        /// The fan's openid.
+        openid: String,
+    },
+    /// Who serves a fan.
+    Get {
+        /// The fan's openid.
+        openid: String,
+    },
+    /// The fans an account serves.
+    List {
+        /// `prefix@wechat_id`.
+        kf_account: String,
+    },
+    /// The fans waiting for an account.
+    Waiting,
+    /// The chat history of a time range (at most 24 hours), every page.
+    History {
+        /// From (Unix seconds).
+        #[arg(long)]
+        start: i64,
+        /// To (Unix seconds).
+        #[arg(long)]
+        end: i64,
+    },
+}
+
+pub(crate) async fn run_session(args: SessionArgs) -> Result<(), String> {
+    let client = args.wechat.client()?;
+    let json = args.wechat.json;
+    match args.command {
+        SessionCommand::Create { kf_account, openid } => {
+            client
+                .kf_session_create(&kf_account, &openid)
+                .await
+                .map_err(|e| failure(&e))?;
+            done(json);
+        }
+        SessionCommand::Close { kf_account, openid } => {
+            client
+                .kf_session_close(&kf_account, &openid)
+                .await
+                .map_err(|e| failure(&e))?;
+            done(json);
+        }
+        SessionCommand::Get { openid } => {
+            let session = client.kf_session(&openid).await.map_err(|e| failure(&e))?;
+            if json {
+                print_json(&session);
+            } else if session.kf_account.is_empty() {
+                println!("no account serves {openid}");
+            } else {
+                println!("{} since {}", session.kf_account, session.createtime);
+            }
+        }
+        SessionCommand::List { kf_account } => {
+            let list = client
+                .kf_session_list(&kf_account)
+                .await
+                .map_err(|e| failure(&e))?;
+            if json {
+                print_json(&kefu_api::endpoints::kf_session::SessionList { sessionlist: list });
+            } else {
+                for session in list {
+                    println!("{:<30} since {}", session.openid, session.createtime);
+                }
+            }
+        }
+        SessionCommand::Waiting => {
+            let wait = client.kf_wait_case().await.map_err(|e| failure(&e))?;
+            if json {
+                print_json(&wait);
+            } else {
+                println!("{} waiting", wait.count);
+                for fan in wait.waitcaselist {
+                    println!("{:<30} latest message {}", fan.openid, fan.latest_time);
+                }
+            }
+        }
+        SessionCommand::History { start, end } => {
+            let records = client
+                .msg_records(start, end)
+                .await
+                .map_err(|e| failure(&e))?;
+            if json {
+                print_json(&records);
+            } else {
+                for record in records {
+                    println!(
+                        "{} {:<30} {:>4} {:<14} {}",
+                        record.time, record.openid, record.opercode, record.worker, record.text
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `kefu msg …`.
+#[derive(Debug, Args)]
+pub(crate) struct MsgArgs {
+    #[command(flatten)]
+    wechat: WechatArgs,
+    #[command(subcommand)]
+    command: MsgCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum MsgCommand {
+    /// Send a text to a fan (inside a window the fan opened).
+    Send {
+        /// The fan's openid.
+        openid: String,
+        /// The text.
+        text: String,
+        /// Send as this account (`prefix@wechat_id`).
+        #[arg(long = "as")]
+        kf_account: Option<String>,
+    },
+    /// Show the fan "typing…" for 15 seconds (or stop it).
+    Typing {
+        /// The fan's openid.
+        openid: String,
+        /// Stop showing it.
+        #[arg(long)]
+        cancel: bool,
+    },
+}
+
+pub(crate) async fn run_msg(args: MsgArgs) -> Result<(), String> {
+    let client = args.wechat.client()?;
+    let json = args.wechat.json;
+    match args.command {
+        MsgCommand::Send {
+            openid,
+            text,
+            kf_account,
+        } => {
+            client
+                .send_text(&openid, &text, kf_account.as_deref())
+                .await
+                .map_err(|e| failure(&e))?;
+        }
+        MsgCommand::Typing { openid, cancel } => {
+            client
+                .typing(&openid, !cancel)
+                .await
+                .map_err(|e| failure(&e))?;
+        }
+    }
+    done(json);
+    Ok(())
+}

@@ -75,8 +75,8 @@ pub struct MsgListRequest {
 }
 
 /// A checked history query: the records of `[start, end]` from `from_msgid` on, at
-/// most `limit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// most `limit`, of one fan when `openid` is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryQuery {
     /// From this time (Unix seconds, inclusive).
     pub start: i64,
@@ -88,6 +88,8 @@ pub struct HistoryQuery {
     pub limit: usize,
     /// How many to skip first (the legacy page number's offset).
     pub offset: usize,
+    /// Only this fan's records.
+    pub openid: Option<String>,
 }
 
 /// The time range of a query: 65416 when it ends before it starts, 65417 when it spans
@@ -134,6 +136,7 @@ impl MsgListRequest {
             from_msgid: self.msgid,
             limit: usize::try_from(self.number).unwrap_or(usize::MAX),
             offset: 0,
+            openid: None,
         })
     }
 }
@@ -189,7 +192,7 @@ impl Endpoint for GetRecord {
 }
 
 /// `{"starttime","endtime","pageindex","pagesize"}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct RecordRequest {
     /// From this time (Unix seconds).
     #[serde(default)]
@@ -203,6 +206,9 @@ pub struct RecordRequest {
     /// Records per page (1-50).
     #[serde(default)]
     pub pagesize: i64,
+    /// Only this fan's records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openid: Option<String>,
 }
 
 impl RecordRequest {
@@ -227,6 +233,7 @@ impl RecordRequest {
             from_msgid: 1,
             limit: size,
             offset: index.saturating_mul(size),
+            openid: self.openid.clone().filter(|openid| !openid.is_empty()),
         })
     }
 }
@@ -276,11 +283,12 @@ mod tests {
             endtime: 10,
             pageindex: 3,
             pagesize: 50,
+            openid: None,
         };
         assert_eq!(page.check().unwrap().offset, 100);
         let too_big = RecordRequest {
             pagesize: 51,
-            ..page
+            ..page.clone()
         };
         assert_eq!(too_big.check().unwrap_err().code, ErrCode::ParamInvalid);
     }

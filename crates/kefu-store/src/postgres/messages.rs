@@ -73,7 +73,8 @@ impl MessageStore for PostgresStore {
         self.query(
             &format!(
                 "SELECT {RECORD_COLUMNS} FROM messages WHERE appid = $1 AND time >= $2 \
-                 AND time <= $3 AND msgid >= $4 ORDER BY msgid LIMIT $5 OFFSET $6"
+                 AND time <= $3 AND msgid >= $4 AND ($7::text IS NULL OR openid = $7) \
+                 ORDER BY msgid LIMIT $5 OFFSET $6"
             ),
             &[
                 &appid,
@@ -82,6 +83,7 @@ impl MessageStore for PostgresStore {
                 &query.from_msgid,
                 &limit,
                 &offset,
+                &query.openid,
             ],
         )
         .await?

@@ -70,13 +70,14 @@ impl MessageStore for SqliteStore {
     }
 
     async fn history(&self, appid: &str, query: &HistoryQuery) -> StoreResult<Vec<HistoryRecord>> {
-        let (appid, query) = (appid.to_owned(), *query);
+        let (appid, query) = (appid.to_owned(), query.clone());
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
         self.read_disk(move |conn| {
             conn.prepare_cached(&format!(
                 "SELECT {RECORD_COLUMNS} FROM messages WHERE appid = ?1 AND time >= ?2 \
-                 AND time <= ?3 AND msgid >= ?4 ORDER BY msgid LIMIT ?5 OFFSET ?6"
+                 AND time <= ?3 AND msgid >= ?4 AND (?7 IS NULL OR openid = ?7) \
+                 ORDER BY msgid LIMIT ?5 OFFSET ?6"
             ))
             .and_then(|mut stmt| {
                 stmt.query_map(
@@ -86,7 +87,8 @@ impl MessageStore for SqliteStore {
                         query.end,
                         query.from_msgid,
                         limit,
-                        offset
+                        offset,
+                        query.openid
                     ],
                     |row| columns::record(row),
                 )?

@@ -483,6 +483,7 @@ async fn history_pages_by_msgid_within_a_time_range(backend: Backend) {
         from_msgid,
         limit,
         offset,
+        openid: None,
     };
     let first = store.history(APPID, &query(1, 2, 0)).await.unwrap();
     assert_eq!(
@@ -505,6 +506,14 @@ async fn history_pages_by_msgid_within_a_time_range(backend: Backend) {
             .unwrap()
             .is_empty()
     );
+    with_fan(&store, "fan2", 1002).await;
+    let of_fan2 = HistoryQuery {
+        openid: Some("fan2".to_owned()),
+        ..query(1, 10, 0)
+    };
+    let records = store.history(APPID, &of_fan2).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].openid, "fan2");
 }
 
 async fn fans_sessions_and_history_travel_in_a_snapshot(backend: Backend) {
