@@ -41,6 +41,12 @@ pub struct Entry {
     request: fn() -> Schema,
     response: fn() -> Schema,
     check: fn(&Sent<'_>) -> Result<(), Refused>,
+    answer: fn(&serde_json::Value) -> bool,
+}
+
+/// Whether `value` reads as `T`.
+fn reads_as<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> bool {
+    T::deserialize(value).is_ok()
 }
 
 /// A schema with every subschema inline, so that each stands alone.
@@ -73,6 +79,7 @@ impl Entry {
             request: schema_of::<E::Request>,
             response: schema_of::<E::Response>,
             check: E::check,
+            answer: reads_as::<E::Response>,
         }
     }
 
@@ -97,6 +104,25 @@ impl Entry {
     /// Checks a request with the contract's rules ([`Endpoint::check`]).
     pub fn check(&self, sent: &Sent<'_>) -> Result<(), Refused> {
         (self.check)(sent)
+    }
+
+    /// Whether `value` is this endpoint's successful answer: it reads as the response
+    /// type and carries every property the answer's schema requires (so that an answer
+    /// whose fields all have defaults is not taken for any object at all).
+    #[must_use]
+    pub fn is_answer(&self, value: &serde_json::Value) -> bool {
+        let Some(object) = value.as_object() else {
+            return false;
+        };
+        let schema = self.response_schema();
+        let required: Vec<&str> = schema
+            .get("required")
+            .and_then(serde_json::Value::as_array)
+            .map(|keys| keys.iter().filter_map(serde_json::Value::as_str).collect())
+            .unwrap_or_default();
+        !required.is_empty()
+            && required.iter().all(|key| object.contains_key(*key))
+            && (self.answer)(value)
     }
 
     /// The example request, parsed.
@@ -319,5 +345,20 @@ mod tests {
         let list = entry("kf_list").unwrap().response_schema();
         let text = serde_json::to_string(&list).unwrap();
         assert!(text.contains("kf_list") && text.contains("kf_id"), "{text}");
+    }
+
+    #[test]
+    fn an_answer_without_errcode_is_known_by_its_required_fields() {
+        let wait = entry("kf_wait_case").unwrap();
+        assert!(wait.is_answer(&serde_json::json!({"count": 0, "waitcaselist": []})));
+        assert!(!wait.is_answer(&serde_json::json!({"count": 0})));
+        assert!(!wait.is_answer(&serde_json::json!({"count": "0", "waitcaselist": []})));
+        assert!(!wait.is_answer(&serde_json::json!([])));
+        let list = entry("kf_list").unwrap();
+        assert!(list.is_answer(&serde_json::json!({"kf_list": []})));
+        assert!(!list.is_answer(&serde_json::json!({})));
+        // An answer that is the envelope alone: nothing is required, so no object is it.
+        let update = entry("kf_update").unwrap();
+        assert!(!update.is_answer(&serde_json::json!({})));
     }
 }

@@ -1138,25 +1138,15 @@ where
 // ------------------------------------------------------------------------------------
 // What every WeChat answer must be
 
-/// The endpoint's success shape, for the answers that carry no errcode.
-fn success_shape(path: &str, object: &serde_json::Map<String, Value>) -> bool {
-    let string = |key: &str| object.get(key).is_some_and(Value::is_string);
-    let number = |key: &str| object.get(key).is_some_and(Value::is_u64);
-    let array = |key: &str| object.get(key).is_some_and(Value::is_array);
-    match path {
-        "/cgi-bin/token" | "/cgi-bin/stable_token" => {
-            string("access_token") && number("expires_in")
-        }
-        "/cgi-bin/component/api_component_token" => {
-            string("component_access_token") && number("expires_in")
-        }
-        "/cgi-bin/component/api_authorizer_token" => {
-            string("authorizer_access_token") && string("authorizer_refresh_token")
-        }
-        path if path.ends_with("/getkflist") => array("kf_list"),
-        path if path.ends_with("/getonlinekflist") => array("kf_online_list"),
-        _ => false,
-    }
+/// The endpoint's success shape, for the answers that carry no errcode: the contract's
+/// own answer type for the path (or one of its aliases), from the catalog.
+fn success_shape(path: &str, json: &Value) -> bool {
+    static CATALOG: std::sync::OnceLock<Vec<kefu_api::catalog::Entry>> = std::sync::OnceLock::new();
+    CATALOG
+        .get_or_init(kefu_api::catalog::entries)
+        .iter()
+        .find(|entry| entry.path == path || entry.aliases.contains(&path))
+        .is_some_and(|entry| entry.is_answer(json))
 }
 
 /// An answer that passed the checks.
@@ -1215,7 +1205,7 @@ fn check_envelope(path: &str, head_method: bool, answer: &Answer) -> Result<Verd
             }
             verdict.errcode = Some(errcode);
         }
-        None if success_shape(path, object) => verdict.errcode = Some(0),
+        None if success_shape(path, &json) => verdict.errcode = Some(0),
         None => return Err("no errcode, and not the endpoint's success shape".into()),
     }
     verdict.json = Some(json);
