@@ -26,8 +26,13 @@ function parseArgs(argv) {
     secret: env.KEFU_SECRET,
     wechatId: env.KEFU_WECHAT_ID || 'test',
     lib: env.KEFU_NODE_LIB || 'all',
+    adminUrl: env.KEFU_ADMIN_URL,
+    adminToken: env.KEFU_ADMIN_TOKEN,
   };
-  const names = { '--port': 'port', '--cert': 'cert', '--appid': 'appid', '--secret': 'secret', '--wechat-id': 'wechatId', '--lib': 'lib' };
+  const names = {
+    '--port': 'port', '--cert': 'cert', '--appid': 'appid', '--secret': 'secret', '--wechat-id': 'wechatId', '--lib': 'lib',
+    '--admin-url': 'adminUrl', '--admin-token': 'adminToken',
+  };
   for (let i = 0; i < argv.length; i++) {
     const eq = argv[i].indexOf('=');
     const flag = eq > 0 ? argv[i].slice(0, eq) : argv[i];
@@ -98,6 +103,33 @@ async function expectErrcode(name, code, call) {
 }
 
 // One adapter per library, all exposing promises with the library's own semantics.
+// kefu's admin API (plain HTTP on loopback), for what only a fan or a worker does.
+async function admin(method, path, body) {
+  const http = require('http');
+  const url = new URL(args.adminUrl.replace(/\/$/, '') + path);
+  const data = body === undefined ? null : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      method,
+      headers: {
+        Authorization: `Bearer ${args.adminToken}`,
+        'Content-Type': 'application/json',
+        ...(data ? { 'Content-Length': data.length } : {}),
+      },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode >= 300) reject(new Error(`${method} ${path}: HTTP ${res.statusCode} ${text}`));
+        else resolve(text ? JSON.parse(text) : null);
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
 function coWechatApi(appid, secret) {
   const API = require('co-wechat-api');
   const api = new API(appid, secret);
@@ -108,6 +140,14 @@ function coWechatApi(appid, secret) {
     update: (acct, nick) => api.updateKfAccount(acct, nick),
     del: (acct) => api.deleteKfAccount(acct),
     list: () => api.getCustomServiceList(),
+    online: () => api.getOnlineCustomServiceList(),
+    invite: (acct, wx) => api.inviteworker(acct, wx),
+    sendText: (openid, text) => api.sendText(openid, text),
+    createSession: (acct, openid) => api.createKfSession(acct, openid),
+    // The legacy getrecord, paged by page number (co-wechat-api has no getmsglist).
+    records: (start, end, openid) => api.getRecords({
+      starttime: start, endtime: end, openid, pagesize: 50, pageindex: 1,
+    }),
   };
 }
 
@@ -124,6 +164,17 @@ function wechatApi(appid, secret) {
     update: (acct, nick) => call('updateKfAccount', acct, nick, 'pass'),
     del: (acct) => call('deleteKfAccount', acct),
     list: () => call('getCustomServiceList'),
+    online: () => call('getOnlineCustomServiceList'),
+    // wechat-api has no inviteworker: the invitation goes through co-wechat-api.
+    invite: (acct, wx) => new (require('co-wechat-api'))(appid, secret).inviteworker(acct, wx),
+    sendText: (openid, text, acct) => (acct ? call('sendTextFromCs', openid, acct, text) : call('sendText', openid, text)),
+    createSession: (acct, openid) => call('createKfSession', acct, openid),
+    closeSession: (acct, openid) => call('closeKfSession', acct, openid),
+    session: (openid) => call('getKfSession', openid),
+    sessions: (acct) => call('getKfSessionList', acct),
+    waiting: () => call('getKfSessionWaitCase'),
+    // getmsglist, paged by msgid.
+    records: (start, end) => call('getRecords', { starttime: start, endtime: end, msgid: 1, number: 10000 }),
   };
 }
 
@@ -177,7 +228,67 @@ async function flow(libName) {
   await expectErrcode(`[${libName}] delete ${acct} again -> 65401`, 65401, () => c.del(acct));
 }
 
+async function valueOf(name, call) {
+  try {
+    return await call();
+  } catch (e) {
+    step(name, false, `raised ${errText(e)}`);
+  }
+  return undefined;
+}
+
+// A fan writes in; the library replies, opens a session (and, where it can, reads and
+// closes it) and reads the history. The fan and the worker are simulated through kefu's
+// admin API; every WeChat call goes through the library's own methods.
+async function conversation(libName) {
+  const c = LIBS[libName](args.appid, args.secret);
+  const tag = libName === 'co-wechat-api' ? 'co' : 'wa';
+  const acct = `cs_${tag}@${args.wechatId}`;
+  const p = `[${libName}]`;
+  await expectOk(`${p} add ${acct}`, () => c.add(acct, '客服6'));
+  await expectOk(`${p} invite a worker to ${acct}`, () => c.invite(acct, `worker_${tag}`));
+  await admin('POST', `/kefu/v1/apps/${args.appid}/kf/${acct}/invitation`, { action: 'accept' });
+  await admin('POST', `/kefu/v1/apps/${args.appid}/kf/${acct}/online`, { status: 1 });
+  const fan = (await admin('POST', `/kefu/v1/apps/${args.appid}/fans`, { nickname: tag })).openid;
+
+  await expectErrcode(`${p} sendText before the fan wrote -> 45015`, 45015, () => c.sendText(fan, '你好'));
+  await admin('POST', `/kefu/v1/apps/${args.appid}/fans/${fan}/actions`, { type: 'text', content: '有人吗' });
+  for (let n = 1; n <= 5; n++) {
+    await expectOk(`${p} sendText reply ${n} of 5`, () => c.sendText(fan, `回复${n}`, acct));
+  }
+  await expectErrcode(`${p} the sixth reply -> 45047`, 45047, () => c.sendText(fan, '回复6'));
+  await expectOk(`${p} createKfSession(${acct}, fan)`, () => c.createSession(acct, fan));
+  const online = await valueOf(`${p} online list`, () => c.online());
+  const mine = ((online && online.kf_online_list) || []).filter((k) => k.kf_account === acct);
+  step(`${p} online list: ${acct} accepted_case 1`, mine.length === 1 && mine[0].accepted_case === 1, `-> ${show(online)}`);
+  if (c.session) {
+    const session = await valueOf(`${p} getKfSession`, () => c.session(fan));
+    step(`${p} getKfSession names ${acct}`, session && session.kf_account === acct, `-> ${show(session)}`);
+    const list = await valueOf(`${p} getKfSessionList`, () => c.sessions(acct));
+    step(`${p} getKfSessionList lists the fan`,
+      list && Array.isArray(list.sessionlist) && list.sessionlist.length === 1 && list.sessionlist[0].openid === fan, `-> ${show(list)}`);
+    const wait = await valueOf(`${p} getKfSessionWaitCase`, () => c.waiting());
+    step(`${p} getKfSessionWaitCase: nobody waits`, wait && wait.count === 0, `-> ${show(wait)}`);
+    await expectOk(`${p} closeKfSession`, () => c.closeSession(acct, fan));
+    await expectErrcode(`${p} closeKfSession again -> 65413`, 65413, () => c.closeSession(acct, fan));
+  }
+  const now = (await admin('GET', '/kefu/v1/clock')).now;
+  const records = await valueOf(`${p} getRecords`, () => c.records(now - 3600, now + 60, fan));
+  const all = (records && records.recordlist) || [];
+  // getrecord filters by openid; getmsglist holds every fan's records.
+  const list = c.session ? all.filter((r) => r.openid === fan) : all;
+  const said = list.filter((r) => r.opercode === 2002 || r.opercode === 2003).map((r) => `${r.opercode}:${r.text}`);
+  const expected = ['2003:有人吗', ...[1, 2, 3, 4, 5].map((n) => `2002:回复${n}`)];
+  step(`${p} getRecords holds the fan's message and the five replies`,
+    show(said) === show(expected) && list.every((r) => r.openid === fan), `-> ${show(records)}`);
+  await expectOk(`${p} delete ${acct}`, () => c.del(acct));
+}
+
 (async () => {
+  if (!args.adminUrl || !args.adminToken) {
+    console.error('node_flow.js: the conversation steps need --admin-url and --admin-token');
+    process.exit(2);
+  }
   const libs = args.lib === 'all' ? Object.keys(LIBS) : args.lib.split(',');
   for (const lib of libs) {
     if (!LIBS[lib]) {
@@ -185,7 +296,10 @@ async function flow(libName) {
       process.exit(2);
     }
   }
-  for (const lib of libs) await flow(lib);
+  for (const lib of libs) {
+    await flow(lib);
+    await conversation(lib);
+  }
   console.log(`\nnode flow (${libs.join(', ')}): all steps passed`);
   process.exit(0); // keep-alive agents would otherwise hold the process open
 })().catch((e) => {

@@ -126,6 +126,83 @@ def expect_errcode(name, code, call):
     step(name, False, "expected errcode %d, got %r" % (code, res))
 
 
+def value_of(name, call):
+    """Answers what a call answered; a raised error fails the step."""
+    try:
+        return call()
+    except Exception as e:
+        step(name, False, "raised %s: %s" % (type(e).__name__, e))
+
+
+def conversation(a, client, add):
+    """A fan writes in; the library replies, opens and closes a session, reads the history.
+
+    The fan and the worker's side are simulated through kefu's admin API; every WeChat
+    call goes through wechatpy's own methods (``client.post`` for the invitation, which
+    wechatpy 1.x does not wrap)."""
+    cs, message = client.customservice, client.message
+    acct = "cs1@" + a.wechat_id
+    expect_ok("add %s" % acct, lambda: add(acct, "客服5"))
+    expect_ok("invite a worker to %s" % acct, lambda: client.post(
+        "https://api.weixin.qq.com/customservice/kfaccount/inviteworker",
+        data={"kf_account": acct, "invite_wx": "worker_cs1"}))
+    admin("POST", a, "/kefu/v1/apps/%s/kf/%s/invitation" % (a.appid, acct), {"action": "accept"})
+    admin("POST", a, "/kefu/v1/apps/%s/kf/%s/online" % (a.appid, acct), {"status": 1})
+    fan = admin("POST", a, "/kefu/v1/apps/%s/fans" % a.appid, {"nickname": "粉丝"})["openid"]
+    step("a simulated fan has a 28-character openid", len(fan) == 28, fan)
+
+    expect_errcode("send_text before the fan wrote -> 45015", 45015,
+                   lambda: message.send_text(fan, "你好"))
+    admin("POST", a, "/kefu/v1/apps/%s/fans/%s/actions" % (a.appid, fan),
+          {"type": "text", "content": "在吗"})
+    for n in range(1, 6):
+        expect_ok("send_text reply %d of 5 as %s" % (n, acct),
+                  lambda n=n: message.send_text(fan, "回复%d" % n, account=acct))
+    expect_errcode("the sixth reply -> 45047", 45047, lambda: message.send_text(fan, "回复6"))
+
+    expect_ok("create_session(%s, %s)" % (fan[:8], acct), lambda: cs.create_session(fan, acct))
+    expect_ok("create_session again with the same account changes nothing",
+              lambda: cs.create_session(fan, acct))
+    session = value_of("get_session", lambda: cs.get_session(fan))
+    step("get_session names %s" % acct, session.get("kf_account") == acct
+         and isinstance(session.get("createtime"), int), "-> %r" % (session,))
+    sessions = value_of("get_session_list", lambda: cs.get_session_list(acct))
+    step("get_session_list lists the fan", [x.get("openid") for x in sessions] == [fan],
+         "-> %r" % (sessions,))
+    online = value_of("get_online_accounts", cs.get_online_accounts)
+    mine = [k for k in online if k.get("kf_account") == acct]
+    step("get_online_accounts: %s accepted_case 1" % acct,
+         len(mine) == 1 and mine[0].get("accepted_case") == 1, "-> %r" % (online,))
+    wait = value_of("get_wait_case", cs.get_wait_case)
+    step("get_wait_case: nobody waits", wait.get("count") == 0 and wait.get("waitcaselist") == [],
+         "-> %r" % (wait,))
+    expect_ok("close_session", lambda: cs.close_session(fan, acct))
+    expect_errcode("close_session again -> 65413", 65413, lambda: cs.close_session(fan, acct))
+    session = value_of("get_session after close", lambda: cs.get_session(fan))
+    step("get_session after close names nobody", session.get("kf_account") == "",
+         "-> %r" % (session,))
+
+    now = admin("GET", a, "/kefu/v1/clock")["now"]
+    records = value_of("get_records", lambda: cs.get_records(now - 3600, now + 60, 1, 3))
+    page = records.get("recordlist", [])
+    step("get_records pages by msgid: 3 records, then the next msgid",
+         len(page) == 3 and records.get("number") == 3 and isinstance(records.get("msgid"), int),
+         "-> %r" % (records,))
+    rest = value_of("get_records from the next msgid",
+                    lambda: cs.get_records(now - 3600, now + 60, records["msgid"], 10000))
+    history = page + rest.get("recordlist", [])
+    step("the history holds the fan's message (2003), five replies (2002), the session "
+         "(1002, 1004)",
+         [(r.get("opercode"), r.get("text")) for r in history if r.get("opercode") in (2002, 2003)]
+         == [(2003, "在吗")] + [(2002, "回复%d" % n) for n in range(1, 6)]
+         and [r.get("opercode") for r in history][-2:] == [1002, 1004]
+         and all(r.get("openid") == fan for r in history),
+         "-> %r" % (history,))
+    expect_errcode("get_records over 25 hours -> 65417", 65417,
+                   lambda: cs.get_records(now - 25 * 3600, now, 1, 10))
+    expect_ok("delete %s" % acct, lambda: cs.delete_account(acct))
+
+
 def main():
     a = parse_args()
     redirect(a.port, a.cert)
@@ -193,6 +270,11 @@ def main():
         step("list after delete", False, "raised %s: %s" % (type(e).__name__, e))
     step("list after delete is empty", kf_list == [], "-> %r" % (kf_list,))
     expect_errcode("delete %s again -> 65401" % acct, 65401, lambda: cs.delete_account(acct))
+
+    if a.admin_url and a.admin_token:
+        conversation(a, client, add)
+    else:
+        step("the conversation steps need --admin-url and --admin-token", False)
 
     print("\nwechatpy flow: all steps passed", flush=True)
     return 0

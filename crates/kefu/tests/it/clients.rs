@@ -5,7 +5,10 @@
 //! one driver script from `tests/clients/` (workspace root) against its HTTPS listener. The
 //! libraries hard-code `https://api.weixin.qq.com`; the drivers redirect that host to kefu the
 //! way users do (a hosts-file stand-in) and trust kefu's generated certificate, so TLS
-//! verification stays on.
+//! verification stays on. Each driver goes through the kf account calls, then a
+//! conversation: a simulated fan (made and moved through kefu's admin API) writes in, and
+//! the library replies up to the window's limit, opens and closes a session and reads the
+//! history with its own methods.
 //!
 //! The libraries are installed outside cargo:
 //!
@@ -365,6 +368,12 @@ fn node_clients_complete_the_kf_flow() {
             .arg(&server.cert)
             .args(["--appid", &server.appid, "--secret", &server.secret])
             .args(["--wechat-id", &server.wechat_id, "--lib", "all"])
+            .args([
+                "--admin-url",
+                &server.http_base,
+                "--admin-token",
+                &server.admin_token,
+            ])
             .env("NODE_EXTRA_CA_CERTS", &server.cert)
             .env("KEFU_HTTPS_PORT", server.https_port.to_string()),
     );
