@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Answer, TestApp, TestServer};
+use crate::helpers::{Answer, TestApp, TestServer, on_both_stores};
 
 const SEND: &str = "/cgi-bin/message/custom/send";
 const TYPING: &str = "/cgi-bin/message/custom/typing";
@@ -97,9 +97,9 @@ fn text(content: &str) -> Value {
     json!({"type": "text", "content": content})
 }
 
-#[tokio::test]
-async fn a_fans_message_lets_five_replies_through_and_48_hours_close_the_window() {
-    let server = TestServer::spawn().await;
+async fn a_fans_message_lets_five_replies_through_and_48_hours_close_the_window(
+    server: TestServer,
+) {
     let app = server.app("shop").await;
     let fan = server.fan(&app).await;
     server
@@ -143,9 +143,9 @@ async fn a_fans_message_lets_five_replies_through_and_48_hours_close_the_window(
     assert!(reason.contains("closed at"), "{reason}");
 }
 
-#[tokio::test]
-async fn a_click_a_follow_or_a_scan_opens_three_for_a_minute_and_a_payment_any_number() {
-    let server = TestServer::spawn().await;
+async fn a_click_a_follow_or_a_scan_opens_three_for_a_minute_and_a_payment_any_number(
+    server: TestServer,
+) {
     let app = server.app("shop").await;
     let fan = server.fan(&app).await;
     for action in [
@@ -170,9 +170,7 @@ async fn a_click_a_follow_or_a_scan_opens_three_for_a_minute_and_a_payment_any_n
     server.send_text(&app, &fan, "r").await.assert_code(45015);
 }
 
-#[tokio::test]
-async fn unfollowing_closes_the_window() {
-    let server = TestServer::spawn().await;
+async fn unfollowing_closes_the_window(server: TestServer) {
     let app = server.app("shop").await;
     let fan = server.fan(&app).await;
     server.fan_does(&app, &fan, json!({"type": "pay"})).await;
@@ -191,9 +189,7 @@ async fn unfollowing_closes_the_window() {
     assert_eq!((status, refused["error"].as_str()), (409, Some("conflict")));
 }
 
-#[tokio::test]
-async fn the_window_counts_are_per_app_settings() {
-    let server = TestServer::spawn().await;
+async fn the_window_counts_are_per_app_settings(server: TestServer) {
     let app = server.app("shop").await;
     let (status, changed) = server
         .admin_json(
@@ -227,9 +223,7 @@ async fn the_window_counts_are_per_app_settings() {
     );
 }
 
-#[tokio::test]
-async fn every_msgtype_is_checked_for_its_object() {
-    let server = TestServer::spawn().await;
+async fn every_msgtype_is_checked_for_its_object(server: TestServer) {
     let app = server.app("shop").await;
     let fan = server.fan(&app).await;
     server.fan_does(&app, &fan, json!({"type": "pay"})).await;
@@ -299,9 +293,7 @@ async fn every_msgtype_is_checked_for_its_object() {
     assert_eq!(view["timeline"][1]["text"], "[miniprogrampage]");
 }
 
-#[tokio::test]
-async fn typing_needs_a_message_in_the_last_30_seconds_and_lasts_15() {
-    let server = TestServer::spawn().await;
+async fn typing_needs_a_message_in_the_last_30_seconds_and_lasts_15(server: TestServer) {
     let app = server.app("shop").await;
     let fan = server.fan(&app).await;
     let typing = |command: &str| json!({"touser": fan, "command": command});
@@ -345,9 +337,7 @@ async fn typing_needs_a_message_in_the_last_30_seconds_and_lasts_15() {
         .assert_code(45080);
 }
 
-#[tokio::test]
-async fn a_session_is_created_listed_counted_and_closed() {
-    let server = TestServer::spawn().await;
+async fn a_session_is_created_listed_counted_and_closed(server: TestServer) {
     let app = server.app("shop").await;
     let fan = server.fan(&app).await;
     server.fan_does(&app, &fan, text("help")).await;
@@ -446,9 +436,7 @@ async fn a_session_is_created_listed_counted_and_closed() {
     assert_eq!(got.json, json!({"createtime": 0, "kf_account": ""}));
 }
 
-#[tokio::test]
-async fn a_session_idle_for_thirty_minutes_ends_by_itself() {
-    let server = TestServer::spawn().await;
+async fn a_session_idle_for_thirty_minutes_ends_by_itself(server: TestServer) {
     let app = server.app("shop").await;
     let fan = server.fan(&app).await;
     server.fan_does(&app, &fan, text("help")).await;
@@ -496,9 +484,9 @@ async fn a_session_idle_for_thirty_minutes_ends_by_itself() {
     assert_eq!(timeline[0]["opercode"], 1004, "the end is recorded");
 }
 
-#[tokio::test]
-async fn the_waiting_queue_lists_a_hundred_in_arrival_order_and_counts_them_all() {
-    let server = TestServer::spawn().await;
+async fn the_waiting_queue_lists_a_hundred_in_arrival_order_and_counts_them_all(
+    server: TestServer,
+) {
     let app = server.app("shop").await;
     let mut fans = Vec::new();
     for _ in 0..102 {
@@ -553,9 +541,7 @@ async fn the_waiting_queue_lists_a_hundred_in_arrival_order_and_counts_them_all(
     assert_eq!(wait.json["waitcaselist"][0]["openid"], fans[1]);
 }
 
-#[tokio::test]
-async fn the_online_simulation_makes_real_sessions() {
-    let server = TestServer::spawn().await;
+async fn the_online_simulation_makes_real_sessions(server: TestServer) {
     let app = server.app("shop").await;
     let a = app.account("a");
     server.add(&app.token, &a, "A").await.assert_code(0);
@@ -591,9 +577,7 @@ async fn the_online_simulation_makes_real_sessions() {
     assert_eq!(view["accepted_case"], 1);
 }
 
-#[tokio::test]
-async fn history_pages_by_msgid_and_refuses_long_or_wrong_ranges() {
-    let server = TestServer::spawn().await;
+async fn history_pages_by_msgid_and_refuses_long_or_wrong_ranges(server: TestServer) {
     let app = server.app("shop").await;
     let fan = server.fan(&app).await;
     let start = server.clock_now().await;
@@ -694,9 +678,7 @@ async fn history_pages_by_msgid_and_refuses_long_or_wrong_ranges() {
     );
 }
 
-#[tokio::test]
-async fn the_platform_rules_hold_for_sessions_and_messages() {
-    let server = TestServer::spawn().await;
+async fn the_platform_rules_hold_for_sessions_and_messages(server: TestServer) {
     // An unverified official account may neither send nor open sessions.
     let unverified = server
         .app_with(json!({"wechat_id": "unverified", "verified": false}))
@@ -768,9 +750,7 @@ async fn the_platform_rules_hold_for_sessions_and_messages() {
         .assert_code(0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_concurrent_sends_into_a_window_of_five_give_five_oks() {
-    let server = TestServer::spawn().await;
+async fn twenty_concurrent_sends_into_a_window_of_five_give_five_oks(server: TestServer) {
     let app = server.app("shop").await;
     let fan = server.fan(&app).await;
     server.fan_does(&app, &fan, text("hello")).await;
@@ -800,3 +780,19 @@ async fn twenty_concurrent_sends_into_a_window_of_five_give_five_oks() {
     codes.sort_unstable();
     assert_eq!(codes, [vec![0; 5], vec![45047; 15]].concat());
 }
+
+on_both_stores!(
+    a_fans_message_lets_five_replies_through_and_48_hours_close_the_window,
+    a_click_a_follow_or_a_scan_opens_three_for_a_minute_and_a_payment_any_number,
+    unfollowing_closes_the_window,
+    the_window_counts_are_per_app_settings,
+    every_msgtype_is_checked_for_its_object,
+    typing_needs_a_message_in_the_last_30_seconds_and_lasts_15,
+    a_session_is_created_listed_counted_and_closed,
+    a_session_idle_for_thirty_minutes_ends_by_itself,
+    the_waiting_queue_lists_a_hundred_in_arrival_order_and_counts_them_all,
+    the_online_simulation_makes_real_sessions,
+    history_pages_by_msgid_and_refuses_long_or_wrong_ranges,
+    the_platform_rules_hold_for_sessions_and_messages,
+    twenty_concurrent_sends_into_a_window_of_five_give_five_oks,
+);

@@ -32,6 +32,8 @@ pub(crate) struct TestServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL schema of a server on PostgreSQL, dropped after the server.
+    _schema: Option<kefu_store::test_support::PgSchema>,
 }
 
 /// One answer of a WeChat endpoint.
@@ -113,6 +115,17 @@ impl TestServer {
         TestServer::spawn_configured(db_path, clock, |_| {}).await
     }
 
+    /// A fresh server on a fresh PostgreSQL schema; `None` (the test says SKIPPED, or
+    /// fails under CI) without a PostgreSQL to use.
+    pub(crate) async fn spawn_postgres() -> Option<TestServer> {
+        let schema = kefu_store::test_support::PgSchema::create().await?;
+        let url = schema.url().to_owned();
+        let mut server =
+            TestServer::spawn_with(|config| config.database = Database::Postgres(url)).await;
+        server._schema = Some(schema);
+        Some(server)
+    }
+
     /// A fresh server with a configuration tweak.
     pub(crate) async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -155,6 +168,7 @@ impl TestServer {
             shutdown: Some(shutdown),
             task: Some(task),
             _dir: None,
+            _schema: None,
         }
     }
 
@@ -383,3 +397,29 @@ pub(crate) fn jpeg(len: usize) -> Vec<u8> {
     bytes.extend_from_slice(&[0xFF, 0xD9]);
     bytes
 }
+
+/// Runs each named test, `async fn name(server: TestServer)`, on a fresh server on each
+/// store: `sqlite::name` and `postgres::name` (which says SKIPPED without PostgreSQL).
+macro_rules! on_both_stores {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::TestServer::spawn().await).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(server) = $crate::helpers::TestServer::spawn_postgres().await {
+                        super::$name(server).await;
+                    }
+                }
+            )+
+        }
+    };
+}
+pub(crate) use on_both_stores;

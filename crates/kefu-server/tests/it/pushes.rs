@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestServer};
+use crate::helpers::{TestApp, TestServer, on_both_stores};
 
 const TOKEN: &str = "kefuCallbackToken";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
@@ -135,8 +135,7 @@ where
     panic!("{what} did not happen within 10 seconds");
 }
 
-async fn pushes_in_mode(mode: &str) {
-    let server = TestServer::spawn().await;
+async fn pushes_in_mode(server: TestServer, mode: &str) {
     let app = server.app("shop").await;
     let Some(mut callback) = Callback::start(mode, &app.appid) else {
         return;
@@ -270,24 +269,19 @@ async fn pushes_in_mode(mode: &str) {
     assert!(pushes.iter().all(|p| p["errcode"] == 0), "{pushes:?}");
 }
 
-#[tokio::test]
-async fn plain_pushes_are_signed_as_wechat_signs() {
-    pushes_in_mode("plain").await;
+async fn plain_pushes_are_signed_as_wechat_signs(server: TestServer) {
+    pushes_in_mode(server, "plain").await;
 }
 
-#[tokio::test]
-async fn compatible_pushes_carry_the_encrypted_copy() {
-    pushes_in_mode("compatible").await;
+async fn compatible_pushes_carry_the_encrypted_copy(server: TestServer) {
+    pushes_in_mode(server, "compatible").await;
 }
 
-#[tokio::test]
-async fn safe_pushes_are_encrypted_as_wxbizmsgcrypt_does() {
-    pushes_in_mode("safe").await;
+async fn safe_pushes_are_encrypted_as_wxbizmsgcrypt_does(server: TestServer) {
+    pushes_in_mode(server, "safe").await;
 }
 
-#[tokio::test]
-async fn a_scan_by_a_new_fan_is_its_subscribe_and_a_payment_is_not_pushed() {
-    let server = TestServer::spawn().await;
+async fn a_scan_by_a_new_fan_is_its_subscribe_and_a_payment_is_not_pushed(server: TestServer) {
     let app = server.app("shop").await;
     let Some(mut callback) = Callback::start("plain", &app.appid) else {
         return;
@@ -380,3 +374,10 @@ async fn a_callback_that_never_answers_is_tried_four_times_and_costs_nothing_els
         "{reasons:?}"
     );
 }
+
+on_both_stores!(
+    plain_pushes_are_signed_as_wechat_signs,
+    compatible_pushes_carry_the_encrypted_copy,
+    safe_pushes_are_encrypted_as_wxbizmsgcrypt_does,
+    a_scan_by_a_new_fan_is_its_subscribe_and_a_payment_is_not_pushed,
+);
