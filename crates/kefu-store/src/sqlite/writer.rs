@@ -23,7 +23,10 @@
 //! when a write transaction begins with all of it moved; under steady writes the
 //! checkpointer is always a few commits behind, so once it has moved the bulk, the
 //! writer moves those few commits itself between two batches (a short checkpoint) and
-//! its next batch restarts the WAL. The WAL stays near [`CHECKPOINT_BYTES`] long.
+//! its next batch restarts the WAL. The WAL stays near [`CHECKPOINT_BYTES`] long. When
+//! the checkpointer falls behind (a machine short of CPU, a flood of writes), the WAL
+//! would grow for as long as it does: past [`WAL_CEILING_BYTES`] the writer waits for it
+//! before its next batch, so the WAL never grows much beyond that.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -45,6 +48,9 @@ const MAX_BATCH: usize = 512;
 /// may be few and large, as the request log's once a second under a flood of failing
 /// calls).
 const CHECKPOINT_BYTES: u64 = 4 * 1024 * 1024;
+/// How long the WAL may grow while the checkpointer is moving it before the writer
+/// waits for the checkpointer to finish.
+const WAL_CEILING_BYTES: u64 = 2 * CHECKPOINT_BYTES;
 /// What a WAL file is cut back to when it starts afresh: nothing beyond the commit that
 /// restarted it, so that the file's length is the WAL's and says when to checkpoint.
 const WAL_FILE_LIMIT: i64 = 0;
@@ -274,8 +280,12 @@ impl Shared {
                     self.checkpoint().await;
                     self.checkpointer.state.store(IDLE, Ordering::Release);
                 }
-                IDLE if std::fs::metadata(&self.wal).is_ok_and(|m| m.len() >= CHECKPOINT_BYTES) => {
-                    self.checkpointer.request();
+                IDLE if self.wal_len() >= CHECKPOINT_BYTES => self.checkpointer.request(),
+                MOVING if self.wal_len() >= WAL_CEILING_BYTES => {
+                    // Back-pressure: no batch until the checkpointer is done.
+                    while self.checkpointer.state.load(Ordering::Acquire) == MOVING {
+                        self.checkpointer.done.notified().await;
+                    }
                 }
                 _ => {}
             }
@@ -283,6 +293,11 @@ impl Shared {
             // those arriving) run first.
             tokio::task::yield_now().await;
         }
+    }
+
+    /// The WAL file's length (0 when there is none).
+    fn wal_len(&self) -> u64 {
+        std::fs::metadata(&self.wal).map_or(0, |m| m.len())
     }
 
     /// Moves what is left of the WAL into the database (SQLite syncs the WAL before and
@@ -403,6 +418,8 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> (Vec<Finish>, Result<(), Str
 struct Checkpointer {
     /// [`IDLE`], [`MOVING`] or [`MOVED`]: only the writer moves it out of `MOVED`.
     state: Arc<AtomicU8>,
+    /// Told each time the checkpointer leaves [`MOVING`].
+    done: Arc<Notify>,
     start: std::sync::mpsc::SyncSender<()>,
 }
 
@@ -413,6 +430,8 @@ impl Checkpointer {
         let state = Arc::new(AtomicU8::new(IDLE));
         let (start, requests) = std::sync::mpsc::sync_channel::<()>(1);
         let shared = Arc::clone(&state);
+        let done = Arc::new(Notify::new());
+        let told = Arc::clone(&done);
         std::thread::Builder::new()
             .name("kefu-sqlite-checkpoint".to_owned())
             .spawn(move || {
@@ -429,10 +448,11 @@ impl Checkpointer {
                         }
                     };
                     shared.store(next, Ordering::Release);
+                    told.notify_one();
                 }
             })
             .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer: {e}")))?;
-        Ok(Checkpointer { state, start })
+        Ok(Checkpointer { state, done, start })
     }
 
     /// Has the checkpointer move the WAL (it is idle).
