@@ -33,37 +33,33 @@ const RECORD: Rules = Rules::of::<GetRecord>(MESSAGE_FUNCSCOPES, KF);
 /// `POST /customservice/kfsession/create`.
 #[tracing::instrument(level = "debug", name = "kf_session_create", skip_all)]
 pub(crate) async fn session_create(state: &AppState, call: &Call) -> Result<Reply, WxError> {
-    let app = admit(state, call, CREATE).await?;
-    let body: SessionBody = check_json_body(call.body()?)?;
-    let request = body.check(owned_by(&app))?;
-    let change = state
-        .store
-        .create_session(
-            &app.appid,
-            request.openid.as_str(),
-            &request.kf_account,
-            call.now,
-        )
-        .await?;
-    state.pushes.sessions(&app.appid, &change, call.now);
-    Ok(Reply::Ok)
+    move_fan(state, call, CREATE).await
 }
 
 /// `POST /customservice/kfsession/close`.
 #[tracing::instrument(level = "debug", name = "kf_session_close", skip_all)]
 pub(crate) async fn session_close(state: &AppState, call: &Call) -> Result<Reply, WxError> {
-    let app = admit(state, call, CLOSE).await?;
+    move_fan(state, call, CLOSE).await
+}
+
+/// `create` (with [`CREATE`]) or `close`: the same checks, then the store's rule, then
+/// the pushes the change causes.
+async fn move_fan(state: &AppState, call: &Call, rules: Rules) -> Result<Reply, WxError> {
+    let app = admit(state, call, rules).await?;
     let body: SessionBody = check_json_body(call.body()?)?;
     let request = body.check(owned_by(&app))?;
-    let change = state
-        .store
-        .close_session(
-            &app.appid,
-            request.openid.as_str(),
-            &request.kf_account,
-            call.now,
-        )
-        .await?;
+    let (openid, account) = (request.openid.as_str(), &request.kf_account);
+    let change = if rules.path == CREATE.path {
+        state
+            .store
+            .create_session(&app.appid, openid, account, call.now)
+            .await?
+    } else {
+        state
+            .store
+            .close_session(&app.appid, openid, account, call.now)
+            .await?
+    };
     state.pushes.sessions(&app.appid, &change, call.now);
     Ok(Reply::Ok)
 }

@@ -9,7 +9,7 @@ use super::*;
 use crate::columns::{FAN_COLUMNS, FanValues};
 use crate::model::{Fan, FanChange, FanSession};
 use crate::roles::*;
-use crate::rules::conversation::{self, Outcome};
+use crate::rules::conversation::{self, Outcome, found};
 
 #[async_trait]
 impl FanStore for PostgresStore {
@@ -39,30 +39,9 @@ impl FanStore for PostgresStore {
                 "the app has {MAX_FANS_PER_APP} fans, the most it keeps"
             )));
         }
-        let values = FanValues::of(&fan);
-        tx.execute(
-            &format!(
-                "INSERT INTO fans (appid, {FAN_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9, $10, $11, $12, $13)"
-            ),
-            &[
-                &appid,
-                &fan.openid,
-                &values.nickname,
-                &values.following,
-                &values.created_at,
-                &values.windows,
-                &values.last_exchange,
-                &values.typing_until,
-                &values.session,
-                &values.session_kf,
-                &values.session_since,
-                &values.session_active,
-                &values.session_seq,
-            ],
-        )
-        .await
-        .map_err(|e| conflict_or(e, || format!("the app has a fan {} already", fan.openid)))?;
+        insert_fan(&tx, appid, &fan)
+            .await
+            .map_err(|e| conflict_or(e, || format!("the app has a fan {} already", fan.openid)))?;
         tx.commit().await.map_err(pg)?;
         Ok(fan)
     }
@@ -134,7 +113,7 @@ impl FanStore for PostgresStore {
         now: i64,
     ) -> StoreResult<FanChange> {
         self.change_fan(appid, openid, None, |fan, _| {
-            conversation::act(fan.ok_or(StoreError::NotFound)?, action, rules, now)
+            found::act(fan, action, rules, now)
         })
         .await
     }
@@ -316,6 +295,38 @@ pub(super) async fn snapshot_fans(
     Ok(())
 }
 
+/// Inserts a new fan row.
+async fn insert_fan(
+    client: &impl GenericClient,
+    appid: &str,
+    fan: &Fan,
+) -> Result<u64, tokio_postgres::Error> {
+    let values = FanValues::of(fan);
+    client
+        .execute(
+            &format!(
+                "INSERT INTO fans (appid, {FAN_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9, $10, $11, $12, $13)"
+            ),
+            &[
+                &appid,
+                &fan.openid,
+                &values.nickname,
+                &values.following,
+                &values.created_at,
+                &values.windows,
+                &values.last_exchange,
+                &values.typing_until,
+                &values.session,
+                &values.session_kf,
+                &values.session_since,
+                &values.session_active,
+                &values.session_seq,
+            ],
+        )
+        .await
+}
+
 /// Loads an app's fans and history from an import, counts each account's sessions
 /// from the fans, and moves the record ids past the loaded ones.
 pub(super) async fn restore_fans(
@@ -324,29 +335,7 @@ pub(super) async fn restore_fans(
 ) -> StoreResult<()> {
     let appid = entry.app.appid.as_str();
     for fan in &entry.fans {
-        let values = FanValues::of(fan);
-        client
-            .execute(
-                &format!(
-                    "INSERT INTO fans (appid, {FAN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, \
-                     $6::text::jsonb, $7, $8, $9, $10, $11, $12, $13)"
-                ),
-                &[
-                    &appid,
-                    &fan.openid,
-                    &values.nickname,
-                    &values.following,
-                    &values.created_at,
-                    &values.windows,
-                    &values.last_exchange,
-                    &values.typing_until,
-                    &values.session,
-                    &values.session_kf,
-                    &values.session_since,
-                    &values.session_active,
-                    &values.session_seq,
-                ],
-            )
+        insert_fan(client, appid, fan)
             .await
             .map_err(|e| conflict_or(e, || format!("{}: taken", fan.openid)))?;
     }

@@ -8,7 +8,7 @@ use super::*;
 use crate::columns::RECORD_COLUMNS;
 use crate::model::{FanChange, HistoryRecord};
 use crate::roles::*;
-use crate::rules::conversation;
+use crate::rules::conversation::found;
 
 #[async_trait]
 impl MessageStore for PostgresStore {
@@ -20,14 +20,9 @@ impl MessageStore for PostgresStore {
         worker: Option<&KfAccount>,
         now: i64,
     ) -> StoreResult<FanChange> {
-        self.change_fan(appid, openid, worker.map(KfAccount::as_str), |fan, kf| {
-            let fan = fan.ok_or_else(conversation::no_fan)?;
-            let worker = match (worker, kf) {
-                (Some(name), None) => return Err(conversation::no_kf(name.as_str())),
-                (Some(name), Some(_)) => name.as_str(),
-                (None, _) => "",
-            };
-            conversation::send(fan, text, worker, now).map_err(StoreError::Refused)
+        let worker = worker.map(KfAccount::as_str);
+        self.change_fan(appid, openid, worker, |fan, kf| {
+            found::send(fan, kf, worker, text, now)
         })
         .await
     }
@@ -40,11 +35,7 @@ impl MessageStore for PostgresStore {
         now: i64,
     ) -> StoreResult<FanChange> {
         self.change_fan(appid, openid, None, |fan, _| {
-            Ok(conversation::passive_reply(
-                fan.ok_or(StoreError::NotFound)?,
-                text,
-                now,
-            ))
+            found::passive_reply(fan, text, now)
         })
         .await
     }
@@ -57,8 +48,7 @@ impl MessageStore for PostgresStore {
         now: i64,
     ) -> StoreResult<()> {
         self.change_fan(appid, openid, None, |fan, _| {
-            conversation::typing(fan.ok_or_else(conversation::no_fan)?, command, now)
-                .map_err(StoreError::Refused)
+            found::typing(fan, command, now)
         })
         .await
         .map(drop)

@@ -418,6 +418,92 @@ pub(crate) fn enqueue(fan: Fan, to: Option<&Kf>, now: i64) -> Outcome {
     outcome
 }
 
+/// The operations on a fan as a backend runs them: on the fan (and the account the
+/// call names, when it names one) as the store found them under its lock. A fan that is
+/// not there is `40003` to WeChat's calls and not found to the admin surface's; an
+/// account that is not there is `65401`.
+pub(crate) mod found {
+    use super::*;
+
+    /// [`super::create_session`].
+    pub(crate) fn create_session(
+        fan: Option<Fan>,
+        kf: Option<Kf>,
+        account: &str,
+        now: i64,
+    ) -> StoreResult<Outcome> {
+        let fan = fan.ok_or_else(no_fan)?;
+        let kf = kf.ok_or_else(|| no_kf(account))?;
+        super::create_session(fan, &kf, now).map_err(StoreError::Refused)
+    }
+
+    /// [`super::close_session`].
+    pub(crate) fn close_session(
+        fan: Option<Fan>,
+        kf: Option<Kf>,
+        account: &str,
+        now: i64,
+    ) -> StoreResult<Outcome> {
+        let fan = fan.ok_or_else(no_fan)?;
+        kf.ok_or_else(|| no_kf(account))?;
+        super::close_session(fan, account, now).map_err(StoreError::Refused)
+    }
+
+    /// [`super::enqueue`], to the account found when one was named.
+    pub(crate) fn enqueue(fan: Option<Fan>, kf: Option<Kf>, now: i64) -> StoreResult<Outcome> {
+        Ok(super::enqueue(
+            fan.ok_or(StoreError::NotFound)?,
+            kf.as_ref(),
+            now,
+        ))
+    }
+
+    /// [`super::send`], as `worker` when one is named.
+    pub(crate) fn send(
+        fan: Option<Fan>,
+        kf: Option<Kf>,
+        worker: Option<&str>,
+        text: String,
+        now: i64,
+    ) -> StoreResult<Outcome> {
+        let fan = fan.ok_or_else(no_fan)?;
+        let worker = match (worker, kf) {
+            (Some(name), None) => return Err(no_kf(name)),
+            (Some(name), Some(_)) => name,
+            (None, _) => "",
+        };
+        super::send(fan, text, worker, now).map_err(StoreError::Refused)
+    }
+
+    /// [`super::passive_reply`].
+    pub(crate) fn passive_reply(fan: Option<Fan>, text: String, now: i64) -> StoreResult<Outcome> {
+        Ok(super::passive_reply(
+            fan.ok_or(StoreError::NotFound)?,
+            text,
+            now,
+        ))
+    }
+
+    /// [`super::typing`].
+    pub(crate) fn typing(
+        fan: Option<Fan>,
+        command: TypingCommand,
+        now: i64,
+    ) -> StoreResult<Outcome> {
+        super::typing(fan.ok_or_else(no_fan)?, command, now).map_err(StoreError::Refused)
+    }
+
+    /// [`super::act`].
+    pub(crate) fn act(
+        fan: Option<Fan>,
+        action: &FanAction,
+        rules: &DeliveryWindows,
+        now: i64,
+    ) -> StoreResult<Outcome> {
+        super::act(fan.ok_or(StoreError::NotFound)?, action, rules, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use super::*;
 use crate::columns::{FAN_COLUMNS, FanValues};
 use crate::model::{Fan, FanChange, FanSession};
 use crate::roles::*;
-use crate::rules::conversation::{self, Outcome};
+use crate::rules::conversation::{self, Outcome, found};
 
 #[async_trait]
 impl FanStore for SqliteStore {
@@ -25,29 +25,7 @@ impl FanStore for SqliteStore {
                     "the app has {MAX_FANS_PER_APP} fans, the most it keeps"
                 )));
             }
-            let values = FanValues::of(&fan);
-            conn.prepare_cached(&format!(
-                "INSERT INTO fans (appid, {FAN_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-            ))
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    appid,
-                    fan.openid,
-                    values.nickname,
-                    values.following,
-                    values.created_at,
-                    values.windows,
-                    values.last_exchange,
-                    values.typing_until,
-                    values.session,
-                    values.session_kf,
-                    values.session_since,
-                    values.session_active,
-                    values.session_seq,
-                ])
-            })
-            .map_err(|e| {
+            insert_fan(conn, &appid, &fan).map_err(|e| {
                 if is_unique_violation(&e) {
                     StoreError::Conflict(format!("the app has a fan {} already", fan.openid))
                 } else {
@@ -119,7 +97,7 @@ impl FanStore for SqliteStore {
     ) -> StoreResult<FanChange> {
         let (action, rules) = (action.clone(), *rules);
         self.change_fan(appid, openid, None, move |fan, _| {
-            conversation::act(fan.ok_or(StoreError::NotFound)?, &action, &rules, now)
+            found::act(fan, &action, &rules, now)
         })
         .await
     }
@@ -316,34 +294,38 @@ pub(super) fn snapshot_fans(conn: &Connection, apps: &mut [AppSnapshot]) -> Stor
     Ok(())
 }
 
+/// Inserts a new fan row.
+fn insert_fan(conn: &Connection, appid: &str, fan: &Fan) -> rusqlite::Result<usize> {
+    let values = FanValues::of(fan);
+    conn.prepare_cached(&format!(
+        "INSERT INTO fans (appid, {FAN_COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    ))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            appid,
+            fan.openid,
+            values.nickname,
+            values.following,
+            values.created_at,
+            values.windows,
+            values.last_exchange,
+            values.typing_until,
+            values.session,
+            values.session_kf,
+            values.session_since,
+            values.session_active,
+            values.session_seq,
+        ])
+    })
+}
+
 /// Loads an app's fans and history from an import, then counts each account's
 /// sessions from the fans.
 pub(super) fn restore_fans(conn: &Connection, entry: &AppSnapshot) -> StoreResult<()> {
     let appid = &entry.app.appid;
     for fan in &entry.fans {
-        let values = FanValues::of(fan);
-        conn.prepare_cached(&format!(
-            "INSERT INTO fans (appid, {FAN_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-        ))
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                appid,
-                fan.openid,
-                values.nickname,
-                values.following,
-                values.created_at,
-                values.windows,
-                values.last_exchange,
-                values.typing_until,
-                values.session,
-                values.session_kf,
-                values.session_since,
-                values.session_active,
-                values.session_seq,
-            ])
-        })
-        .map_err(|e| restore_error(e, &fan.openid))?;
+        insert_fan(conn, appid, fan).map_err(|e| restore_error(e, &fan.openid))?;
     }
     for record in &entry.history {
         conn.prepare_cached(

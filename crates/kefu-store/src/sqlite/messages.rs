@@ -7,7 +7,7 @@ use super::*;
 use crate::columns::RECORD_COLUMNS;
 use crate::model::{FanChange, HistoryRecord};
 use crate::roles::*;
-use crate::rules::conversation;
+use crate::rules::conversation::found;
 
 #[async_trait]
 impl MessageStore for SqliteStore {
@@ -24,15 +24,7 @@ impl MessageStore for SqliteStore {
             appid,
             openid,
             worker.map(KfAccount::as_str),
-            move |fan, kf| {
-                let fan = fan.ok_or_else(conversation::no_fan)?;
-                let worker = match (worker_name, kf) {
-                    (Some(name), None) => return Err(conversation::no_kf(&name)),
-                    (Some(name), Some(_)) => name,
-                    (None, _) => String::new(),
-                };
-                conversation::send(fan, text, &worker, now).map_err(StoreError::Refused)
-            },
+            move |fan, kf| found::send(fan, kf, worker_name.as_deref(), text, now),
         )
         .await
     }
@@ -45,11 +37,7 @@ impl MessageStore for SqliteStore {
         now: i64,
     ) -> StoreResult<FanChange> {
         self.change_fan(appid, openid, None, move |fan, _| {
-            Ok(conversation::passive_reply(
-                fan.ok_or(StoreError::NotFound)?,
-                text,
-                now,
-            ))
+            found::passive_reply(fan, text, now)
         })
         .await
     }
@@ -62,8 +50,7 @@ impl MessageStore for SqliteStore {
         now: i64,
     ) -> StoreResult<()> {
         self.change_fan(appid, openid, None, move |fan, _| {
-            conversation::typing(fan.ok_or_else(conversation::no_fan)?, command, now)
-                .map_err(StoreError::Refused)
+            found::typing(fan, command, now)
         })
         .await
         .map(drop)

@@ -6,7 +6,7 @@ use super::*;
 use crate::columns::FAN_COLUMNS;
 use crate::model::{EndedSession, FanChange};
 use crate::roles::*;
-use crate::rules::conversation;
+use crate::rules::conversation::{self, found};
 
 #[async_trait]
 impl SessionStore for SqliteStore {
@@ -19,9 +19,7 @@ impl SessionStore for SqliteStore {
     ) -> StoreResult<FanChange> {
         let account = kf_account.as_str().to_owned();
         self.change_fan(appid, openid, Some(kf_account.as_str()), move |fan, kf| {
-            let fan = fan.ok_or_else(conversation::no_fan)?;
-            let kf = kf.ok_or_else(|| conversation::no_kf(&account))?;
-            conversation::create_session(fan, &kf, now).map_err(StoreError::Refused)
+            found::create_session(fan, kf, &account, now)
         })
         .await
     }
@@ -35,9 +33,7 @@ impl SessionStore for SqliteStore {
     ) -> StoreResult<FanChange> {
         let account = kf_account.as_str().to_owned();
         self.change_fan(appid, openid, Some(kf_account.as_str()), move |fan, kf| {
-            let fan = fan.ok_or_else(conversation::no_fan)?;
-            kf.ok_or_else(|| conversation::no_kf(&account))?;
-            conversation::close_session(fan, &account, now).map_err(StoreError::Refused)
+            found::close_session(fan, kf, &account, now)
         })
         .await
     }
@@ -50,11 +46,7 @@ impl SessionStore for SqliteStore {
         now: i64,
     ) -> StoreResult<FanChange> {
         self.change_fan(appid, openid, to.map(KfAccount::as_str), move |fan, kf| {
-            Ok(conversation::enqueue(
-                fan.ok_or(StoreError::NotFound)?,
-                kf.as_ref(),
-                now,
-            ))
+            found::enqueue(fan, kf, now)
         })
         .await
     }
