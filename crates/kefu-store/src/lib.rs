@@ -384,7 +384,7 @@ pub trait MessageStore: Send + Sync + 'static {
         openid: &str,
         command: TypingCommand,
         now: i64,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<FanChange>;
 
     /// The app's records of a time range from a msgid on, oldest first (`query`'s offset
     /// skipped first).

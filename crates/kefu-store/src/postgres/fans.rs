@@ -56,7 +56,7 @@ impl FanStore for PostgresStore {
             return Err(StoreError::NotFound);
         }
         self.query(
-            &format!("SELECT {FAN_COLUMNS} FROM fans WHERE appid = $1 ORDER BY created_at, openid"),
+            &format!("SELECT {FAN_COLUMNS} FROM fans WHERE appid = $1 ORDER BY created_at, openid COLLATE \"C\""),
             &[&appid],
         )
         .await?
@@ -143,8 +143,10 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let fan = select_fan(&tx, appid, openid).await?;
+        lock_history(&tx, appid).await?;
+        // Locked: an account deleted meanwhile is not begun a session with.
         let kf = match kf_account {
-            Some(account) => Self::select_kf(&tx, appid, account, false).await?,
+            Some(account) => Self::select_kf(&tx, appid, account, true).await?,
             None => None,
         };
         let mut outcome = decide(fan, kf)?;
@@ -174,6 +176,21 @@ pub(super) async fn select_fan(
         .map(|row| columns::fan(&row, 0))
         .transpose()
         .map_err(pg)
+}
+
+/// Takes the app's history for the rest of the transaction. The app's records then
+/// commit in msgid order, so that a reader paging by msgid never passes one that
+/// commits later. Every writer of a fan takes its locks in one order: the fan, the
+/// app's history, then accounts (by name).
+pub(super) async fn lock_history(client: &impl GenericClient, appid: &str) -> StoreResult<()> {
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtext('kefu.messages:' || $1))",
+            &[&appid],
+        )
+        .await
+        .map_err(pg)
+        .map(drop)
 }
 
 /// Writes what a rule decided: the fan (with its place in the queue, when it joined
@@ -244,7 +261,10 @@ pub(super) async fn count_cases(
     appid: &str,
     cases: &[(String, i64)],
 ) -> StoreResult<()> {
-    for (account, delta) in cases {
+    // One order of row locks for every writer, so that two never wait on each other.
+    let mut cases = cases.to_vec();
+    cases.sort();
+    for (account, delta) in &cases {
         client
             .execute(
                 "UPDATE kf_accounts SET accepted_case = greatest(0, accepted_case + $3) \
@@ -267,7 +287,7 @@ pub(super) async fn snapshot_fans(
         entry.fans = client
             .query(
                 &format!(
-                    "SELECT {FAN_COLUMNS} FROM fans WHERE appid = $1 ORDER BY created_at, openid"
+                    "SELECT {FAN_COLUMNS} FROM fans WHERE appid = $1 ORDER BY created_at, openid COLLATE \"C\""
                 ),
                 &[&appid],
             )

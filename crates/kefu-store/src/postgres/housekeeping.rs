@@ -190,10 +190,13 @@ impl PostgresStore {
             tx.execute("DELETE FROM tokens WHERE expires_at < $1", &[&purge.tokens])
                 .await
                 .map_err(pg)?;
+            // Two statements, each on an index: by age, then past the cap.
+            tx.execute("DELETE FROM messages WHERE time < $1", &[&purge.history])
+                .await
+                .map_err(pg)?;
             tx.execute(
-                "DELETE FROM messages WHERE time < $1 OR msgid <= \
-                 (SELECT max(msgid) FROM messages) - $2",
-                &[&purge.history, &rules::MAX_HISTORY_RECORDS],
+                "DELETE FROM messages WHERE msgid <= (SELECT max(msgid) FROM messages) - $1",
+                &[&rules::MAX_HISTORY_RECORDS],
             )
             .await
             .map_err(pg)?;

@@ -93,10 +93,31 @@ impl KfStore for PostgresStore {
                 openid.as_str(),
             ),
         };
-        if self.execute(sql, &[&appid, &key]).await? == 0 {
+        let served = match target {
+            Target::Account(_) => "session_kf = $2",
+            Target::OpenId(_) => {
+                "session_kf = (SELECT kf_account FROM kf_accounts WHERE appid = $1 AND \
+                 kf_openid = $2)"
+            }
+        };
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // The fans it serves first, then the account (whose trigger ends their sessions):
+        // the order in which a fan's change locks them, so the two never wait on each
+        // other.
+        tx.execute(
+            &format!(
+                "SELECT 1 FROM fans WHERE appid = $1 AND session = 'served' AND {served} \
+                 ORDER BY openid COLLATE \"C\" FOR UPDATE"
+            ),
+            &[&appid, &key],
+        )
+        .await
+        .map_err(pg)?;
+        if tx.execute(sql, &[&appid, &key]).await.map_err(pg)? == 0 {
             return Err(StoreError::Rejected(ErrCode::InvalidKfAccount));
         }
-        Ok(())
+        tx.commit().await.map_err(pg)
     }
 
     async fn kfs(&self, appid: &str) -> StoreResult<Arc<Vec<Kf>>> {

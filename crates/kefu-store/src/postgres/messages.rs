@@ -46,12 +46,11 @@ impl MessageStore for PostgresStore {
         openid: &str,
         command: TypingCommand,
         now: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<FanChange> {
         self.change_fan(appid, openid, None, |fan, _| {
             found::typing(fan, command, now)
         })
         .await
-        .map(drop)
     }
 
     async fn history(&self, appid: &str, query: &HistoryQuery) -> StoreResult<Vec<HistoryRecord>> {

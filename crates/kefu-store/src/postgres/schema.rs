@@ -301,6 +301,7 @@ CREATE TABLE messages (
     worker   text NOT NULL
 );
 CREATE INDEX messages_by_time ON messages(appid, time, msgid);
+CREATE INDEX messages_by_age ON messages(time);
 CREATE INDEX messages_by_fan ON messages(appid, openid, msgid);
 
 -- A deleted account's sessions end with it.

@@ -62,7 +62,7 @@ impl SessionStore for PostgresStore {
         }
         self.query(
             "SELECT openid, session_since FROM fans WHERE appid = $1 AND session = 'served' \
-             AND session_kf = $2 AND session_active > $3 ORDER BY session_since, openid",
+             AND session_kf = $2 AND session_active > $3 ORDER BY session_since, openid COLLATE \"C\"",
             &[&appid, &kf_account, &(now - IDLE_SECS)],
         )
         .await?
@@ -103,20 +103,28 @@ impl SessionStore for PostgresStore {
     async fn end_idle_sessions(&self, now: i64) -> StoreResult<Vec<EndedSession>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
-        // Another instance ending the same sessions skips the rows this one holds.
+        // Another instance ending the same sessions skips the rows this one holds; the
+        // order is every writer's order of locks (an app's records, then its accounts).
         let idle = tx
             .query(
                 &format!(
                     "SELECT appid, {FAN_COLUMNS} FROM fans \
-                     WHERE session = 'served' AND session_active <= $1 FOR UPDATE SKIP LOCKED"
+                     WHERE session = 'served' AND session_active <= $1 \
+                     ORDER BY appid COLLATE \"C\", session_kf COLLATE \"C\" \
+                     FOR UPDATE SKIP LOCKED"
                 ),
                 &[&(now - IDLE_SECS)],
             )
             .await
             .map_err(pg)?;
         let mut ended = Vec::with_capacity(idle.len());
+        let mut locked: Option<String> = None;
         for row in &idle {
             let appid: String = row.try_get(0).map_err(pg)?;
+            if locked.as_deref() != Some(appid.as_str()) {
+                fans::lock_history(&tx, &appid).await?;
+                locked = Some(appid.clone());
+            }
             let mut outcome = conversation::settle(columns::fan(row, 1).map_err(pg)?, now);
             fans::write_outcome(&tx, &appid, &mut outcome).await?;
             if let Some(kf_account) = outcome.ended {

@@ -274,7 +274,7 @@ pub(crate) fn typing(fan: Fan, command: TypingCommand, now: i64) -> Result<Outco
     let recent = outcome
         .fan
         .last_exchange
-        .is_some_and(|at| now - at <= TYPING_NEEDS_EXCHANGE_SECS);
+        .is_some_and(|at| now.saturating_sub(at) <= TYPING_NEEDS_EXCHANGE_SECS);
     if !recent {
         return Err(Refused::new(
             ErrCode::TypingNeedsInteraction,
@@ -679,5 +679,37 @@ mod tests {
         let taken = enqueue(queued.fan, Some(&kf(1, true)), 2);
         assert_eq!(taken.began.as_deref(), Some("a@test"));
         assert_eq!(taken.records[0].1.opercode, opercode::ACCEPTED);
+    }
+
+    #[test]
+    fn every_limit_holds_to_the_second() {
+        // A window is open until the second it closes, not at it.
+        let opened = act(fan(), &text("hi"), &RULES, 100).unwrap().fan;
+        let closes = 100 + 48 * 3600;
+        assert!(send(opened.clone(), "r".to_owned(), "", closes - 1).is_ok());
+        assert_eq!(
+            code(send(opened.clone(), "r".to_owned(), "", closes)),
+            ErrCode::ResponseOutOfTimeLimit
+        );
+        // Typing: a message exactly 30 seconds ago is recent enough; 31 is not.
+        assert!(typing(opened.clone(), TypingCommand::Typing, 130).is_ok());
+        assert_eq!(
+            code(typing(opened.clone(), TypingCommand::Typing, 131)),
+            ErrCode::TypingNeedsInteraction
+        );
+        // Typing shows for 15 seconds: again at 14 is refused, at 15 it is not.
+        let shown = typing(opened, TypingCommand::Typing, 110)
+            .unwrap()
+            .fan;
+        assert_eq!(
+            code(typing(shown.clone(), TypingCommand::Typing, 124)),
+            ErrCode::AlreadyTyping
+        );
+        assert!(typing(shown, TypingCommand::Typing, 125).is_ok());
+        // A session 1 second short of 30 idle minutes goes on; at 30 minutes it ends.
+        let wrote = act(fan(), &text("hi"), &RULES, 0).unwrap().fan;
+        let served = create_session(wrote, &kf(1, true), 0).unwrap().fan;
+        assert!(settle(served.clone(), IDLE_SECS - 1).ended.is_none());
+        assert_eq!(settle(served, IDLE_SECS).ended.as_deref(), Some("a@test"));
     }
 }

@@ -184,8 +184,10 @@ pub(super) fn write_outcome(
     {
         *seq = conn
             .query_row(
-                "SELECT coalesce(max(session_seq), 0) + 1 FROM fans",
-                [],
+                // The app's queue alone orders its fans (index fans_waiting).
+                "SELECT coalesce(max(session_seq), 0) + 1 FROM fans \
+                 WHERE appid = ?1 AND session = 'waiting'",
+                [appid],
                 |row| row.get(0),
             )
             .map_err(internal)?;

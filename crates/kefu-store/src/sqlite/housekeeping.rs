@@ -115,11 +115,14 @@ impl Store for SqliteStore {
                     conn.prepare_cached("DELETE FROM tokens WHERE expires_at < ?1")
                         .and_then(|mut stmt| stmt.execute([purge.tokens]))
                         .map_err(internal)?;
+                    // Two statements, each on an index: by age, then past the cap.
+                    conn.prepare_cached("DELETE FROM messages WHERE time < ?1")
+                        .and_then(|mut stmt| stmt.execute([purge.history]))
+                        .map_err(internal)?;
                     conn.prepare_cached(
-                        "DELETE FROM messages WHERE time < ?1 OR msgid <= \
-                         (SELECT max(msgid) FROM messages) - ?2",
+                        "DELETE FROM messages WHERE msgid <= (SELECT max(msgid) FROM messages) - ?1",
                     )
-                    .and_then(|mut stmt| stmt.execute([purge.history, rules::MAX_HISTORY_RECORDS]))
+                    .and_then(|mut stmt| stmt.execute([rules::MAX_HISTORY_RECORDS]))
                     .map_err(internal)?;
                 }
                 Ok(((), move |cache: &mut Cache| {
