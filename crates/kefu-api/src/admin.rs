@@ -387,16 +387,20 @@ impl CallbackSettings {
             Some(rest)
                 if !rest.is_empty()
                     && !rest.starts_with('/')
+                    && !rest
+                        .split(['/', '?', '#'])
+                        .next()
+                        .is_some_and(|authority| authority.contains('@'))
                     && self.url.len() <= 2048
                     && !self
                         .url
                         .chars()
                         .any(|c| c.is_whitespace() || c.is_control()) => {}
             _ => {
-                return bad(format!(
-                    "url {:?} is not an http:// or https:// URL",
-                    self.url
-                ));
+                return bad(
+                    "url must be an http:// or https:// URL without a user name or password"
+                        .to_owned(),
+                );
             }
         }
         let token = self.token.expose();
@@ -740,9 +744,33 @@ pub struct AppView {
     pub created_at: i64,
     /// How many kf accounts it has.
     pub kf_count: usize,
-    /// Platform rules.
+    /// The callback, without its Token and EncodingAESKey (secrets, never shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackView>,
+    /// Platform rules (their `callback` is the field above).
     #[serde(flatten)]
     pub settings: AppSettings,
+}
+
+/// An app's callback as answers show it: its secrets stay hidden.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackView {
+    /// The developer's server.
+    pub url: String,
+    /// Plain, compatible or safe.
+    pub mode: MessageMode,
+    /// Whether an EncodingAESKey is set.
+    pub has_encoding_aes_key: bool,
+}
+
+impl From<&CallbackSettings> for CallbackView {
+    fn from(callback: &CallbackSettings) -> CallbackView {
+        CallbackView {
+            url: callback.url.clone(),
+            mode: callback.mode,
+            has_encoding_aes_key: callback.encoding_aes_key.is_some(),
+        }
+    }
 }
 
 /// The answer to creating an app, or to replacing its secret: the only time the
@@ -917,6 +945,9 @@ pub struct KfOnlineSet {
     pub accepted_case: Option<i64>,
 }
 
+/// The most sessions the online simulation makes one account serve at once.
+pub const MAX_SIMULATED_CASES: i64 = 100;
+
 /// [`KfOnlineSet`] as sent, before its values are checked.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 pub struct KfOnlineBody {
@@ -931,10 +962,20 @@ impl TryFrom<KfOnlineBody> for KfOnlineSet {
     type Error = Invalid;
 
     fn try_from(body: KfOnlineBody) -> Result<KfOnlineSet, Invalid> {
-        if !(0..=1).contains(&body.status) || body.accepted_case.is_some_and(|n| n < 0) {
+        if !(0..=1).contains(&body.status)
+            || body
+                .accepted_case
+                .is_some_and(|n| !(0..=MAX_SIMULATED_CASES).contains(&n))
+        {
             return Err(Invalid::new(
                 AdminErrorCode::InvalidStatus,
-                "status is 0 or 1; accepted_case is not negative",
+                format!("status is 0 or 1; accepted_case is 0 to {MAX_SIMULATED_CASES}"),
+            ));
+        }
+        if body.status == 0 && body.accepted_case.is_some_and(|n| n > 0) {
+            return Err(Invalid::new(
+                AdminErrorCode::InvalidStatus,
+                "an offline account serves no sessions: accepted_case above 0 needs status 1",
             ));
         }
         Ok(KfOnlineSet {
@@ -1311,6 +1352,48 @@ mod tests {
         );
         assert_eq!(path(FAULT, &[]), FAULT);
         assert_eq!(path(APPS, &["ignored"]), APPS);
+    }
+
+    #[test]
+    fn a_callback_needs_a_plain_url_a_token_and_a_key_where_it_encrypts() {
+        let callback = |url: &str, key: Option<&str>, mode| CallbackSettings {
+            url: url.to_owned(),
+            token: Secret::new("token123"),
+            encoding_aes_key: key.map(Secret::new),
+            mode,
+        };
+        let key = "a".repeat(ENCODING_AES_KEY_LEN);
+        assert_eq!(
+            callback("https://dev.example/wx?x=1", None, MessageMode::Plain).check(),
+            Ok(())
+        );
+        assert_eq!(
+            callback("http://dev.example/@here", Some(&key), MessageMode::Safe).check(),
+            Ok(())
+        );
+        for refused in [
+            callback("https://user:pass@dev.example/wx", None, MessageMode::Plain),
+            callback("ftp://dev.example", None, MessageMode::Plain),
+            callback("https:///wx", None, MessageMode::Plain),
+            callback("https://dev.example", None, MessageMode::Safe),
+            callback(
+                "https://dev.example",
+                Some("short"),
+                MessageMode::Compatible,
+            ),
+        ] {
+            assert!(
+                matches!(refused.check(), Err(SettingsError::Callback { .. })),
+                "{refused:?}"
+            );
+        }
+        let shown = CallbackView::from(&callback(
+            "https://d.example",
+            Some(&key),
+            MessageMode::Safe,
+        ));
+        let text = serde_json::to_string(&shown).unwrap();
+        assert!(!text.contains("token123") && !text.contains(&key), "{text}");
     }
 
     #[test]

@@ -101,12 +101,16 @@ fn check_range(start: i64, end: i64) -> Result<(), Refused> {
             format!("endtime {end} is before starttime {start}"),
         ));
     }
-    if end - start > MAX_SPAN_SECS {
+    // Any two i64 may come: a span too long to compute is too long.
+    if end
+        .checked_sub(start)
+        .is_none_or(|span| span > MAX_SPAN_SECS)
+    {
         return Err(Refused::new(
             ErrCode::RangeTooLong,
             format!(
-                "starttime to endtime is {} seconds, at most {MAX_SPAN_SECS} (24 hours)",
-                end - start
+                "starttime {start} to endtime {end} is more than {MAX_SPAN_SECS} seconds (24 \
+                 hours)"
             ),
         ));
     }
@@ -272,6 +276,9 @@ mod tests {
             ErrCode::ParamInvalid
         );
         assert_eq!(code(request(0, 10, 0, 10)), ErrCode::ParamInvalid);
+        // A span too long to compute is too long, not an overflow.
+        assert_eq!(code(request(i64::MIN, 0, 1, 10)), ErrCode::RangeTooLong);
+        assert_eq!(code(request(-1, i64::MAX, 1, 10)), ErrCode::RangeTooLong);
         let query = request(0, MAX_SPAN_SECS, 7, MAX_NUMBER).check().unwrap();
         assert_eq!((query.from_msgid, query.limit), (7, 10_000));
     }

@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use kefu_api::admin::{AppPatch, AppView, CreatedApp, InvitationRequest, KfView, NewApp};
+use kefu_api::admin::{
+    AppPatch, AppSettings, AppView, CallbackView, CreatedApp, InvitationRequest, KfView, NewApp,
+};
 use kefu_api::endpoints::kf_invite::MAX_BOUND_PER_WORKER;
 use kefu_api::{KfAccount, Secret};
 use kefu_store::{App, AppSummary, InvitationAnswer};
@@ -23,7 +25,11 @@ fn view(app: &App, kf_count: usize) -> AppView {
         new_kf_enabled: app.new_kf_enabled,
         created_at: app.created_at,
         kf_count,
-        settings: app.settings.clone(),
+        callback: app.settings.callback.as_ref().map(CallbackView::from),
+        settings: AppSettings {
+            callback: None,
+            ..app.settings.clone()
+        },
     }
 }
 

@@ -29,7 +29,7 @@ pub(crate) fn fan_view(fan: &Fan, now: i64, timeline: Vec<TimelineEntry>) -> Fan
         }) => SessionView::Served {
             kf_account: kf_account.clone(),
             since: *since,
-            idle_until: active + IDLE_SECS,
+            idle_until: active.saturating_add(IDLE_SECS),
         },
         Some(FanSession::Waiting { since, .. }) => SessionView::Waiting { since: *since },
         None => SessionView::None,

@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use kefu_api::admin::{
-    AuthorizationView, CallCountView, ComponentView, CreatedAuthorization, CreatedComponent,
-    FaultView, KfOnlineSet, KfView, LogUsageView, NewAuthorization, NewComponent, NewFault,
-    RequestLogEntry, RequestSummary, Ticket, TokenAction, TokenVerdict,
+    AdminErrorCode, AuthorizationView, CallCountView, ComponentView, CreatedAuthorization,
+    CreatedComponent, FaultView, KfOnlineSet, KfView, LogUsageView, NewAuthorization, NewComponent,
+    NewFault, RequestLogEntry, RequestSummary, Ticket, TokenAction, TokenVerdict,
 };
 use kefu_api::endpoints::component::TICKET_TTL_SECS;
 use kefu_api::endpoints::rid_get::RequestInfo;
@@ -203,6 +203,23 @@ pub(super) async fn kf_online(
     let base = base_url(&state, &parts);
     let online: KfOnlineSet = checked_body(&state, Request::from_parts(parts, body)).await?;
     let account = KfAccount::parse(&kf_account).map_err(|_| Failure::not_found("kf account"))?;
+    if online.accepted_case.is_some_and(|n| n > 0) {
+        // Checked before anything is written, so that a refusal leaves nothing behind.
+        let kfs = state.store.kfs(&appid).await?;
+        let kf = kfs
+            .iter()
+            .find(|kf| kf.kf_account == account.as_str())
+            .ok_or_else(|| Failure::not_found("kf account"))?;
+        if kf.kf_wx.is_none() {
+            return Err(Failure::new(
+                AdminErrorCode::Rejected,
+                format!(
+                    "{account} is not bound to a WeChat user, so it serves no sessions: invite \
+                     one and accept the invitation first"
+                ),
+            ));
+        }
+    }
     let mut kf = state
         .store
         .set_kf_online(&appid, &account, online.status)

@@ -12,8 +12,9 @@
 mod crypto;
 mod xml;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use kefu_api::admin::{CallbackSettings, FanAction, MessageMode};
@@ -28,6 +29,10 @@ use crate::wechat::reply::new_rid;
 
 /// Pushes waiting to be delivered, at most.
 pub const QUEUE_LEN: usize = 10_000;
+/// The most of a developer's answer read (64 KiB).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// One app's pushes being delivered at once, at most.
+pub const MAX_DELIVERING_PER_APP: usize = 8;
 /// Pushes being delivered at once, at most.
 pub const MAX_DELIVERING: usize = 32;
 
@@ -159,9 +164,42 @@ impl Pushes {
     }
 }
 
-/// Delivers queued pushes until `stop`.
+/// Each app's share of the deliveries: how many of its pushes are delivered at once.
+#[derive(Debug, Default)]
+struct Shares(Mutex<HashMap<String, Arc<Semaphore>>>);
+
+impl Shares {
+    /// The app's share.
+    fn of(&self, appid: &str) -> Arc<Semaphore> {
+        let mut shares = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            shares
+                .entry(appid.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(MAX_DELIVERING_PER_APP))),
+        )
+    }
+
+    /// Forgets an app's share that no push holds any more.
+    fn release(&self, appid: &str, share: Arc<Semaphore>) {
+        drop(share);
+        let mut shares = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if shares
+            .get(appid)
+            .is_some_and(|share| Arc::strong_count(share) == 1)
+        {
+            shares.remove(appid);
+        }
+    }
+}
+
+/// Delivers queued pushes until `stop`: at most [`MAX_DELIVERING`] at a time, of which
+/// at most [`MAX_DELIVERING_PER_APP`] for one app, so that an app whose callback never
+/// answers delays only its own pushes. Pushes taken from the queue wait for their turn
+/// in tasks, at most [`QUEUE_LEN`] of them.
 pub async fn run(state: AppState, mut queue: PushQueue, mut stop: watch::Receiver<bool>) {
+    let waiting = Arc::new(Semaphore::new(QUEUE_LEN));
     let slots = Arc::new(Semaphore::new(MAX_DELIVERING));
+    let shares = Arc::new(Shares::default());
     loop {
         let push = tokio::select! {
             push = queue.0.recv() => match push {
@@ -170,13 +208,21 @@ pub async fn run(state: AppState, mut queue: PushQueue, mut stop: watch::Receive
             },
             _ = stop.wait_for(|stopped| *stopped) => return,
         };
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+        let Ok(turn) = Arc::clone(&waiting).acquire_owned().await else {
             return;
         };
-        let state = state.clone();
+        let (state, slots, shares) = (state.clone(), Arc::clone(&slots), Arc::clone(&shares));
         tokio::spawn(async move {
-            deliver(&state, push).await;
-            drop(slot);
+            let share = shares.of(&push.appid);
+            if let Ok(own) = Arc::clone(&share).acquire_owned().await
+                && let Ok(slot) = slots.acquire_owned().await
+            {
+                let appid = push.appid.clone();
+                deliver(&state, push).await;
+                drop((slot, own));
+                shares.release(&appid, share);
+            }
+            drop(turn);
         });
     }
 }
@@ -345,10 +391,7 @@ async fn deliver(state: &AppState, push: Push) {
             .send()
             .await;
         let answer = match sent {
-            Ok(response) if response.status().is_success() => {
-                let text = response.text().await;
-                text.map_err(|e| format!("the answer broke off: {e}"))
-            }
+            Ok(response) if response.status().is_success() => read_answer(response).await,
             Ok(response) => Err(format!("the callback answered HTTP {}", response.status())),
             Err(error) if error.is_timeout() => Err(format!(
                 "no answer within {} s",
@@ -394,6 +437,23 @@ async fn deliver(state: &AppState, push: Push) {
             return;
         }
     }
+}
+
+/// Reads the developer's answer, at most [`MAX_ANSWER_BYTES`] of it: a longer one is
+/// taken as answered and read as empty (nothing to act on), as no reply is that long.
+async fn read_answer(mut response: reqwest::Response) -> Result<String, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("the answer broke off: {e}"))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Ok(String::new());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The push's name, as the request log says it.
@@ -467,7 +527,10 @@ async fn act_on(
                 .record_reply(&app.appid, &push.openid, text, now)
                 .await
             {
-                Ok(_) => format!("a passive {msgtype} reply, recorded as sent to the fan"),
+                Ok(change) => {
+                    state.pushes.sessions(&app.appid, &change, now);
+                    format!("a passive {msgtype} reply, recorded as sent to the fan")
+                }
                 Err(error) => format!("a passive {msgtype} reply, not recorded: {error}"),
             }
         }

@@ -35,7 +35,7 @@ pub(crate) async fn send(state: &AppState, call: &Call) -> Result<Reply, WxError
         )
         .into());
     }
-    state
+    let change = state
         .store
         .send_message(
             &app.appid,
@@ -45,6 +45,8 @@ pub(crate) async fn send(state: &AppState, call: &Call) -> Result<Reply, WxError
             call.now,
         )
         .await?;
+    // A session that had gone idle ended with this call: the developer hears of it.
+    state.pushes.sessions(&app.appid, &change, call.now);
     Ok(Reply::Ok)
 }
 
@@ -54,7 +56,7 @@ pub(crate) async fn typing(state: &AppState, call: &Call) -> Result<Reply, WxErr
     let app = admit(state, call, TYPING).await?;
     let body: TypingBody = check_json_body(call.body()?)?;
     let request = body.check()?;
-    state
+    let change = state
         .store
         .typing(
             &app.appid,
@@ -63,5 +65,6 @@ pub(crate) async fn typing(state: &AppState, call: &Call) -> Result<Reply, WxErr
             call.now,
         )
         .await?;
+    state.pushes.sessions(&app.appid, &change, call.now);
     Ok(Reply::Ok)
 }

@@ -555,6 +555,34 @@ async fn the_online_simulation_makes_real_sessions(server: TestServer) {
         (409, Some("rejected")),
         "{refused}"
     );
+    // The refusal left nothing behind: the account is offline and no fan was made.
+    let (_, fans) = server
+        .admin_json(
+            Method::GET,
+            &format!("/kefu/v1/apps/{}/fans", app.appid),
+            None,
+        )
+        .await;
+    assert_eq!(fans, json!([]));
+    let (_, kfs) = server
+        .admin_json(
+            Method::GET,
+            &format!("/kefu/v1/apps/{}/kf", app.appid),
+            None,
+        )
+        .await;
+    assert_eq!(kfs[0]["online_status"], 0, "{kfs}");
+    for wrong in [
+        json!({"status": 0, "accepted_case": 2}),
+        json!({"status": 1, "accepted_case": 101}),
+    ] {
+        let (status, refused) = server.admin_json(Method::POST, &path, Some(wrong)).await;
+        assert_eq!(
+            (status, refused["error"].as_str()),
+            (400, Some("invalid_status")),
+            "{refused}"
+        );
+    }
     server.bind(&app, &a, "worker_a").await;
     let (status, view) = server
         .admin_json(Method::POST, &path, Some(online(3)))

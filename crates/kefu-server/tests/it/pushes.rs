@@ -108,6 +108,18 @@ async fn configure(server: &TestServer, app: &TestApp, url: &str, mode: &str) {
         )
         .await;
     assert_eq!(status, 200, "{changed}");
+    // The Token and the key are secrets: no answer shows them.
+    assert_eq!(
+        changed["callback"],
+        json!({"url": url, "mode": mode, "has_encoding_aes_key": true})
+    );
+    let (_, listed) = server.admin_json(Method::GET, "/kefu/v1/apps", None).await;
+    for answer in [changed.to_string(), listed.to_string()] {
+        assert!(
+            !answer.contains(TOKEN) && !answer.contains(AES_KEY),
+            "{answer}"
+        );
+    }
 }
 
 async fn waits(server: &TestServer, app: &TestApp) -> Value {
@@ -373,6 +385,70 @@ async fn a_callback_that_never_answers_is_tried_four_times_and_costs_nothing_els
         reasons.iter().all(|r| r.contains("no answer within 1 s")),
         "{reasons:?}"
     );
+}
+
+/// A callback that answers `success` to each request, and tells each arrival.
+async fn answering_callback() -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/wx", listener.local_addr().unwrap());
+    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let arrived = arrived.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0; 64 * 1024];
+                let mut read = Vec::new();
+                // The head and the body (the push is small): until the XML's end.
+                while !String::from_utf8_lossy(&read).contains("</xml>") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = arrived.send(());
+                let _ = socket
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nsuccess",
+                    )
+                    .await;
+            });
+        }
+    });
+    (url, arrivals)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_callback_delays_only_its_own_apps_pushes() {
+    let server = TestServer::spawn_with(|config| {
+        config.pushes.timeout = Duration::from_secs(3);
+    })
+    .await;
+    let dead = server.app("dead").await;
+    let (silent, _silent) = silent_callback().await;
+    configure(&server, &dead, &silent, "plain").await;
+    // More pushes to the dead callback than can be delivered at once in all.
+    for _ in 0..40 {
+        let fan = server.fan(&dead).await;
+        server
+            .fan_does(&dead, &fan, json!({"type": "text", "content": "hello?"}))
+            .await;
+    }
+    let live = server.app("live").await;
+    let (url, mut arrivals) = answering_callback().await;
+    configure(&server, &live, &url, "plain").await;
+    let fan = server.fan(&live).await;
+    let started = std::time::Instant::now();
+    server
+        .fan_does(&live, &fan, json!({"type": "text", "content": "hi"}))
+        .await;
+    // Each dead push holds its delivery 12 s (4 attempts of 3 s): the live app's push
+    // arrives long before any of them is done.
+    tokio::time::timeout(Duration::from_secs(3), arrivals.recv())
+        .await
+        .expect("the live app's push is not held up by the dead callback")
+        .expect("the callback runs");
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 on_both_stores!(
