@@ -698,9 +698,7 @@ mod tests {
             ErrCode::TypingNeedsInteraction
         );
         // Typing shows for 15 seconds: again at 14 is refused, at 15 it is not.
-        let shown = typing(opened, TypingCommand::Typing, 110)
-            .unwrap()
-            .fan;
+        let shown = typing(opened, TypingCommand::Typing, 110).unwrap().fan;
         assert_eq!(
             code(typing(shown.clone(), TypingCommand::Typing, 124)),
             ErrCode::AlreadyTyping

@@ -325,12 +325,9 @@ fn wechatpy_completes_the_kf_flow() {
             .arg(&server.cert)
             .args(["--appid", &server.appid, "--secret", &server.secret])
             .args(["--wechat-id", &server.wechat_id])
-            .args([
-                "--admin-url",
-                &server.http_base,
-                "--admin-token",
-                &server.admin_token,
-            ])
+            .args(["--admin-url", &server.http_base])
+            // `=`: a generated token may begin with `-`, which a parser takes for a flag.
+            .arg(format!("--admin-token={}", server.admin_token))
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONIOENCODING", "utf-8"),
     );
@@ -368,12 +365,9 @@ fn node_clients_complete_the_kf_flow() {
             .arg(&server.cert)
             .args(["--appid", &server.appid, "--secret", &server.secret])
             .args(["--wechat-id", &server.wechat_id, "--lib", "all"])
-            .args([
-                "--admin-url",
-                &server.http_base,
-                "--admin-token",
-                &server.admin_token,
-            ])
+            .args(["--admin-url", &server.http_base])
+            // `=`: a generated token may begin with `-`, which a parser takes for a flag.
+            .arg(format!("--admin-token={}", server.admin_token))
             .env("NODE_EXTRA_CA_CERTS", &server.cert)
             .env("KEFU_HTTPS_PORT", server.https_port.to_string()),
     );
