@@ -473,4 +473,8 @@ pub trait Store:
     /// went), forgets calls recorded before `log_before`, and once a minute purges
     /// tokens and tickets past their retention (`rules.rs`).
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()>;
+
+    /// Whether the store can serve: it answers a query, and its schema is the version
+    /// this build writes. `Err` says why not, in a sentence (for `/kefu/v1/readyz`).
+    async fn ready(&self) -> Result<(), String>;
 }

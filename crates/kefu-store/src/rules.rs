@@ -40,6 +40,21 @@ pub(crate) const DAY_WINDOWS_KEPT: i64 = 40;
 /// Month windows kept before the current one.
 pub(crate) const MONTH_WINDOWS_KEPT: i64 = 13;
 
+/// Whether a database at schema `version` can be served by a build whose migrations
+/// end at `latest`: older means not migrated, newer means written by a newer kefu.
+pub(crate) fn schema_verdict(version: i64, latest: usize) -> Result<(), String> {
+    let latest = i64::try_from(latest).unwrap_or(i64::MAX);
+    match version.cmp(&latest) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(format!(
+            "the store's schema is at version {version}, not migrated to {latest}"
+        )),
+        std::cmp::Ordering::Greater => Err(format!(
+            "the store's schema is at version {version}, newer than this kefu's {latest}"
+        )),
+    }
+}
+
 /// The oldest counter windows kept at `now`, minute, day and month: a counter of an
 /// older window is forgotten, in memory and in the store.
 pub(crate) fn oldest_counter_windows(now: i64) -> [Window; 3] {

@@ -3,6 +3,7 @@
 mod admin_client;
 mod apps;
 mod fans;
+mod health;
 mod portability;
 mod serve;
 mod sim;
@@ -30,6 +31,8 @@ struct Cli {
 enum Command {
     /// Run the server (SQLite at ./kefu.db, listening on 127.0.0.1:8080 by default).
     Serve(serve::ServeArgs),
+    /// Exit 0 when the server the configuration names is ready, 1 otherwise.
+    Healthcheck(health::HealthcheckArgs),
     /// Manage the apps (official accounts) of a running server.
     App(apps::AppArgs),
     /// Manage the third-party platforms of a running server.
@@ -71,6 +74,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Healthcheck(args) => health::run(args).await,
             Command::App(args) => apps::run(args).await,
             Command::Component(args) => sim::run_component(args).await,
             Command::Sim(args) => sim::run_sim(args).await,

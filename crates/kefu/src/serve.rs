@@ -90,6 +90,13 @@ pub(crate) struct ServeArgs {
     push_retries: u32,
 }
 
+impl ServeArgs {
+    /// The HTTP listener's address.
+    pub(crate) fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+}
+
 fn size(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
@@ -206,7 +213,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
 }
 
 /// An address a client can call: a wildcard listener is reached on loopback.
-fn callable(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn callable(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {

@@ -4,6 +4,7 @@
 
 mod apps;
 mod fans;
+mod health;
 mod platform;
 
 use axum::Json;
@@ -285,6 +286,8 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route(paths::HEALTH, get(health))
         .route(paths::HEADIMG, get(headimg))
+        .route(paths::LIVEZ, get(health::livez))
+        .route(paths::READYZ, get(health::readyz))
         .merge(guarded)
 }
 

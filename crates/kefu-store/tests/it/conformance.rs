@@ -68,6 +68,41 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Sets the schema version recorded in the data, from outside the store (as an
+    /// older or newer kefu on the same data would leave it).
+    async fn set_schema_version(&self, version: i64) {
+        match self {
+            Backend::Sqlite(dir, _) => {
+                let conn = rusqlite::Connection::open(dir.path().join("kefu.db")).unwrap();
+                conn.pragma_update(None, "user_version", version).unwrap();
+            }
+            Backend::Postgres(schema) => {
+                let (client, connection) =
+                    tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
+                let version = i32::try_from(version).unwrap();
+                client
+                    .execute(
+                        "DELETE FROM kefu_migrations WHERE version > $1",
+                        &[&version],
+                    )
+                    .await
+                    .unwrap();
+                client
+                    .execute(
+                        "INSERT INTO kefu_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING",
+                        &[&version],
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
 /// Runs each named check on both backends: `sqlite::name` (durability full, its writer
 /// on a thread of its own), `sqlite_normal::name` (its writer a task on the runtime) and
 /// `postgres::name`.
@@ -131,6 +166,7 @@ conformance!(
     a_snapshot_restores_into_an_empty_store,
     a_restore_into_a_non_empty_store_writes_nothing,
     a_snapshot_lists_everything_in_one_order,
+    readiness_follows_the_schema_version,
 );
 
 const APPID: &str = "wx00000000000000a1";
@@ -1658,4 +1694,23 @@ fn answer(
         now,
         max_bound,
     }
+}
+
+async fn readiness_follows_the_schema_version(backend: Backend) {
+    let store = backend.open().await;
+    assert_eq!(store.ready().await, Ok(()));
+    backend.set_schema_version(999).await;
+    let why = store.ready().await.unwrap_err();
+    assert!(why.contains("version 999, newer than"), "{why}");
+    backend.set_schema_version(1).await;
+    let why = store.ready().await.unwrap_err();
+    assert!(why.contains("version 1, not migrated"), "{why}");
+    drop(store);
+    // Data a newer kefu wrote opens as it is (nothing to migrate), and is refused.
+    backend.set_schema_version(999).await;
+    let store = backend.open().await;
+    let why = store.ready().await.unwrap_err();
+    let latest: i64 = why.rsplit(' ').next().unwrap().parse().unwrap();
+    backend.set_schema_version(latest).await;
+    assert_eq!(store.ready().await, Ok(()));
 }

@@ -6,5 +6,6 @@ mod clients;
 mod common;
 mod crash;
 mod multi_instance;
+mod ops;
 mod portability;
 mod secrets;
