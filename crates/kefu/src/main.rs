@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod apps;
+mod config_file;
 mod fans;
 mod health;
 mod portability;
@@ -9,7 +10,10 @@ mod serve;
 mod sim;
 mod wechat;
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// jemalloc for the whole process, SQLite's C code included. glibc's allocator hands
 /// memory back to the kernel as SQLite frees a savepoint's buffers, once per write
@@ -60,7 +64,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     // One TLS crypto provider for the whole process (the HTTP client needs one chosen).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -95,4 +102,35 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, with the configuration file's settings for `serve` and
+/// `healthcheck` (`--config` / `KEFU_CONFIG`) filled in where neither a flag nor a
+/// `KEFU_*` variable gave them. A mistake in the file stops here, with exit code 2.
+fn parse() -> Result<Cli, std::process::ExitCode> {
+    let mut argv: Vec<OsString> = std::env::args_os().collect();
+    let command = Cli::command();
+    let mut matches = command.clone().get_matches_from(&argv);
+    if let Some((name, sub)) = matches.subcommand()
+        && matches!(name, "serve" | "healthcheck")
+        && let Some(path) = sub.get_one::<PathBuf>("config")
+    {
+        let (Some(this), Some(serve)) = (
+            command.find_subcommand(name),
+            command.find_subcommand("serve"),
+        ) else {
+            return Err(std::process::ExitCode::FAILURE);
+        };
+        match config_file::layer(path, this, serve, sub) {
+            Ok(added) => {
+                argv.extend(added);
+                matches = command.clone().get_matches_from(&argv);
+            }
+            Err(error) => {
+                eprintln!("kefu: {error}");
+                return Err(std::process::ExitCode::from(2));
+            }
+        }
+    }
+    Cli::from_arg_matches(&matches).map_err(|e| e.exit())
 }

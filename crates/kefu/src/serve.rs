@@ -21,6 +21,10 @@ enum DurabilityArg {
 /// Flags of `kefu serve`; each has a `KEFU_*` environment variable.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
+    /// A configuration file (TOML): its `[server]` table sets any of these flags, under
+    /// its own name with `_` for `-`; the environment and the command line win over it.
+    #[arg(long, env = "KEFU_CONFIG")]
+    config: Option<PathBuf>,
     /// Address of the HTTP listener.
     #[arg(long, env = "KEFU_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -50,13 +54,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "KEFU_DURABILITY", value_enum, default_value = "full")]
     durability: DurabilityArg,
     /// Do not create the demo app on an empty store.
-    #[arg(long, env = "KEFU_NO_DEMO")]
+    #[arg(long, env = "KEFU_NO_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
     no_demo: bool,
     /// Proxies whose X-Forwarded-For gives the caller's IP (comma-separated).
     #[arg(long, env = "KEFU_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<std::net::IpAddr>,
     /// Do not record WeChat calls (rid/get then finds nothing).
-    #[arg(long, env = "KEFU_NO_REQUEST_LOG")]
+    #[arg(long, env = "KEFU_NO_REQUEST_LOG", value_parser = clap::builder::BoolishValueParser::new())]
     no_request_log: bool,
     /// Seconds a client may take to send a request's head, from its first byte.
     #[arg(long, env = "KEFU_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]

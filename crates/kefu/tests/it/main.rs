@@ -4,6 +4,7 @@
 
 mod clients;
 mod common;
+mod config;
 mod crash;
 mod multi_instance;
 mod ops;
