@@ -100,6 +100,9 @@ pub struct Limits {
     /// The most connections open at once (over all listeners); past it new clients
     /// wait to be accepted while idle connections are closed to make room.
     pub max_connections: usize,
+    /// How long a stopping server waits for requests in flight before it closes their
+    /// connections.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -109,6 +112,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }

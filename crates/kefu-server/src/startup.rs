@@ -366,7 +366,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets requests in
-    /// flight finish and closes the store.
+    /// flight finish (for at most [`Limits::shutdown_timeout`]), persists what they
+    /// counted and recorded, and closes the store.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -389,6 +390,7 @@ impl Application {
                 Arc::clone(&self.surface),
                 Arc::clone(&gate),
                 stop_rx.clone(),
+                limits.shutdown_timeout,
             ))
         });
         let pushing = tokio::spawn(crate::push::run(
@@ -408,7 +410,15 @@ impl Application {
                 }
             })
         };
-        serve(self.http, None, self.surface, gate, stop_rx).await;
+        serve(
+            self.http,
+            None,
+            self.surface,
+            gate,
+            stop_rx,
+            limits.shutdown_timeout,
+        )
+        .await;
         if let Some(task) = https_task {
             let _ = task.await;
         }
@@ -425,14 +435,15 @@ const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 /// Accepts connections on `listener` (through TLS when an acceptor is given), as many
 /// as the `gate` lets in, and serves HTTP/1 and HTTP/2 on them until `stop`; then stops
-/// accepting and waits for the open connections (idle ones are closed), so that nothing
-/// keeps the store open after `run_until` returns.
+/// accepting and waits for the open connections (idle ones are closed) — at most
+/// `shutdown_timeout`, after which the busy ones are left to be closed with the process.
 async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     surface: Arc<Surface>,
     gate: Arc<Gate>,
     mut stop: watch::Receiver<bool>,
+    shutdown_timeout: std::time::Duration,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
@@ -509,7 +520,15 @@ async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_secs = shutdown_timeout.as_secs(),
+            "requests still in flight after the shutdown timeout; their connections are closed"
+        );
+    }
 }
 
 /// Serves a connection until it ends, or until the sweeper closes it for outstaying

@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod apps;
+mod completions;
 mod config_file;
 mod fans;
 mod health;
@@ -37,6 +38,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Exit 0 when the server the configuration names is ready, 1 otherwise.
     Healthcheck(health::HealthcheckArgs),
+    /// Print the completion script of a shell: `kefu completions bash > /etc/bash_completion.d/kefu`.
+    Completions(completions::CompletionsArgs),
     /// Manage the apps (official accounts) of a running server.
     App(apps::AppArgs),
     /// Manage the third-party platforms of a running server.
@@ -82,6 +85,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Healthcheck(args) => health::run(args).await,
+            Command::Completions(args) => completions::run(&args),
             Command::App(args) => apps::run(args).await,
             Command::Component(args) => sim::run_component(args).await,
             Command::Sim(args) => sim::run_sim(args).await,

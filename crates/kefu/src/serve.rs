@@ -18,6 +18,14 @@ enum DurabilityArg {
     Normal,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    /// Lines for people.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
 /// Flags of `kefu serve`; each has a `KEFU_*` environment variable.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -89,6 +97,12 @@ pub(crate) struct ServeArgs {
     /// Seconds a push waits for the developer's server to answer (WeChat waits 5).
     #[arg(long, env = "KEFU_PUSH_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     push_timeout: u64,
+    /// Seconds a stopping server (SIGTERM, Ctrl-C) waits for requests in flight.
+    #[arg(long, env = "KEFU_SHUTDOWN_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    shutdown_timeout: u64,
+    /// How log lines are written (the level comes from KEFU_LOG, else RUST_LOG).
+    #[arg(long, env = "KEFU_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormatArg,
     /// How many times a push that got no answer is tried again (WeChat: 3).
     #[arg(long, env = "KEFU_PUSH_RETRIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=10))]
     push_retries: u32,
@@ -106,7 +120,13 @@ fn size(n: u64) -> usize {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
-    telemetry::init("info,kefu=info");
+    telemetry::init_as(
+        "info,kefu=info",
+        match args.log_format {
+            LogFormatArg::Text => telemetry::LogFormat::Text,
+            LogFormatArg::Json => telemetry::LogFormat::Json,
+        },
+    );
     let database = Database::parse(&args.database_url)?;
     // A generated certificate is kept beside the SQLite file, or in the working
     // directory.
@@ -154,6 +174,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
             idle_timeout: Duration::from_secs(args.idle_timeout),
             body_timeout: Duration::from_secs(args.body_timeout),
             max_connections: size(args.max_connections),
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         },
         log_limits: LogLimits {
             disk_rows: args.request_log_rows,

@@ -10,3 +10,4 @@ mod multi_instance;
 mod ops;
 mod portability;
 mod secrets;
+mod service;
