@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::{AppAlias, AppId, AppSecret, OriginalId, Secret};
 
 mod fans;
+pub mod fixtures;
 mod ops;
 
 pub use fans::{
@@ -17,7 +18,7 @@ pub use fans::{
     MAX_FANS_PER_APP, NewFan, NewFanBody, QueueRequest, SessionView, TIMELINE_LEN, TimelineEntry,
     WindowView,
 };
-pub use ops::{LIVEZ, READYZ, Readiness};
+pub use ops::{LIVEZ, READYZ, RESET, Readiness};
 
 /// The prefix of every path of the admin surface; no WeChat path starts with it.
 pub const PREFIX: &str = "/kefu/v1";

@@ -149,6 +149,11 @@ pub struct Config {
     pub log_limits: LogLimits,
     /// How pushes to the developers' callbacks are delivered.
     pub pushes: crate::push::PushSettings,
+    /// The declared state the server starts in and a reset goes back to.
+    pub fixtures: kefu_api::admin::fixtures::Fixtures,
+    /// Replace a store that contradicts the fixtures by them, rather than refuse to
+    /// start.
+    pub reset_fixtures: bool,
 }
 
 impl Config {
@@ -169,6 +174,8 @@ impl Config {
             limits: Limits::default(),
             log_limits: LogLimits::default(),
             pushes: crate::push::PushSettings::default(),
+            fixtures: kefu_api::admin::fixtures::Fixtures::default(),
+            reset_fixtures: false,
         }
     }
 }

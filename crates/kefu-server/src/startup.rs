@@ -51,6 +51,9 @@ pub enum StartupError {
     /// The TLS certificate could not be loaded or generated.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The fixtures are invalid, or the store contradicts them.
+    #[error("fixtures: {0}")]
+    Fixtures(String),
     /// The demo app could not be created.
     #[error("cannot create the demo app: {0}")]
     Demo(String),
@@ -170,6 +173,17 @@ impl Surface {
         if request.method() == Method::CONNECT {
             return connect_refused(&self.state);
         }
+        // Every request but a reset and the health checks waits while a reset runs,
+        // and a reset waits for the requests in flight.
+        let path = request.uri().path();
+        let _shared = if path == kefu_api::admin::RESET
+            || path == kefu_api::admin::LIVEZ
+            || path == kefu_api::admin::READYZ
+        {
+            None
+        } else {
+            Some(self.state.reset_lock.read().await)
+        };
         if let Some(route) = self.routes.find(request.uri().path(), request.method()) {
             return wechat::edge::serve(&self.state, request, peer.ip(), &route).await;
         }
@@ -271,6 +285,8 @@ impl Application {
                 .await
                 .map_err(|e| StartupError::Store(e.to_string()))?,
         );
+        let fixtures = crate::fixtures::Prepared::new(&config.fixtures, clock.now())
+            .map_err(StartupError::Fixtures)?;
         let (pushes, push_queue) =
             crate::push::Pushes::new(config.pushes).map_err(StartupError::Tls)?;
         let state = AppState::new(Shared {
@@ -286,7 +302,16 @@ impl Application {
             limits: config.limits,
             log_limits: config.log_limits,
             pushes: Arc::new(pushes),
+            fixtures: Arc::new(fixtures),
+            reset_lock: Arc::default(),
         });
+        let outcome = crate::fixtures::apply(&state, config.reset_fixtures)
+            .await
+            .map_err(StartupError::Fixtures)?;
+        match outcome {
+            crate::fixtures::Outcome::None => {}
+            outcome => tracing::info!(?outcome, "fixtures"),
+        }
         let http = bind(config.listen).await?;
         let https = match &config.https {
             Some(https) => {

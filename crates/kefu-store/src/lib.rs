@@ -320,6 +320,13 @@ pub trait SnapshotStore: Send + Sync + 'static {
     /// Loads a snapshot into an empty store, all or nothing: `Conflict` when the store
     /// holds any app or platform.
     async fn restore(&self, snapshot: Snapshot) -> StoreResult<()>;
+
+    /// Replaces everything the store holds with `snapshot` and the clock offset with
+    /// `clock_offset`, in one transaction: apps, accounts, fans, platforms, tickets,
+    /// tokens, counters and the request log all go first. All or nothing; the snapshot
+    /// is checked as [`SnapshotStore::restore`] checks it. The caller keeps requests
+    /// off this store (of this instance) while it runs.
+    async fn replace(&self, snapshot: Snapshot, clock_offset: i64) -> StoreResult<()>;
 }
 
 /// An app's fans, simulated: made, moved through their actions, and read with their

@@ -1,4 +1,5 @@
-//! The configuration file of `kefu serve` (README, "Configuration file"): its `[server]`
+//! The configuration file of `kefu serve` (README, "Configuration file"): its top-level
+//! keys but `[server]` declare fixtures (README, "Fixtures and reset"); its `[server]`
 //! table takes every flag of `kefu serve` under its own name (`_` for `-`). A setting
 //! comes from, in order of precedence, the command line, the `KEFU_*` environment, the
 //! file, then the default: the file fills only the flags clap found neither given nor
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Command};
+use kefu_api::admin::fixtures::Fixtures;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -17,7 +19,7 @@ const SERVER: &str = "server";
 
 /// Flags whose value is a path (or an SQLite path), read from the file's directory
 /// when relative.
-const PATH_FLAGS: &[&str] = &["database_url", "tls_cert", "tls_key"];
+const PATH_FLAGS: &[&str] = &["database_url", "tls_cert", "tls_key", "fixtures"];
 
 /// Flags that have no place in the file.
 const NOT_IN_FILE: &[&str] = &["config", "help", "version"];
@@ -35,6 +37,142 @@ impl std::fmt::Display for FileError {
         match self.line {
             Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
             None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// The fixtures the file declares (every top-level key but `[server]`), with avatar
+/// paths from the file's directory.
+pub(crate) fn fixtures(path: &Path) -> Result<Fixtures, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| FileError {
+        file: path.to_owned(),
+        line: None,
+        message: format!("cannot read it: {e}"),
+    })?;
+    let source = Source { path, text: &text };
+    let mut root = DeTable::parse(&text).map_err(|e| source.error(e.span(), e.message()))?;
+    let server = root
+        .get_ref()
+        .keys()
+        .find(|key| key.get_ref() == SERVER)
+        .cloned();
+    if let Some(server) = server {
+        root.get_mut().remove(&server);
+    }
+    resolve_secrets(&source, root.get_mut())?;
+    // Keys nothing reads are mistakes too (a key under the wrong table, say).
+    let mut ignored = Vec::new();
+    let mut fixtures: Fixtures =
+        serde_ignored::deserialize(toml::de::Deserializer::from(root.clone()), |path| {
+            ignored.push(path.to_string())
+        })
+        .map_err(|e| source.error(e.span(), e.message()))?;
+    if let Some(path) = ignored.first() {
+        return Err(source.error(
+            span_of(root.get_ref(), path),
+            format!("unknown key `{path}`"),
+        ));
+    }
+    resolve_avatars(&mut fixtures, path);
+    Ok(fixtures)
+}
+
+/// The fixtures of every `.toml` and `.json` file in `dir`, in the order of their
+/// names.
+pub(crate) fn fixtures_dir(dir: &Path) -> Result<Fixtures, FileError> {
+    let unreadable = |e: std::io::Error| FileError {
+        file: dir.to_owned(),
+        line: None,
+        message: format!("cannot read the directory: {e}"),
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(unreadable)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| ext == "toml" || ext == "json")
+        })
+        .collect();
+    files.sort();
+    let mut all = Fixtures::default();
+    for file in files {
+        let fixtures = if file.extension().is_some_and(|ext| ext == "json") {
+            let text = std::fs::read_to_string(&file).map_err(|e| FileError {
+                file: file.clone(),
+                line: None,
+                message: format!("cannot read it: {e}"),
+            })?;
+            let mut fixtures: Fixtures = serde_json::from_str(&text).map_err(|e| FileError {
+                file: file.clone(),
+                line: Some(e.line()),
+                message: e.to_string(),
+            })?;
+            resolve_avatars(&mut fixtures, &file);
+            fixtures
+        } else {
+            fixtures(&file)?
+        };
+        all.merge(fixtures);
+    }
+    Ok(all)
+}
+
+/// Replaces every `{ env = "NAME" }` and `{ file = "path" }` of the fixtures by the
+/// string it stands for, so that secrets stay out of the file.
+fn resolve_secrets(source: &Source<'_>, table: &mut DeTable<'_>) -> Result<(), FileError> {
+    for (key, value) in table.iter_mut() {
+        resolve_value(source, key.get_ref(), value)?;
+    }
+    Ok(())
+}
+
+fn resolve_value(
+    source: &Source<'_>,
+    name: &str,
+    value: &mut Spanned<DeValue<'_>>,
+) -> Result<(), FileError> {
+    let secret = match value.get_ref() {
+        DeValue::Table(table) if table.len() == 1 => table
+            .keys()
+            .next()
+            .is_some_and(|kind| matches!(kind.get_ref().as_ref(), "env" | "file")),
+        _ => false,
+    };
+    if secret {
+        let resolved = scalar(source, name, value)?;
+        *value.get_mut() = DeValue::String(resolved.into());
+        return Ok(());
+    }
+    match value.get_mut() {
+        DeValue::Table(table) => resolve_secrets(source, table),
+        DeValue::Array(items) => items
+            .iter_mut()
+            .try_for_each(|item| resolve_value(source, name, item)),
+        _ => Ok(()),
+    }
+}
+
+/// Where the value at a dotted path (`faults.0.clock_offset_secs`) is.
+fn span_of(table: &DeTable<'_>, path: &str) -> Option<std::ops::Range<usize>> {
+    let mut segments = path.split('.');
+    let first = segments.next()?;
+    let (_, mut value) = table.iter().find(|(key, _)| key.get_ref() == first)?;
+    for segment in segments {
+        value = match value.get_ref() {
+            DeValue::Table(table) => table.iter().find(|(key, _)| key.get_ref() == segment)?.1,
+            DeValue::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+            _ => return Some(value.span()),
+        };
+    }
+    Some(value.span())
+}
+
+fn resolve_avatars(fixtures: &mut Fixtures, file: &Path) {
+    let dir = file.parent().unwrap_or_else(|| Path::new(""));
+    for avatar in fixtures.avatars_mut() {
+        if avatar.is_relative() {
+            *avatar = dir.join(&*avatar);
         }
     }
 }
@@ -91,10 +229,8 @@ pub(crate) fn layer(
     let mut added = Vec::new();
     for (key, value) in root.get_ref() {
         if key.get_ref().as_ref() != SERVER {
-            return Err(source.error(
-                Some(key.span()),
-                format!("unknown key `{}`; expected [{SERVER}]", key.get_ref()),
-            ));
+            // A fixture: read by `fixtures`.
+            continue;
         }
         let DeValue::Table(table) = value.get_ref() else {
             return Err(source.error(Some(value.span()), format!("expected a table [{SERVER}]")));
@@ -159,12 +295,12 @@ fn flag_from(
     let items: Vec<String> = match value.get_ref() {
         DeValue::Array(items) if many => items
             .iter()
-            .map(|item| scalar(source, name, item))
+            .map(|item| scalar(source, &format!("{SERVER}.{name}"), item))
             .collect::<Result<_, _>>()?,
         DeValue::Array(_) => {
             return Err(source.error(at(), format!("{SERVER}.{name}: expected a single value")));
         }
-        _ => vec![scalar(source, name, value)?],
+        _ => vec![scalar(source, &format!("{SERVER}.{name}"), value)?],
     };
     let items: Vec<String> = if PATH_FLAGS.contains(&name) {
         items
@@ -194,14 +330,14 @@ fn scalar(
         DeValue::Boolean(b) => Ok(b.to_string()),
         DeValue::Integer(i) => i128::from_str_radix(&i.as_str().replace('_', ""), i.radix())
             .map(|n| n.to_string())
-            .map_err(|_| source.error(at(), format!("{SERVER}.{name}: an integer too large"))),
+            .map_err(|_| source.error(at(), format!("{name}: an integer too large"))),
         DeValue::Float(f) => Ok(f.as_str().replace('_', "")),
         DeValue::Table(table) if table.len() == 1 => {
             let (kind, inner) = table.iter().next().expect("one entry");
             let Some(inner) = inner.get_ref().as_str() else {
                 return Err(source.error(
                     Some(inner.span()),
-                    format!("{SERVER}.{name}.{}: expected a string", kind.get_ref()),
+                    format!("{name}.{}: expected a string", kind.get_ref()),
                 ));
             };
             match kind.get_ref().as_ref() {
@@ -209,7 +345,7 @@ fn scalar(
                     source.error(
                         at(),
                         format!(
-                            "{SERVER}.{name}: the environment variable {inner} is not set \
+                            "{name}: the environment variable {inner} is not set \
                              (or not UTF-8)"
                         ),
                     )
@@ -218,20 +354,18 @@ fn scalar(
                     let path = source.resolve(inner);
                     std::fs::read_to_string(&path)
                         .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
-                        .map_err(|e| {
-                            source.error(at(), format!("{SERVER}.{name}: cannot read {path}: {e}"))
-                        })
+                        .map_err(|e| source.error(at(), format!("{name}: cannot read {path}: {e}")))
                 }
                 other => Err(source.error(
                     Some(kind.span()),
-                    format!("{SERVER}.{name}: unknown key `{other}`; expected `env` or `file`"),
+                    format!("{name}: unknown key `{other}`; expected `env` or `file`"),
                 )),
             }
         }
         _ => Err(source.error(
             at(),
             format!(
-                "{SERVER}.{name}: expected a string, a number, a boolean, {{ env = \"NAME\" }} \
+                "{name}: expected a string, a number, a boolean, {{ env = \"NAME\" }} \
                  or {{ file = \"path\" }}"
             ),
         )),

@@ -46,6 +46,8 @@ enum Command {
     Component(sim::ComponentArgs),
     /// Simulation controls: the clock, invitations, online accounts, tokens, faults.
     Sim(sim::SimArgs),
+    /// Put a running server back to its fixtures (tokens, counters, calls and changes go).
+    Reset(sim::ResetArgs),
     /// The newest WeChat calls the server recorded.
     Requests(sim::RequestsArgs),
     /// Customer service accounts, through WeChat's API (of kefu or WeChat itself).
@@ -89,6 +91,7 @@ fn main() -> std::process::ExitCode {
             Command::App(args) => apps::run(args).await,
             Command::Component(args) => sim::run_component(args).await,
             Command::Sim(args) => sim::run_sim(args).await,
+            Command::Reset(args) => sim::run_reset(args).await,
             Command::Requests(args) => sim::run_requests(args).await,
             Command::Kf(args) => wechat::run_kf(args).await,
             Command::Fan(args) => fans::run(args).await,
@@ -110,7 +113,8 @@ fn main() -> std::process::ExitCode {
 
 /// The command line, with the configuration file's settings for `serve` and
 /// `healthcheck` (`--config` / `KEFU_CONFIG`) filled in where neither a flag nor a
-/// `KEFU_*` variable gave them. A mistake in the file stops here, with exit code 2.
+/// `KEFU_*` variable gave them, and for `serve` its fixtures read. A mistake in the
+/// file stops here, with exit code 2.
 fn parse() -> Result<Cli, std::process::ExitCode> {
     let mut argv: Vec<OsString> = std::env::args_os().collect();
     let command = Cli::command();
@@ -136,5 +140,15 @@ fn parse() -> Result<Cli, std::process::ExitCode> {
             }
         }
     }
-    Cli::from_arg_matches(&matches).map_err(|e| e.exit())
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    if let Command::Serve(args) = &mut cli.command
+        && let Err(error) = args.load_fixtures()
+    {
+        eprintln!("kefu: {error}");
+        return Err(std::process::ExitCode::from(2));
+    }
+    Ok(cli)
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use kefu_api::admin::CreatedApp;
+use kefu_api::admin::fixtures::Fixtures;
 use kefu_server::config::{Durability, HttpsConfig, Limits, LogLimits};
 use kefu_server::secrets::MIN_ADMIN_TOKEN_CHARS;
 use kefu_server::{Application, Config, Database, Secret, telemetry};
@@ -33,6 +34,16 @@ pub(crate) struct ServeArgs {
     /// its own name with `_` for `-`; the environment and the command line win over it.
     #[arg(long, env = "KEFU_CONFIG")]
     config: Option<PathBuf>,
+    /// A directory of fixture files (`*.toml`, `*.json`): the state the server starts
+    /// in and `POST /kefu/v1/reset` goes back to, with those of the configuration file.
+    #[arg(long, env = "KEFU_FIXTURES")]
+    fixtures: Option<PathBuf>,
+    /// Replace a store that contradicts the fixtures by them (everything it holds goes).
+    #[arg(long, env = "KEFU_RESET_FIXTURES", value_parser = clap::builder::BoolishValueParser::new())]
+    reset_fixtures: bool,
+    /// The fixtures read from the files, by [`ServeArgs::load_fixtures`].
+    #[arg(skip)]
+    declared: Fixtures,
     /// Address of the HTTP listener.
     #[arg(long, env = "KEFU_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -109,6 +120,20 @@ pub(crate) struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// Reads the fixtures of the configuration file and of `--fixtures DIR`; a mistake
+    /// in them names the file and line.
+    pub(crate) fn load_fixtures(&mut self) -> Result<(), String> {
+        let mut fixtures = match &self.config {
+            Some(path) => crate::config_file::fixtures(path).map_err(|e| e.to_string())?,
+            None => Fixtures::default(),
+        };
+        if let Some(dir) = &self.fixtures {
+            fixtures.merge(crate::config_file::fixtures_dir(dir).map_err(|e| e.to_string())?);
+        }
+        self.declared = fixtures;
+        Ok(())
+    }
+
     /// The HTTP listener's address.
     pub(crate) fn listen(&self) -> SocketAddr {
         self.listen
@@ -119,7 +144,7 @@ fn size(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
+pub(crate) async fn run(mut args: ServeArgs) -> Result<(), String> {
     telemetry::init_as(
         "info,kefu=info",
         match args.log_format {
@@ -128,6 +153,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         },
     );
     let database = Database::parse(&args.database_url)?;
+    let fixtures = std::mem::take(&mut args.declared);
     // A generated certificate is kept beside the SQLite file, or in the working
     // directory.
     let generated_dir = match &database {
@@ -162,7 +188,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         pg_pool_size: args.pg_pool_size,
         admin_token: admin_token.clone(),
         public_url: args.public_url,
-        demo_app: !args.no_demo,
+        demo_app: !args.no_demo && fixtures.is_empty(),
         trusted_proxies: args.trusted_proxies,
         request_log: !args.no_request_log,
         pushes: kefu_server::push::PushSettings {
@@ -182,6 +208,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
             memory_bytes: size(args.request_log_memory_mb.saturating_mul(1 << 20)),
             per_second: size(args.request_log_per_second),
         },
+        fixtures,
+        reset_fixtures: args.reset_fixtures,
     };
     let app = Application::build(config.clone())
         .await

@@ -10,6 +10,9 @@ pub const LIVEZ: &str = "/kefu/v1/livez";
 /// answers and is migrated), 503 with the reason otherwise; needs no token.
 pub const READYZ: &str = "/kefu/v1/readyz";
 
+/// `POST` puts the server back to its fixtures (needs the admin token): 204.
+pub const RESET: &str = "/kefu/v1/reset";
+
 /// The answer of [`LIVEZ`] and [`READYZ`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Readiness {

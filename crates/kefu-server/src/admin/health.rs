@@ -21,6 +21,9 @@ pub(super) async fn livez() -> Json<Readiness> {
 /// The store answers within [`READY_WITHIN`] and its schema is this build's.
 pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let verdict = match tokio::time::timeout(READY_WITHIN, state.store.ready()).await {
+        Ok(_) if state.reset_lock.try_read().is_err() => {
+            Err("the store is being reset to its fixtures".to_owned())
+        }
         Ok(verdict) => verdict,
         Err(_) => Err(format!(
             "the store did not answer within {} s",
@@ -37,4 +40,10 @@ pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<R
             )
         }
     }
+}
+
+/// `POST /kefu/v1/reset`: back to the fixtures (204).
+pub(super) async fn reset(State(state): State<AppState>) -> Result<StatusCode, super::Failure> {
+    crate::fixtures::reset(&state).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

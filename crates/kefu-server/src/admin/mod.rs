@@ -282,6 +282,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(paths::CLOCK, get(clock_get).post(clock_advance))
         .route(paths::EXPORT, get(export))
         .route(paths::IMPORT, post(import))
+        .route(paths::RESET, post(health::reset))
         .route_layer(middleware::from_fn_with_state(state, require_admin));
     Router::new()
         .route(paths::HEALTH, get(health))

@@ -6,6 +6,7 @@ mod clients;
 mod common;
 mod config;
 mod crash;
+mod fixtures;
 mod multi_instance;
 mod ops;
 mod portability;
