@@ -57,14 +57,17 @@
 //! ```
 //!
 //! [`Kefu::builder`] declares the apps, fault rules and clock offset a server starts
-//! with; [`Kefu::reset`] puts it back to exactly that, between test cases.
+//! with (or any fixtures `kefu serve` reads); [`Kefu::reset`] puts it back to exactly
+//! that, between test cases.
 //! Everything [`Kefu`] does through kefu's admin API (`/kefu/v1`, README "Endpoints")
 //! is also open to the test over HTTP with [`Kefu::admin_token`].
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use kefu_api::admin::fixtures::{AppFixture, Fixtures};
 use kefu_api::admin::{ClockAdvance, CreatedApp, FaultView, NewApp, NewFault};
+use kefu_api::{AppId, AppSecret};
 use kefu_server::config::Durability;
 use kefu_server::state::AppState;
 use kefu_server::{Application, Config, Database, Secret, StartupError};
@@ -128,30 +131,47 @@ impl From<CreatedApp> for TestApp {
 /// What a server starts with, and what [`Kefu::reset`] brings it back to.
 #[derive(Debug, Clone, Default)]
 pub struct KefuBuilder {
-    apps: Vec<NewApp>,
-    faults: Vec<NewFault>,
-    clock_offset: Duration,
+    fixtures: Fixtures,
 }
 
 impl KefuBuilder {
-    /// An app to create (give its `appid` and `secret` to keep those your code has).
+    /// An app to create (give its `appid` and `secret` to keep those your code has;
+    /// they are generated otherwise).
     #[must_use]
-    pub fn app(mut self, app: NewApp) -> KefuBuilder {
-        self.apps.push(app);
+    pub fn app(mut self, mut app: NewApp) -> KefuBuilder {
+        if app.appid.is_none() {
+            app.appid = AppId::parse(&kefu_server::secrets::new_appid()).ok();
+        }
+        if app.secret.is_none() {
+            app.secret = AppSecret::parse(kefu_server::secrets::new_app_secret()).ok();
+        }
+        self.fixtures.apps.push(AppFixture {
+            app,
+            kf_accounts: Vec::new(),
+        });
         self
     }
 
     /// A fault rule to install.
     #[must_use]
     pub fn fault(mut self, fault: NewFault) -> KefuBuilder {
-        self.faults.push(fault);
+        self.fixtures.faults.push(fault);
         self
     }
 
     /// How far ahead of real time the server clock starts.
     #[must_use]
     pub fn clock_offset(mut self, offset: Duration) -> KefuBuilder {
-        self.clock_offset = offset;
+        self.fixtures.clock_offset_secs = offset.as_secs();
+        self
+    }
+
+    /// Declarations as `kefu serve` reads them (README, "Fixtures and reset"): apps
+    /// with their kf accounts, platforms, fault rules, a clock offset; added to those
+    /// given so far. Avatar paths are read as given.
+    #[must_use]
+    pub fn fixtures(mut self, fixtures: Fixtures) -> KefuBuilder {
+        self.fixtures.merge(fixtures);
         self
     }
 
@@ -164,19 +184,31 @@ impl KefuBuilder {
         // reqwest needs the process's TLS provider chosen; the test's own clients too.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let admin_token = Secret::new(kefu_server::secrets::new_admin_token());
-        let http = reqwest::Client::new();
-        let running = Running::start(0, &admin_token).await?;
-        let kefu = Kefu {
+        let declared: HashMap<String, TestApp> = self
+            .fixtures
+            .apps
+            .iter()
+            .filter_map(|fixture| {
+                let app = &fixture.app;
+                Some((
+                    app.wechat_id.as_str().to_owned(),
+                    TestApp {
+                        appid: app.appid.as_ref()?.as_str().to_owned(),
+                        secret: app.secret.as_ref()?.expose().to_owned(),
+                        wechat_id: app.wechat_id.as_str().to_owned(),
+                    },
+                ))
+            })
+            .collect();
+        let running = Running::start(&admin_token, self.fixtures).await?;
+        Ok(Kefu {
             base_url: running.base_url.clone(),
-            port: running.port,
             admin_token,
-            http,
-            fixtures: self,
+            http: reqwest::Client::new(),
             running: Mutex::new(Some(running)),
-            apps: Mutex::default(),
-        };
-        kefu.apply_fixtures().await?;
-        Ok(kefu)
+            apps: Mutex::new(declared.clone()),
+            declared,
+        })
     }
 }
 
@@ -184,21 +216,21 @@ impl KefuBuilder {
 struct Running {
     state: AppState,
     base_url: String,
-    port: u16,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
 }
 
 impl Running {
-    async fn start(port: u16, admin_token: &Secret) -> Result<Running, Error> {
+    async fn start(admin_token: &Secret, fixtures: Fixtures) -> Result<Running, Error> {
         let dir = tempfile::Builder::new().prefix("kefu-testing-").tempdir()?;
         let mut config = Config::new(
             Database::Sqlite(dir.path().join("kefu.db")),
             admin_token.clone(),
         );
-        config.listen = ([127, 0, 0, 1], port).into();
+        config.listen = ([127, 0, 0, 1], 0).into();
         config.durability = Durability::Normal;
+        config.fixtures = fixtures;
         let app = Application::build(config).await?;
         let state = app.state().clone();
         let port = app.port();
@@ -209,7 +241,6 @@ impl Running {
         Ok(Running {
             state,
             base_url: format!("http://127.0.0.1:{port}"),
-            port,
             stop,
             task,
             _dir: dir,
@@ -227,13 +258,13 @@ impl Running {
 /// the server; [`Kefu::stop`] also waits until it has stopped.
 pub struct Kefu {
     base_url: String,
-    port: u16,
     admin_token: Secret,
     http: reqwest::Client,
-    fixtures: KefuBuilder,
     running: Mutex<Option<Running>>,
     /// The apps made through [`Kefu::app`] or declared, by WeChat ID.
     apps: Mutex<HashMap<String, TestApp>>,
+    /// The declared apps, by WeChat ID.
+    declared: HashMap<String, TestApp>,
 }
 
 impl std::fmt::Debug for Kefu {
@@ -333,22 +364,30 @@ impl Kefu {
         }
     }
 
-    /// Puts the server back to the state it started in: a new empty store on the same
-    /// port with the declared apps (same appids and secrets), fault rules and clock
-    /// offset, and nothing else — no token, counter, account or recorded call. Open
-    /// connections are closed once their requests are answered; clients connect again.
+    /// Puts the server back to the state it started in (`POST /kefu/v1/reset`): the
+    /// declared apps with the same appids and secrets, fault rules and clock offset,
+    /// and nothing else — no token, counter, account or recorded call, and no app
+    /// made by [`Kefu::app`]. Requests in flight are answered first; requests sent
+    /// meanwhile wait for it.
     ///
     /// # Errors
-    /// When the server cannot start again (the port was taken in between, say).
+    /// When the server refuses.
     pub async fn reset(&self) -> Result<(), Error> {
-        let mut running = self.running.lock().await;
-        if let Some(old) = running.take() {
-            old.stop().await;
+        let response = self
+            .http
+            .post(format!("{}{}", self.base_url, kefu_api::admin::RESET))
+            .bearer_auth(self.admin_token.expose())
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(Error::Refused {
+                status: status.as_u16(),
+                body: response.text().await.unwrap_or_default(),
+            });
         }
-        *running = Some(Running::start(self.port, &self.admin_token).await?);
-        drop(running);
-        self.apps.lock().await.clear();
-        self.apply_fixtures().await
+        *self.apps.lock().await = self.declared.clone();
+        Ok(())
     }
 
     /// Stops the server and waits until its store is closed and deleted.
@@ -356,23 +395,6 @@ impl Kefu {
         if let Some(running) = self.running.lock().await.take() {
             running.stop().await;
         }
-    }
-
-    async fn apply_fixtures(&self) -> Result<(), Error> {
-        let mut apps = self.apps.lock().await;
-        for new in &self.fixtures.apps {
-            let created: CreatedApp = self.admin_post(kefu_api::admin::APPS, new).await?;
-            let app = TestApp::from(created);
-            apps.insert(app.wechat_id.clone(), app);
-        }
-        drop(apps);
-        for fault in &self.fixtures.faults {
-            self.fault(fault.clone()).await?;
-        }
-        if !self.fixtures.clock_offset.is_zero() {
-            self.advance(self.fixtures.clock_offset).await?;
-        }
-        Ok(())
     }
 
     async fn state(&self) -> Option<AppState> {

@@ -168,3 +168,41 @@ async fn a_refused_app_says_why() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixtures_as_kefu_serve_reads_them_survive_a_reset() {
+    let fixtures = serde_json::from_value(json!({
+        "apps": [{
+            "appid": "wx00000000000000f1",
+            "secret": "fixturesecret0123456789",
+            "wechat_id": "fixed",
+            "kf_accounts": [{"kf_account": "x@fixed", "nickname": "X", "online_status": 1}],
+        }],
+    }))
+    .unwrap();
+    let kefu = Kefu::builder().fixtures(fixtures).start().await.unwrap();
+    let fixed = kefu.app("fixed").await.unwrap();
+    assert_eq!(fixed.appid, "wx00000000000000f1");
+    let http = reqwest::Client::new();
+    for round in 0..2 {
+        let answer = token(&kefu, &fixed.appid, &fixed.secret).await;
+        let access = answer["access_token"].as_str().unwrap().to_owned();
+        let online: Value = http
+            .get(format!(
+                "{}/cgi-bin/customservice/getonlinekflist?access_token={access}",
+                kefu.base_url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            online["kf_online_list"][0]["kf_account"], "x@fixed",
+            "{round}"
+        );
+        assert_eq!(add(&http, &kefu, &access, "y@fixed").await["errcode"], 0);
+        kefu.reset().await.unwrap();
+    }
+}
