@@ -354,3 +354,52 @@ fn a_mistake_in_the_fixtures_names_the_file_and_line() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixtures_directory_of_json_and_toml_files_is_applied() {
+    let port = free_port();
+    let dir = temp_dir("fixtures-dir");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fixtures");
+    let listen = format!("127.0.0.1:{port}");
+    let database = dir.join("kefu.db");
+    let mut served = Served(
+        kefu(&["serve", "--fixtures", examples.to_str().unwrap()])
+            .args([
+                "--listen",
+                &listen,
+                "--database-url",
+                database.to_str().unwrap(),
+            ])
+            .env("KEFU_ADMIN_TOKEN", ADMIN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kefu(&["healthcheck", "--listen", &listen])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(served.0.try_wait().unwrap().is_none(), "kefu serve exited");
+        assert!(Instant::now() < deadline, "never healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let client = Client {
+        http: http(),
+        base: format!("http://{listen}"),
+    };
+    // apps.json: the app and its account; faults.toml: the rule.
+    let apps = client.get("/kefu/v1/apps").await;
+    assert_eq!(apps[0]["appid"], APPID, "{apps}");
+    let kfs = client.get(&format!("/kefu/v1/apps/{APPID}/kf")).await;
+    assert_eq!(kfs[0]["kf_account"], "anna@shop", "{kfs}");
+    let faults = client.get("/kefu/v1/faults").await;
+    assert_eq!(faults[0]["path"], "/cgi-bin/token", "{faults}");
+    assert_eq!(faults[0]["errcode"], 45009, "{faults}");
+    drop(served);
+    let _ = std::fs::remove_dir_all(dir);
+}
