@@ -27,20 +27,45 @@ fn kefu(args: &[&str]) -> Command {
     command
 }
 
+/// A server process, killed if a failed assertion leaves it running.
+struct Served(Option<Child>);
+
+impl Served {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("running")
+    }
+
+    /// The process, no longer killed when this is dropped.
+    fn take(mut self) -> Child {
+        self.0.take().expect("running")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// `kefu serve --config FILE`, the admin token in the variable the file names.
-fn serve(config: &Path) -> Child {
-    kefu(&["serve", "--config", config.to_str().unwrap()])
-        .env("CI_KEFU_ADMIN", ADMIN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kefu serve")
+fn serve(config: &Path) -> Served {
+    Served(Some(
+        kefu(&["serve", "--config", config.to_str().unwrap()])
+            .env("CI_KEFU_ADMIN", ADMIN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn kefu serve"),
+    ))
 }
 
 /// Waits until `kefu healthcheck --config FILE` exits 0, as a CI job would (in the same
 /// environment as the server).
-fn wait_healthy(config: &Path, served: &mut Child) {
+fn wait_healthy(config: &Path, served: &mut Served) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !kefu(&["healthcheck", "--config", config.to_str().unwrap()])
         .env("CI_KEFU_ADMIN", ADMIN)
@@ -49,15 +74,18 @@ fn wait_healthy(config: &Path, served: &mut Child) {
         .status
         .success()
     {
-        assert!(served.try_wait().unwrap().is_none(), "kefu serve exited");
+        assert!(
+            served.child().try_wait().unwrap().is_none(),
+            "kefu serve exited"
+        );
         assert!(Instant::now() < deadline, "never healthy");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn sigterm(child: &Child) {
+fn sigterm(served: &mut Served) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &served.child().id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -178,8 +206,8 @@ async fn a_ci_job_starts_loads_stops_with_sigterm_and_restarts_on_the_same_store
         assert!(writers.iter().any(|w| !w.is_finished()), "the load stopped");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    sigterm(&served);
-    assert_eq!(exit_code(served).await, Some(0), "SIGTERM exits 0");
+    sigterm(&mut served);
+    assert_eq!(exit_code(served.take()).await, Some(0), "SIGTERM exits 0");
     for writer in writers {
         writer.await.unwrap();
     }
@@ -225,8 +253,8 @@ async fn a_ci_job_starts_loads_stops_with_sigterm_and_restarts_on_the_same_store
         used >= acked.iter().sum::<u64>(),
         "used {used}, acknowledged {acked:?}"
     );
-    sigterm(&served);
-    assert_eq!(exit_code(served).await, Some(0));
+    sigterm(&mut served);
+    assert_eq!(exit_code(served.take()).await, Some(0));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -235,25 +263,27 @@ async fn the_shutdown_timeout_bounds_the_drain_and_logs_are_json_at_the_level_as
     let dir = temp_dir("shutdown");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut served = kefu(&[
-        "serve",
-        "--no-demo",
-        "--shutdown-timeout",
-        "1",
-        "--log-format",
-        "json",
-        "--database-url",
-        dir.join("kefu.db").to_str().unwrap(),
-    ])
-    .env("KEFU_LISTEN", format!("127.0.0.1:{port}"))
-    .env("KEFU_ADMIN_TOKEN", ADMIN)
-    .env("KEFU_LOG", "warn")
-    .env("RUST_LOG", "debug")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut served = Served(Some(
+        kefu(&[
+            "serve",
+            "--no-demo",
+            "--shutdown-timeout",
+            "1",
+            "--log-format",
+            "json",
+            "--database-url",
+            dir.join("kefu.db").to_str().unwrap(),
+        ])
+        .env("KEFU_LISTEN", format!("127.0.0.1:{port}"))
+        .env("KEFU_ADMIN_TOKEN", ADMIN)
+        .env("KEFU_LOG", "warn")
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    ));
     let deadline = Instant::now() + Duration::from_secs(30);
     while !kefu(&["healthcheck", "--listen", &format!("127.0.0.1:{port}")])
         .output()
@@ -261,7 +291,10 @@ async fn the_shutdown_timeout_bounds_the_drain_and_logs_are_json_at_the_level_as
         .status
         .success()
     {
-        assert!(served.try_wait().unwrap().is_none(), "kefu serve exited");
+        assert!(
+            served.child().try_wait().unwrap().is_none(),
+            "kefu serve exited"
+        );
         assert!(Instant::now() < deadline, "never healthy");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -298,9 +331,9 @@ async fn the_shutdown_timeout_bounds_the_drain_and_logs_are_json_at_the_level_as
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let stderr = served.stderr.take().unwrap();
-    sigterm(&served);
-    assert_eq!(exit_code(served).await, Some(0));
+    let stderr = served.child().stderr.take().unwrap();
+    sigterm(&mut served);
+    assert_eq!(exit_code(served.take()).await, Some(0));
     assert!(!slow.await.unwrap(), "the slow call was cut, not answered");
 
     let logged = std::io::read_to_string(stderr).unwrap();
