@@ -10,12 +10,15 @@ use serde::{Deserialize, Serialize};
 use crate::{AppAlias, AppId, AppSecret, OriginalId, Secret};
 
 mod fans;
+pub mod fixtures;
+mod ops;
 
 pub use fans::{
     FanActed, FanAction, FanActionBody, FanView, MAX_FAN_NICKNAME_CHARS, MAX_FAN_TEXT_CHARS,
     MAX_FANS_PER_APP, NewFan, NewFanBody, QueueRequest, SessionView, TIMELINE_LEN, TimelineEntry,
     WindowView,
 };
+pub use ops::{LIVEZ, READYZ, RESET, Readiness};
 
 /// The prefix of every path of the admin surface; no WeChat path starts with it.
 pub const PREFIX: &str = "/kefu/v1";

@@ -44,6 +44,13 @@ impl Clock {
             .fetch_max(offset.min(MAX_OFFSET_SECS), Ordering::Relaxed);
     }
 
+    /// Sets the offset, backwards too: only a reset to the fixtures does, with no
+    /// request running.
+    pub fn set_offset(&self, offset: i64) {
+        self.offset
+            .store(offset.clamp(0, MAX_OFFSET_SECS), Ordering::Relaxed);
+    }
+
     /// Moves the clock forward, by at most [`MAX_OFFSET_SECS`] in all (so that time
     /// arithmetic never overflows).
     pub fn advance(&self, secs: u64) {

@@ -100,6 +100,9 @@ pub struct Limits {
     /// The most connections open at once (over all listeners); past it new clients
     /// wait to be accepted while idle connections are closed to make room.
     pub max_connections: usize,
+    /// How long a stopping server waits for requests in flight before it closes their
+    /// connections.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -109,6 +112,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -145,6 +149,11 @@ pub struct Config {
     pub log_limits: LogLimits,
     /// How pushes to the developers' callbacks are delivered.
     pub pushes: crate::push::PushSettings,
+    /// The declared state the server starts in and a reset goes back to.
+    pub fixtures: kefu_api::admin::fixtures::Fixtures,
+    /// Replace a store that contradicts the fixtures by them, rather than refuse to
+    /// start.
+    pub reset_fixtures: bool,
 }
 
 impl Config {
@@ -165,6 +174,8 @@ impl Config {
             limits: Limits::default(),
             log_limits: LogLimits::default(),
             pushes: crate::push::PushSettings::default(),
+            fixtures: kefu_api::admin::fixtures::Fixtures::default(),
+            reset_fixtures: false,
         }
     }
 }

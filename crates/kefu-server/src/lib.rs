@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 mod conn;
 pub mod faults;
+pub mod fixtures;
 pub mod push;
 pub mod secrets;
 pub mod startup;

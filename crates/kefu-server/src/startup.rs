@@ -51,6 +51,9 @@ pub enum StartupError {
     /// The TLS certificate could not be loaded or generated.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The fixtures are invalid, or the store contradicts them.
+    #[error("fixtures: {0}")]
+    Fixtures(String),
     /// The demo app could not be created.
     #[error("cannot create the demo app: {0}")]
     Demo(String),
@@ -170,6 +173,17 @@ impl Surface {
         if request.method() == Method::CONNECT {
             return connect_refused(&self.state);
         }
+        // Every request but a reset and the health checks waits while a reset runs,
+        // and a reset waits for the requests in flight.
+        let path = request.uri().path();
+        let _shared = if path == kefu_api::admin::RESET
+            || path == kefu_api::admin::LIVEZ
+            || path == kefu_api::admin::READYZ
+        {
+            None
+        } else {
+            Some(self.state.reset_lock.read().await)
+        };
         if let Some(route) = self.routes.find(request.uri().path(), request.method()) {
             return wechat::edge::serve(&self.state, request, peer.ip(), &route).await;
         }
@@ -271,6 +285,8 @@ impl Application {
                 .await
                 .map_err(|e| StartupError::Store(e.to_string()))?,
         );
+        let fixtures = crate::fixtures::Prepared::new(&config.fixtures, clock.now())
+            .map_err(StartupError::Fixtures)?;
         let (pushes, push_queue) =
             crate::push::Pushes::new(config.pushes).map_err(StartupError::Tls)?;
         let state = AppState::new(Shared {
@@ -286,7 +302,16 @@ impl Application {
             limits: config.limits,
             log_limits: config.log_limits,
             pushes: Arc::new(pushes),
+            fixtures: Arc::new(fixtures),
+            reset_lock: Arc::default(),
         });
+        let outcome = crate::fixtures::apply(&state, config.reset_fixtures)
+            .await
+            .map_err(StartupError::Fixtures)?;
+        match outcome {
+            crate::fixtures::Outcome::None => {}
+            outcome => tracing::info!(?outcome, "fixtures"),
+        }
         let http = bind(config.listen).await?;
         let https = match &config.https {
             Some(https) => {
@@ -366,7 +391,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets requests in
-    /// flight finish and closes the store.
+    /// flight finish (for at most [`Limits::shutdown_timeout`]), persists what they
+    /// counted and recorded, and closes the store.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -389,6 +415,7 @@ impl Application {
                 Arc::clone(&self.surface),
                 Arc::clone(&gate),
                 stop_rx.clone(),
+                limits.shutdown_timeout,
             ))
         });
         let pushing = tokio::spawn(crate::push::run(
@@ -408,7 +435,15 @@ impl Application {
                 }
             })
         };
-        serve(self.http, None, self.surface, gate, stop_rx).await;
+        serve(
+            self.http,
+            None,
+            self.surface,
+            gate,
+            stop_rx,
+            limits.shutdown_timeout,
+        )
+        .await;
         if let Some(task) = https_task {
             let _ = task.await;
         }
@@ -425,14 +460,15 @@ const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 /// Accepts connections on `listener` (through TLS when an acceptor is given), as many
 /// as the `gate` lets in, and serves HTTP/1 and HTTP/2 on them until `stop`; then stops
-/// accepting and waits for the open connections (idle ones are closed), so that nothing
-/// keeps the store open after `run_until` returns.
+/// accepting and waits for the open connections (idle ones are closed) — at most
+/// `shutdown_timeout`, after which the busy ones are left to be closed with the process.
 async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     surface: Arc<Surface>,
     gate: Arc<Gate>,
     mut stop: watch::Receiver<bool>,
+    shutdown_timeout: std::time::Duration,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
@@ -509,7 +545,15 @@ async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_secs = shutdown_timeout.as_secs(),
+            "requests still in flight after the shutdown timeout; their connections are closed"
+        );
+    }
 }
 
 /// Serves a connection until it ends, or until the sweeper closes it for outstaying

@@ -65,6 +65,10 @@ pub struct Shared {
     pub log_limits: kefu_store::LogLimits,
     /// The pushes to the developers' callbacks.
     pub pushes: Arc<crate::push::Pushes>,
+    /// The declared state a reset goes back to.
+    pub fixtures: Arc<crate::fixtures::Prepared>,
+    /// Held shared by every request, exclusively by a reset to the fixtures.
+    pub reset_lock: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// A `getkflist` answer kept for reuse: valid while the store vouches for the same
@@ -88,6 +92,11 @@ const MAX_CACHED_LISTS: usize = 1024;
 pub struct ListCache(std::sync::Mutex<HashMap<String, CachedList>>);
 
 impl ListCache {
+    /// Forgets every answer (the store was replaced).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedList>> {
         self.0
             .lock()

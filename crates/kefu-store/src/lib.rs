@@ -320,6 +320,13 @@ pub trait SnapshotStore: Send + Sync + 'static {
     /// Loads a snapshot into an empty store, all or nothing: `Conflict` when the store
     /// holds any app or platform.
     async fn restore(&self, snapshot: Snapshot) -> StoreResult<()>;
+
+    /// Replaces everything the store holds with `snapshot` and the clock offset with
+    /// `clock_offset`, in one transaction: apps, accounts, fans, platforms, tickets,
+    /// tokens, counters and the request log all go first. All or nothing; the snapshot
+    /// is checked as [`SnapshotStore::restore`] checks it. The caller keeps requests
+    /// off this store (of this instance) while it runs.
+    async fn replace(&self, snapshot: Snapshot, clock_offset: i64) -> StoreResult<()>;
 }
 
 /// An app's fans, simulated: made, moved through their actions, and read with their
@@ -473,4 +480,8 @@ pub trait Store:
     /// went), forgets calls recorded before `log_before`, and once a minute purges
     /// tokens and tickets past their retention (`rules.rs`).
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()>;
+
+    /// Whether the store can serve: it answers a query, and its schema is the version
+    /// this build writes. `Err` says why not, in a sentence (for `/kefu/v1/readyz`).
+    async fn ready(&self) -> Result<(), String>;
 }

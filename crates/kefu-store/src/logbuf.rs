@@ -252,6 +252,18 @@ impl LogBuffer {
         }
     }
 
+    /// Forgets every call and count, and what was dropped (the store was emptied).
+    pub(crate) fn clear(&self) {
+        let mut inner = self.lock();
+        inner.pending.clear();
+        inner.pending_bytes = 0;
+        inner.recent.clear();
+        inner.recent_bytes = 0;
+        inner.counts.clear();
+        inner.dropped = 0;
+        inner.writing = None;
+    }
+
     /// Forgets an owner's calls and counts (its rows are deleted).
     pub(crate) fn forget(&self, owner: &str) {
         let mut inner = self.lock();

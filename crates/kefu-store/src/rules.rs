@@ -21,6 +21,25 @@ pub(crate) const TOKEN_RETENTION_SECS: i64 = 7 * 86_400;
 /// 61005 (expired) rather than 61006 (unknown), in seconds.
 pub(crate) const TICKET_RETENTION_SECS: i64 = 7 * 86_400;
 
+/// Every table of the state, children first: what [`crate::SnapshotStore::replace`]
+/// empties on both backends (`log_usage`, the request log's one row of totals, is set
+/// to nothing instead).
+pub(crate) const STATE_TABLES: &[&str] = &[
+    "messages",
+    "fans",
+    "authorizations",
+    "component_tickets",
+    "components",
+    "tokens",
+    "kf_headimgs",
+    "kf_accounts",
+    "apps",
+    "counters",
+    "request_log",
+    "call_counts",
+    "clock",
+];
+
 /// How long the chat history keeps a record, in seconds of the store's clock: 30 days.
 pub(crate) const HISTORY_RETENTION_SECS: i64 = 30 * 86_400;
 
@@ -39,6 +58,21 @@ pub(crate) const MINUTE_WINDOWS_KEPT: i64 = 5;
 pub(crate) const DAY_WINDOWS_KEPT: i64 = 40;
 /// Month windows kept before the current one.
 pub(crate) const MONTH_WINDOWS_KEPT: i64 = 13;
+
+/// Whether a database at schema `version` can be served by a build whose migrations
+/// end at `latest`: older means not migrated, newer means written by a newer kefu.
+pub(crate) fn schema_verdict(version: i64, latest: usize) -> Result<(), String> {
+    let latest = i64::try_from(latest).unwrap_or(i64::MAX);
+    match version.cmp(&latest) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(format!(
+            "the store's schema is at version {version}, not migrated to {latest}"
+        )),
+        std::cmp::Ordering::Greater => Err(format!(
+            "the store's schema is at version {version}, newer than this kefu's {latest}"
+        )),
+    }
+}
 
 /// The oldest counter windows kept at `now`, minute, day and month: a counter of an
 /// older window is forgotten, in memory and in the store.

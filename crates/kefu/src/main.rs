@@ -2,13 +2,19 @@
 
 mod admin_client;
 mod apps;
+mod completions;
+mod config_file;
 mod fans;
+mod health;
 mod portability;
 mod serve;
 mod sim;
 mod wechat;
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// jemalloc for the whole process, SQLite's C code included. glibc's allocator hands
 /// memory back to the kernel as SQLite frees a savepoint's buffers, once per write
@@ -30,12 +36,18 @@ struct Cli {
 enum Command {
     /// Run the server (SQLite at ./kefu.db, listening on 127.0.0.1:8080 by default).
     Serve(serve::ServeArgs),
+    /// Exit 0 when the server the configuration names is ready, 1 otherwise.
+    Healthcheck(health::HealthcheckArgs),
+    /// Print the completion script of a shell: `kefu completions bash > /etc/bash_completion.d/kefu`.
+    Completions(completions::CompletionsArgs),
     /// Manage the apps (official accounts) of a running server.
     App(apps::AppArgs),
     /// Manage the third-party platforms of a running server.
     Component(sim::ComponentArgs),
     /// Simulation controls: the clock, invitations, online accounts, tokens, faults.
     Sim(sim::SimArgs),
+    /// Put a running server back to its fixtures (tokens, counters, calls and changes go).
+    Reset(sim::ResetArgs),
     /// The newest WeChat calls the server recorded.
     Requests(sim::RequestsArgs),
     /// Customer service accounts, through WeChat's API (of kefu or WeChat itself).
@@ -57,7 +69,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     // One TLS crypto provider for the whole process (the HTTP client needs one chosen).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,9 +86,12 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Healthcheck(args) => health::run(args).await,
+            Command::Completions(args) => completions::run(&args),
             Command::App(args) => apps::run(args).await,
             Command::Component(args) => sim::run_component(args).await,
             Command::Sim(args) => sim::run_sim(args).await,
+            Command::Reset(args) => sim::run_reset(args).await,
             Command::Requests(args) => sim::run_requests(args).await,
             Command::Kf(args) => wechat::run_kf(args).await,
             Command::Fan(args) => fans::run(args).await,
@@ -91,4 +109,46 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, with the configuration file's settings for `serve` and
+/// `healthcheck` (`--config` / `KEFU_CONFIG`) filled in where neither a flag nor a
+/// `KEFU_*` variable gave them, and for `serve` its fixtures read. A mistake in the
+/// file stops here, with exit code 2.
+fn parse() -> Result<Cli, std::process::ExitCode> {
+    let mut argv: Vec<OsString> = std::env::args_os().collect();
+    let command = Cli::command();
+    let mut matches = command.clone().get_matches_from(&argv);
+    if let Some((name, sub)) = matches.subcommand()
+        && matches!(name, "serve" | "healthcheck")
+        && let Some(path) = sub.get_one::<PathBuf>("config")
+    {
+        let (Some(this), Some(serve)) = (
+            command.find_subcommand(name),
+            command.find_subcommand("serve"),
+        ) else {
+            return Err(std::process::ExitCode::FAILURE);
+        };
+        match config_file::layer(path, this, serve, sub) {
+            Ok(added) => {
+                argv.extend(added);
+                matches = command.clone().get_matches_from(&argv);
+            }
+            Err(error) => {
+                eprintln!("kefu: {error}");
+                return Err(std::process::ExitCode::from(2));
+            }
+        }
+    }
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    if let Command::Serve(args) = &mut cli.command
+        && let Err(error) = args.load_fixtures()
+    {
+        eprintln!("kefu: {error}");
+        return Err(std::process::ExitCode::from(2));
+    }
+    Ok(cli)
 }

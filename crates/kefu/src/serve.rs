@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use kefu_api::admin::CreatedApp;
+use kefu_api::admin::fixtures::Fixtures;
 use kefu_server::config::{Durability, HttpsConfig, Limits, LogLimits};
 use kefu_server::secrets::MIN_ADMIN_TOKEN_CHARS;
 use kefu_server::{Application, Config, Database, Secret, telemetry};
@@ -18,9 +19,31 @@ enum DurabilityArg {
     Normal,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    /// Lines for people.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
 /// Flags of `kefu serve`; each has a `KEFU_*` environment variable.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
+    /// A configuration file (TOML): its `[server]` table sets any of these flags, under
+    /// its own name with `_` for `-`; the environment and the command line win over it.
+    #[arg(long, env = "KEFU_CONFIG")]
+    config: Option<PathBuf>,
+    /// A directory of fixture files (`*.toml`, `*.json`): the state the server starts
+    /// in and `POST /kefu/v1/reset` goes back to, with those of the configuration file.
+    #[arg(long, env = "KEFU_FIXTURES")]
+    fixtures: Option<PathBuf>,
+    /// Replace a store that contradicts the fixtures by them (everything it holds goes).
+    #[arg(long, env = "KEFU_RESET_FIXTURES", value_parser = clap::builder::BoolishValueParser::new())]
+    reset_fixtures: bool,
+    /// The fixtures read from the files, by [`ServeArgs::load_fixtures`].
+    #[arg(skip)]
+    declared: Fixtures,
     /// Address of the HTTP listener.
     #[arg(long, env = "KEFU_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -50,13 +73,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "KEFU_DURABILITY", value_enum, default_value = "full")]
     durability: DurabilityArg,
     /// Do not create the demo app on an empty store.
-    #[arg(long, env = "KEFU_NO_DEMO")]
+    #[arg(long, env = "KEFU_NO_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
     no_demo: bool,
     /// Proxies whose X-Forwarded-For gives the caller's IP (comma-separated).
     #[arg(long, env = "KEFU_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<std::net::IpAddr>,
     /// Do not record WeChat calls (rid/get then finds nothing).
-    #[arg(long, env = "KEFU_NO_REQUEST_LOG")]
+    #[arg(long, env = "KEFU_NO_REQUEST_LOG", value_parser = clap::builder::BoolishValueParser::new())]
     no_request_log: bool,
     /// Seconds a client may take to send a request's head, from its first byte.
     #[arg(long, env = "KEFU_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
@@ -85,18 +108,52 @@ pub(crate) struct ServeArgs {
     /// Seconds a push waits for the developer's server to answer (WeChat waits 5).
     #[arg(long, env = "KEFU_PUSH_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     push_timeout: u64,
+    /// Seconds a stopping server (SIGTERM, Ctrl-C) waits for requests in flight.
+    #[arg(long, env = "KEFU_SHUTDOWN_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    shutdown_timeout: u64,
+    /// How log lines are written (the level comes from KEFU_LOG, else RUST_LOG).
+    #[arg(long, env = "KEFU_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormatArg,
     /// How many times a push that got no answer is tried again (WeChat: 3).
     #[arg(long, env = "KEFU_PUSH_RETRIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=10))]
     push_retries: u32,
+}
+
+impl ServeArgs {
+    /// Reads the fixtures of the configuration file and of `--fixtures DIR`; a mistake
+    /// in them names the file and line.
+    pub(crate) fn load_fixtures(&mut self) -> Result<(), String> {
+        let mut fixtures = match &self.config {
+            Some(path) => crate::config_file::fixtures(path).map_err(|e| e.to_string())?,
+            None => Fixtures::default(),
+        };
+        if let Some(dir) = &self.fixtures {
+            fixtures.merge(crate::config_file::fixtures_dir(dir).map_err(|e| e.to_string())?);
+        }
+        self.declared = fixtures;
+        Ok(())
+    }
+
+    /// The HTTP listener's address.
+    pub(crate) fn listen(&self) -> SocketAddr {
+        self.listen
+    }
 }
 
 fn size(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
-    telemetry::init("info,kefu=info");
+pub(crate) async fn run(mut args: ServeArgs) -> Result<(), String> {
+    telemetry::init_as(
+        "info,kefu=info",
+        match args.log_format {
+            LogFormatArg::Text => telemetry::LogFormat::Text,
+            LogFormatArg::Json => telemetry::LogFormat::Json,
+        },
+    );
     let database = Database::parse(&args.database_url)?;
+    let fixtures = std::mem::take(&mut args.declared);
     // A generated certificate is kept beside the SQLite file, or in the working
     // directory.
     let generated_dir = match &database {
@@ -131,7 +188,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
         pg_pool_size: args.pg_pool_size,
         admin_token: admin_token.clone(),
         public_url: args.public_url,
-        demo_app: !args.no_demo,
+        demo_app: !args.no_demo && fixtures.is_empty(),
         trusted_proxies: args.trusted_proxies,
         request_log: !args.no_request_log,
         pushes: kefu_server::push::PushSettings {
@@ -143,6 +200,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
             idle_timeout: Duration::from_secs(args.idle_timeout),
             body_timeout: Duration::from_secs(args.body_timeout),
             max_connections: size(args.max_connections),
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         },
         log_limits: LogLimits {
             disk_rows: args.request_log_rows,
@@ -150,6 +208,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
             memory_bytes: size(args.request_log_memory_mb.saturating_mul(1 << 20)),
             per_second: size(args.request_log_per_second),
         },
+        fixtures,
+        reset_fixtures: args.reset_fixtures,
     };
     let app = Application::build(config.clone())
         .await
@@ -206,7 +266,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
 }
 
 /// An address a client can call: a wildcard listener is reached on loopback.
-fn callable(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn callable(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {

@@ -336,3 +336,17 @@ pub(crate) async fn run_requests(args: RequestsArgs) -> Result<(), String> {
     }
     admin.show(Method::GET, &path, None).await
 }
+
+/// Flags of `kefu reset`.
+#[derive(Debug, Args)]
+pub(crate) struct ResetArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// `kefu reset`: the running server goes back to its fixtures.
+pub(crate) async fn run_reset(args: ResetArgs) -> Result<(), String> {
+    Admin::connect(&args.server)?
+        .show(Method::POST, admin::RESET, None)
+        .await
+}

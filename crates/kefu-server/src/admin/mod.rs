@@ -4,6 +4,7 @@
 
 mod apps;
 mod fans;
+mod health;
 mod platform;
 
 use axum::Json;
@@ -281,10 +282,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(paths::CLOCK, get(clock_get).post(clock_advance))
         .route(paths::EXPORT, get(export))
         .route(paths::IMPORT, post(import))
+        .route(paths::RESET, post(health::reset))
         .route_layer(middleware::from_fn_with_state(state, require_admin));
     Router::new()
         .route(paths::HEALTH, get(health))
         .route(paths::HEADIMG, get(headimg))
+        .route(paths::LIVEZ, get(health::livez))
+        .route(paths::READYZ, get(health::readyz))
         .merge(guarded)
 }
 

@@ -19,6 +19,7 @@ mod props;
 mod pushes;
 mod quota;
 mod reasons;
+mod reset;
 mod scope;
 mod snapshots;
 mod stable;

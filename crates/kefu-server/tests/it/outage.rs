@@ -168,3 +168,38 @@ async fn a_database_outage_answers_minus_one_and_heals() {
     assert_eq!(server.list(&app.token).await[0]["kf_nick"], "after");
     drop(server.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readyz_says_unavailable_while_the_database_is_unreachable() {
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
+    let (_, upstream) = through(schema.url(), 0);
+    let proxy = Proxy::start(upstream).await;
+    let (url, _) = through(schema.url(), proxy.port);
+    let server = TestServer::spawn_with(|config| {
+        config.database = Database::Postgres(url);
+        config.pg_pool_size = 2;
+    })
+    .await;
+    let ready = server.get("/kefu/v1/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.raw);
+    assert_eq!(ready.json["status"], "ready");
+
+    proxy.cut();
+    let down = server.get("/kefu/v1/readyz").await;
+    assert_eq!(down.status, 503, "{}", down.raw);
+    assert_eq!(down.json["status"], "unavailable");
+    let reason = down.json["reason"].as_str().unwrap();
+    assert!(reason.contains("PostgreSQL does not answer"), "{reason}");
+    // The process itself still answers.
+    assert_eq!(server.get("/kefu/v1/livez").await.status, 200);
+
+    proxy.restore();
+    let started = Instant::now();
+    while server.get("/kefu/v1/readyz").await.status != 200 {
+        assert!(started.elapsed() < Duration::from_secs(15), "no recovery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(server.stop().await);
+}

@@ -6,6 +6,18 @@ use super::*;
 
 #[async_trait]
 impl Store for PostgresStore {
+    async fn ready(&self) -> Result<(), String> {
+        let row = self
+            .query_opt("SELECT coalesce(max(version), 0) FROM kefu_migrations", &[])
+            .await
+            .map_err(|e| format!("PostgreSQL does not answer: {e}"))?
+            .ok_or_else(|| "PostgreSQL answered no row".to_owned())?;
+        let version: i32 = row
+            .try_get(0)
+            .map_err(|e| format!("PostgreSQL answered: {e}"))?;
+        rules::schema_verdict(i64::from(version), schema::LATEST)
+    }
+
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()> {
         let purge = self.purge.due(now);
         let result = self.housekeep(now, log_before, purge).await;

@@ -322,6 +322,9 @@ CREATE TRIGGER kf_sessions_end AFTER DELETE ON kf_accounts
 /// once ("kefumig" in ASCII).
 const MIGRATION_LOCK: i64 = 0x006b_6566_756d_6967;
 
+/// The schema version the migrations bring a database to.
+pub(crate) const LATEST: usize = MIGRATIONS.len();
+
 /// Brings the schema to the newest version, each step in its own transaction, one
 /// instance at a time.
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {

@@ -75,6 +75,31 @@ impl SnapshotStore for PostgresStore {
         Ok(snapshot)
     }
 
+    async fn replace(&self, snapshot: Snapshot, clock_offset: i64) -> StoreResult<()> {
+        snapshot.check()?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // Every table at once, exclusively: other instances' requests wait for the
+        // commit, and see the store before or after, never between.
+        tx.batch_execute(&format!(
+            "LOCK TABLE {tables}, log_usage IN ACCESS EXCLUSIVE MODE; TRUNCATE {tables}; \
+             UPDATE log_usage SET rows = 0, bytes = 0, dropped = 0",
+            tables = rules::STATE_TABLES.join(", ")
+        ))
+        .await
+        .map_err(pg)?;
+        insert_snapshot(&tx, &snapshot).await?;
+        tx.execute(
+            "INSERT INTO clock (id, offset_secs) VALUES (1, $1)",
+            &[&clock_offset],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        self.log.clear();
+        Ok(())
+    }
+
     async fn restore(&self, snapshot: Snapshot) -> StoreResult<()> {
         snapshot.check()?;
         let mut client = self.client().await?;
@@ -94,67 +119,76 @@ impl SnapshotStore for PostgresStore {
         if held > 0 {
             return Err(StoreError::Conflict("the store is not empty".to_owned()));
         }
-        for entry in &snapshot.apps {
-            let app = &entry.app;
-            // `Snapshot::check` refused an id that is both an app and a platform.
-            insert_app(&tx, app, entry.next_kf_id)
-                .await
-                .map_err(|e| conflict_or(e, || format!("{}: taken", app.appid)))?;
-            for account in &entry.kf_accounts {
-                let kf = &account.kf;
-                let invitation = kf.invitation.as_ref();
-                tx.execute(
-                    &format!(
-                        "INSERT INTO kf_accounts (appid, {KF_COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-                    ),
-                    &[
-                        &app.appid,
-                        &kf.kf_id,
-                        &kf.kf_account,
-                        &kf.nickname,
-                        &kf.kf_openid,
-                        &kf.headimg_version,
-                        &kf.kf_wx,
-                        &invitation.map(|i| i.invite_wx.as_str()),
-                        &invitation.map(|i| i.expire_time),
-                        &invitation.map(|i| i.state.as_str()),
-                        &kf.online_status,
-                        &kf.accepted_case,
-                        &kf.created_at,
-                    ],
-                )
-                .await
-                .map_err(|e| conflict_or(e, || format!("{}: taken", kf.kf_account)))?;
-                if let (Some(jpeg), Some(version)) = (&account.headimg, kf.headimg_version) {
-                    tx.execute(
-                        "INSERT INTO kf_headimgs (appid, kf_id, version, jpeg) VALUES ($1, \
-                            $2, $3, $4)",
-                        &[&app.appid, &kf.kf_id, &version, &&jpeg[..]],
-                    )
-                    .await
-                    .map_err(pg)?;
-                }
-            }
-        }
-        for entry in &snapshot.apps {
-            fans::restore_fans(&tx, entry).await?;
-        }
-        for component in &snapshot.components {
-            insert_component(&tx, component)
-                .await
-                .map_err(|e| conflict_or(e, || format!("{}: taken", component.component_appid)))?;
-        }
-        for auth in &snapshot.authorizations {
-            insert_authorization(&tx, auth, false).await.map_err(|e| {
-                conflict_or(e, || {
-                    format!(
-                        "{} on {}: unknown app or platform",
-                        auth.appid, auth.component_appid
-                    )
-                })
-            })?;
-        }
+        insert_snapshot(&tx, &snapshot).await?;
         tx.commit().await.map_err(pg)
     }
+}
+
+/// Inserts the snapshot's rows (the store holds none of them).
+async fn insert_snapshot(
+    tx: &deadpool_postgres::Transaction<'_>,
+    snapshot: &Snapshot,
+) -> StoreResult<()> {
+    for entry in &snapshot.apps {
+        let app = &entry.app;
+        // `Snapshot::check` refused an id that is both an app and a platform.
+        insert_app(tx, app, entry.next_kf_id)
+            .await
+            .map_err(|e| conflict_or(e, || format!("{}: taken", app.appid)))?;
+        for account in &entry.kf_accounts {
+            let kf = &account.kf;
+            let invitation = kf.invitation.as_ref();
+            tx.execute(
+                &format!(
+                    "INSERT INTO kf_accounts (appid, {KF_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                ),
+                &[
+                    &app.appid,
+                    &kf.kf_id,
+                    &kf.kf_account,
+                    &kf.nickname,
+                    &kf.kf_openid,
+                    &kf.headimg_version,
+                    &kf.kf_wx,
+                    &invitation.map(|i| i.invite_wx.as_str()),
+                    &invitation.map(|i| i.expire_time),
+                    &invitation.map(|i| i.state.as_str()),
+                    &kf.online_status,
+                    &kf.accepted_case,
+                    &kf.created_at,
+                ],
+            )
+            .await
+            .map_err(|e| conflict_or(e, || format!("{}: taken", kf.kf_account)))?;
+            if let (Some(jpeg), Some(version)) = (&account.headimg, kf.headimg_version) {
+                tx.execute(
+                    "INSERT INTO kf_headimgs (appid, kf_id, version, jpeg) VALUES ($1, \
+                        $2, $3, $4)",
+                    &[&app.appid, &kf.kf_id, &version, &&jpeg[..]],
+                )
+                .await
+                .map_err(pg)?;
+            }
+        }
+    }
+    for entry in &snapshot.apps {
+        fans::restore_fans(tx, entry).await?;
+    }
+    for component in &snapshot.components {
+        insert_component(tx, component)
+            .await
+            .map_err(|e| conflict_or(e, || format!("{}: taken", component.component_appid)))?;
+    }
+    for auth in &snapshot.authorizations {
+        insert_authorization(tx, auth, false).await.map_err(|e| {
+            conflict_or(e, || {
+                format!(
+                    "{} on {}: unknown app or platform",
+                    auth.appid, auth.component_appid
+                )
+            })
+        })?;
+    }
+    Ok(())
 }

@@ -5,6 +5,20 @@ use super::*;
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn ready(&self) -> Result<(), String> {
+        // Through the writer: a stopped writer, or a file changed under it, shows here.
+        let version = self
+            .write(|conn| {
+                let version: i64 = conn
+                    .pragma_query_value(None, "user_version", |row| row.get(0))
+                    .map_err(internal)?;
+                Ok((version, |_: &mut Cache| {}))
+            })
+            .await
+            .map_err(|e| format!("the SQLite store does not answer: {e}"))?;
+        rules::schema_verdict(version, schema::LATEST)
+    }
+
     async fn maintain(&self, now: i64, log_before: i64) -> StoreResult<()> {
         let _one_at_a_time = self.maintaining.lock().await;
         let dirty: Vec<(CounterKey, u64)> = {

@@ -201,6 +201,9 @@ END;
 ",
 ];
 
+/// The schema version the migrations bring a database to.
+pub(crate) const LATEST: usize = MIGRATIONS.len();
+
 /// Brings the database to the newest schema, each step in its own transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;

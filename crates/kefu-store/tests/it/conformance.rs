@@ -16,7 +16,7 @@ use kefu_store::postgres::{PostgresOptions, PostgresStore};
 use kefu_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use kefu_store::test_support::PgSchema;
 use kefu_store::{
-    App, Authorization, Component, CounterKey, Digest, InvitationAnswer, Kf, LogLimits,
+    App, Authorization, Component, CounterKey, Digest, InvitationAnswer, Kf, LogLimits, LogUsage,
     LoggedRequest, Mint, NewInvitation, NewKf, Rotation, Snapshot, StableMint, Store, StoreError,
     TokenChannel, TokenRecord, Window,
 };
@@ -63,6 +63,41 @@ impl Backend {
                         .await
                         .expect("open PostgreSQL"),
                 )
+            }
+        }
+    }
+}
+
+impl Backend {
+    /// Sets the schema version recorded in the data, from outside the store (as an
+    /// older or newer kefu on the same data would leave it).
+    async fn set_schema_version(&self, version: i64) {
+        match self {
+            Backend::Sqlite(dir, _) => {
+                let conn = rusqlite::Connection::open(dir.path().join("kefu.db")).unwrap();
+                conn.pragma_update(None, "user_version", version).unwrap();
+            }
+            Backend::Postgres(schema) => {
+                let (client, connection) =
+                    tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
+                let version = i32::try_from(version).unwrap();
+                client
+                    .execute(
+                        "DELETE FROM kefu_migrations WHERE version > $1",
+                        &[&version],
+                    )
+                    .await
+                    .unwrap();
+                client
+                    .execute(
+                        "INSERT INTO kefu_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING",
+                        &[&version],
+                    )
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -131,6 +166,8 @@ conformance!(
     a_snapshot_restores_into_an_empty_store,
     a_restore_into_a_non_empty_store_writes_nothing,
     a_snapshot_lists_everything_in_one_order,
+    readiness_follows_the_schema_version,
+    a_replace_leaves_exactly_the_snapshot,
 );
 
 const APPID: &str = "wx00000000000000a1";
@@ -1658,4 +1695,89 @@ fn answer(
         now,
         max_bound,
     }
+}
+
+async fn readiness_follows_the_schema_version(backend: Backend) {
+    let store = backend.open().await;
+    assert_eq!(store.ready().await, Ok(()));
+    backend.set_schema_version(999).await;
+    let why = store.ready().await.unwrap_err();
+    assert!(why.contains("version 999, newer than"), "{why}");
+    backend.set_schema_version(1).await;
+    let why = store.ready().await.unwrap_err();
+    assert!(why.contains("version 1, not migrated"), "{why}");
+    drop(store);
+    // Data a newer kefu wrote opens as it is (nothing to migrate), and is refused.
+    backend.set_schema_version(999).await;
+    let store = backend.open().await;
+    let why = store.ready().await.unwrap_err();
+    let latest: i64 = why.rsplit(' ').next().unwrap().parse().unwrap();
+    backend.set_schema_version(latest).await;
+    assert_eq!(store.ready().await, Ok(()));
+}
+
+async fn a_replace_leaves_exactly_the_snapshot(backend: Backend) {
+    // What to go back to.
+    let source = Backend::sqlite(Durability::Full);
+    let from = source.open().await;
+    populate(&from).await;
+    let snapshot = from.snapshot().await.unwrap();
+    drop(from);
+
+    // What a test run left: another app, a token, counts, calls, a clock moved.
+    const OTHER: &str = "wx00000000000000c3";
+    let store = backend.open().await;
+    store.create_app(app(OTHER, "other")).await.unwrap();
+    store
+        .issue_token(mint(
+            token(OTHER, TokenChannel::Basic, 1000),
+            hash(1),
+            1000,
+            300,
+        ))
+        .await
+        .unwrap();
+    let day = key("/cgi-bin/token", Window::Day(20_000));
+    store.consume(&[(day.clone(), 100)]).await.unwrap().unwrap();
+    store.maintain(20_000 * 86_400, 0).await.unwrap();
+    store
+        .advance_clock_offset(900, 900, i64::MAX)
+        .await
+        .unwrap();
+
+    store.replace(snapshot.clone(), 60).await.unwrap();
+    let check = |store: Arc<dyn Store>| {
+        let (snapshot, day) = (snapshot.clone(), day.clone());
+        async move {
+            assert_eq!(store.snapshot().await.unwrap(), snapshot);
+            assert!(store.app(OTHER).await.unwrap().is_none());
+            assert!(store.token(&hash(1)).await.unwrap().is_none());
+            assert_eq!(store.counter(&day).await.unwrap(), 0);
+            assert_eq!(store.clock_offset().await.unwrap(), 60);
+            let usage = store.log_usage().await.unwrap();
+            assert_eq!(usage, LogUsage::default(), "the request log is empty");
+            store
+        }
+    };
+    let store = check(store).await;
+    drop(store);
+    // As it was committed.
+    let store = check(backend.open().await).await;
+
+    // A refused snapshot writes nothing.
+    let mut bad = snapshot.clone();
+    bad.version = 99;
+    assert!(matches!(
+        store.replace(bad, 0).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.snapshot().await.unwrap(), snapshot);
+    // And to nothing.
+    let empty = Snapshot {
+        version: Snapshot::VERSION,
+        ..Snapshot::default()
+    };
+    store.replace(empty, 0).await.unwrap();
+    assert!(store.apps().await.unwrap().is_empty());
+    assert_eq!(store.clock_offset().await.unwrap(), 0);
 }

@@ -4,7 +4,11 @@
 
 mod clients;
 mod common;
+mod config;
 mod crash;
+mod fixtures;
 mod multi_instance;
+mod ops;
 mod portability;
 mod secrets;
+mod service;

@@ -1,0 +1,121 @@
+//! `POST /kefu/v1/reset` under load: requests in flight finish before the store is
+//! replaced, and none lands after, so what a reset leaves is exactly the fixtures.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use kefu_api::admin::fixtures::Fixtures;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::TestServer;
+
+const APPID: &str = "wx0123456789abcdef";
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+const WRITERS: usize = 8;
+
+fn fixtures() -> Fixtures {
+    serde_json::from_value(json!({
+        "apps": [{
+            "appid": APPID,
+            "secret": SECRET,
+            "wechat_id": "shop",
+            "kf_accounts": [{"kf_account": "a@shop", "nickname": "fixture"}],
+        }],
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reset_waits_for_requests_in_flight_and_none_lands_after_it() {
+    let server = TestServer::spawn_with(|config| {
+        config.fixtures = fixtures();
+    })
+    .await;
+    resets_under_load(Arc::new(server)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reset_on_postgres_waits_for_requests_in_flight_and_none_lands_after_it() {
+    let Some(schema) = kefu_store::test_support::PgSchema::create().await else {
+        return;
+    };
+    let server = TestServer::spawn_with(|config| {
+        config.fixtures = fixtures();
+        config.database = kefu_server::Database::Postgres(schema.url().to_owned());
+    })
+    .await;
+    resets_under_load(Arc::new(server)).await;
+}
+
+async fn resets_under_load(server: Arc<TestServer>) {
+    for round in 0..5 {
+        // Writers change the fixture's account until their token stops working.
+        let token = server.token(APPID, SECRET).await;
+        let acknowledged = Arc::new(AtomicU64::new(0));
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (server, token, acknowledged) = (
+                    Arc::clone(&server),
+                    token.clone(),
+                    Arc::clone(&acknowledged),
+                );
+                tokio::spawn(async move {
+                    loop {
+                        let answer = server
+                            .update(&token, "a@shop", &format!("r{round}w{w}"))
+                            .await;
+                        if answer.errcode() != 0 {
+                            answer.assert_code(40001);
+                            return;
+                        }
+                        acknowledged.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        while acknowledged.load(Ordering::SeqCst) < 50 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (status, _) = server
+            .admin_json(Method::POST, "/kefu/v1/reset", None)
+            .await;
+        assert_eq!(status, 204);
+        // Right after the reset, and once every writer has stopped: the fixture.
+        let (_, kfs) = server
+            .admin_json(Method::GET, &format!("/kefu/v1/apps/{APPID}/kf"), None)
+            .await;
+        assert_eq!(kfs[0]["kf_nick"], "fixture", "round {round}: {kfs}");
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let (_, kfs) = server
+            .admin_json(Method::GET, &format!("/kefu/v1/apps/{APPID}/kf"), None)
+            .await;
+        assert_eq!(kfs[0]["kf_nick"], "fixture", "round {round}: {kfs}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_fixtures_a_reset_empties_the_store_and_needs_the_admin_token() {
+    let server = TestServer::spawn().await;
+    let app = server.app("shop").await;
+    let anonymous = server
+        .send(server.http.post(server.url("/kefu/v1/reset")))
+        .await;
+    assert_eq!(anonymous.status, 401);
+    let (status, _) = server
+        .admin_json(Method::POST, "/kefu/v1/reset", None)
+        .await;
+    assert_eq!(status, 204);
+    let (_, apps) = server.admin_json(Method::GET, "/kefu/v1/apps", None).await;
+    assert_eq!(apps, json!([]));
+    server
+        .get(&format!(
+            "/cgi-bin/customservice/getkflist?access_token={}",
+            app.token
+        ))
+        .await
+        .assert_code(40001);
+}
