@@ -210,31 +210,17 @@ pub(super) async fn write_outcome(
             .try_get(0)
             .map_err(pg)?;
     }
-    let values = FanValues::of(&outcome.fan);
-    client
-        .execute(
-            "UPDATE fans SET nickname = $3, following = $4, created_at = $5, \
-                windows = $6::text::jsonb, last_exchange = $7, typing_until = $8, session = $9, \
-                session_kf = $10, session_since = $11, session_active = $12, session_seq = $13 \
-             WHERE appid = $1 AND openid = $2",
-            &[
-                &appid,
-                &outcome.fan.openid,
-                &values.nickname,
-                &values.following,
-                &values.created_at,
-                &values.windows,
-                &values.last_exchange,
-                &values.typing_until,
-                &values.session,
-                &values.session_kf,
-                &values.session_since,
-                &values.session_active,
-                &values.session_seq,
-            ],
-        )
-        .await
-        .map_err(pg)?;
+    fan_row(
+        client,
+        "UPDATE fans SET nickname = $3, following = $4, created_at = $5, \
+            windows = $6::text::jsonb, last_exchange = $7, typing_until = $8, session = $9, \
+            session_kf = $10, session_since = $11, session_active = $12, session_seq = $13 \
+         WHERE appid = $1 AND openid = $2",
+        appid,
+        &outcome.fan,
+    )
+    .await
+    .map_err(pg)?;
     for (time, record) in &outcome.records {
         client
             .execute(
@@ -321,13 +307,24 @@ async fn insert_fan(
     appid: &str,
     fan: &Fan,
 ) -> Result<u64, tokio_postgres::Error> {
+    let sql = format!(
+        "INSERT INTO fans (appid, {FAN_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9, $10, $11, $12, $13)"
+    );
+    fan_row(client, &sql, appid, fan).await
+}
+
+/// Runs `sql` with a fan row's values as $1 to $13 (appid, openid, then the columns).
+async fn fan_row(
+    client: &impl GenericClient,
+    sql: &str,
+    appid: &str,
+    fan: &Fan,
+) -> Result<u64, tokio_postgres::Error> {
     let values = FanValues::of(fan);
     client
         .execute(
-            &format!(
-                "INSERT INTO fans (appid, {FAN_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9, $10, $11, $12, $13)"
-            ),
+            sql,
             &[
                 &appid,
                 &fan.openid,

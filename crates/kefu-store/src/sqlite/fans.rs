@@ -215,30 +215,15 @@ pub(super) fn write_outcome(
 
 /// Writes a fan's row (it exists).
 fn write_fan(conn: &Connection, appid: &str, fan: &Fan) -> StoreResult<()> {
-    let values = FanValues::of(fan);
-    conn.prepare_cached(
+    fan_row(
+        conn,
         "UPDATE fans SET nickname = ?3, following = ?4, created_at = ?5, windows = ?6, \
             last_exchange = ?7, typing_until = ?8, session = ?9, session_kf = ?10, \
             session_since = ?11, session_active = ?12, session_seq = ?13 \
          WHERE appid = ?1 AND openid = ?2",
+        appid,
+        fan,
     )
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            appid,
-            fan.openid,
-            values.nickname,
-            values.following,
-            values.created_at,
-            values.windows,
-            values.last_exchange,
-            values.typing_until,
-            values.session,
-            values.session_kf,
-            values.session_since,
-            values.session_active,
-            values.session_seq,
-        ])
-    })
     .map_err(internal)?;
     Ok(())
 }
@@ -298,12 +283,21 @@ pub(super) fn snapshot_fans(conn: &Connection, apps: &mut [AppSnapshot]) -> Stor
 
 /// Inserts a new fan row.
 fn insert_fan(conn: &Connection, appid: &str, fan: &Fan) -> rusqlite::Result<usize> {
+    fan_row(
+        conn,
+        &format!(
+            "INSERT INTO fans (appid, {FAN_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        ),
+        appid,
+        fan,
+    )
+}
+
+/// Runs `sql` with a fan row's values as ?1 to ?13 (appid, openid, then the columns).
+fn fan_row(conn: &Connection, sql: &str, appid: &str, fan: &Fan) -> rusqlite::Result<usize> {
     let values = FanValues::of(fan);
-    conn.prepare_cached(&format!(
-        "INSERT INTO fans (appid, {FAN_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-    ))
-    .and_then(|mut stmt| {
+    conn.prepare_cached(sql).and_then(|mut stmt| {
         stmt.execute(params![
             appid,
             fan.openid,
