@@ -9,8 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{AppAlias, AppId, AppSecret, OriginalId, Secret};
 
+mod console;
 mod fans;
 
+pub use console::{
+    APP_TOKENS, CATALOG, CATALOG_CHECK, CONSOLE, CONSOLE_TOKEN_SECS, CheckAnswer, CheckRequest,
+    ConsoleToken, ERRCODES, ErrcodeView, REQUESTS_STREAM, RequestFilter, STREAM_QUEUE,
+    StreamDropped, rid_of,
+};
 pub use fans::{
     FanActed, FanAction, FanActionBody, FanView, MAX_FAN_NICKNAME_CHARS, MAX_FAN_TEXT_CHARS,
     MAX_FANS_PER_APP, NewFan, NewFanBody, QueueRequest, SessionView, TIMELINE_LEN, TimelineEntry,
@@ -890,6 +896,9 @@ admin_errors! {
     InvalidOpenid = "invalid_openid", 400;
     /// A fan action that is not one kefu simulates, or lacks what it needs.
     InvalidAction = "invalid_action", 400;
+    /// A state-changing request from another site, or from the console without its
+    /// CSRF token.
+    Forbidden = "forbidden", 403;
     /// The store failed; nothing was changed.
     Internal = "internal", 500;
 }

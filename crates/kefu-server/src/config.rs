@@ -145,6 +145,8 @@ pub struct Config {
     pub log_limits: LogLimits,
     /// How pushes to the developers' callbacks are delivered.
     pub pushes: crate::push::PushSettings,
+    /// Whether the web console is served under `/kefu/console/`.
+    pub console: bool,
 }
 
 impl Config {
@@ -165,6 +167,7 @@ impl Config {
             limits: Limits::default(),
             log_limits: LogLimits::default(),
             pushes: crate::push::PushSettings::default(),
+            console: true,
         }
     }
 }

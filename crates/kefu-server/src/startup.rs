@@ -148,7 +148,12 @@ struct Surface {
 
 impl Surface {
     fn new(state: AppState) -> Surface {
-        let router = admin::router(state.clone())
+        let mut router = admin::router(state.clone());
+        if state.console {
+            router = router.merge(crate::console::router());
+        }
+        let router = router
+            .route("/", axum::routing::any(crate::console::root))
             .route(
                 &format!("{}/{{*rest}}", kefu_api::admin::PREFIX),
                 axum::routing::any(admin::not_found),
@@ -286,6 +291,9 @@ impl Application {
             limits: config.limits,
             log_limits: config.log_limits,
             pushes: Arc::new(pushes),
+            console: config.console,
+            sessions: Arc::default(),
+            live: Arc::default(),
         });
         let http = bind(config.listen).await?;
         let https = match &config.https {
@@ -372,9 +380,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let live = Arc::clone(&self.state.live);
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
+            // The live request log's streams end, or they would hold the server open.
+            live.close();
         });
         let self_state = self.state.clone();
         let limits = self.state.limits;

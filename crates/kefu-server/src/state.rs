@@ -65,6 +65,12 @@ pub struct Shared {
     pub log_limits: kefu_store::LogLimits,
     /// The pushes to the developers' callbacks.
     pub pushes: Arc<crate::push::Pushes>,
+    /// Whether the web console is served.
+    pub console: bool,
+    /// The console's sessions (this instance's own).
+    pub sessions: Arc<crate::console::Sessions>,
+    /// The readers of the live request log.
+    pub live: Arc<crate::admin::stream::Live>,
 }
 
 /// A `getkflist` answer kept for reuse: valid while the store vouches for the same

@@ -60,6 +60,8 @@ pub enum TokenChannel {
     Component,
     /// An `authorizer_access_token`, acting for an app on a platform's behalf.
     Authorizer,
+    /// A token the web console mints for an app (no quota, its own family).
+    Console,
 }
 
 impl TokenChannel {
@@ -71,6 +73,7 @@ impl TokenChannel {
             TokenChannel::Stable => "stable",
             TokenChannel::Component => "component",
             TokenChannel::Authorizer => "authorizer",
+            TokenChannel::Console => "console",
         }
     }
 
@@ -80,6 +83,7 @@ impl TokenChannel {
             "stable" => Some(TokenChannel::Stable),
             "component" => Some(TokenChannel::Component),
             "authorizer" => Some(TokenChannel::Authorizer),
+            "console" => Some(TokenChannel::Console),
             _ => None,
         }
     }

@@ -88,6 +88,9 @@ pub(crate) struct ServeArgs {
     /// How many times a push that got no answer is tried again (WeChat: 3).
     #[arg(long, env = "KEFU_PUSH_RETRIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=10))]
     push_retries: u32,
+    /// Do not serve the web console (/kefu/console/).
+    #[arg(long, env = "KEFU_NO_CONSOLE")]
+    no_console: bool,
 }
 
 fn size(n: u64) -> usize {
@@ -150,6 +153,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
             memory_bytes: size(args.request_log_memory_mb.saturating_mul(1 << 20)),
             per_second: size(args.request_log_per_second),
         },
+        console: !args.no_console,
     };
     let app = Application::build(config.clone())
         .await
@@ -178,6 +182,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), String> {
                 ""
             }
         );
+    }
+    if config.console {
+        println!("  console: {base}{}", kefu_api::admin::CONSOLE);
     }
     println!("  store:  {}", database.describe());
     if admin_generated {

@@ -3,8 +3,10 @@
 //! head images and health check. Not WeChat's API, so it answers ordinary HTTP statuses.
 
 mod apps;
+mod console;
 mod fans;
 mod platform;
+pub mod stream;
 
 use axum::Json;
 use axum::Router;
@@ -144,6 +146,14 @@ async fn json_body_within<T: DeserializeOwned>(
 }
 
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let changes_state = crate::console::changes_state(request.method());
+    if changes_state && crate::console::cross_site(request.headers()) {
+        return Failure::new(
+            AdminErrorCode::Forbidden,
+            "a state-changing request from another site is refused",
+        )
+        .into_response();
+    }
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -153,6 +163,22 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
     match presented {
         Some(token) if matches(token, &state.admin_token) => next.run(request).await,
         Some(_) => Failure::new(AdminErrorCode::Unauthorized, "wrong admin token").into_response(),
+        None if let Some(csrf) = state.sessions.csrf_of(request.headers()) => {
+            // The console's session stands for the token; what it changes must carry
+            // the session's CSRF token.
+            let sent = request
+                .headers()
+                .get(crate::console::CSRF_HEADER)
+                .and_then(|v| v.to_str().ok());
+            if changes_state && sent != Some(csrf.as_str()) {
+                return Failure::new(
+                    AdminErrorCode::Forbidden,
+                    "the console's CSRF token is missing or wrong",
+                )
+                .into_response();
+            }
+            next.run(request).await
+        }
         None => Failure::new(
             AdminErrorCode::Unauthorized,
             "send the admin token as 'Authorization: Bearer <token>'",
@@ -279,6 +305,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(paths::REQUESTS, get(platform::request_log))
         .route(paths::REQUESTS_SUMMARY, get(platform::request_summary))
         .route(paths::CLOCK, get(clock_get).post(clock_advance))
+        .route(paths::CATALOG, get(console::catalog))
+        .route(paths::CATALOG_CHECK, post(console::catalog_check))
+        .route(paths::ERRCODES, get(console::errcodes))
+        .route(paths::APP_TOKENS, post(console::console_token))
+        .route(paths::REQUESTS_STREAM, get(stream::request_stream))
         .route(paths::EXPORT, get(export))
         .route(paths::IMPORT, post(import))
         .route_layer(middleware::from_fn_with_state(state, require_admin));

@@ -1,0 +1,594 @@
+// kefu console: plain modules, no build step. Every page is the same shell; this
+// script renders the page its path names. The admin surface is called with the
+// session cookie and, for changes, the session's CSRF token.
+
+const CSRF = document.querySelector('meta[name="kefu-csrf"]').content;
+const BASE = '/kefu/console/';
+const main = document.getElementById('main');
+
+// ---------- small helpers ----------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (key === 'testid') node.dataset.testid = value;
+    else if (key === 'text') node.textContent = value;
+    else node.setAttribute(key, value === true ? '' : value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function field(label, input, hint) {
+  const id = input.id || `f-${Math.random().toString(36).slice(2, 9)}`;
+  input.id = id;
+  return el('div', { class: 'field' }, el('label', { for: id }, label), input,
+    hint ? el('small', {}, hint) : null);
+}
+
+// Unix seconds in the server clock's terms (UTC, as WeChat's call log shows).
+function time(secs) {
+  if (secs === undefined || secs === null) return '';
+  return new Date(secs * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (method !== 'GET') init.headers['X-CSRF-Token'] = CSRF;
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  if (response.status === 401) {
+    location.href = `${BASE}signin`;
+    throw new Error('signed out');
+  }
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new Error(data && data.message ? data.message : `HTTP ${response.status}`);
+  return data;
+}
+
+function notice(text, kind = 'error') {
+  return el('p', { class: kind, role: kind === 'error' ? 'alert' : 'status', testid: kind }, text);
+}
+
+function copyButton(text, testid) {
+  return el('button', {
+    type: 'button', testid,
+    onclick: async (event) => {
+      try { await navigator.clipboard.writeText(text); event.target.textContent = 'Copied'; }
+      catch { event.target.textContent = 'Select and copy'; }
+    },
+  }, 'Copy');
+}
+
+const params = new URLSearchParams(location.search);
+let errcodes = null;
+async function meaning(code) {
+  if (!errcodes) errcodes = await api('GET', '/kefu/v1/errcodes');
+  const row = errcodes.find((r) => r.errcode === code);
+  return row ? row.meaning : 'not in kefu\'s errcode table';
+}
+
+let catalog = null;
+async function getCatalog() {
+  if (!catalog) catalog = await api('GET', '/kefu/v1/catalog');
+  return catalog;
+}
+
+// A console token per app, kept for this tab only (it is an app's access_token, not
+// the admin token).
+async function consoleToken(appid, fresh = false) {
+  const key = `kefu-token-${appid}`;
+  const kept = sessionStorage.getItem(key);
+  if (kept && !fresh) return kept;
+  const minted = await api('POST', `/kefu/v1/apps/${appid}/tokens`);
+  sessionStorage.setItem(key, minted.access_token);
+  return minted.access_token;
+}
+
+// A WeChat call by catalog name, with the app's token.
+async function wechat(name, token, fields = {}, file) {
+  const entry = (await getCatalog()).find((e) => e.name === name);
+  const query = new URLSearchParams();
+  if (entry.credential) query.set(entry.credential, token);
+  const init = { method: entry.methods[entry.methods.length - 1] };
+  if (entry.carrier === 'query') {
+    for (const [k, v] of Object.entries(fields)) query.set(k, v);
+    if (file) {
+      init.method = 'POST';
+      const form = new FormData();
+      form.append(entry.file_field, file, file.name || 'head.jpg');
+      init.body = form;
+    }
+  } else {
+    init.headers = { 'Content-Type': 'application/json' };
+    init.body = JSON.stringify(fields);
+  }
+  const response = await fetch(`${entry.path}?${query}`, init);
+  const answer = await response.json();
+  if (answer.errcode) {
+    const rid = (answer.errmsg.match(/rid: (\S+)/) || [])[1];
+    let reason = '';
+    if (rid) {
+      const found = await api('GET', `/kefu/v1/requests?rid=${encodeURIComponent(rid)}`);
+      if (found.length) reason = found[0].reason;
+    }
+    throw new Error(`${answer.errcode} ${answer.errmsg}${reason ? ` — ${reason}` : ''}`);
+  }
+  return answer;
+}
+
+async function appPicker(selected, onchange) {
+  const apps = await api('GET', '/kefu/v1/apps');
+  const select = el('select', { testid: 'app-picker', onchange: (e) => onchange(e.target.value) },
+    el('option', { value: '' }, '— pick an app —'),
+    apps.map((a) => el('option', { value: a.appid, selected: a.appid === selected },
+      `${a.appid} (${a.wechat_id})`)));
+  return field('App', select);
+}
+
+// ---------- the header's clock ----------
+
+async function showClock() {
+  const view = await api('GET', '/kefu/v1/clock');
+  const offset = view.offset_secs ? ` (+${duration(view.offset_secs)})` : '';
+  document.querySelector('[data-testid="server-clock"]').textContent = `${time(view.now)}${offset}`;
+  return view;
+}
+
+function duration(secs) {
+  const parts = [];
+  for (const [unit, size] of [['d', 86400], ['h', 3600], ['min', 60], ['s', 1]]) {
+    if (secs >= size) { parts.push(`${Math.floor(secs / size)} ${unit}`); secs %= size; }
+  }
+  return parts.join(' ') || '0 s';
+}
+
+// ---------- apps ----------
+
+async function appsPage() {
+  const list = el('div', { testid: 'apps-list' });
+  const created = el('div', { 'aria-live': 'polite' });
+  const alias = el('input', { name: 'wechat_id', required: true, pattern: '[A-Za-z0-9_-]{1,30}', testid: 'new-app-wechat-id' });
+  const form = el('form', {
+    class: 'inline', testid: 'new-app-form',
+    onsubmit: async (event) => {
+      event.preventDefault();
+      created.replaceChildren();
+      try {
+        const made = await api('POST', '/kefu/v1/apps', { wechat_id: alias.value.trim() });
+        created.replaceChildren(secretBox(made, 'The app is made. Its AppSecret is shown only this once:'));
+        alias.value = '';
+        await render();
+      } catch (error) { created.replaceChildren(notice(error.message)); }
+    },
+  }, field('WeChat ID of the new app', alias, '1-30 letters, digits, _ or -; accounts are name@ID'),
+  el('button', { type: 'submit', testid: 'new-app-submit' }, 'Create app'));
+
+  async function render() {
+    const apps = await api('GET', '/kefu/v1/apps');
+    if (!apps.length) { list.replaceChildren(el('p', {}, 'No app yet: create one below.')); return; }
+    list.replaceChildren(el('table', {},
+      el('thead', {}, el('tr', {}, ['appid', 'WeChat ID', 'type', 'accounts', 'created', ''].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, apps.map((a) => el('tr', { testid: `app-row-${a.appid}` },
+        el('td', { 'data-label': 'appid' }, el('code', {}, a.appid)),
+        el('td', { 'data-label': 'WeChat ID' }, a.wechat_id),
+        el('td', { 'data-label': 'type' }, `${a.account_type}${a.verified ? ', verified' : ''}`),
+        el('td', { 'data-label': 'accounts' }, String(a.kf_count)),
+        el('td', { 'data-label': 'created' }, time(a.created_at)),
+        el('td', { class: 'actions' },
+          el('a', { href: `${BASE}accounts?app=${a.appid}`, testid: `accounts-${a.appid}` }, 'Accounts'),
+          el('a', { href: `${BASE}debugger?app=${a.appid}` }, 'Debugger'),
+          el('button', {
+            type: 'button', testid: `rotate-${a.appid}`,
+            onclick: async () => {
+              if (!confirm(`Replace the AppSecret of ${a.appid}? Clients using the old one stop working.`)) return;
+              try { created.replaceChildren(secretBox(await api('POST', `/kefu/v1/apps/${a.appid}/secret`), 'The new AppSecret, shown only this once:')); }
+              catch (error) { created.replaceChildren(notice(error.message)); }
+            },
+          }, 'Rotate secret'),
+          el('button', {
+            type: 'button', class: 'danger', testid: `delete-${a.appid}`,
+            onclick: async () => {
+              if (!confirm(`Delete ${a.appid} with its accounts and tokens?`)) return;
+              try { await api('DELETE', `/kefu/v1/apps/${a.appid}`); await render(); }
+              catch (error) { created.replaceChildren(notice(error.message)); }
+            },
+          }, 'Delete')))))));
+  }
+  await render();
+  main.replaceChildren(el('h1', {}, 'Apps'), created, list, el('h2', {}, 'New app'), form);
+}
+
+function secretBox(made, title) {
+  return el('div', { class: 'secret card', testid: 'secret-once' },
+    el('p', {}, title),
+    el('dl', {}, el('dt', {}, 'appid'), el('dd', {}, el('code', { testid: 'created-appid' }, made.appid)),
+      el('dt', {}, 'AppSecret'), el('dd', {}, el('code', { testid: 'created-secret' }, made.secret), ' ', copyButton(made.secret, 'copy-secret'))),
+    el('p', { class: 'hint' }, 'Keep it now: kefu keeps only its hash.'));
+}
+
+// ---------- debugger ----------
+
+async function debuggerPage() {
+  const entries = await getCatalog();
+  let appid = params.get('app') || '';
+  let entry = entries.find((e) => e.name === params.get('api')) || entries.find((e) => e.name === 'kf_list');
+  let token = appid ? sessionStorage.getItem(`kefu-token-${appid}`) || '' : '';
+
+  const tokenShown = el('code', { testid: 'token-shown' }, token ? short(token) : 'none yet');
+  const tokenButton = el('button', {
+    type: 'button', testid: 'get-token',
+    onclick: async () => {
+      if (!appid) { output.replaceChildren(notice('Pick an app first.')); return; }
+      try { token = await consoleToken(appid, true); tokenShown.textContent = short(token); }
+      catch (error) { output.replaceChildren(notice(error.message)); }
+    },
+  }, 'Get token');
+  const picker = await appPicker(appid, (v) => { appid = v; token = sessionStorage.getItem(`kefu-token-${v}`) || ''; tokenShown.textContent = token ? short(token) : 'none yet'; link(); });
+
+  const groups = {};
+  for (const e of entries) (groups[e.group_title] ||= []).push(e);
+  const endpoint = el('select', { testid: 'endpoint-picker', onchange: (e) => { entry = entries.find((x) => x.name === e.target.value); fill(); link(); } },
+    Object.entries(groups).map(([title, list]) => el('optgroup', { label: title },
+      list.map((e) => el('option', { value: e.name, selected: e === entry }, `${e.name} — ${e.summary}`)))));
+
+  const formFields = el('div', { class: 'fields', testid: 'endpoint-form' });
+  const raw = el('textarea', { rows: 8, spellcheck: 'false', testid: 'raw-body', oninput: () => { sync(); check(); } });
+  const query = el('input', { testid: 'raw-query', oninput: () => { sync(); check(); } });
+  const file = el('input', { type: 'file', accept: 'image/*', testid: 'debugger-file' });
+  const queryField = field('Query string (sent as it is; the token is added)', query);
+  const rawField = field('Raw JSON body (sent as it is, even when malformed)', raw);
+  // The form's inputs follow the raw editor when it holds JSON (or the query string).
+  function sync() {
+    const values = entry.carrier === 'query' ? Object.fromEntries(new URLSearchParams(query.value)) : safeParse(raw.value);
+    if (!values || typeof values !== 'object') return;
+    for (const input of formFields.querySelectorAll('input[name]')) {
+      const value = values[input.name];
+      if (value !== undefined && typeof value !== 'object' && document.activeElement !== input) input.value = String(value);
+    }
+  }
+  const fileField = field('File', file);
+  const verdict = el('p', { class: 'verdict', 'aria-live': 'polite', testid: 'check-verdict' });
+  const output = el('div', { testid: 'debugger-output', 'aria-live': 'polite' });
+  const deep = el('a', { testid: 'deep-link' }, 'Link to this call');
+  const summary = el('p', { class: 'hint' });
+
+  function link() {
+    const url = new URL(`${BASE}debugger`, location.origin);
+    if (appid) url.searchParams.set('app', appid);
+    url.searchParams.set('api', entry.name);
+    deep.href = url.pathname + url.search;
+    history.replaceState(null, '', deep.href);
+  }
+
+  // The form from the request schema: one input per top-level scalar field, kept in
+  // step with the raw editor, which is what is sent.
+  function fill() {
+    summary.textContent = `${entry.methods.join('/')} ${entry.path} — ${entry.summary}`;
+    const props = (entry.request_schema && entry.request_schema.properties) || {};
+    const example = entry.example || {};
+    formFields.replaceChildren(...Object.entries(props).filter(([, s]) => scalar(s)).map(([name, s]) => {
+      const input = el('input', { name, testid: `field-${name}`, value: example[name] ?? '' });
+      input.addEventListener('input', () => {
+        const kind = [].concat(s.type || []);
+        if (entry.carrier === 'query') {
+          const q = new URLSearchParams(query.value); q.set(name, input.value); query.value = q.toString();
+        } else {
+          const body = safeParse(raw.value) || {};
+          body[name] = kind.includes('integer') && /^-?\d+$/.test(input.value) ? Number(input.value) : input.value;
+          raw.value = JSON.stringify(body, null, 2);
+        }
+        check();
+      });
+      return field(name, input, s.description);
+    }));
+    if (entry.carrier === 'query') {
+      const q = new URLSearchParams();
+      for (const [k, v] of Object.entries(example)) if (typeof v !== 'object') q.set(k, v);
+      query.value = q.toString();
+      raw.value = '';
+    } else {
+      raw.value = JSON.stringify(example, null, 2);
+      query.value = '';
+    }
+    fileField.hidden = !entry.file_field;
+    queryField.hidden = entry.carrier !== 'query';
+    rawField.hidden = entry.carrier !== 'json';
+    check();
+  }
+
+  let checking = 0;
+  async function check() {
+    const mine = ++checking;
+    const pairs = [...new URLSearchParams(query.value)];
+    try {
+      const answer = await api('POST', `/kefu/v1/catalog/${entry.name}/check`, { query: pairs, body: raw.value });
+      if (mine !== checking) return;
+      verdict.className = answer.ok ? 'verdict ok' : 'verdict error';
+      verdict.textContent = answer.ok ? 'The contract finds nothing wrong with this request.'
+        : `The contract says: ${answer.errcode} — ${answer.reason}. You can still send it.`;
+    } catch (error) { verdict.textContent = error.message; }
+  }
+
+  function request() {
+    const q = new URLSearchParams(query.value);
+    if (entry.credential && token) q.set(entry.credential, token);
+    const method = entry.file_field || entry.carrier === 'json' ? 'POST' : entry.methods[0];
+    return { method, url: `${entry.path}?${q}`, body: entry.carrier === 'json' ? raw.value : null };
+  }
+
+  async function send(event) {
+    event.preventDefault();
+    const r = request();
+    const init = { method: r.method };
+    if (r.body !== null) { init.body = r.body; init.headers = { 'Content-Type': 'application/json' }; }
+    if (entry.file_field && file.files[0]) {
+      const form = new FormData(); form.append(entry.file_field, file.files[0]); init.body = form;
+    }
+    const started = performance.now();
+    const response = await fetch(r.url, init);
+    const text = await response.text();
+    const took = Math.round(performance.now() - started);
+    let answer = null; try { answer = JSON.parse(text); } catch { /* not JSON */ }
+    const parts = [
+      el('p', { class: 'status', testid: 'response-status' }, `HTTP ${response.status} ${response.statusText} · ${took} ms`),
+      el('details', {}, el('summary', {}, 'Response headers'),
+        el('pre', { testid: 'response-headers' }, [...response.headers].map(([k, v]) => `${k}: ${v}`).join('\n'))),
+      el('pre', { class: 'body', testid: 'response-body' }, answer ? JSON.stringify(answer, null, 2) : text),
+    ];
+    if (answer && typeof answer.errcode === 'number') {
+      const code = answer.errcode;
+      parts.splice(1, 0, el('p', { class: code ? 'errcode error' : 'errcode ok', testid: 'response-errcode' },
+        el('strong', {}, String(code)), ' — ', await meaning(code)));
+      const rid = (String(answer.errmsg || '').match(/rid: (\S+)/) || [])[1];
+      if (rid) {
+        const found = await api('GET', `/kefu/v1/requests?rid=${encodeURIComponent(rid)}`);
+        if (found.length && found[0].reason) {
+          parts.splice(2, 0, el('p', { class: 'reason', testid: 'response-reason' }, 'Why: ', found[0].reason));
+        }
+        parts.push(el('p', {}, el('a', { href: `${BASE}call?rid=${rid}`, testid: 'open-call' }, `Open call ${rid}`)));
+      }
+    }
+    output.replaceChildren(...parts);
+  }
+
+  const curl = el('button', {
+    type: 'button', testid: 'copy-curl',
+    onclick: async (event) => {
+      const r = request();
+      let line = `curl -X ${r.method} '${location.origin}${r.url}'`;
+      if (r.body !== null) line += ` -H 'Content-Type: application/json' --data-raw '${r.body.replace(/'/g, "'\\''")}'`;
+      if (entry.file_field) line += ` -F '${entry.file_field}=@head.jpg'`;
+      try { await navigator.clipboard.writeText(line); event.target.textContent = 'Copied'; }
+      catch { output.replaceChildren(el('pre', { testid: 'curl' }, line)); }
+    },
+  }, 'Copy as curl');
+
+  const form = el('form', { onsubmit: send, class: 'debugger' },
+    el('div', { class: 'row' }, picker, el('div', { class: 'field' }, el('span', { class: 'label' }, 'Token'), el('div', {}, tokenShown, ' ', tokenButton))),
+    field('Endpoint', endpoint), summary, formFields,
+    queryField, rawField, fileField, verdict,
+    el('div', { class: 'row' }, el('button', { type: 'submit', class: 'primary', testid: 'send' }, 'Send'), curl, deep));
+  main.replaceChildren(el('h1', {}, 'Debugger'), el('div', { class: 'split' },
+    el('section', { 'aria-label': 'Request' }, form),
+    el('section', { 'aria-label': 'Answer' }, el('h2', {}, 'Answer'), output)));
+  output.replaceChildren(el('p', { class: 'hint' }, 'Send a request to see the status, the headers, the body, what the errcode means and why the server answered so.'));
+  fill();
+  link();
+}
+
+function scalar(schema) {
+  const kinds = [].concat(schema.type || []);
+  return kinds.some((k) => ['string', 'integer', 'number', 'boolean'].includes(k));
+}
+function safeParse(text) { try { return JSON.parse(text); } catch { return null; } }
+function short(token) { return token.length > 12 ? `${token.slice(0, 6)}…${token.slice(-4)}` : token; }
+
+// ---------- request log ----------
+
+function pathOf(url) { return url.split('?')[0]; }
+
+function logRow(e) {
+  return el('tr', { testid: `log-${e.rid}`, class: e.errcode ? 'failed' : '' },
+    el('td', { 'data-label': 'time' }, time(e.invoke_time)),
+    el('td', { 'data-label': 'app' }, e.appid || '—'),
+    el('td', { 'data-label': 'method' }, e.method),
+    el('td', { 'data-label': 'path', title: pathOf(e.request_url) }, pathOf(e.request_url)),
+    el('td', { 'data-label': 'errcode', testid: 'log-errcode' }, String(e.errcode)),
+    el('td', { 'data-label': 'ms' }, String(e.cost_in_ms)),
+    el('td', { 'data-label': 'rid' }, el('a', { href: `${BASE}call?rid=${e.rid}` }, e.rid)));
+}
+
+async function requestsPage() {
+  const appid = el('input', { name: 'appid', testid: 'filter-app', value: params.get('appid') || '' });
+  const path = el('input', { name: 'path', testid: 'filter-path', value: params.get('path') || '' });
+  const errcode = el('input', { name: 'errcode', inputmode: 'numeric', testid: 'filter-errcode', value: params.get('errcode') || '' });
+  const body = el('tbody', { testid: 'log-rows' });
+  const status = el('p', { class: 'hint', testid: 'stream-status', 'aria-live': 'polite' });
+  const ridBox = el('input', { name: 'rid', testid: 'rid-box', placeholder: 'a rid, or a whole errmsg: … rid: 6b0f…' });
+  const ridOut = el('div', { 'aria-live': 'polite' });
+
+  const matches = (e) => (!appid.value || e.appid === appid.value.trim())
+    && (!path.value || pathOf(e.request_url) === path.value.trim())
+    && (!errcode.value || String(e.errcode) === errcode.value.trim());
+
+  async function load() {
+    const q = new URLSearchParams();
+    if (appid.value.trim()) q.set('appid', appid.value.trim());
+    if (path.value.trim()) q.set('path', path.value.trim());
+    if (errcode.value.trim()) q.set('errcode', errcode.value.trim());
+    const rows = await api('GET', `/kefu/v1/requests?${q}`);
+    body.replaceChildren(...rows.map(logRow));
+  }
+  const filters = el('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); load(); } },
+    field('App', appid), field('Path', path), field('Errcode', errcode),
+    el('button', { type: 'submit', testid: 'filter-apply' }, 'Filter'));
+  const ridForm = el('form', {
+    class: 'row', testid: 'rid-form',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const found = await api('GET', `/kefu/v1/requests?rid=${encodeURIComponent(ridBox.value)}`);
+      if (found.length) location.href = `${BASE}call?rid=${found[0].rid}`;
+      else ridOut.replaceChildren(notice('No call with that rid in the request log (it keeps 7 days).'));
+    },
+  }, field('Find a call by rid', ridBox), el('button', { type: 'submit', testid: 'rid-open' }, 'Open'));
+
+  main.replaceChildren(el('h1', {}, 'Requests'), ridForm, ridOut, filters, status,
+    el('table', { class: 'log' }, el('colgroup', {}, ['time', 'app', 'method', 'path', 'errcode', 'ms', 'rid'].map((c) => el('col', { class: `c-${c}` }))), el('thead', {}, el('tr', {},
+      ['time', 'app', 'method', 'path', 'errcode', 'ms', 'rid'].map((h) => el('th', { scope: 'col' }, h)))), body));
+  await load();
+
+  const source = new EventSource('/kefu/v1/requests/stream');
+  source.addEventListener('open', () => { status.textContent = 'Live: new calls appear as they are made.'; status.dataset.live = 'yes'; });
+  source.addEventListener('error', () => { status.textContent = 'The live stream is interrupted; retrying…'; status.dataset.live = 'no'; });
+  source.addEventListener('dropped', (event) => { status.textContent = `Missed ${JSON.parse(event.data).dropped} calls while the page was busy.`; });
+  source.addEventListener('call', (event) => {
+    const entry = JSON.parse(event.data);
+    if (!matches(entry)) return;
+    body.prepend(logRow(entry));
+    while (body.children.length > 500) body.lastChild.remove();
+  });
+}
+
+async function callPage() {
+  const rid = params.get('rid') || '';
+  const found = await api('GET', `/kefu/v1/requests?rid=${encodeURIComponent(rid)}`);
+  if (!found.length) { main.replaceChildren(el('h1', {}, 'Call'), notice(`No call ${rid} in the request log.`)); return; }
+  const e = found[0];
+  const path = pathOf(e.request_url);
+  const entry = (await getCatalog()).find((x) => x.path === path || x.aliases.includes(path));
+  const again = entry ? el('a', { class: 'button', href: `${BASE}debugger?app=${e.appid || ''}&api=${entry.name}`, testid: 'send-again' }, 'Send again in the debugger') : null;
+  main.replaceChildren(el('h1', {}, 'Call ', el('code', { testid: 'call-rid' }, e.rid)),
+    el('p', { class: e.errcode ? 'errcode error' : 'errcode ok', testid: 'call-errcode' }, el('strong', {}, String(e.errcode)), ' — ', await meaning(e.errcode)),
+    e.reason ? el('p', { class: 'reason', testid: 'call-reason' }, 'Why: ', e.reason) : null,
+    el('dl', { class: 'facts' },
+      el('dt', {}, 'time'), el('dd', {}, time(e.invoke_time)),
+      el('dt', {}, 'app'), el('dd', {}, e.appid || '—'),
+      el('dt', {}, 'request'), el('dd', {}, el('code', {}, `${e.method} ${e.request_url}`)),
+      el('dt', {}, 'client'), el('dd', {}, e.client_ip),
+      el('dt', {}, 'took'), el('dd', {}, `${e.cost_in_ms} ms`)),
+    el('h2', {}, 'Request body'), el('pre', { testid: 'call-request' }, e.request_body || '(none)'),
+    el('h2', {}, 'Answer'), el('pre', { testid: 'call-response' }, e.response_body),
+    again);
+}
+
+// ---------- accounts ----------
+
+async function accountsPage() {
+  let appid = params.get('app') || '';
+  const out = el('div', { 'aria-live': 'polite', testid: 'accounts-message' });
+  const list = el('div', { testid: 'accounts-list' });
+  const picker = await appPicker(appid, (v) => { location.href = `${BASE}accounts?app=${v}`; });
+  main.replaceChildren(el('h1', {}, 'Accounts'), picker, out, list);
+  if (!appid) { list.replaceChildren(el('p', {}, 'Pick an app.')); return; }
+
+  const app = await api('GET', `/kefu/v1/apps/${appid}`);
+  const run = async (what) => {
+    out.replaceChildren();
+    try { await what(); await render(); }
+    catch (error) {
+      if (/^4(0001|2001|0014) /.test(error.message)) {
+        await consoleToken(appid, true);
+        try { await what(); await render(); return; } catch (again) { out.replaceChildren(notice(again.message)); return; }
+      }
+      out.replaceChildren(notice(error.message));
+    }
+  };
+  const wx = async (name, fields, file) => wechat(name, await consoleToken(appid), fields, file);
+
+  async function render() {
+    const kfs = await api('GET', `/kefu/v1/apps/${appid}/kf`);
+    const rows = kfs.map((view) => {
+      const k = view.kf || view;
+      const avatar = k.kf_headimgurl
+        ? el('img', { src: k.kf_headimgurl, alt: `avatar of ${k.kf_account}`, class: 'avatar', width: 48, height: 48, testid: `avatar-${k.kf_account}` })
+        : el('span', { class: 'avatar none', 'aria-hidden': 'true' }, (k.kf_nick || k.kf_account).slice(0, 1).toUpperCase());
+      const picker = el('input', { type: 'file', accept: 'image/jpeg,image/png', testid: `avatar-file-${k.kf_account}`, onchange: (e) => e.target.files[0] && run(() => wx('kf_uploadheadimg', { kf_account: k.kf_account }, e.target.files[0])) });
+      const drop = el('label', { class: 'drop', testid: `avatar-drop-${k.kf_account}` }, avatar, picker);
+      drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+      drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+      drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); const f = e.dataTransfer.files[0]; if (f) run(() => wx('kf_uploadheadimg', { kf_account: k.kf_account }, f)); });
+      const nick = el('input', { value: k.kf_nick, 'aria-label': `nickname of ${k.kf_account}`, testid: `nick-${k.kf_account}` });
+      const invitee = el('input', { placeholder: 'WeChat ID to invite', 'aria-label': `WeChat ID to invite to ${k.kf_account}`, testid: `invite-wx-${k.kf_account}` });
+      const invitation = k.kf_wx ? `bound to ${k.kf_wx}` : k.invite_wx ? `${k.invite_status} (${k.invite_wx}, until ${time(k.invite_expire_time)})` : 'not bound';
+      const cases = el('input', { type: 'number', min: 0, value: view.accepted_case || 0, 'aria-label': `accepted cases of ${k.kf_account}`, class: 'small' });
+      return el('tr', { testid: `kf-row-${k.kf_account}` },
+        el('td', { 'data-label': 'avatar' }, drop),
+        el('td', { 'data-label': 'account' }, el('code', {}, k.kf_account), el('br'), el('small', {}, `kf_id ${k.kf_id}`), el('br'), el('small', {}, view.kf_openid || '')),
+        el('td', { 'data-label': 'nickname' }, el('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); run(() => wx('kf_update', { kf_account: k.kf_account, nickname: nick.value })); } },
+          nick, el('button', { type: 'submit', testid: `rename-${k.kf_account}` }, 'Rename')), el('span', { testid: `nick-shown-${k.kf_account}`, class: 'hint' }, k.kf_nick)),
+        el('td', { 'data-label': 'WeChat user', testid: `invitation-${k.kf_account}` }, invitation,
+          k.invite_status === 'waiting' ? el('div', { class: 'row' },
+            ['accept', 'reject', 'expire'].map((action) => el('button', { type: 'button', testid: `${action}-${k.kf_account}`, onclick: () => run(() => api('POST', `/kefu/v1/apps/${appid}/kf/${encodeURIComponent(k.kf_account)}/invitation`, { action })) }, action))) : null,
+          k.kf_wx ? null : el('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); run(() => wx('kf_invite', { kf_account: k.kf_account, invite_wx: invitee.value.trim() })); } },
+            invitee, el('button', { type: 'submit', testid: `invite-${k.kf_account}` }, 'Invite'))),
+        el('td', { 'data-label': 'online', testid: `online-${k.kf_account}` }, view.online_status ? `online, ${view.accepted_case} cases` : 'offline',
+          el('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); run(() => api('POST', `/kefu/v1/apps/${appid}/kf/${encodeURIComponent(k.kf_account)}/online`, { status: 1, accepted_case: Number(cases.value) })); } },
+            cases, el('button', { type: 'submit' }, 'Set online'))),
+        el('td', { class: 'actions' }, el('button', {
+          type: 'button', class: 'danger', testid: `delete-${k.kf_account}`,
+          onclick: () => confirm(`Delete ${k.kf_account}?`) && run(() => wx('kf_del', { kf_account: k.kf_account })),
+        }, 'Delete')));
+    });
+    list.replaceChildren(rows.length ? el('table', { class: 'accounts' }, el('thead', {}, el('tr', {},
+      ['avatar', 'account', 'nickname', 'WeChat user', 'online', ''].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, rows))
+      : el('p', {}, 'No account yet.'));
+  }
+
+  const name = el('input', { required: true, testid: 'new-kf-name', pattern: '[A-Za-z0-9_]{1,10}' });
+  const nickname = el('input', { required: true, testid: 'new-kf-nickname' });
+  const add = el('form', {
+    class: 'inline', testid: 'new-kf-form',
+    onsubmit: (e) => { e.preventDefault(); run(async () => { await wx('kf_add', { kf_account: `${name.value.trim()}@${app.wechat_id}`, nickname: nickname.value }); name.value = ''; nickname.value = ''; }); },
+  }, field(`Account (before @${app.wechat_id})`, name), field('Nickname', nickname), el('button', { type: 'submit', testid: 'new-kf-submit' }, 'Add account'));
+  main.append(el('h2', {}, 'New account'), add,
+    el('p', { class: 'hint' }, 'Each change is a call to kefu\'s WeChat API with the app\'s console token: it shows in the request log like any client\'s call.'));
+  await render();
+}
+
+// ---------- clock ----------
+
+async function clockPage() {
+  const out = el('div', { 'aria-live': 'polite', testid: 'clock-out' });
+  const now = el('p', { testid: 'clock-now' });
+  const show = async () => { const v = await showClock(); now.textContent = `Now: ${time(v.now)} · offset ${duration(v.offset_secs)}`; };
+  const steps = [['+5 min', 300], ['+1 h', 3600], ['+1 day', 86400], ['+7 days', 604800]];
+  main.replaceChildren(el('h1', {}, 'Test clock'), now,
+    el('p', { class: 'hint' }, 'The clock only moves forward; every instance on the same store follows it. Tokens, invitations and quotas lapse on its time.'),
+    el('div', { class: 'row' }, steps.map(([label, secs]) => el('button', {
+      type: 'button', testid: `advance-${secs}`,
+      onclick: async () => {
+        try { await api('POST', '/kefu/v1/clock', { advance_secs: secs }); await show(); out.replaceChildren(notice(`Moved ${label}.`, 'ok')); }
+        catch (error) { out.replaceChildren(notice(error.message)); }
+      },
+    }, label))), out);
+  await show();
+}
+
+// ---------- routing ----------
+
+const pages = { '': appsPage, debugger: debuggerPage, requests: requestsPage, call: callPage, accounts: accountsPage, clock: clockPage };
+
+async function start() {
+  const name = location.pathname.slice(BASE.length).replace(/\/$/, '');
+  const page = pages[name];
+  const active = name === 'call' ? 'requests' : name === 'accounts' ? 'apps' : name || 'apps';
+  for (const link of document.querySelectorAll('nav a')) {
+    if (link.dataset.page === active) link.setAttribute('aria-current', 'page');
+  }
+  showClock().catch(() => {});
+  if (!page) { main.replaceChildren(el('h1', {}, 'No such page'), el('a', { href: BASE }, 'Apps')); return; }
+  try { await page(); main.dataset.ready = 'yes'; }
+  catch (error) { main.replaceChildren(notice(error.message)); }
+}
+
+start();
