@@ -4,6 +4,7 @@
 
 mod clients;
 mod common;
+mod console;
 mod crash;
 mod multi_instance;
 mod portability;
