@@ -8,4 +8,5 @@ mod console;
 mod crash;
 mod multi_instance;
 mod portability;
+mod requests;
 mod secrets;
