@@ -324,7 +324,69 @@ async fn the_console_in_a_real_browser() {
         .await
         .unwrap();
     shows(&driver, "nick-shown-alice@shop", "Alice Two").await;
+    // A worker is invited and accepts (the simulation's answer): the account is bound.
+    type_into(&driver, "invite-wx-alice@shop", "worker_1").await;
+    element(&driver, "invite-alice@shop")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shows(&driver, "invitation-alice@shop", "waiting").await;
+    element(&driver, "accept-alice@shop")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shows(&driver, "invitation-alice@shop", "bound to worker_1").await;
     shots.take(&driver, "accounts").await;
+    // An avatar by the file picker: the account shows its new head image.
+    let head = dir.join("head.jpg");
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    jpeg.resize(2046, 0x42);
+    jpeg.extend_from_slice(&[0xFF, 0xD9]);
+    std::fs::write(&head, jpeg).unwrap();
+    element(&driver, "avatar-file-alice@shop")
+        .await
+        .send_keys(head.to_str().unwrap())
+        .await
+        .unwrap();
+    on_page(&driver, "the uploaded avatar", || async {
+        let image = driver.find(testid("avatar-alice@shop")).await.ok()?;
+        let src = image.attr("src").await.ok()??;
+        src.contains("/kefu/v1/headimg/").then_some(())
+    })
+    .await;
+
+    // A fan of the app sends a message, the app replies, and the fan's timeline shows
+    // both, with the message window and what is left of it.
+    driver
+        .goto(format!("{console}fans?app={appid}"))
+        .await
+        .unwrap();
+    page_ready(&driver).await;
+    type_into(&driver, "new-fan-nickname", "Mei").await;
+    element(&driver, "new-fan-submit")
+        .await
+        .click()
+        .await
+        .unwrap();
+    element(&driver, "fan-Mei").await.click().await.unwrap();
+    page_ready(&driver).await;
+    type_into(&driver, "act-content", "你好, is anyone there?").await;
+    element(&driver, "act-submit").await.click().await.unwrap();
+    shows(&driver, "fan-timeline", "你好, is anyone there?").await;
+    shows(&driver, "fan-windows", "message").await;
+    shows(&driver, "fan-can-send", "yes").await;
+    type_into(&driver, "reply-text", "Hello Mei, how can we help?").await;
+    element(&driver, "reply-submit")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shows(&driver, "fan-timeline", "Hello Mei, how can we help?").await;
+    shows(&driver, "fan-timeline", "sent to the fan").await;
+    shows(&driver, "fan-windows", "1 sent").await;
+    shots.take(&driver, "fan").await;
 
     // The debugger: a malformed body on purpose shows 47001, its meaning and the
     // server's reason; a good one answers 0.
@@ -416,6 +478,51 @@ async fn the_console_in_a_real_browser() {
         .await
         .unwrap();
     assert!(clock["offset_secs"].as_i64().unwrap() >= 3600);
+
+    // A fault rule, added on the same page, fires in the debugger.
+    element(&driver, "fault-path").await;
+    driver
+        .find(By::Css(
+            "[data-testid=\"fault-path\"] option[value=\"/customservice/kfaccount/update\"]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    type_into(&driver, "fault-errcode", "45009").await;
+    element(&driver, "fault-submit")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shows(&driver, "faults-list", "/customservice/kfaccount/update").await;
+    shots.take(&driver, "clock").await;
+    driver
+        .goto(format!("{console}debugger?app={appid}&api=kf_update"))
+        .await
+        .unwrap();
+    page_ready(&driver).await;
+    type_into(
+        &driver,
+        "raw-body",
+        r#"{"kf_account":"alice@shop","nickname":"Alice Four"}"#,
+    )
+    .await;
+    element(&driver, "send").await.click().await.unwrap();
+    shows(&driver, "response-errcode", "45009").await;
+    let why = text(&driver, "response-reason").await;
+    assert!(why.contains("fault"), "{why}");
+
+    // The errcode summary counts the app's calls and their error ratio.
+    driver
+        .goto(format!("{console}summary?app={appid}"))
+        .await
+        .unwrap();
+    page_ready(&driver).await;
+    shows(&driver, "summary-ratio", "failed (error ratio").await;
+    shows(&driver, "summary-table", "45009").await;
+    shots.take(&driver, "summary").await;
 
     // Signing out ends the session: the console is the sign-in page again.
     element(&driver, "signout").await.click().await.unwrap();

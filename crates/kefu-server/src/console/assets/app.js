@@ -186,6 +186,8 @@ async function appsPage() {
         el('td', { 'data-label': 'created' }, time(a.created_at)),
         el('td', { class: 'actions' },
           el('a', { href: `${BASE}accounts?app=${a.appid}`, testid: `accounts-${a.appid}` }, 'Accounts'),
+          el('a', { href: `${BASE}fans?app=${a.appid}`, testid: `fans-${a.appid}` }, 'Fans'),
+          el('a', { href: `${BASE}app?app=${a.appid}`, testid: `settings-${a.appid}` }, 'Settings'),
           el('a', { href: `${BASE}debugger?app=${a.appid}` }, 'Debugger'),
           el('button', {
             type: 'button', testid: `rotate-${a.appid}`,
@@ -570,18 +572,262 @@ async function clockPage() {
         try { await api('POST', '/kefu/v1/clock', { advance_secs: secs }); await show(); out.replaceChildren(notice(`Moved ${label}.`, 'ok')); }
         catch (error) { out.replaceChildren(notice(error.message)); }
       },
-    }, label))), out);
+    }, label))), out, ...(await faultsSection()));
   await show();
+}
+
+// ---------- fans ----------
+
+const OPERCODES = { 1000: 'queued', 1001: 'taken by an account', 1002: 'session begun', 1004: 'session ended', 2002: 'sent to the fan', 2003: 'from the fan' };
+
+function sessionText(session) {
+  if (!session || session.state === 'none') return 'nobody serves the fan: its messages go to the developer\'s server';
+  if (session.state === 'waiting') return `waiting in the queue since ${time(session.since)}`;
+  return `served by ${session.kf_account} since ${time(session.since)}, until ${time(session.idle_until)} unless a message is exchanged`;
+}
+
+async function fansPage() {
+  const appid = params.get('app') || '';
+  const out = el('div', { 'aria-live': 'polite' });
+  const list = el('div', { testid: 'fans-list' });
+  const picker = await appPicker(appid, (v) => { location.href = `${BASE}fans?app=${v}`; });
+  main.replaceChildren(el('h1', {}, 'Fans'), picker, out, list);
+  if (!appid) { list.replaceChildren(el('p', {}, 'Pick an app.')); return; }
+  async function render() {
+    const fans = await api('GET', `/kefu/v1/apps/${appid}/fans`);
+    list.replaceChildren(fans.length ? el('table', {},
+      el('thead', {}, el('tr', {}, ['fan', 'following', 'session', 'can be sent to'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, fans.map((f) => el('tr', { testid: `fan-row-${f.openid}` },
+        el('td', { 'data-label': 'fan' }, el('a', { href: `${BASE}fan?app=${appid}&openid=${encodeURIComponent(f.openid)}`, testid: `fan-${f.nickname || f.openid}` }, f.nickname || f.openid), el('br'), el('small', { class: 'mono' }, f.openid)),
+        el('td', { 'data-label': 'following' }, f.following ? 'yes' : 'no'),
+        el('td', { 'data-label': 'session' }, f.session.state),
+        el('td', { 'data-label': 'can be sent to' }, f.can_send ? 'yes' : 'no'))))) : el('p', {}, 'No fan yet: make one below, then make it act.'));
+  }
+  const nickname = el('input', { testid: 'new-fan-nickname', maxlength: 64 });
+  const openid = el('input', { testid: 'new-fan-openid', placeholder: 'made in WeChat\'s shape when empty' });
+  main.append(el('h2', {}, 'New fan'), el('form', {
+    class: 'inline', testid: 'new-fan-form',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const body = { nickname: nickname.value };
+        if (openid.value.trim()) body.openid = openid.value.trim();
+        await api('POST', `/kefu/v1/apps/${appid}/fans`, body);
+        nickname.value = ''; openid.value = ''; out.replaceChildren(); await render();
+      } catch (error) { out.replaceChildren(notice(error.message)); }
+    },
+  }, field('Nickname', nickname), field('openid', openid), el('button', { type: 'submit', testid: 'new-fan-submit' }, 'Make fan')));
+  await render();
+}
+
+async function fanPage() {
+  const appid = params.get('app') || '';
+  const openid = params.get('openid') || '';
+  const out = el('div', { 'aria-live': 'polite', testid: 'fan-message' });
+  const state = el('div', { testid: 'fan-state' });
+  const timeline = el('div', { testid: 'fan-timeline' });
+  const path = `/kefu/v1/apps/${appid}/fans/${encodeURIComponent(openid)}`;
+  const title = el('h1', {}, 'Fan');
+  async function render() {
+    const f = await api('GET', path);
+    title.textContent = `Fan ${f.nickname || f.openid}`;
+    state.replaceChildren(el('dl', { class: 'facts' },
+      el('dt', {}, 'openid'), el('dd', {}, el('code', {}, f.openid)),
+      el('dt', {}, 'following'), el('dd', {}, f.following ? 'yes' : 'no'),
+      el('dt', {}, 'session'), el('dd', { testid: 'fan-session' }, sessionText(f.session)),
+      el('dt', {}, 'can be sent to'), el('dd', { testid: 'fan-can-send' }, f.can_send ? 'yes' : 'no: no open window with messages left'),
+      el('dt', {}, 'windows'), el('dd', { testid: 'fan-windows' }, f.windows.length ? el('ul', {}, f.windows.map((w) => el('li', {},
+        `${w.kind}: open until ${time(w.expires_at)}, ${w.used} sent, ${w.left === undefined ? 'no limit' : `${w.left} left`}`))) : 'none open')));
+    timeline.replaceChildren(f.timeline.length ? el('table', {},
+      el('thead', {}, el('tr', {}, ['time', 'what', 'text', 'account'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, f.timeline.map((t) => el('tr', { testid: `timeline-${t.msgid}` },
+        el('td', { 'data-label': 'time' }, time(t.time)),
+        el('td', { 'data-label': 'what' }, `${OPERCODES[t.opercode] || t.opercode} (${t.opercode})`),
+        el('td', { 'data-label': 'text' }, t.text),
+        el('td', { 'data-label': 'account' }, t.worker || '—'))))) : el('p', {}, 'Nothing yet.'));
+  }
+  const kind = el('select', { testid: 'act-type' }, ['text', 'image', 'voice', 'video', 'click', 'follow', 'unfollow', 'scan', 'pay'].map((k) => el('option', { value: k }, k)));
+  const content = el('input', { testid: 'act-content', placeholder: 'the text, or the key of a click or scan' });
+  const act = el('form', {
+    class: 'inline', testid: 'act-form',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const body = { type: kind.value };
+      if (kind.value === 'text') body.content = content.value;
+      if (kind.value === 'click' || kind.value === 'scan') body.key = content.value;
+      try {
+        const acted = await api('POST', `${path}/actions`, body);
+        out.replaceChildren(notice(acted.pushed ? 'Done; pushed to the app\'s callback.' : 'Done.', 'ok'));
+        content.value = ''; await render();
+      } catch (error) { out.replaceChildren(notice(error.message)); }
+    },
+  }, field('The fan does', kind), field('Text or key', content), el('button', { type: 'submit', testid: 'act-submit' }, 'Act'));
+  const reply = el('input', { testid: 'reply-text' });
+  const replyForm = el('form', {
+    class: 'inline', testid: 'reply-form',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const token = await consoleToken(appid);
+        await wechat('message_send', token, { touser: openid, msgtype: 'text', text: { content: reply.value } });
+        reply.value = ''; out.replaceChildren(notice('Sent.', 'ok')); await render();
+      } catch (error) { out.replaceChildren(notice(error.message)); await render(); }
+    },
+  }, field('Reply as the app (message/custom/send)', reply), el('button', { type: 'submit', testid: 'reply-submit' }, 'Send'));
+  const queue = el('button', {
+    type: 'button', testid: 'fan-queue',
+    onclick: async () => { try { await api('POST', `${path}/queue`, {}); await render(); } catch (error) { out.replaceChildren(notice(error.message)); } },
+  }, 'Put in the waiting queue');
+  main.replaceChildren(title, el('p', {}, el('a', { href: `${BASE}fans?app=${appid}` }, '← fans of the app')), out, state,
+    el('h2', {}, 'Make the fan act'), act, replyForm, el('div', { class: 'row' }, queue),
+    el('h2', {}, 'Timeline'), timeline);
+  await render();
+}
+
+// ---------- errcode summary ----------
+
+async function summaryPage() {
+  const appid = params.get('app') || '';
+  const hours = Number(params.get('hours') || 24);
+  const picker = await appPicker(appid, (v) => { location.href = `${BASE}summary?app=${v}&hours=${hours}`; });
+  const q = new URLSearchParams({ hours: String(hours) });
+  if (appid) q.set('appid', appid);
+  const summary = await api('GET', `/kefu/v1/requests/summary?${q}`);
+  const rows = summary.counts || [];
+  const byPath = {};
+  for (const r of rows) (byPath[r.path] ||= []).push(r);
+  const { total, failed } = summary;
+  const csv = ['appid,path,errcode,count', ...rows.map((r) => `${r.appid || ''},${r.path},${r.errcode},${r.count}`)].join('\n');
+  const download = el('a', { class: 'button', download: `kefu-errcodes-${appid || 'all'}-${hours}h.csv`, href: `data:text/csv;charset=utf-8,${encodeURIComponent(csv)}`, testid: 'summary-csv' }, 'Download CSV');
+  main.replaceChildren(el('h1', {}, 'Errcode summary'), el('div', { class: 'row' }, picker,
+    el('div', { class: 'row' }, ['24', '168'].map((h) => el('a', { class: 'button', href: `${BASE}summary?app=${appid}&hours=${h}`, 'aria-current': String(hours) === h ? 'true' : null }, h === '24' ? 'Last day' : 'Last week'))), download),
+    el('p', { testid: 'summary-ratio' }, `${total} calls over the last ${hours === 168 ? 'week' : 'day'} of the test clock; ${failed} failed (error ratio ${total ? ((100 * failed) / total).toFixed(1) : '0.0'}%).`),
+    rows.length ? el('table', { testid: 'summary-table' },
+      el('thead', {}, el('tr', {}, ['API', 'errcode', 'calls', 'share of the API\'s calls'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, Object.entries(byPath).flatMap(([path, list]) => {
+        const n = list.reduce((m, r) => m + r.count, 0);
+        return list.map((r) => el('tr', {},
+          el('td', { 'data-label': 'API' }, path),
+          el('td', { 'data-label': 'errcode', class: r.errcode ? 'error' : '' }, String(r.errcode)),
+          el('td', { 'data-label': 'calls' }, String(r.count)),
+          el('td', { 'data-label': 'share' }, `${((100 * r.count) / n).toFixed(1)}%`)));
+      }))) : el('p', {}, 'No call in that time.'));
+}
+
+// ---------- faults (on the clock page) ----------
+
+async function faultsSection() {
+  const out = el('div', { 'aria-live': 'polite' });
+  const list = el('div', { testid: 'faults-list' });
+  async function render() {
+    const rules = await api('GET', '/kefu/v1/faults');
+    list.replaceChildren(rules.length ? el('table', {},
+      el('thead', {}, el('tr', {}, ['id', 'path', 'app', 'errcode', 'times / probability', 'latency', 'applied', ''].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, rules.map((r) => el('tr', { testid: `fault-${r.id}` },
+        el('td', { 'data-label': 'id' }, String(r.id)), el('td', { 'data-label': 'path' }, r.path), el('td', { 'data-label': 'app' }, r.appid || 'any'),
+        el('td', { 'data-label': 'errcode' }, String(r.errcode)),
+        el('td', { 'data-label': 'times' }, r.probability != null ? `probability ${r.probability}` : r.times != null ? `${r.remaining ?? r.times} of ${r.times} left` : 'every call'),
+        el('td', { 'data-label': 'latency' }, `${r.latency_ms} ms`), el('td', { 'data-label': 'applied' }, r.applied ? 'yes' : 'no'),
+        el('td', {}, el('button', { type: 'button', class: 'danger', onclick: async () => { await api('DELETE', `/kefu/v1/faults/${r.id}`); await render(); } }, 'Remove')))))) : el('p', {}, 'No fault rule.'));
+  }
+  const entries = await getCatalog();
+  const path = el('select', { testid: 'fault-path' }, entries.map((e) => el('option', { value: e.path }, `${e.path} (${e.name})`)));
+  const appid = el('input', { testid: 'fault-app', placeholder: 'any app' });
+  const errcode = el('input', { testid: 'fault-errcode', value: '-1', inputmode: 'numeric' });
+  const times = el('input', { testid: 'fault-times', value: '1', inputmode: 'numeric', class: 'small' });
+  const probability = el('input', { testid: 'fault-probability', placeholder: '0-1', class: 'small' });
+  const latency = el('input', { testid: 'fault-latency', value: '0', inputmode: 'numeric', class: 'small' });
+  const applied = el('input', { type: 'checkbox', testid: 'fault-applied' });
+  const form = el('form', {
+    class: 'inline', testid: 'fault-form',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const body = { path: path.value, errcode: Number(errcode.value), latency_ms: Number(latency.value || 0), applied: applied.checked };
+      if (appid.value.trim()) body.appid = appid.value.trim();
+      if (probability.value.trim()) body.probability = Number(probability.value); else body.times = Number(times.value || 1);
+      try { await api('POST', '/kefu/v1/faults', body); out.replaceChildren(); await render(); }
+      catch (error) { out.replaceChildren(notice(error.message)); }
+    },
+  }, field('Path', path), field('App', appid), field('errcode', errcode), field('times', times), field('or probability', probability),
+  field('latency ms', latency), field('applied (the call is performed anyway)', applied), el('button', { type: 'submit', testid: 'fault-submit' }, 'Add rule'));
+  await render();
+  return [el('h2', {}, 'Fault rules'), el('p', { class: 'hint' }, 'Rules live in this instance\'s memory.'), out, list, form];
+}
+
+// ---------- app settings ----------
+
+async function appPage() {
+  const appid = params.get('app') || '';
+  const out = el('div', { 'aria-live': 'polite', testid: 'settings-message' });
+  const app = await api('GET', `/kefu/v1/apps/${appid}`);
+  const type = el('select', { testid: 'setting-type' }, ['service', 'subscription', 'miniprogram', 'sandbox'].map((t) => el('option', { value: t, selected: t === app.account_type }, t)));
+  const verified = el('input', { type: 'checkbox', checked: app.verified, testid: 'setting-verified' });
+  const newKf = el('input', { type: 'checkbox', checked: app.new_kf_enabled, testid: 'setting-new-kf' });
+  const settings = el('textarea', { rows: 10, spellcheck: 'false', testid: 'setting-json' }, JSON.stringify(app.settings, null, 2));
+  const form = el('form', {
+    testid: 'settings-form',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const parsed = safeParse(settings.value);
+      if (!parsed) { out.replaceChildren(notice('The platform rules are not JSON.')); return; }
+      try {
+        await api('PATCH', `/kefu/v1/apps/${appid}`, { account_type: type.value, verified: verified.checked, new_kf_enabled: newKf.checked, ...parsed });
+        out.replaceChildren(notice('Saved.', 'ok'));
+      } catch (error) { out.replaceChildren(notice(error.message)); }
+    },
+  }, field('Account type', type), field('Verified', verified), field('New customer service feature', newKf),
+  field('Platform rules (IP whitelist, quotas, banned APIs) as JSON', settings), el('button', { type: 'submit', class: 'primary', testid: 'settings-save' }, 'Save'));
+  main.replaceChildren(el('h1', {}, `App ${appid} (${app.wechat_id})`),
+    el('p', {}, el('a', { href: `${BASE}accounts?app=${appid}` }, 'Accounts'), ' · ', el('a', { href: `${BASE}fans?app=${appid}` }, 'Fans'), ' · ',
+      el('a', { href: `${BASE}summary?app=${appid}` }, 'Errcode summary'), ' · ', el('a', { href: `${BASE}debugger?app=${appid}` }, 'Debugger')),
+    out, form);
+}
+
+// ---------- third-party platforms ----------
+
+async function platformsPage() {
+  const out = el('div', { 'aria-live': 'polite', testid: 'platforms-message' });
+  const list = el('div', { testid: 'platforms-list' });
+  const apps = await api('GET', '/kefu/v1/apps');
+  async function render() {
+    const platforms = await api('GET', '/kefu/v1/components');
+    list.replaceChildren(platforms.length ? el('table', {},
+      el('thead', {}, el('tr', {}, ['component_appid', 'authorized apps', ''].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, platforms.map((p) => {
+        const app = el('select', { 'aria-label': `app to authorize ${p.component_appid}` }, apps.map((a) => el('option', { value: a.appid }, `${a.appid} (${a.wechat_id})`)));
+        const scopes = el('input', { value: '1,6', 'aria-label': 'permission sets', class: 'small' });
+        return el('tr', { testid: `platform-${p.component_appid}` },
+          el('td', { 'data-label': 'component_appid' }, el('code', {}, p.component_appid)),
+          el('td', { 'data-label': 'authorized' }, (p.authorizations || []).map((a) => el('div', {}, `${a.appid}: sets ${(a.funcscopes || []).join(', ')}`))),
+          el('td', { class: 'actions' },
+            el('button', { type: 'button', onclick: async () => { try { const t = await api('POST', `/kefu/v1/components/${p.component_appid}/ticket`); out.replaceChildren(el('div', { class: 'secret card' }, el('p', {}, 'Ticket issued:'), el('pre', {}, JSON.stringify(t, null, 2)))); } catch (error) { out.replaceChildren(notice(error.message)); } } }, 'Issue ticket'),
+            el('form', { class: 'inline', onsubmit: async (e) => { e.preventDefault(); try { const made = await api('POST', `/kefu/v1/components/${p.component_appid}/authorizations`, { appid: app.value, funcscopes: scopes.value.split(',').map((x) => Number(x.trim())).filter((x) => x) }); out.replaceChildren(el('div', { class: 'secret card' }, el('p', {}, 'Authorized; the first refresh token, shown once:'), el('pre', {}, JSON.stringify(made, null, 2)))); await render(); } catch (error) { out.replaceChildren(notice(error.message)); } } },
+              app, scopes, el('button', { type: 'submit' }, 'Authorize'))));
+      }))) : el('p', {}, 'No platform yet.'));
+  }
+  const create = el('button', {
+    type: 'button', testid: 'new-platform',
+    onclick: async () => {
+      try {
+        const made = await api('POST', '/kefu/v1/components', {});
+        out.replaceChildren(el('div', { class: 'secret card', testid: 'secret-once' }, el('p', {}, 'The platform is made; its secret is shown only this once:'),
+          el('dl', {}, el('dt', {}, 'component_appid'), el('dd', {}, el('code', {}, made.component_appid)), el('dt', {}, 'secret'), el('dd', {}, el('code', {}, made.component_appsecret || made.secret || ''), ' ', copyButton(made.component_appsecret || made.secret || '', 'copy-platform-secret')))));
+        await render();
+      } catch (error) { out.replaceChildren(notice(error.message)); }
+    },
+  }, 'New platform');
+  main.replaceChildren(el('h1', {}, 'Third-party platforms'), out, list, el('div', { class: 'row' }, create));
+  await render();
 }
 
 // ---------- routing ----------
 
-const pages = { '': appsPage, debugger: debuggerPage, requests: requestsPage, call: callPage, accounts: accountsPage, clock: clockPage };
+const pages = { '': appsPage, app: appPage, debugger: debuggerPage, requests: requestsPage, call: callPage, accounts: accountsPage, fans: fansPage, fan: fanPage, summary: summaryPage, clock: clockPage, platforms: platformsPage };
 
 async function start() {
   const name = location.pathname.slice(BASE.length).replace(/\/$/, '');
   const page = pages[name];
-  const active = name === 'call' ? 'requests' : name === 'accounts' ? 'apps' : name || 'apps';
+  const active = { call: 'requests', accounts: 'apps', fans: 'apps', fan: 'apps', app: 'apps', '': 'apps' }[name] ?? name;
   for (const link of document.querySelectorAll('nav a')) {
     if (link.dataset.page === active) link.setAttribute('aria-current', 'page');
   }
