@@ -13,9 +13,9 @@ mod console;
 mod fans;
 
 pub use console::{
-    APP_TOKENS, CATALOG, CATALOG_CHECK, CONSOLE, CONSOLE_TOKEN_SECS, CheckAnswer, CheckRequest,
-    ConsoleToken, ERRCODES, ErrcodeView, REQUESTS_STREAM, RequestFilter, STREAM_QUEUE,
-    StreamDropped, rid_of,
+    APP_TOKENS, AppTokenAction, CATALOG, CATALOG_CHECK, CONSOLE, CONSOLE_TOKEN_SECS, CheckAnswer,
+    CheckRequest, ConsoleToken, ERRCODES, ErrcodeView, MAX_TOKENS_SHOWN, REQUESTS_STREAM,
+    RequestFilter, STREAM_QUEUE, StreamDropped, TokenView, rid_of,
 };
 pub use fans::{
     FanActed, FanAction, FanActionBody, FanView, MAX_FAN_NICKNAME_CHARS, MAX_FAN_TEXT_CHARS,

@@ -213,6 +213,14 @@ pub trait TokenStore: AppStore {
         superseded_at: Option<i64>,
         expires_at: Option<i64>,
     ) -> StoreResult<()>;
+
+    /// The newest `limit` tokens an app (or platform) owns, of every family, with their
+    /// hashes: newest issued first (by hash among tokens issued in the same second).
+    async fn owner_tokens(
+        &self,
+        owner: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<(Digest, TokenRecord)>>;
 }
 
 /// Call counters, exact under concurrency: what the quotas are checked against.

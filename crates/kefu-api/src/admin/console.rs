@@ -13,7 +13,8 @@ pub const CATALOG: &str = "/kefu/v1/catalog";
 pub const CATALOG_CHECK: &str = "/kefu/v1/catalog/{name}/check";
 /// `GET` the errcode table: every errcode kefu answers, with its meaning ([`ErrcodeView`]).
 pub const ERRCODES: &str = "/kefu/v1/errcodes";
-/// `POST` mints a console token for the app ([`ConsoleToken`]).
+/// `GET` the app's tokens ([`TokenView`]); `POST` mints a console token ([`ConsoleToken`]),
+/// or with an [`AppTokenAction`] invalidates or expires one.
 pub const APP_TOKENS: &str = "/kefu/v1/apps/{appid}/tokens";
 /// `GET` the request log as it is written: server-sent events, `event: call` with a
 /// [`crate::admin::RequestLogEntry`] as data, `event: dropped` when a slow reader missed
@@ -87,6 +88,48 @@ pub struct ConsoleToken {
     /// Seconds it lasts.
     pub expires_in: u64,
 }
+
+/// `POST /kefu/v1/apps/{appid}/tokens` with a body: invalidate or expire one of the
+/// app's tokens, named by its value or by the hash [`TokenView`] shows. An empty body
+/// (or `{}`) mints a console token instead.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AppTokenAction {
+    /// What to do; minting a console token when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<super::TokenVerdict>,
+    /// The token's hash (64 hex digits), as [`TokenView::hash`] shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// Or the token itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<crate::Secret>,
+}
+
+/// One token of an app (`GET /kefu/v1/apps/{appid}/tokens`, newest first): never the
+/// token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    /// SHA-256 of the token, in hex: how an action names it.
+    pub hash: String,
+    /// Its family: `token` (`/cgi-bin/token`), `stable`, `authorizer` or `console`.
+    pub kind: String,
+    /// The platform an authorizer token was issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_appid: Option<String>,
+    /// When it was issued (Unix seconds, server clock).
+    pub issued_at: i64,
+    /// From when it answers 40001 (a newer one came: the end of its grace), if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_at: Option<i64>,
+    /// From when it answers 42001.
+    pub expires_at: i64,
+    /// At the server clock's now: `live`, `in_grace` (superseded, still working),
+    /// `superseded` or `expired`.
+    pub state: String,
+}
+
+/// The most tokens `GET /kefu/v1/apps/{appid}/tokens` shows.
+pub const MAX_TOKENS_SHOWN: usize = 200;
 
 /// `GET /kefu/v1/requests` query: which of the newest calls to show. Every filter
 /// given must match.

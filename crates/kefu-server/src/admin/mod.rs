@@ -308,7 +308,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(paths::CATALOG, get(console::catalog))
         .route(paths::CATALOG_CHECK, post(console::catalog_check))
         .route(paths::ERRCODES, get(console::errcodes))
-        .route(paths::APP_TOKENS, post(console::console_token))
+        .route(
+            paths::APP_TOKENS,
+            get(console::app_tokens).post(console::app_tokens_post),
+        )
         .route(paths::REQUESTS_STREAM, get(stream::request_stream))
         .route(paths::EXPORT, get(export))
         .route(paths::IMPORT, post(import))

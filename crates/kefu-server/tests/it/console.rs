@@ -463,3 +463,96 @@ async fn the_stream_shows_each_call_as_it_is_made_and_ends_with_the_server() {
     }
     drop(dir);
 }
+
+#[tokio::test]
+async fn an_apps_tokens_are_listed_with_their_state_and_one_is_ended_by_hash() {
+    let server = TestServer::spawn().await;
+    let app = server.app("tokenlist").await;
+    let path = format!("/kefu/v1/apps/{}/tokens", app.appid);
+    let (status, minted) = server.admin_json(Method::POST, &path, None).await;
+    assert_eq!(status, 201, "{minted}");
+    let console = minted["access_token"].as_str().unwrap().to_owned();
+    let (status, listed) = server.admin_json(Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{listed}");
+    let listed = listed.as_array().unwrap().clone();
+    let kinds: Vec<&str> = listed.iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert!(
+        kinds.contains(&"console") && kinds.contains(&"token"),
+        "{kinds:?}"
+    );
+    assert!(listed.iter().all(|t| t["state"] == "live"), "{listed:?}");
+    assert!(!serde_json::to_string(&listed).unwrap().contains(&console));
+    let basic = listed.iter().find(|t| t["kind"] == "token").unwrap();
+    assert_eq!(
+        basic["expires_at"].as_i64().unwrap() - basic["issued_at"].as_i64().unwrap(),
+        7200
+    );
+
+    // Expire the app's own token by its hash: 42001 from now on, the console token
+    // still works.
+    let hash = basic["hash"].as_str().unwrap().to_owned();
+    let (status, _) = server
+        .admin_json(
+            Method::POST,
+            &path,
+            Some(json!({"action": "expire", "hash": hash})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let account = app.account("a");
+    server
+        .add(&app.token, &account, "a")
+        .await
+        .assert_code(42001);
+    server.add(&console, &account, "a").await.assert_code(0);
+    let (_, listed) = server.admin_json(Method::GET, &path, None).await;
+    let basic = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["hash"] == hash.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(basic["state"], "expired");
+
+    // Invalidate the console token by its value.
+    let (status, _) = server
+        .admin_json(
+            Method::POST,
+            &path,
+            Some(json!({"action": "invalidate", "access_token": console})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    server
+        .update(&console, &account, "b")
+        .await
+        .assert_code(40001);
+
+    // Another app's token, an unknown hash or a malformed one are refused.
+    let other = server.app("othertok").await;
+    let (status, _) = server
+        .admin_json(
+            Method::POST,
+            &path,
+            Some(json!({"action": "expire", "access_token": other.token})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = server
+        .admin_json(
+            Method::POST,
+            &path,
+            Some(json!({"action": "expire", "hash": "zz"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = server
+        .admin_json(Method::POST, &path, Some(json!({"action": "expire"})))
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = server
+        .admin_json(Method::GET, "/kefu/v1/apps/wx00000000000000ff/tokens", None)
+        .await;
+    assert_eq!(status, 404);
+}

@@ -112,6 +112,7 @@ conformance!(
     concurrent_updates_leave_one_submitted_nickname,
     concurrent_changes_keep_their_own_verdicts,
     tokens_supersede_with_grace,
+    owner_tokens_list_every_family_newest_first,
     concurrent_token_issues_leave_one_current,
     concurrent_tokens_for_a_missing_app_fail_alone,
     stable_tokens_mint_only_over_the_expected_one,
@@ -457,6 +458,56 @@ async fn concurrent_changes_keep_their_own_verdicts(backend: Backend) {
         .collect();
     assert!(nicks[0] == "n0" || nicks[0] == "n5", "{nicks:?}");
     assert_eq!(nicks[1..], ["n2", "n4"]);
+}
+
+async fn owner_tokens_list_every_family_newest_first(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    assert!(store.owner_tokens(APPID, 10).await.unwrap().is_empty());
+    for (n, channel, at) in [
+        (1, TokenChannel::Basic, 1000),
+        (2, TokenChannel::Console, 1500),
+        (3, TokenChannel::Basic, 2000),
+        (4, TokenChannel::Console, 2000),
+    ] {
+        store
+            .issue_token(mint(token(APPID, channel, at), hash(n), at, 300))
+            .await
+            .unwrap();
+    }
+    let owned = store.owner_tokens(APPID, 10).await.unwrap();
+    let order: Vec<(u8, TokenChannel, i64)> = owned
+        .iter()
+        .map(|(hash, record)| (hash[0], record.channel, record.issued_at))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (3, TokenChannel::Basic, 2000),
+            (4, TokenChannel::Console, 2000),
+            (2, TokenChannel::Console, 1500),
+            (1, TokenChannel::Basic, 1000),
+        ]
+    );
+    // Each family supersedes only its own: the console token of 1500 by the one of
+    // 2000, the basic token of 1000 by the one of 2000.
+    assert_eq!(owned[2].1.superseded_at, Some(2300));
+    assert_eq!(owned[3].1.superseded_at, Some(2300));
+    assert_eq!(owned[0].1.superseded_at, None);
+    assert_eq!(owned[1].1.superseded_at, None);
+    assert_eq!(store.owner_tokens(APPID, 2).await.unwrap().len(), 2);
+    assert!(
+        store
+            .owner_tokens("wx00000000000000ff", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // What was written is read back after a restart (the console family included).
+    drop(store);
+    let store = backend.open().await;
+    let again = store.owner_tokens(APPID, 10).await.unwrap();
+    assert_eq!(again, owned);
 }
 
 async fn tokens_supersede_with_grace(backend: Backend) {

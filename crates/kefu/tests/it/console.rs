@@ -514,6 +514,39 @@ async fn the_console_in_a_real_browser() {
     let why = text(&driver, "response-reason").await;
     assert!(why.contains("fault"), "{why}");
 
+    // The app's tokens, on the test clock: the console's own is expired by hand (after
+    // the confirmation) and shows so.
+    driver
+        .goto(format!("{console}tokens?app={appid}"))
+        .await
+        .unwrap();
+    page_ready(&driver).await;
+    shows(&driver, "tokens-list", "console").await;
+    driver
+        .find(By::Css(
+            "tr[data-kind=\"console\"] button[data-testid^=\"expire-\"]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    on_page(&driver, "the confirmation", || async {
+        driver.accept_alert().await.ok()
+    })
+    .await;
+    on_page(&driver, "the console token to show expired", || async {
+        let row = driver
+            .find(By::Css(
+                "tr[data-kind=\"console\"] [data-testid=\"token-state\"]",
+            ))
+            .await
+            .ok()?;
+        row.text().await.ok()?.contains("expired").then_some(())
+    })
+    .await;
+    shots.take(&driver, "tokens").await;
+
     // The errcode summary counts the app's calls and their error ratio.
     driver
         .goto(format!("{console}summary?app={appid}"))

@@ -187,6 +187,7 @@ async function appsPage() {
         el('td', { class: 'actions' },
           el('a', { href: `${BASE}accounts?app=${a.appid}`, testid: `accounts-${a.appid}` }, 'Accounts'),
           el('a', { href: `${BASE}fans?app=${a.appid}`, testid: `fans-${a.appid}` }, 'Fans'),
+          el('a', { href: `${BASE}tokens?app=${a.appid}`, testid: `tokens-${a.appid}` }, 'Tokens'),
           el('a', { href: `${BASE}app?app=${a.appid}`, testid: `settings-${a.appid}` }, 'Settings'),
           el('a', { href: `${BASE}debugger?app=${a.appid}` }, 'Debugger'),
           el('button', {
@@ -779,7 +780,7 @@ async function appPage() {
   field('Platform rules (IP whitelist, quotas, banned APIs) as JSON', settings), el('button', { type: 'submit', class: 'primary', testid: 'settings-save' }, 'Save'));
   main.replaceChildren(el('h1', {}, `App ${appid} (${app.wechat_id})`),
     el('p', {}, el('a', { href: `${BASE}accounts?app=${appid}` }, 'Accounts'), ' · ', el('a', { href: `${BASE}fans?app=${appid}` }, 'Fans'), ' · ',
-      el('a', { href: `${BASE}summary?app=${appid}` }, 'Errcode summary'), ' · ', el('a', { href: `${BASE}debugger?app=${appid}` }, 'Debugger')),
+      el('a', { href: `${BASE}summary?app=${appid}` }, 'Errcode summary'), ' · ', el('a', { href: `${BASE}tokens?app=${appid}` }, 'Tokens'), ' · ', el('a', { href: `${BASE}debugger?app=${appid}` }, 'Debugger')),
     out, form);
 }
 
@@ -820,14 +821,52 @@ async function platformsPage() {
   await render();
 }
 
+// ---------- tokens ----------
+
+const STATES = { live: 'live', in_grace: 'in its grace (a newer one came)', superseded: 'superseded: 40001', expired: 'expired: 42001' };
+
+async function tokensPage() {
+  const appid = params.get('app') || '';
+  const out = el('div', { 'aria-live': 'polite', testid: 'tokens-message' });
+  const list = el('div', { testid: 'tokens-list' });
+  const picker = await appPicker(appid, (v) => { location.href = `${BASE}tokens?app=${v}`; });
+  main.replaceChildren(el('h1', {}, 'Tokens'), picker, out, list);
+  if (!appid) { list.replaceChildren(el('p', {}, 'Pick an app.')); return; }
+  const act = (action, hash) => async () => {
+    if (!confirm(`${action === 'expire' ? 'Expire' : 'Invalidate'} this token now?`)) return;
+    try { await api('POST', `/kefu/v1/apps/${appid}/tokens`, { action, hash }); await render(); }
+    catch (error) { out.replaceChildren(notice(error.message)); }
+  };
+  async function render() {
+    const tokens = await api('GET', `/kefu/v1/apps/${appid}/tokens`);
+    list.replaceChildren(tokens.length ? el('table', {},
+      el('thead', {}, el('tr', {}, ['kind', 'issued', 'superseded from', 'expires', 'state', 'hash', ''].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, tokens.map((t) => el('tr', { testid: `token-${t.hash.slice(0, 12)}`, 'data-kind': t.kind },
+        el('td', { 'data-label': 'kind' }, t.component_appid ? `${t.kind} (${t.component_appid})` : t.kind),
+        el('td', { 'data-label': 'issued' }, time(t.issued_at)),
+        el('td', { 'data-label': 'superseded from' }, t.superseded_at ? time(t.superseded_at) : '—'),
+        el('td', { 'data-label': 'expires' }, time(t.expires_at)),
+        el('td', { 'data-label': 'state', testid: 'token-state' }, STATES[t.state] || t.state),
+        el('td', { 'data-label': 'hash' }, el('code', { title: t.hash }, `${t.hash.slice(0, 12)}…`)),
+        el('td', { class: 'actions' }, t.state === 'expired' ? null : [
+          el('button', { type: 'button', testid: `invalidate-${t.hash.slice(0, 12)}`, onclick: act('invalidate', t.hash) }, 'Invalidate'),
+          el('button', { type: 'button', class: 'danger', testid: `expire-${t.hash.slice(0, 12)}`, onclick: act('expire', t.hash) }, 'Expire')]))))) : el('p', {}, 'No token yet.'));
+  }
+  main.append(el('div', { class: 'row' }, el('button', {
+    type: 'button', testid: 'mint-console-token',
+    onclick: async () => { try { await consoleToken(appid, true); await render(); } catch (error) { out.replaceChildren(notice(error.message)); } },
+  }, 'Mint a console token')), el('p', { class: 'hint' }, 'Times are the server clock\'s. A token is never shown again after it is handed out: the hash names it.'));
+  await render();
+}
+
 // ---------- routing ----------
 
-const pages = { '': appsPage, app: appPage, debugger: debuggerPage, requests: requestsPage, call: callPage, accounts: accountsPage, fans: fansPage, fan: fanPage, summary: summaryPage, clock: clockPage, platforms: platformsPage };
+const pages = { tokens: tokensPage, '': appsPage, app: appPage, debugger: debuggerPage, requests: requestsPage, call: callPage, accounts: accountsPage, fans: fansPage, fan: fanPage, summary: summaryPage, clock: clockPage, platforms: platformsPage };
 
 async function start() {
   const name = location.pathname.slice(BASE.length).replace(/\/$/, '');
   const page = pages[name];
-  const active = { call: 'requests', accounts: 'apps', fans: 'apps', fan: 'apps', app: 'apps', '': 'apps' }[name] ?? name;
+  const active = { call: 'requests', accounts: 'apps', fans: 'apps', fan: 'apps', tokens: 'apps', app: 'apps', '': 'apps' }[name] ?? name;
   for (const link of document.querySelectorAll('nav a')) {
     if (link.dataset.page === active) link.setAttribute('aria-current', 'page');
   }
