@@ -17,6 +17,7 @@ pub use console::{
     CheckRequest, ConsoleToken, ERRCODES, ErrcodeView, MAX_TOKENS_SHOWN, REQUESTS_STREAM,
     RequestFilter, STREAM_QUEUE, StreamDropped, TokenView, rid_of,
 };
+pub use console::{Lapsed, LapsedInvitation, LapsedQuota, LapsedToken, MAX_LAPSED};
 pub use fans::{
     FanActed, FanAction, FanActionBody, FanView, MAX_FAN_NICKNAME_CHARS, MAX_FAN_TEXT_CHARS,
     MAX_FANS_PER_APP, NewFan, NewFanBody, QueueRequest, SessionView, TIMELINE_LEN, TimelineEntry,
@@ -797,12 +798,15 @@ pub struct InvitationRequest {
 }
 
 /// `GET /kefu/v1/clock` / answer to `POST /kefu/v1/clock`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClockView {
     /// The server's notion of now, Unix seconds.
     pub now: i64,
     /// How far it is ahead of the real clock, in seconds.
     pub offset_secs: i64,
+    /// What lapsed while the clock moved (only in the answer to a move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lapsed: Option<Lapsed>,
 }
 
 /// `POST /kefu/v1/clock`.

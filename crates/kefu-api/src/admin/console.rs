@@ -167,6 +167,67 @@ pub fn rid_of(pasted: &str) -> Option<Rid> {
     tail[..end].parse().ok()
 }
 
+/// The most entries of each kind [`Lapsed`] lists.
+pub const MAX_LAPSED: usize = 200;
+
+/// What lapsed while the test clock moved from one time to another (the answer to
+/// `POST /kefu/v1/clock`): tokens that expired or whose grace ended, invitations that
+/// ran out, and the daily quota counters that started afresh.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lapsed {
+    /// The clock before the move (Unix seconds).
+    pub from: i64,
+    /// The clock after it.
+    pub to: i64,
+    /// Tokens that stopped working, by the time they did.
+    pub tokens: Vec<LapsedToken>,
+    /// Invitations that ran out unanswered.
+    pub invitations: Vec<LapsedInvitation>,
+    /// Daily quota counters of a day that ended, with what had been used.
+    pub quotas: Vec<LapsedQuota>,
+    /// Whether a list was cut at [`MAX_LAPSED`] entries, or apps were left unexamined.
+    pub truncated: bool,
+}
+
+/// A token that stopped working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LapsedToken {
+    /// Its app (or platform).
+    pub appid: String,
+    /// Its family, as [`TokenView::kind`].
+    pub kind: String,
+    /// Its hash in hex, as [`TokenView::hash`].
+    pub hash: String,
+    /// `expired` (42001 from then) or `superseded` (its grace ended: 40001).
+    pub what: String,
+    /// When.
+    pub at: i64,
+}
+
+/// An invitation that ran out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LapsedInvitation {
+    /// The app.
+    pub appid: String,
+    /// The account.
+    pub kf_account: String,
+    /// The invited WeChat ID.
+    pub invite_wx: String,
+    /// When it ran out.
+    pub at: i64,
+}
+
+/// A daily quota counter whose day ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LapsedQuota {
+    /// The app.
+    pub appid: String,
+    /// The counted API.
+    pub path: String,
+    /// The calls it had counted that day.
+    pub used: u64,
+}
+
 /// The data of an `event: dropped` of the stream: how many calls this reader missed
 /// because it read too slowly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

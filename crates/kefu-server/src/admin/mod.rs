@@ -5,6 +5,7 @@
 mod apps;
 mod console;
 mod fans;
+mod lapsed;
 mod platform;
 pub mod stream;
 
@@ -195,6 +196,7 @@ async fn clock_get(State(state): State<AppState>) -> Json<ClockView> {
     Json(ClockView {
         now: state.clock.now(),
         offset_secs: state.clock.offset(),
+        lapsed: None,
     })
 }
 
@@ -210,15 +212,22 @@ async fn clock_advance(
         .unwrap_or(i64::MAX)
         .min(MAX_OFFSET_SECS);
     let at_least = state.clock.offset().saturating_add(by).min(MAX_OFFSET_SECS);
+    let from = state.clock.now();
     let stored = state
         .store
         .advance_clock_offset(by, at_least, MAX_OFFSET_SECS)
         .await?;
     state.clock.raise_to(stored);
+    // What lapsed, told before housekeeping forgets any of it.
+    let lapsed = lapsed::between(&state, from, state.clock.now()).await?;
     // Housekeeping at the new time at once (old request records go), as the next
     // periodic round would.
     crate::startup::maintain(&state).await;
-    Ok(clock_get(State(state)).await)
+    let Json(view) = clock_get(State(state)).await;
+    Ok(Json(ClockView {
+        lapsed: Some(lapsed),
+        ..view
+    }))
 }
 
 /// The largest export document `POST /kefu/v1/import` takes (head images included).

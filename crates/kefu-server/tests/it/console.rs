@@ -556,3 +556,69 @@ async fn an_apps_tokens_are_listed_with_their_state_and_one_is_ended_by_hash() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn moving_the_clock_tells_what_lapsed() {
+    let server = TestServer::spawn().await;
+    let app = server.app("lapsing").await;
+    let account = app.account("a");
+    server.add(&app.token, &account, "a").await.assert_code(0);
+    server
+        .call(
+            "/customservice/kfaccount/inviteworker",
+            &app.token,
+            json!({"kf_account": account, "invite_wx": "worker_9"}),
+        )
+        .await
+        .assert_code(0);
+
+    // Five minutes: nothing lapses.
+    let (status, small) = server
+        .admin_json(
+            Method::POST,
+            "/kefu/v1/clock",
+            Some(json!({"advance_secs": 300})),
+        )
+        .await;
+    assert_eq!(status, 200, "{small}");
+    assert_eq!(small["lapsed"]["tokens"], json!([]));
+    assert_eq!(small["lapsed"]["invitations"], json!([]));
+    let (_, read) = server.admin_json(Method::GET, "/kefu/v1/clock", None).await;
+    assert!(read.get("lapsed").is_none(), "{read}");
+
+    // Eight days: the token expired, the invitation ran out, and a new day began.
+    let (_, moved) = server
+        .admin_json(
+            Method::POST,
+            "/kefu/v1/clock",
+            Some(json!({"advance_secs": 8 * 86400})),
+        )
+        .await;
+    let lapsed = &moved["lapsed"];
+    assert_eq!(lapsed["to"], moved["now"]);
+    let token = lapsed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["appid"] == app.appid.as_str() && t["kind"] == "token")
+        .unwrap_or_else(|| panic!("{lapsed}"))
+        .clone();
+    assert_eq!(token["what"], "expired");
+    let invitation = &lapsed["invitations"][0];
+    assert_eq!(invitation["kf_account"], account.as_str());
+    assert_eq!(invitation["invite_wx"], "worker_9");
+    let quota = lapsed["quotas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["path"] == "/cgi-bin/token")
+        .unwrap_or_else(|| panic!("{lapsed}"))
+        .clone();
+    assert!(quota["used"].as_u64().unwrap() >= 1);
+    assert_eq!(lapsed["truncated"], false);
+    // What it says is so: the token is dead (forgotten, even: 7 days past its expiry).
+    server
+        .update(&app.token, &account, "b")
+        .await
+        .assert_code(40001);
+}

@@ -468,6 +468,8 @@ async fn the_console_in_a_real_browser() {
         .await
         .unwrap();
     shows(&driver, "clock-now", "offset 1 h").await;
+    // The console token replaced by the debugger's ended its grace within that hour.
+    shows(&driver, "lapsed", "a console token of").await;
     let clock: Value = http
         .get(format!("{base}/kefu/v1/clock"))
         .bearer_auth(ADMIN)

@@ -560,6 +560,20 @@ async function accountsPage() {
 
 // ---------- clock ----------
 
+function lapsedView(lapsed) {
+  if (!lapsed) return null;
+  const tokens = lapsed.tokens.map((t) => el('li', {}, `${time(t.at)}: a ${t.kind} token of ${t.appid} ${t.what === 'expired' ? 'expired (42001 from then)' : 'ended its grace (40001 from then)'} — ${t.hash.slice(0, 12)}…`));
+  const invitations = lapsed.invitations.map((i) => el('li', {}, `${time(i.at)}: the invitation of ${i.invite_wx} to ${i.kf_account} (${i.appid}) ran out`));
+  const quotas = lapsed.quotas.map((q) => el('li', {}, `${q.appid}: the daily count of ${q.path} started afresh (${q.used} used that day)`));
+  if (!tokens.length && !invitations.length && !quotas.length) return el('p', { testid: 'lapsed' }, 'Nothing lapsed.');
+  return el('div', { testid: 'lapsed', class: 'card' }, el('h3', {}, 'What lapsed'),
+    tokens.length ? [el('h4', {}, 'Tokens'), el('ul', {}, tokens)] : null,
+    invitations.length ? [el('h4', {}, 'Invitations'), el('ul', {}, invitations)] : null,
+    quotas.length ? [el('h4', {}, 'Quotas'), el('ul', {}, quotas)] : null,
+    lapsed.truncated ? el('p', { class: 'hint' }, 'Only the first 200 of each are listed.') : null);
+}
+
+
 async function clockPage() {
   const out = el('div', { 'aria-live': 'polite', testid: 'clock-out' });
   const now = el('p', { testid: 'clock-now' });
@@ -570,7 +584,7 @@ async function clockPage() {
     el('div', { class: 'row' }, steps.map(([label, secs]) => el('button', {
       type: 'button', testid: `advance-${secs}`,
       onclick: async () => {
-        try { await api('POST', '/kefu/v1/clock', { advance_secs: secs }); await show(); out.replaceChildren(notice(`Moved ${label}.`, 'ok')); }
+        try { const moved = await api('POST', '/kefu/v1/clock', { advance_secs: secs }); await show(); out.replaceChildren(notice(`Moved ${label}.`, 'ok'), lapsedView(moved.lapsed)); }
         catch (error) { out.replaceChildren(notice(error.message)); }
       },
     }, label))), out, ...(await faultsSection()));
