@@ -26,7 +26,7 @@ use crate::state::AppState;
 pub const MAX_READERS: usize = 64;
 
 /// How often an idle stream sends a comment, so that proxies and the connection
-/// sweeper see it alive.
+/// sweeper see it alive (more often when the idle timeout is shorter).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 #[derive(Debug)]
@@ -67,7 +67,7 @@ impl Live {
     }
 
     /// A new reader's stream, or `None` when there are too many or the server stops.
-    fn subscribe(&self) -> Option<Stream> {
+    fn subscribe(&self, keep_alive: Duration) -> Option<Stream> {
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
         if self.closed.load(Ordering::Relaxed) {
             return None;
@@ -83,7 +83,7 @@ impl Live {
             dropped: Arc::clone(&dropped),
         });
         self.readers.store(list.len(), Ordering::Relaxed);
-        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+        let mut keep_alive = tokio::time::interval(keep_alive);
         keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Some(Stream {
             events,
@@ -150,7 +150,10 @@ impl http_body::Body for Stream {
 
 /// `GET /kefu/v1/requests/stream`.
 pub(super) async fn request_stream(State(state): State<AppState>) -> Result<Response, Failure> {
-    let stream = state.live.subscribe().ok_or_else(|| {
+    let keep_alive = KEEP_ALIVE
+        .min(state.limits.idle_timeout / 2)
+        .max(Duration::from_millis(100));
+    let stream = state.live.subscribe(keep_alive).ok_or_else(|| {
         Failure::new(
             kefu_api::admin::AdminErrorCode::Conflict,
             format!("the stream has {MAX_READERS} readers already, or the server is stopping"),
