@@ -496,6 +496,38 @@ pub struct LoggedRequest {
     pub reason: String,
 }
 
+/// Which recorded calls [`LogStore::logged_requests`](crate::LogStore::logged_requests)
+/// answers: every filter given must match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogFilter<'a> {
+    /// The app the call was made for.
+    pub appid: Option<&'a str>,
+    /// The WeChat path, exactly.
+    pub path: Option<&'a str>,
+    /// The errcode answered.
+    pub errcode: Option<i64>,
+}
+
+impl<'a> LogFilter<'a> {
+    /// The calls of one app, or of all.
+    #[must_use]
+    pub const fn app(appid: Option<&'a str>) -> LogFilter<'a> {
+        LogFilter {
+            appid,
+            path: None,
+            errcode: None,
+        }
+    }
+
+    /// Whether a call of `appid` to `path` that answered `errcode` matches.
+    #[must_use]
+    pub fn matches(&self, appid: Option<&str>, path: &str, errcode: i64) -> bool {
+        self.appid.is_none_or(|id| appid == Some(id))
+            && self.path.is_none_or(|p| p == path)
+            && self.errcode.is_none_or(|c| c == errcode)
+    }
+}
+
 /// How much the request log may hold (README, "Limits"). Failed calls are written to
 /// the store each second, at most [`LogLimits::per_second`] of them, and the oldest
 /// written ones go when the store holds more than [`LogLimits::disk_rows`] or

@@ -221,8 +221,7 @@ pub(super) async fn kf_online(
 }
 
 /// `GET /kefu/v1/requests`: the newest recorded calls that match every filter given. A
-/// rid (or a pasted errmsg holding one) finds that call alone; the path and errcode
-/// filters look among the newest 1000 calls (of the app, when one is named).
+/// rid (or a pasted errmsg holding one) finds that call alone.
 pub(super) async fn request_log(
     State(state): State<AppState>,
     Query(filter): Query<RequestFilter>,
@@ -244,19 +243,18 @@ pub(super) async fn request_log(
             found.filter(matches).map(log_entry).into_iter().collect(),
         ));
     }
-    let narrowed = path.is_some() || filter.errcode.is_some();
     let entries = state
         .store
-        .logged_requests(appid, if narrowed { 1000 } else { limit })
+        .logged_requests(
+            kefu_store::LogFilter {
+                appid,
+                path,
+                errcode: filter.errcode,
+            },
+            limit,
+        )
         .await?;
-    Ok(Json(
-        entries
-            .into_iter()
-            .filter(matches)
-            .take(limit)
-            .map(log_entry)
-            .collect(),
-    ))
+    Ok(Json(entries.into_iter().map(log_entry).collect()))
 }
 
 /// A recorded call as the admin surface shows it.

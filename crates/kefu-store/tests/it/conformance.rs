@@ -16,7 +16,7 @@ use kefu_store::postgres::{PostgresOptions, PostgresStore};
 use kefu_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use kefu_store::test_support::PgSchema;
 use kefu_store::{
-    App, Authorization, Component, CounterKey, Digest, InvitationAnswer, Kf, LogLimits,
+    App, Authorization, Component, CounterKey, Digest, InvitationAnswer, Kf, LogFilter, LogLimits,
     LoggedRequest, Mint, NewInvitation, NewKf, Rotation, Snapshot, StableMint, Store, StoreError,
     TokenChannel, TokenRecord, Window,
 };
@@ -1030,11 +1030,41 @@ async fn the_request_log_keeps_failed_calls(backend: Backend) {
             .errcode,
         65401
     );
-    let newest = store.logged_requests(Some(APPID), 2).await.unwrap();
+    let newest = store
+        .logged_requests(LogFilter::app(Some(APPID)), 2)
+        .await
+        .unwrap();
     assert_eq!(
         newest.iter().map(|e| e.rid.as_str()).collect::<Vec<_>>(),
         ["r-old", "r-failed"]
     );
+    // Filtered by errcode and by path, in memory.
+    let failed = LogFilter {
+        errcode: Some(65401),
+        ..LogFilter::app(Some(APPID))
+    };
+    let found = store.logged_requests(failed, 10).await.unwrap();
+    assert_eq!(
+        found.iter().map(|e| e.rid.as_str()).collect::<Vec<_>>(),
+        ["r-failed"]
+    );
+    let path = logged("r-ok", 0, 1000).path;
+    let elsewhere = LogFilter {
+        path: Some("/cgi-bin/elsewhere"),
+        ..LogFilter::default()
+    };
+    assert!(
+        store
+            .logged_requests(elsewhere, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let here = LogFilter {
+        path: Some(&path),
+        ..LogFilter::default()
+    };
+    assert_eq!(store.logged_requests(here, 10).await.unwrap().len(), 3);
     store.maintain(1002, 500).await.unwrap();
     drop(store);
     let store = backend.open().await;
@@ -1052,10 +1082,47 @@ async fn the_request_log_keeps_failed_calls(backend: Backend) {
         None,
         "older than the retention"
     );
-    assert_eq!(store.logged_requests(None, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .logged_requests(LogFilter::default(), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Filtered once written, too.
+    let count = |filter: LogFilter<'static>| {
+        let store = Arc::clone(&store);
+        async move { store.logged_requests(filter, 10).await.unwrap().len() }
+    };
+    assert_eq!(
+        count(LogFilter {
+            errcode: Some(65401),
+            path: Some("/customservice/kfaccount/update"),
+            ..LogFilter::app(Some(APPID))
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(LogFilter {
+            errcode: Some(40001),
+            ..LogFilter::default()
+        })
+        .await,
+        0
+    );
+    assert_eq!(
+        count(LogFilter {
+            path: Some("/cgi-bin/elsewhere"),
+            ..LogFilter::default()
+        })
+        .await,
+        0
+    );
     assert!(
         store
-            .logged_requests(Some("wx00000000000000ff"), 10)
+            .logged_requests(LogFilter::app(Some("wx00000000000000ff")), 10)
             .await
             .unwrap()
             .is_empty()
