@@ -418,6 +418,19 @@ async fn the_console_in_a_real_browser() {
     let reason = text(&driver, "response-reason").await;
     assert!(reason.starts_with("Why: ") && reason.len() > 10, "{reason}");
     shots.take(&driver, "debugger").await;
+    // A 17-character nickname: the contract's check says 65403 before sending, and the
+    // server answers it with its reason.
+    type_into(
+        &driver,
+        "raw-body",
+        r#"{"kf_account":"alice@shop","nickname":"12345678901234567"}"#,
+    )
+    .await;
+    shows(&driver, "check-verdict", "65403").await;
+    element(&driver, "send").await.click().await.unwrap();
+    shows(&driver, "response-errcode", "65403").await;
+    let reason = text(&driver, "response-reason").await;
+    assert!(reason.contains("nickname"), "{reason}");
     type_into(
         &driver,
         "raw-body",
@@ -457,7 +470,15 @@ async fn the_console_in_a_real_browser() {
     shows(&driver, "call-rid", &rid).await;
     let why = text(&driver, "call-reason").await;
     assert!(why.contains("no such token"), "{why}");
-    element(&driver, "send-again").await;
+    // "Send again" opens the debugger with the call's body.
+    element(&driver, "send-again").await.click().await.unwrap();
+    page_ready(&driver).await;
+    on_page(&driver, "the call's body in the debugger", || async {
+        let raw = driver.find(testid("raw-body")).await.ok()?;
+        let value = raw.prop("value").await.ok()??;
+        (value.contains("alice@shop") && value.contains(r#""x""#)).then_some(())
+    })
+    .await;
 
     // The clock: +1 h shows in the page's clock.
     driver.goto(format!("{console}clock")).await.unwrap();
@@ -516,6 +537,31 @@ async fn the_console_in_a_real_browser() {
     let why = text(&driver, "response-reason").await;
     assert!(why.contains("fault"), "{why}");
 
+    // Two hours after it was fetched, the debugger's token answers 42001, and says why.
+    driver.goto(format!("{console}clock")).await.unwrap();
+    page_ready(&driver).await;
+    element(&driver, "advance-3600")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shows(&driver, "clock-now", "offset 2 h").await;
+    driver
+        .goto(format!("{console}debugger?app={appid}&api=kf_update"))
+        .await
+        .unwrap();
+    page_ready(&driver).await;
+    type_into(
+        &driver,
+        "raw-body",
+        r#"{"kf_account":"alice@shop","nickname":"Alice Five"}"#,
+    )
+    .await;
+    element(&driver, "send").await.click().await.unwrap();
+    shows(&driver, "response-errcode", "42001").await;
+    let why = text(&driver, "response-reason").await;
+    assert!(why.contains("expired"), "{why}");
+
     // The app's tokens, on the test clock: the console's own is expired by hand (after
     // the confirmation) and shows so.
     driver
@@ -524,6 +570,21 @@ async fn the_console_in_a_real_browser() {
         .unwrap();
     page_ready(&driver).await;
     shows(&driver, "tokens-list", "console").await;
+    element(&driver, "mint-console-token")
+        .await
+        .click()
+        .await
+        .unwrap();
+    on_page(&driver, "a live console token", || async {
+        let state = driver
+            .find(By::Css(
+                "tr[data-kind=\"console\"] [data-testid=\"token-state\"]",
+            ))
+            .await
+            .ok()?;
+        (state.text().await.ok()? == "live").then_some(())
+    })
+    .await;
     driver
         .find(By::Css(
             "tr[data-kind=\"console\"] button[data-testid^=\"expire-\"]",

@@ -386,6 +386,20 @@ async function debuggerPage() {
     el('section', { 'aria-label': 'Answer' }, el('h2', {}, 'Answer'), output)));
   output.replaceChildren(el('p', { class: 'hint' }, 'Send a request to see the status, the headers, the body, what the errcode means and why the server answered so.'));
   fill();
+  // "Send again": the recorded call's body and query (secrets masked, the token left out).
+  const from = params.get('from');
+  if (from) {
+    const found = await api('GET', `/kefu/v1/requests?rid=${encodeURIComponent(from)}`);
+    if (found.length) {
+      const call = found[0];
+      const q = new URLSearchParams(call.request_url.split('?')[1] || '');
+      if (entry.credential) q.delete(entry.credential);
+      if (entry.carrier === 'query') query.value = q.toString();
+      else if (call.request_body) raw.value = call.request_body;
+      sync();
+      check();
+    }
+  }
   link();
 }
 
@@ -469,7 +483,7 @@ async function callPage() {
   const e = found[0];
   const path = pathOf(e.request_url);
   const entry = (await getCatalog()).find((x) => x.path === path || x.aliases.includes(path));
-  const again = entry ? el('a', { class: 'button', href: `${BASE}debugger?app=${e.appid || ''}&api=${entry.name}`, testid: 'send-again' }, 'Send again in the debugger') : null;
+  const again = entry ? el('a', { class: 'button', href: `${BASE}debugger?app=${e.appid || ''}&api=${entry.name}&from=${e.rid}`, testid: 'send-again' }, 'Send again in the debugger') : null;
   main.replaceChildren(el('h1', {}, 'Call ', el('code', { testid: 'call-rid' }, e.rid)),
     el('p', { class: e.errcode ? 'errcode error' : 'errcode ok', testid: 'call-errcode' }, el('strong', {}, String(e.errcode)), ' — ', await meaning(e.errcode)),
     e.reason ? el('p', { class: 'reason', testid: 'call-reason' }, 'Why: ', e.reason) : null,
