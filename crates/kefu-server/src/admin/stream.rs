@@ -1,11 +1,12 @@
 //! `GET /kefu/v1/requests/stream`: the request log as it is written, as server-sent
-//! events (README, "The live request log"). Each reader has a bounded queue; a reader
-//! too slow to keep up misses calls and is told how many (`event: dropped`). With no
+//! events (README, "Console", "The live request log"). Each reader has a bounded queue;
+//! a reader too slow to keep up misses calls and is told how many, where they would have
+//! been (`event: dropped`). With no
 //! reader, a call costs one atomic load. Every stream ends when the server stops.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,7 +33,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[derive(Debug)]
 struct Reader {
     queue: mpsc::Sender<Bytes>,
-    dropped: Arc<AtomicU64>,
+    /// Calls missed since the reader was last told.
+    dropped: AtomicU64,
 }
 
 /// The readers of the live request log.
@@ -55,13 +57,31 @@ impl Live {
         };
         let event = Bytes::from(format!("event: call\ndata: {json}\n\n"));
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
-        list.retain(|reader| match reader.queue.try_send(event.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                reader.dropped.fetch_add(1, Ordering::Relaxed);
-                true
+        list.retain(|reader| {
+            // A reader that missed calls is told so first, in its place in the stream,
+            // as soon as its queue has room again.
+            let missed = reader.dropped.load(Ordering::Relaxed);
+            if missed > 0 {
+                let note =
+                    serde_json::to_string(&StreamDropped { dropped: missed }).unwrap_or_default();
+                let note = Bytes::from(format!("event: dropped\ndata: {note}\n\n"));
+                match reader.queue.try_send(note) {
+                    Ok(()) => reader.dropped.store(0, Ordering::Relaxed),
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        reader.dropped.fetch_add(1, Ordering::Relaxed);
+                        return true;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            match reader.queue.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    reader.dropped.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
         });
         self.readers.store(list.len(), Ordering::Relaxed);
     }
@@ -77,17 +97,15 @@ impl Live {
             return None;
         }
         let (queue, events) = mpsc::channel(STREAM_QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
         list.push(Reader {
             queue,
-            dropped: Arc::clone(&dropped),
+            dropped: AtomicU64::new(0),
         });
         self.readers.store(list.len(), Ordering::Relaxed);
         let mut keep_alive = tokio::time::interval(keep_alive);
         keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Some(Stream {
             events,
-            dropped,
             keep_alive,
             opened: false,
         })
@@ -102,11 +120,9 @@ impl Live {
     }
 }
 
-/// One reader's body: its queued events, a `dropped` event first when calls were
-/// missed, and a comment now and then.
+/// One reader's body: its queued events, and a comment now and then.
 struct Stream {
     events: mpsc::Receiver<Bytes>,
-    dropped: Arc<AtomicU64>,
     keep_alive: tokio::time::Interval,
     opened: bool,
 }
@@ -127,16 +143,7 @@ impl http_body::Body for Stream {
             )))));
         }
         match self.events.poll_recv(cx) {
-            Poll::Ready(Some(event)) => {
-                let dropped = self.dropped.swap(0, Ordering::Relaxed);
-                if dropped == 0 {
-                    return Poll::Ready(Some(Ok(Frame::data(event))));
-                }
-                let note = serde_json::to_string(&StreamDropped { dropped }).unwrap_or_default();
-                let mut both = format!("event: dropped\ndata: {note}\n\n").into_bytes();
-                both.extend_from_slice(&event);
-                Poll::Ready(Some(Ok(Frame::data(Bytes::from(both)))))
-            }
+            Poll::Ready(Some(event)) => Poll::Ready(Some(Ok(Frame::data(event)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match self.keep_alive.poll_tick(cx) {
                 Poll::Ready(_) => Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
@@ -167,4 +174,98 @@ pub(super) async fn request_stream(State(state): State<AppState>) -> Result<Resp
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use http_body_util::BodyExt;
+    use kefu_store::{CallDetails, LoggedRequest};
+
+    use super::*;
+
+    struct Plain;
+
+    impl CallDetails for Plain {
+        fn render(&self, call: &RecordedCall) -> LoggedRequest {
+            LoggedRequest {
+                rid: call.rid.clone(),
+                appid: call.appid.clone(),
+                method: "POST".to_owned(),
+                path: call.path.to_string(),
+                errcode: call.errcode,
+                invoke_time: call.invoke_time,
+                cost_ms: 0,
+                request_url: call.path.to_string(),
+                request_body: String::new(),
+                response_body: String::new(),
+                client_ip: "127.0.0.1".to_owned(),
+                reason: String::new(),
+            }
+        }
+
+        fn size(&self) -> usize {
+            64
+        }
+    }
+
+    fn call(n: usize) -> RecordedCall {
+        RecordedCall {
+            rid: format!("rid-{n}"),
+            appid: None,
+            path: Cow::Borrowed("/customservice/kfaccount/add"),
+            errcode: 0,
+            invoke_time: 1,
+            details: Box::new(Plain),
+        }
+    }
+
+    async fn next(stream: &mut Stream) -> Option<String> {
+        let frame = stream.frame().await?.ok()?;
+        Some(String::from_utf8_lossy(frame.data_ref()?).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_is_told_how_many_calls_it_missed() {
+        let live = Live::default();
+        live.publish(&call(0)); // nobody reads: nothing is kept
+        let mut stream = live.subscribe(Duration::from_secs(3600)).unwrap();
+        assert!(next(&mut stream).await.unwrap().starts_with(": kefu"));
+        for n in 1..=STREAM_QUEUE + 10 {
+            live.publish(&call(n));
+        }
+        // The queue holds the first STREAM_QUEUE calls; the ten after them are missed,
+        // and the reader is told so where they would have been.
+        let mut first = String::new();
+        while !first.contains("event: call") {
+            first = next(&mut stream).await.unwrap();
+        }
+        assert!(first.starts_with("event: call\n"), "{first}");
+        assert!(first.contains("\"rid\":\"rid-1\""), "{first}");
+        for _ in 1..STREAM_QUEUE {
+            next(&mut stream).await.unwrap();
+        }
+        live.publish(&call(999));
+        let told = next(&mut stream).await.unwrap();
+        assert_eq!(told, "event: dropped\ndata: {\"dropped\":10}\n\n");
+        let after = next(&mut stream).await.unwrap();
+        assert!(after.starts_with("event: call\n"), "{after}");
+        assert!(after.contains("\"rid\":\"rid-999\""), "{after}");
+        // The server stops: the stream ends, and no new one opens.
+        live.close();
+        assert!(next(&mut stream).await.is_none());
+        assert!(live.subscribe(Duration::from_secs(1)).is_none());
+    }
+
+    #[tokio::test]
+    async fn readers_are_bounded() {
+        let live = Live::default();
+        let streams: Vec<_> = (0..MAX_READERS)
+            .map(|_| live.subscribe(Duration::from_secs(1)).unwrap())
+            .collect();
+        assert!(live.subscribe(Duration::from_secs(1)).is_none());
+        drop(streams);
+        assert!(live.subscribe(Duration::from_secs(1)).is_some());
+    }
 }
