@@ -339,6 +339,30 @@ async fn the_console_in_a_real_browser() {
         .unwrap();
     shows(&driver, "invitation-alice@shop", "bound to worker_1").await;
     shots.take(&driver, "accounts").await;
+    // Another account is added, then deleted after the confirmation.
+    type_into(&driver, "new-kf-name", "bob").await;
+    type_into(&driver, "new-kf-nickname", "Bob").await;
+    element(&driver, "new-kf-submit")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shows(&driver, "nick-shown-bob@shop", "Bob").await;
+    element(&driver, "delete-bob@shop")
+        .await
+        .click()
+        .await
+        .unwrap();
+    on_page(&driver, "the confirmation", || async {
+        driver.accept_alert().await.ok()
+    })
+    .await;
+    on_page(&driver, "bob@shop to be gone", || async {
+        let list = driver.find(testid("accounts-list")).await.ok()?;
+        let shown = list.text().await.ok()?;
+        (shown.contains("alice@shop") && !shown.contains("bob@shop")).then_some(())
+    })
+    .await;
     // An avatar by the file picker: the account shows its new head image.
     let head = dir.join("head.jpg");
     let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
@@ -619,6 +643,50 @@ async fn the_console_in_a_real_browser() {
     shows(&driver, "summary-ratio", "failed (error ratio").await;
     shows(&driver, "summary-table", "45009").await;
     shots.take(&driver, "summary").await;
+
+    // An app's settings: verified off, saved through PATCH.
+    driver
+        .goto(format!("{console}app?app={appid}"))
+        .await
+        .unwrap();
+    page_ready(&driver).await;
+    element(&driver, "setting-verified")
+        .await
+        .click()
+        .await
+        .unwrap();
+    element(&driver, "settings-save")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shows(&driver, "settings-message", "Saved.").await;
+    let shown: Value = http
+        .get(format!("{base}/kefu/v1/apps/{appid}"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["verified"], false, "{shown}");
+
+    // A third-party platform is made, its secret shown once.
+    driver.goto(format!("{console}platforms")).await.unwrap();
+    page_ready(&driver).await;
+    element(&driver, "new-platform")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let made = text(&driver, "secret-once").await;
+    assert!(made.contains("component_appid"), "{made}");
+    on_page(&driver, "the platform listed", || async {
+        let list = driver.find(testid("platforms-list")).await.ok()?;
+        list.text().await.ok()?.contains("wx").then_some(())
+    })
+    .await;
 
     // Signing out ends the session: the console is the sign-in page again.
     element(&driver, "signout").await.click().await.unwrap();

@@ -792,7 +792,9 @@ async function appPage() {
   const type = el('select', { testid: 'setting-type' }, ['service', 'subscription', 'miniprogram', 'sandbox'].map((t) => el('option', { value: t, selected: t === app.account_type }, t)));
   const verified = el('input', { type: 'checkbox', checked: app.verified, testid: 'setting-verified' });
   const newKf = el('input', { type: 'checkbox', checked: app.new_kf_enabled, testid: 'setting-new-kf' });
-  const settings = el('textarea', { rows: 10, spellcheck: 'false', testid: 'setting-json' }, JSON.stringify(app.settings, null, 2));
+  const rules = app.settings || Object.fromEntries(['ip_whitelist', 'quotas', 'banned_apis', 'windows', 'callback']
+    .filter((k) => app[k] !== undefined).map((k) => [k, app[k]]));
+  const settings = el('textarea', { rows: 12, spellcheck: 'false', testid: 'setting-json' }, JSON.stringify(rules, null, 2));
   const form = el('form', {
     testid: 'settings-form',
     onsubmit: async (e) => {
