@@ -374,10 +374,32 @@ async fn the_console_in_a_real_browser() {
         .send_keys(head.to_str().unwrap())
         .await
         .unwrap();
-    on_page(&driver, "the uploaded avatar", || async {
+    let first = on_page(&driver, "the uploaded avatar", || async {
         let image = driver.find(testid("avatar-alice@shop")).await.ok()?;
         let src = image.attr("src").await.ok()??;
-        src.contains("/kefu/v1/headimg/").then_some(())
+        src.contains("/kefu/v1/headimg/").then_some(src)
+    })
+    .await;
+    // And by drag and drop: a file dropped on the avatar replaces it (a new version).
+    driver
+        .execute(
+            r#"
+            const bytes = new Uint8Array(2048).fill(0x42);
+            bytes.set([0xFF, 0xD8, 0xFF, 0xE0]);
+            bytes.set([0xFF, 0xD9], 2046);
+            const files = new DataTransfer();
+            files.items.add(new File([bytes], 'dropped.jpg', { type: 'image/jpeg' }));
+            const zone = document.querySelector('[data-testid="avatar-drop-alice@shop"]');
+            zone.dispatchEvent(new DragEvent('drop', { dataTransfer: files, bubbles: true, cancelable: true }));
+            "#,
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    on_page(&driver, "the dropped avatar", || async {
+        let image = driver.find(testid("avatar-alice@shop")).await.ok()?;
+        let src = image.attr("src").await.ok()??;
+        (src.contains("/kefu/v1/headimg/") && src != first).then_some(())
     })
     .await;
 
