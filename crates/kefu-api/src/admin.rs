@@ -9,10 +9,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::{AppAlias, AppId, AppSecret, OriginalId, Secret};
 
+mod console;
 mod fans;
 pub mod fixtures;
 mod ops;
 
+pub use console::{
+    APP_TOKENS, AppTokenAction, CATALOG, CATALOG_CHECK, CONSOLE, CONSOLE_TOKEN_SECS, CheckAnswer,
+    CheckRequest, ConsoleToken, ERRCODES, ErrcodeView, MAX_TOKENS_SHOWN, REQUESTS_STREAM,
+    RequestFilter, STREAM_QUEUE, StreamDropped, TokenView, rid_of,
+};
+pub use console::{Lapsed, LapsedInvitation, LapsedQuota, LapsedToken, MAX_LAPSED};
 pub use fans::{
     FanActed, FanAction, FanActionBody, FanView, MAX_FAN_NICKNAME_CHARS, MAX_FAN_TEXT_CHARS,
     MAX_FANS_PER_APP, NewFan, NewFanBody, QueueRequest, SessionView, TIMELINE_LEN, TimelineEntry,
@@ -822,12 +829,15 @@ pub struct InvitationRequest {
 }
 
 /// `GET /kefu/v1/clock` / answer to `POST /kefu/v1/clock`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClockView {
     /// The server's notion of now, Unix seconds.
     pub now: i64,
     /// How far it is ahead of the real clock, in seconds.
     pub offset_secs: i64,
+    /// What lapsed while the clock moved (only in the answer to a move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lapsed: Option<Lapsed>,
 }
 
 /// `POST /kefu/v1/clock`.
@@ -921,6 +931,9 @@ admin_errors! {
     InvalidOpenid = "invalid_openid", 400;
     /// A fan action that is not one kefu simulates, or lacks what it needs.
     InvalidAction = "invalid_action", 400;
+    /// A state-changing request from another site, or from the console without its
+    /// CSRF token.
+    Forbidden = "forbidden", 403;
     /// The store failed; nothing was changed.
     Internal = "internal", 500;
 }

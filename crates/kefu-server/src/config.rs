@@ -154,6 +154,8 @@ pub struct Config {
     /// Replace a store that contradicts the fixtures by them, rather than refuse to
     /// start.
     pub reset_fixtures: bool,
+    /// Whether the web console is served under `/kefu/console/`.
+    pub console: bool,
 }
 
 impl Config {
@@ -176,6 +178,7 @@ impl Config {
             pushes: crate::push::PushSettings::default(),
             fixtures: kefu_api::admin::fixtures::Fixtures::default(),
             reset_fixtures: false,
+            console: true,
         }
     }
 }

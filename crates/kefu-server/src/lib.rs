@@ -8,6 +8,7 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 mod conn;
+pub mod console;
 pub mod faults;
 pub mod fixtures;
 pub mod push;

@@ -151,7 +151,12 @@ struct Surface {
 
 impl Surface {
     fn new(state: AppState) -> Surface {
-        let router = admin::router(state.clone())
+        let mut router = admin::router(state.clone());
+        if state.console {
+            router = router.merge(crate::console::router());
+        }
+        let router = router
+            .route("/", axum::routing::any(crate::console::root))
             .route(
                 &format!("{}/{{*rest}}", kefu_api::admin::PREFIX),
                 axum::routing::any(admin::not_found),
@@ -304,6 +309,9 @@ impl Application {
             pushes: Arc::new(pushes),
             fixtures: Arc::new(fixtures),
             reset_lock: Arc::default(),
+            console: config.console,
+            sessions: Arc::default(),
+            live: Arc::default(),
         });
         let outcome = crate::fixtures::apply(&state, config.reset_fixtures)
             .await
@@ -398,9 +406,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let live = Arc::clone(&self.state.live);
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
+            // The live request log's streams end, or they would hold the server open.
+            live.close();
         });
         let self_state = self.state.clone();
         let limits = self.state.limits;

@@ -69,6 +69,12 @@ pub struct Shared {
     pub fixtures: Arc<crate::fixtures::Prepared>,
     /// Held shared by every request, exclusively by a reset to the fixtures.
     pub reset_lock: Arc<tokio::sync::RwLock<()>>,
+    /// Whether the web console is served.
+    pub console: bool,
+    /// The console's sessions (this instance's own).
+    pub sessions: Arc<crate::console::Sessions>,
+    /// The readers of the live request log.
+    pub live: Arc<crate::admin::stream::Live>,
 }
 
 /// A `getkflist` answer kept for reuse: valid while the store vouches for the same

@@ -49,9 +49,9 @@ pub mod roles {
 
 pub use model::{
     App, AppSnapshot, AppSummary, Authorization, CallCount, CallDetails, Component, CounterKey,
-    CurrentToken, Digest, Invitation, InvitationAnswer, InviteState, Kf, KfSnapshot, LogLimits,
-    LogUsage, LoggedRequest, Mint, NewInvitation, NewKf, RecordedCall, Rotation, Snapshot,
-    StableMint, TokenChannel, TokenRecord, Window,
+    CurrentToken, Digest, Invitation, InvitationAnswer, InviteState, Kf, KfSnapshot, LogFilter,
+    LogLimits, LogUsage, LoggedRequest, Mint, NewInvitation, NewKf, RecordedCall, Rotation,
+    Snapshot, StableMint, TokenChannel, TokenRecord, Window,
 };
 pub use model::{EndedSession, Fan, FanChange, FanSession, Grant, HistoryRecord, Windows};
 
@@ -213,6 +213,14 @@ pub trait TokenStore: AppStore {
         superseded_at: Option<i64>,
         expires_at: Option<i64>,
     ) -> StoreResult<()>;
+
+    /// The newest `limit` tokens an app (or platform) owns, of every family, with their
+    /// hashes: newest issued first (by hash among tokens issued in the same second).
+    async fn owner_tokens(
+        &self,
+        owner: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<(Digest, TokenRecord)>>;
 }
 
 /// Call counters, exact under concurrency: what the quotas are checked against.
@@ -240,10 +248,10 @@ pub trait LogStore: Send + Sync + 'static {
     /// A recorded call by rid.
     async fn logged_request(&self, rid: &str) -> StoreResult<Option<LoggedRequest>>;
 
-    /// The newest recorded calls, of one app or all.
+    /// The newest recorded calls that match `filter`, newest first.
     async fn logged_requests(
         &self,
-        appid: Option<&str>,
+        filter: LogFilter<'_>,
         limit: usize,
     ) -> StoreResult<Vec<LoggedRequest>>;
 

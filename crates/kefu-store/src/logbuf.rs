@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::model::{CallCount, LogLimits, LoggedRequest, RecordedCall};
+use crate::model::{CallCount, LogFilter, LogLimits, LoggedRequest, RecordedCall};
 
 /// A call as kept here.
 type Call = Arc<RecordedCall>;
@@ -151,13 +151,13 @@ impl LogBuffer {
     }
 
     /// The newest calls in memory, of one app or all, newest first.
-    pub(crate) fn newest(&self, appid: Option<&str>, limit: usize) -> Vec<LoggedRequest> {
+    pub(crate) fn newest(&self, filter: LogFilter<'_>, limit: usize) -> Vec<LoggedRequest> {
         self.lock()
             .recent
             .iter()
             .rev()
             .map(|(entry, _)| entry)
-            .filter(|entry| appid.is_none_or(|id| entry.appid.as_deref() == Some(id)))
+            .filter(|entry| filter.matches(entry.appid.as_deref(), &entry.path, entry.errcode))
             .take(limit)
             .map(|entry| entry.render())
             .collect()

@@ -60,6 +60,8 @@ pub enum TokenChannel {
     Component,
     /// An `authorizer_access_token`, acting for an app on a platform's behalf.
     Authorizer,
+    /// A token the web console mints for an app (no quota, its own family).
+    Console,
 }
 
 impl TokenChannel {
@@ -71,6 +73,7 @@ impl TokenChannel {
             TokenChannel::Stable => "stable",
             TokenChannel::Component => "component",
             TokenChannel::Authorizer => "authorizer",
+            TokenChannel::Console => "console",
         }
     }
 
@@ -80,6 +83,7 @@ impl TokenChannel {
             "stable" => Some(TokenChannel::Stable),
             "component" => Some(TokenChannel::Component),
             "authorizer" => Some(TokenChannel::Authorizer),
+            "console" => Some(TokenChannel::Console),
             _ => None,
         }
     }
@@ -490,6 +494,38 @@ pub struct LoggedRequest {
     /// Why the call was answered as it was, in words (which rule refused it, and how);
     /// empty for a success.
     pub reason: String,
+}
+
+/// Which recorded calls [`LogStore::logged_requests`](crate::LogStore::logged_requests)
+/// answers: every filter given must match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogFilter<'a> {
+    /// The app the call was made for.
+    pub appid: Option<&'a str>,
+    /// The WeChat path, exactly.
+    pub path: Option<&'a str>,
+    /// The errcode answered.
+    pub errcode: Option<i64>,
+}
+
+impl<'a> LogFilter<'a> {
+    /// The calls of one app, or of all.
+    #[must_use]
+    pub const fn app(appid: Option<&'a str>) -> LogFilter<'a> {
+        LogFilter {
+            appid,
+            path: None,
+            errcode: None,
+        }
+    }
+
+    /// Whether a call of `appid` to `path` that answered `errcode` matches.
+    #[must_use]
+    pub fn matches(&self, appid: Option<&str>, path: &str, errcode: i64) -> bool {
+        self.appid.is_none_or(|id| appid == Some(id))
+            && self.path.is_none_or(|p| p == path)
+            && self.errcode.is_none_or(|c| c == errcode)
+    }
 }
 
 /// How much the request log may hold (README, "Limits"). Failed calls are written to

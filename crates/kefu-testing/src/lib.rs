@@ -79,7 +79,7 @@ use tokio::task::JoinHandle;
 pub use kefu_api::AppAlias;
 pub use kefu_store::LoggedRequest;
 
-/// How many of the newest recorded calls [`Calls`] looks through.
+/// How many matching calls [`Calls`] lists at most (the newest).
 pub const CALLS_SCANNED: usize = 100_000;
 
 /// What went wrong.
@@ -429,8 +429,9 @@ impl Kefu {
 }
 
 /// A filter over the recorded WeChat calls ([`Kefu::calls`]), like WireMock's
-/// `verify`: every condition given must hold. It looks through the newest
-/// [`CALLS_SCANNED`] calls the request log holds (README, "Limits").
+/// `verify`: every condition given must hold. The request log does the filtering (as
+/// `GET /kefu/v1/requests?path=…&errcode=…` does), over every call it holds (README,
+/// "Limits"), and answers the newest [`CALLS_SCANNED`] that match.
 #[derive(Debug, Clone)]
 pub struct Calls<'a> {
     kefu: &'a Kefu,
@@ -469,15 +470,12 @@ impl Calls<'_> {
         let Some(state) = self.kefu.state().await else {
             return Ok(Vec::new());
         };
-        let calls = state
-            .store
-            .logged_requests(self.appid.as_deref(), CALLS_SCANNED)
-            .await?;
-        Ok(calls
-            .into_iter()
-            .filter(|call| self.path.as_ref().is_none_or(|path| call.path == *path))
-            .filter(|call| self.errcode.is_none_or(|errcode| call.errcode == errcode))
-            .collect())
+        let filter = kefu_store::LogFilter {
+            appid: self.appid.as_deref(),
+            path: self.path.as_deref(),
+            errcode: self.errcode,
+        };
+        Ok(state.store.logged_requests(filter, CALLS_SCANNED).await?)
     }
 
     /// How many calls match.

@@ -80,6 +80,24 @@ impl Admin {
         }
     }
 
+    /// Opens a long-lived `GET` (the request log's stream): the response, to be read
+    /// as it comes.
+    pub(crate) async fn open(&self, path: &str) -> Result<reqwest::Response, String> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(format!("{url}: HTTP {}", response.status()))
+        }
+    }
+
     /// Calls an endpoint and prints its JSON answer (or `done` for 204).
     pub(crate) async fn show(
         &self,

@@ -117,6 +117,9 @@ pub(crate) struct ServeArgs {
     /// How many times a push that got no answer is tried again (WeChat: 3).
     #[arg(long, env = "KEFU_PUSH_RETRIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=10))]
     push_retries: u32,
+    /// Do not serve the web console (/kefu/console/).
+    #[arg(long, env = "KEFU_NO_CONSOLE", value_parser = clap::builder::BoolishValueParser::new())]
+    no_console: bool,
 }
 
 impl ServeArgs {
@@ -210,6 +213,7 @@ pub(crate) async fn run(mut args: ServeArgs) -> Result<(), String> {
         },
         fixtures,
         reset_fixtures: args.reset_fixtures,
+        console: !args.no_console,
     };
     let app = Application::build(config.clone())
         .await
@@ -238,6 +242,9 @@ pub(crate) async fn run(mut args: ServeArgs) -> Result<(), String> {
                 ""
             }
         );
+    }
+    if config.console {
+        println!("  console: {base}{}", kefu_api::admin::CONSOLE);
     }
     println!("  store:  {}", database.describe());
     if admin_generated {

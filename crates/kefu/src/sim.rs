@@ -5,7 +5,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use kefu_api::admin::{
     self, ClockAdvance, InvitationAction, InvitationRequest, KfOnlineBody, KfOnlineSet,
     NewAuthorization, NewAuthorizationBody, NewComponent, NewComponentBody, NewFault, NewFaultBody,
-    TokenAction, TokenVerdict,
+    RequestLogEntry, TokenAction, TokenVerdict,
 };
 use kefu_server::Secret;
 use reqwest::Method;
@@ -168,6 +168,19 @@ pub(crate) struct RequestsArgs {
     /// How many, newest first.
     #[arg(long, default_value_t = 20)]
     limit: usize,
+    /// Only calls to this WeChat path (`/customservice/kfaccount/add`).
+    #[arg(long)]
+    path: Option<String>,
+    /// Only calls that answered this errcode.
+    #[arg(long, allow_hyphen_values = true)]
+    errcode: Option<i64>,
+    /// The call with this rid; a whole errmsg ending in `rid: …` also works.
+    #[arg(long)]
+    rid: Option<String>,
+    /// After the newest calls, print each new call as it is made (until interrupted
+    /// or the server stops).
+    #[arg(long, short)]
+    follow: bool,
 }
 
 pub(crate) async fn run_sim(args: SimArgs) -> Result<(), String> {
@@ -329,12 +342,103 @@ pub(crate) async fn run_component(args: ComponentArgs) -> Result<(), String> {
 
 pub(crate) async fn run_requests(args: RequestsArgs) -> Result<(), String> {
     let admin = Admin::connect(&args.server)?;
-    let mut path = format!("{}?limit={}", admin::REQUESTS, args.limit);
-    if let Some(appid) = &args.appid {
-        path.push_str("&appid=");
-        path.push_str(appid);
+    let mut query = reqwest::Url::parse("http://kefu/").map_err(|e| e.to_string())?;
+    {
+        let mut pairs = query.query_pairs_mut();
+        pairs.append_pair("limit", &args.limit.to_string());
+        for (name, value) in [
+            ("appid", args.appid.clone()),
+            ("path", args.path.clone()),
+            ("errcode", args.errcode.map(|c| c.to_string())),
+            ("rid", args.rid.clone()),
+        ] {
+            if let Some(value) = value {
+                pairs.append_pair(name, &value);
+            }
+        }
     }
-    admin.show(Method::GET, &path, None).await
+    let path = format!("{}?{}", admin::REQUESTS, query.query().unwrap_or_default());
+    if !args.follow {
+        return admin.show(Method::GET, &path, None).await;
+    }
+    // The stream first, so that no call falls between the list and the stream.
+    let mut stream = admin.open(admin::REQUESTS_STREAM).await?;
+    let mut newest: Vec<RequestLogEntry> = admin
+        .call(Method::GET, &path, None)
+        .await?
+        .unwrap_or_default();
+    newest.reverse();
+    let shown: std::collections::HashSet<String> = newest.iter().map(|e| e.rid.clone()).collect();
+    for entry in &newest {
+        print_call(entry, args.server.json);
+    }
+    let wanted = |entry: &RequestLogEntry| {
+        args.appid
+            .as_deref()
+            .is_none_or(|a| entry.appid.as_deref() == Some(a))
+            && args
+                .path
+                .as_deref()
+                .is_none_or(|p| entry.request.request_url.split('?').next() == Some(p))
+            && args.errcode.is_none_or(|c| entry.errcode == c)
+            && !shown.contains(&entry.rid)
+    };
+    let mut pending = String::new();
+    while let Some(chunk) = stream.chunk().await.map_err(|e| e.to_string())? {
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find("\n\n") {
+            let event: String = pending.drain(..end + 2).collect();
+            let (mut kind, mut data) = ("message", String::new());
+            for line in event.lines() {
+                if let Some(name) = line.strip_prefix("event: ") {
+                    kind = name;
+                } else if let Some(value) = line.strip_prefix("data: ") {
+                    data.push_str(value);
+                }
+            }
+            match kind {
+                "call" => {
+                    let entry: RequestLogEntry =
+                        serde_json::from_str(&data).map_err(|e| e.to_string())?;
+                    if wanted(&entry) {
+                        print_call(&entry, args.server.json);
+                    }
+                }
+                "dropped" => eprintln!("(missed calls: {data})"),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One call on one line: time, app, method, path, errcode, milliseconds, rid and
+/// reason; or its JSON.
+fn print_call(entry: &RequestLogEntry, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(entry).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{}  {}  {} {}  {}  {}ms  {}{}",
+        kefu_server::clock::utc(entry.request.invoke_time),
+        entry.appid.as_deref().unwrap_or("-"),
+        entry.method,
+        entry
+            .request
+            .request_url
+            .split('?')
+            .next()
+            .unwrap_or_default(),
+        entry.errcode,
+        entry.request.cost_in_ms,
+        entry.rid,
+        if entry.reason.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", entry.reason)
+        }
+    );
 }
 
 /// Flags of `kefu reset`.

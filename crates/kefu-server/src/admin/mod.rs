@@ -3,9 +3,12 @@
 //! head images and health check. Not WeChat's API, so it answers ordinary HTTP statuses.
 
 mod apps;
+mod console;
 mod fans;
 mod health;
+mod lapsed;
 mod platform;
+pub mod stream;
 
 use axum::Json;
 use axum::Router;
@@ -145,6 +148,14 @@ async fn json_body_within<T: DeserializeOwned>(
 }
 
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let changes_state = crate::console::changes_state(request.method());
+    if changes_state && crate::console::cross_site(request.headers()) {
+        return Failure::new(
+            AdminErrorCode::Forbidden,
+            "a state-changing request from another site is refused",
+        )
+        .into_response();
+    }
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -154,6 +165,22 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
     match presented {
         Some(token) if matches(token, &state.admin_token) => next.run(request).await,
         Some(_) => Failure::new(AdminErrorCode::Unauthorized, "wrong admin token").into_response(),
+        None if let Some(csrf) = state.sessions.csrf_of(request.headers()) => {
+            // The console's session stands for the token; what it changes must carry
+            // the session's CSRF token.
+            let sent = request
+                .headers()
+                .get(crate::console::CSRF_HEADER)
+                .and_then(|v| v.to_str().ok());
+            if changes_state && sent != Some(csrf.as_str()) {
+                return Failure::new(
+                    AdminErrorCode::Forbidden,
+                    "the console's CSRF token is missing or wrong",
+                )
+                .into_response();
+            }
+            next.run(request).await
+        }
         None => Failure::new(
             AdminErrorCode::Unauthorized,
             "send the admin token as 'Authorization: Bearer <token>'",
@@ -170,6 +197,7 @@ async fn clock_get(State(state): State<AppState>) -> Json<ClockView> {
     Json(ClockView {
         now: state.clock.now(),
         offset_secs: state.clock.offset(),
+        lapsed: None,
     })
 }
 
@@ -185,15 +213,22 @@ async fn clock_advance(
         .unwrap_or(i64::MAX)
         .min(MAX_OFFSET_SECS);
     let at_least = state.clock.offset().saturating_add(by).min(MAX_OFFSET_SECS);
+    let from = state.clock.now();
     let stored = state
         .store
         .advance_clock_offset(by, at_least, MAX_OFFSET_SECS)
         .await?;
     state.clock.raise_to(stored);
+    // What lapsed, told before housekeeping forgets any of it.
+    let lapsed = lapsed::between(&state, from, state.clock.now()).await?;
     // Housekeeping at the new time at once (old request records go), as the next
     // periodic round would.
     crate::startup::maintain(&state).await;
-    Ok(clock_get(State(state)).await)
+    let Json(view) = clock_get(State(state)).await;
+    Ok(Json(ClockView {
+        lapsed: Some(lapsed),
+        ..view
+    }))
 }
 
 /// The largest export document `POST /kefu/v1/import` takes (head images included).
@@ -280,6 +315,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(paths::REQUESTS, get(platform::request_log))
         .route(paths::REQUESTS_SUMMARY, get(platform::request_summary))
         .route(paths::CLOCK, get(clock_get).post(clock_advance))
+        .route(paths::CATALOG, get(console::catalog))
+        .route(paths::CATALOG_CHECK, post(console::catalog_check))
+        .route(paths::ERRCODES, get(console::errcodes))
+        .route(
+            paths::APP_TOKENS,
+            get(console::app_tokens).post(console::app_tokens_post),
+        )
+        .route(paths::REQUESTS_STREAM, get(stream::request_stream))
         .route(paths::EXPORT, get(export))
         .route(paths::IMPORT, post(import))
         .route(paths::RESET, post(health::reset))

@@ -4,10 +4,11 @@
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
+use kefu_api::admin::rid_of;
 use kefu_api::admin::{
     AdminErrorCode, AuthorizationView, CallCountView, ComponentView, CreatedAuthorization,
     CreatedComponent, FaultView, KfOnlineSet, KfView, LogUsageView, NewAuthorization, NewComponent,
-    NewFault, RequestLogEntry, RequestSummary, Ticket, TokenAction, TokenVerdict,
+    NewFault, RequestFilter, RequestLogEntry, RequestSummary, Ticket, TokenAction, TokenVerdict,
 };
 use kefu_api::endpoints::component::TICKET_TTL_SECS;
 use kefu_api::endpoints::rid_get::RequestInfo;
@@ -236,41 +237,60 @@ pub(super) async fn kf_online(
     Ok(Json(kf_view(&appid, &kf, &base, state.clock.now())))
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct LogQuery {
-    appid: Option<String>,
-    limit: Option<usize>,
-}
-
+/// `GET /kefu/v1/requests`: the newest recorded calls that match every filter given. A
+/// rid (or a pasted errmsg holding one) finds that call alone.
 pub(super) async fn request_log(
     State(state): State<AppState>,
-    Query(query): Query<LogQuery>,
+    Query(filter): Query<RequestFilter>,
 ) -> Result<Json<Vec<RequestLogEntry>>, Failure> {
-    let limit = query.limit.unwrap_or(100).min(1000);
+    let limit = filter.limit.unwrap_or(100).min(1000);
+    let path = filter.path.as_deref().filter(|p| !p.is_empty());
+    let appid = filter.appid.as_deref().filter(|a| !a.is_empty());
+    let matches = |e: &kefu_store::LoggedRequest| {
+        appid.is_none_or(|a| e.appid.as_deref() == Some(a))
+            && path.is_none_or(|p| e.path == p)
+            && filter.errcode.is_none_or(|c| e.errcode == c)
+    };
+    if let Some(pasted) = filter.rid.as_deref().filter(|r| !r.trim().is_empty()) {
+        let found = match rid_of(pasted) {
+            Some(rid) => state.store.logged_request(&rid.to_string()).await?,
+            None => None,
+        };
+        return Ok(Json(
+            found.filter(matches).map(log_entry).into_iter().collect(),
+        ));
+    }
     let entries = state
         .store
-        .logged_requests(query.appid.as_deref(), limit)
+        .logged_requests(
+            kefu_store::LogFilter {
+                appid,
+                path,
+                errcode: filter.errcode,
+            },
+            limit,
+        )
         .await?;
-    Ok(Json(
-        entries
-            .into_iter()
-            .map(|entry| RequestLogEntry {
-                rid: entry.rid,
-                appid: entry.appid,
-                method: entry.method,
-                errcode: entry.errcode,
-                reason: entry.reason,
-                request: RequestInfo {
-                    invoke_time: entry.invoke_time,
-                    cost_in_ms: entry.cost_ms,
-                    request_url: entry.request_url,
-                    request_body: entry.request_body,
-                    response_body: entry.response_body,
-                    client_ip: entry.client_ip,
-                },
-            })
-            .collect(),
-    ))
+    Ok(Json(entries.into_iter().map(log_entry).collect()))
+}
+
+/// A recorded call as the admin surface shows it.
+pub(crate) fn log_entry(entry: kefu_store::LoggedRequest) -> RequestLogEntry {
+    RequestLogEntry {
+        rid: entry.rid,
+        appid: entry.appid,
+        method: entry.method,
+        errcode: entry.errcode,
+        reason: entry.reason,
+        request: RequestInfo {
+            invoke_time: entry.invoke_time,
+            cost_in_ms: entry.cost_ms,
+            request_url: entry.request_url,
+            request_body: entry.request_body,
+            response_body: entry.response_body,
+            client_ip: entry.client_ip,
+        },
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -73,6 +73,7 @@ fn channel_name(channel: TokenChannel) -> &'static str {
         TokenChannel::Stable => "stable_token",
         TokenChannel::Component => "component_access_token",
         TokenChannel::Authorizer => "authorizer_access_token",
+        TokenChannel::Console => "console",
     }
 }
 
@@ -90,6 +91,7 @@ const ACCESS_CHANNELS: &[TokenChannel] = &[
     TokenChannel::Basic,
     TokenChannel::Stable,
     TokenChannel::Authorizer,
+    TokenChannel::Console,
 ];
 
 /// Resolves the query's `access_token` to its app.

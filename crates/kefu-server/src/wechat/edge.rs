@@ -186,7 +186,7 @@ fn record(state: &AppState, call: &Call, route: &Route, answered: &Answered, sta
         }
         Err(_) => KeptBody::Shown(Arc::from("<broken off: not kept>")),
     };
-    state.store.log_request(Arc::new(RecordedCall {
+    let recorded = Arc::new(RecordedCall {
         rid: call.rid.to_string(),
         appid: call.caller().map(str::to_owned),
         path: route.path.into(),
@@ -202,7 +202,9 @@ fn record(state: &AppState, call: &Call, route: &Route, answered: &Answered, sta
             client_ip: call.ip,
             reason: answered.reason.clone(),
         }),
-    }));
+    });
+    state.live.publish(&recorded);
+    state.store.log_request(recorded);
 }
 
 #[cfg(test)]

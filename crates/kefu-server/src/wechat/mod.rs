@@ -12,7 +12,7 @@ pub(crate) mod kf;
 mod log;
 mod message;
 mod openapi;
-mod platform;
+pub(crate) mod platform;
 pub(crate) mod reply;
 pub(crate) mod request;
 mod session;

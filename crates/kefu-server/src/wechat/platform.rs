@@ -78,7 +78,7 @@ pub(super) fn limits(app: &App, path: &str) -> Option<QuotaLimit> {
 }
 
 /// Every counted API, for clearing all quotas at once.
-pub(super) fn counted_paths(app: &App) -> Vec<String> {
+pub(crate) fn counted_paths(app: &App) -> Vec<String> {
     [token::GetToken::PATH, stable_token::GetStableToken::PATH]
         .into_iter()
         .chain(DAILY.iter().map(|(path, _)| *path))
@@ -88,7 +88,7 @@ pub(super) fn counted_paths(app: &App) -> Vec<String> {
 }
 
 /// The daily counter of an API.
-pub(super) fn daily_key(appid: &str, path: &str, now: i64) -> CounterKey {
+pub(crate) fn daily_key(appid: &str, path: &str, now: i64) -> CounterKey {
     CounterKey {
         owner: appid.to_owned(),
         name: path.to_owned(),

@@ -4,6 +4,7 @@
 mod admin;
 mod component;
 mod concurrency;
+mod console;
 mod conversation;
 mod del;
 mod faults;

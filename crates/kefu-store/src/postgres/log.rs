@@ -1,6 +1,7 @@
 //! The PostgreSQL store's request log ([`LogStore`]).
 
 use super::*;
+use crate::LogFilter;
 use crate::roles::*;
 
 #[async_trait]
@@ -25,18 +26,19 @@ impl LogStore for PostgresStore {
 
     async fn logged_requests(
         &self,
-        appid: Option<&str>,
+        filter: LogFilter<'_>,
         limit: usize,
     ) -> StoreResult<Vec<LoggedRequest>> {
-        let entries = self.log.newest(appid, limit);
+        let entries = self.log.newest(filter, limit);
         let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let written = self
             .query(
                 &format!(
-                    "SELECT {LOG_COLUMNS} FROM request_log WHERE $1::text IS NULL OR appid = $1 \
+                    "SELECT {LOG_COLUMNS} FROM request_log WHERE ($1::text IS NULL OR appid = $1) \
+                     AND ($3::text IS NULL OR path = $3) AND ($4::bigint IS NULL OR errcode = $4) \
                      ORDER BY invoke_time DESC, seq DESC LIMIT $2"
                 ),
-                &[&appid, &sql_limit],
+                &[&filter.appid, &sql_limit, &filter.path, &filter.errcode],
             )
             .await?
             .iter()

@@ -65,6 +65,30 @@ impl TokenStore for PostgresStore {
         self.insert_stable_token(mint).await
     }
 
+    async fn owner_tokens(
+        &self,
+        owner: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<(Digest, TokenRecord)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT {TOKEN_COLUMNS}, hash FROM tokens WHERE appid = $1 \
+                     ORDER BY issued_at DESC, hash LIMIT $2"
+                ),
+                &[&owner, &limit],
+            )
+            .await?;
+        let mut owned = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(record) = columns::token(&row, 0).map_err(pg)? {
+                owned.push((digest(row.try_get(6).map_err(pg)?), record));
+            }
+        }
+        Ok(owned)
+    }
+
     async fn set_token_times(
         &self,
         hash: &Digest,

@@ -1,6 +1,7 @@
 //! The SQLite store's request log ([`LogStore`]).
 
 use super::*;
+use crate::LogFilter;
 use crate::roles::*;
 
 #[async_trait]
@@ -35,23 +36,27 @@ impl LogStore for SqliteStore {
 
     async fn logged_requests(
         &self,
-        appid: Option<&str>,
+        filter: LogFilter<'_>,
         limit: usize,
     ) -> StoreResult<Vec<LoggedRequest>> {
-        let entries = self.log.newest(appid, limit);
-        let (reader, owner) = (Arc::clone(&self.images), appid.map(str::to_owned));
+        let entries = self.log.newest(filter, limit);
+        let (reader, owner) = (Arc::clone(&self.images), filter.appid.map(str::to_owned));
+        let (path, errcode) = (filter.path.map(str::to_owned), filter.errcode);
         let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let written = tokio::task::spawn_blocking(move || {
             let conn = reader
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             conn.prepare_cached(&format!(
-                "SELECT {LOG_COLUMNS} FROM request_log WHERE ?1 IS NULL OR appid = ?1 \
+                "SELECT {LOG_COLUMNS} FROM request_log WHERE (?1 IS NULL OR appid = ?1) \
+                 AND (?3 IS NULL OR path = ?3) AND (?4 IS NULL OR errcode = ?4) \
                  ORDER BY invoke_time DESC, rowid DESC LIMIT ?2"
             ))
             .and_then(|mut stmt| {
-                stmt.query_map(params![owner, sql_limit], |row| columns::logged(row))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
+                stmt.query_map(params![owner, sql_limit, path, errcode], |row| {
+                    columns::logged(row)
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(internal)
         })

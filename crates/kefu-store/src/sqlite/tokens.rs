@@ -64,6 +64,24 @@ impl TokenStore for SqliteStore {
         })
         .await
     }
+
+    async fn owner_tokens(
+        &self,
+        owner: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<(Digest, TokenRecord)>> {
+        Ok(self.read(|cache| {
+            let mut owned: Vec<(Digest, TokenRecord)> = cache
+                .tokens
+                .iter()
+                .filter(|(_, record)| &*record.appid == owner)
+                .map(|(hash, record)| (*hash, record.clone()))
+                .collect();
+            owned.sort_by(|a, b| b.1.issued_at.cmp(&a.1.issued_at).then(a.0.cmp(&b.0)));
+            owned.truncate(limit);
+            owned
+        }))
+    }
 }
 
 impl SqliteStore {

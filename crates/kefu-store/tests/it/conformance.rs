@@ -16,9 +16,9 @@ use kefu_store::postgres::{PostgresOptions, PostgresStore};
 use kefu_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use kefu_store::test_support::PgSchema;
 use kefu_store::{
-    App, Authorization, Component, CounterKey, Digest, InvitationAnswer, Kf, LogLimits, LogUsage,
-    LoggedRequest, Mint, NewInvitation, NewKf, Rotation, Snapshot, StableMint, Store, StoreError,
-    TokenChannel, TokenRecord, Window,
+    App, Authorization, Component, CounterKey, Digest, InvitationAnswer, Kf, LogFilter, LogLimits,
+    LogUsage, LoggedRequest, Mint, NewInvitation, NewKf, Rotation, Snapshot, StableMint, Store,
+    StoreError, TokenChannel, TokenRecord, Window,
 };
 
 /// Where a test's data lives.
@@ -147,6 +147,7 @@ conformance!(
     concurrent_updates_leave_one_submitted_nickname,
     concurrent_changes_keep_their_own_verdicts,
     tokens_supersede_with_grace,
+    owner_tokens_list_every_family_newest_first,
     concurrent_token_issues_leave_one_current,
     concurrent_tokens_for_a_missing_app_fail_alone,
     stable_tokens_mint_only_over_the_expected_one,
@@ -494,6 +495,56 @@ async fn concurrent_changes_keep_their_own_verdicts(backend: Backend) {
         .collect();
     assert!(nicks[0] == "n0" || nicks[0] == "n5", "{nicks:?}");
     assert_eq!(nicks[1..], ["n2", "n4"]);
+}
+
+async fn owner_tokens_list_every_family_newest_first(backend: Backend) {
+    let store = backend.open().await;
+    with_app(&store).await;
+    assert!(store.owner_tokens(APPID, 10).await.unwrap().is_empty());
+    for (n, channel, at) in [
+        (1, TokenChannel::Basic, 1000),
+        (2, TokenChannel::Console, 1500),
+        (3, TokenChannel::Basic, 2000),
+        (4, TokenChannel::Console, 2000),
+    ] {
+        store
+            .issue_token(mint(token(APPID, channel, at), hash(n), at, 300))
+            .await
+            .unwrap();
+    }
+    let owned = store.owner_tokens(APPID, 10).await.unwrap();
+    let order: Vec<(u8, TokenChannel, i64)> = owned
+        .iter()
+        .map(|(hash, record)| (hash[0], record.channel, record.issued_at))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (3, TokenChannel::Basic, 2000),
+            (4, TokenChannel::Console, 2000),
+            (2, TokenChannel::Console, 1500),
+            (1, TokenChannel::Basic, 1000),
+        ]
+    );
+    // Each family supersedes only its own: the console token of 1500 by the one of
+    // 2000, the basic token of 1000 by the one of 2000.
+    assert_eq!(owned[2].1.superseded_at, Some(2300));
+    assert_eq!(owned[3].1.superseded_at, Some(2300));
+    assert_eq!(owned[0].1.superseded_at, None);
+    assert_eq!(owned[1].1.superseded_at, None);
+    assert_eq!(store.owner_tokens(APPID, 2).await.unwrap().len(), 2);
+    assert!(
+        store
+            .owner_tokens("wx00000000000000ff", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // What was written is read back after a restart (the console family included).
+    drop(store);
+    let store = backend.open().await;
+    let again = store.owner_tokens(APPID, 10).await.unwrap();
+    assert_eq!(again, owned);
 }
 
 async fn tokens_supersede_with_grace(backend: Backend) {
@@ -1016,11 +1067,41 @@ async fn the_request_log_keeps_failed_calls(backend: Backend) {
             .errcode,
         65401
     );
-    let newest = store.logged_requests(Some(APPID), 2).await.unwrap();
+    let newest = store
+        .logged_requests(LogFilter::app(Some(APPID)), 2)
+        .await
+        .unwrap();
     assert_eq!(
         newest.iter().map(|e| e.rid.as_str()).collect::<Vec<_>>(),
         ["r-old", "r-failed"]
     );
+    // Filtered by errcode and by path, in memory.
+    let failed = LogFilter {
+        errcode: Some(65401),
+        ..LogFilter::app(Some(APPID))
+    };
+    let found = store.logged_requests(failed, 10).await.unwrap();
+    assert_eq!(
+        found.iter().map(|e| e.rid.as_str()).collect::<Vec<_>>(),
+        ["r-failed"]
+    );
+    let path = logged("r-ok", 0, 1000).path;
+    let elsewhere = LogFilter {
+        path: Some("/cgi-bin/elsewhere"),
+        ..LogFilter::default()
+    };
+    assert!(
+        store
+            .logged_requests(elsewhere, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let here = LogFilter {
+        path: Some(&path),
+        ..LogFilter::default()
+    };
+    assert_eq!(store.logged_requests(here, 10).await.unwrap().len(), 3);
     store.maintain(1002, 500).await.unwrap();
     drop(store);
     let store = backend.open().await;
@@ -1038,10 +1119,47 @@ async fn the_request_log_keeps_failed_calls(backend: Backend) {
         None,
         "older than the retention"
     );
-    assert_eq!(store.logged_requests(None, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .logged_requests(LogFilter::default(), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Filtered once written, too.
+    let count = |filter: LogFilter<'static>| {
+        let store = Arc::clone(&store);
+        async move { store.logged_requests(filter, 10).await.unwrap().len() }
+    };
+    assert_eq!(
+        count(LogFilter {
+            errcode: Some(65401),
+            path: Some("/customservice/kfaccount/update"),
+            ..LogFilter::app(Some(APPID))
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(LogFilter {
+            errcode: Some(40001),
+            ..LogFilter::default()
+        })
+        .await,
+        0
+    );
+    assert_eq!(
+        count(LogFilter {
+            path: Some("/cgi-bin/elsewhere"),
+            ..LogFilter::default()
+        })
+        .await,
+        0
+    );
     assert!(
         store
-            .logged_requests(Some("wx00000000000000ff"), 10)
+            .logged_requests(LogFilter::app(Some("wx00000000000000ff")), 10)
             .await
             .unwrap()
             .is_empty()

@@ -5,10 +5,12 @@
 mod clients;
 mod common;
 mod config;
+mod console;
 mod crash;
 mod fixtures;
 mod multi_instance;
 mod ops;
 mod portability;
+mod requests;
 mod secrets;
 mod service;
