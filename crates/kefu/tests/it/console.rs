@@ -486,6 +486,21 @@ async fn the_console_in_a_real_browser() {
     shows(&driver, "check-verdict", "nothing wrong").await;
     element(&driver, "send").await.click().await.unwrap();
     shows(&driver, "response-errcode", "0 — ").await;
+    // A message's fields inside objects have inputs too: `text.content` edits the body.
+    driver
+        .goto(format!("{console}debugger?app={appid}&api=message_send"))
+        .await
+        .unwrap();
+    page_ready(&driver).await;
+    type_into(&driver, "field-text.content", "From the form").await;
+    on_page(&driver, "the body to carry the nested field", || async {
+        let raw = driver.find(testid("raw-body")).await.ok()?;
+        let value: String = raw.prop("value").await.ok()??;
+        let body: Value = serde_json::from_str(&value).ok()?;
+        (body["text"]["content"] == "From the form" && body["msgtype"] == "text").then_some(())
+    })
+    .await;
+    shows(&driver, "check-verdict", "nothing wrong").await;
 
     // The live log shows a new call without a reload, and the rid box opens it from a
     // whole pasted errmsg.

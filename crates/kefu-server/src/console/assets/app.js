@@ -255,7 +255,7 @@ async function debuggerPage() {
     const values = entry.carrier === 'query' ? Object.fromEntries(new URLSearchParams(query.value)) : safeParse(raw.value);
     if (!values || typeof values !== 'object') return;
     for (const input of formFields.querySelectorAll('input[name]')) {
-      const value = values[input.name];
+      const value = valueAt(values, input.name);
       if (value !== undefined && typeof value !== 'object' && document.activeElement !== input) input.value = String(value);
     }
   }
@@ -273,21 +273,32 @@ async function debuggerPage() {
     history.replaceState(null, '', deep.href);
   }
 
-  // The form from the request schema: one input per top-level scalar field, kept in
-  // step with the raw editor, which is what is sent.
+  // The form from the request schema and its example: one input per scalar field, also
+  // inside objects (`text.content`), kept in step with the raw editor, which is what is
+  // sent.
   function fill() {
     summary.textContent = `${entry.methods.join('/')} ${entry.path} — ${entry.summary}`;
-    const props = (entry.request_schema && entry.request_schema.properties) || {};
+    const schema = entry.request_schema || {};
+    const props = schema.properties || {};
     const example = entry.example || {};
-    formFields.replaceChildren(...Object.entries(props).filter(([, s]) => scalar(s)).map(([name, s]) => {
-      const input = el('input', { name, testid: `field-${name}`, value: example[name] ?? '' });
+    const names = Object.entries(props).filter(([, s]) => scalar(s)).map(([name]) => name);
+    if (entry.carrier !== 'query') {
+      for (const [path] of leaves(example)) if (!names.includes(path)) names.push(path);
+    }
+    formFields.replaceChildren(...names.map((name) => {
+      const s = schemaAt(schema, name) || {};
+      const sample = valueAt(example, name);
+      const input = el('input', { name, testid: `field-${name}`, value: sample ?? '' });
       input.addEventListener('input', () => {
-        const kind = [].concat(s.type || []);
+        const kind = [].concat(s.type || []).concat(typeof sample === 'number' ? ['integer'] : []);
         if (entry.carrier === 'query') {
           const q = new URLSearchParams(query.value); q.set(name, input.value); query.value = q.toString();
         } else {
           const body = safeParse(raw.value) || {};
-          body[name] = kind.includes('integer') && /^-?\d+$/.test(input.value) ? Number(input.value) : input.value;
+          let value = input.value;
+          if (kind.includes('integer') && /^-?\d+$/.test(value)) value = Number(value);
+          else if ((kind.includes('boolean') || typeof sample === 'boolean') && /^(true|false)$/.test(value)) value = value === 'true';
+          setAt(body, name, value);
           raw.value = JSON.stringify(body, null, 2);
         }
         check();
@@ -401,6 +412,35 @@ async function debuggerPage() {
     }
   }
   link();
+}
+
+// The scalar fields of a JSON value, by dotted path (`text.content`); arrays are left to
+// the raw editor.
+function leaves(value, prefix = '') {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return prefix ? [[prefix, value]] : [];
+  return Object.entries(value).flatMap(([k, v]) => leaves(v, prefix ? `${prefix}.${k}` : k));
+}
+function valueAt(value, path) {
+  return path.split('.').reduce((v, k) => (v && typeof v === 'object' ? v[k] : undefined), value);
+}
+function setAt(body, path, value) {
+  const keys = path.split('.');
+  let at = body;
+  for (const k of keys.slice(0, -1)) {
+    if (!at[k] || typeof at[k] !== 'object' || Array.isArray(at[k])) at[k] = {};
+    at = at[k];
+  }
+  at[keys[keys.length - 1]] = value;
+}
+// The schema of a dotted path, looking into the variants of a message's `msgtype`.
+function schemaAt(schema, path) {
+  let at = schema;
+  for (const k of path.split('.')) {
+    const options = [at, ...(at.oneOf || []), ...(at.anyOf || [])];
+    at = options.map((o) => o && o.properties && o.properties[k]).find(Boolean);
+    if (!at) return null;
+  }
+  return at;
 }
 
 function scalar(schema) {
