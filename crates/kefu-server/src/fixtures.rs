@@ -251,6 +251,13 @@ async fn contradictions(state: &AppState, prepared: &Prepared) -> Result<Vec<Str
 /// What is not in the store document: tickets (valid 12 hours from now, unless the
 /// store already holds them), and this instance's fault rules.
 async fn settle(state: &AppState, prepared: &Prepared) -> kefu_store::StoreResult<()> {
+    // The fault rules first: swapping them cannot fail.
+    for rule in state.faults.list() {
+        state.faults.remove(rule.id);
+    }
+    for fault in &prepared.faults {
+        state.faults.add(fault.clone());
+    }
     let expires_at = state.clock.now() + TICKET_TTL_SECS;
     for (component_appid, hash) in &prepared.tickets {
         if state.store.ticket(hash).await?.is_some() {
@@ -262,12 +269,6 @@ async fn settle(state: &AppState, prepared: &Prepared) -> kefu_store::StoreResul
             .add_ticket(component_appid, *hash, expires_at)
             .await?;
     }
-    for rule in state.faults.list() {
-        state.faults.remove(rule.id);
-    }
-    for fault in &prepared.faults {
-        state.faults.add(fault.clone());
-    }
     Ok(())
 }
 
@@ -276,6 +277,7 @@ async fn settle(state: &AppState, prepared: &Prepared) -> kefu_store::StoreResul
 /// meanwhile (they wait).
 pub(crate) async fn reset(state: &AppState) -> Result<(), Failure> {
     let _alone = state.reset_lock.write().await;
+    let _no_housekeeping = state.housekeeping.lock().await;
     let prepared = Arc::clone(&state.fixtures);
     state
         .store

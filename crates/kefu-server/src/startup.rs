@@ -63,6 +63,7 @@ pub enum StartupError {
 /// persisted, old request records and tickets forgotten. Runs every second, on clock
 /// moves and at shutdown.
 pub async fn maintain(state: &AppState) {
+    let _one_at_a_time = state.housekeeping.lock().await;
     // Follow the shared test clock when another instance moved it.
     match state.store.clock_offset().await {
         Ok(offset) => state.clock.raise_to(offset),
@@ -290,7 +291,11 @@ impl Application {
                 .await
                 .map_err(|e| StartupError::Store(e.to_string()))?,
         );
-        let fixtures = crate::fixtures::Prepared::new(&config.fixtures, clock.now())
+        // The fixtures' times (creation, invitations' expiry) are those of the clock they
+        // set: the real time plus their offset, whatever the store's clock says now.
+        let declared = Clock::new();
+        declared.set_offset(i64::try_from(config.fixtures.clock_offset_secs).unwrap_or(i64::MAX));
+        let fixtures = crate::fixtures::Prepared::new(&config.fixtures, declared.now())
             .map_err(StartupError::Fixtures)?;
         let (pushes, push_queue) =
             crate::push::Pushes::new(config.pushes).map_err(StartupError::Tls)?;
@@ -309,6 +314,7 @@ impl Application {
             pushes: Arc::new(pushes),
             fixtures: Arc::new(fixtures),
             reset_lock: Arc::default(),
+            housekeeping: Arc::default(),
             console: config.console,
             sessions: Arc::default(),
             live: Arc::default(),

@@ -69,6 +69,9 @@ pub struct Shared {
     pub fixtures: Arc<crate::fixtures::Prepared>,
     /// Held shared by every request, exclusively by a reset to the fixtures.
     pub reset_lock: Arc<tokio::sync::RwLock<()>>,
+    /// One housekeeping round or reset at a time: a round that took the request log's
+    /// calls out of memory before a reset writes none of them after it.
+    pub housekeeping: Arc<tokio::sync::Mutex<()>>,
     /// Whether the web console is served.
     pub console: bool,
     /// The console's sessions (this instance's own).

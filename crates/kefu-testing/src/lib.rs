@@ -431,7 +431,9 @@ impl Kefu {
 /// A filter over the recorded WeChat calls ([`Kefu::calls`]), like WireMock's
 /// `verify`: every condition given must hold. The request log does the filtering (as
 /// `GET /kefu/v1/requests?path=…&errcode=…` does), over every call it holds (README,
-/// "Limits"), and answers the newest [`CALLS_SCANNED`] that match.
+/// "Limits"), and answers the newest [`CALLS_SCANNED`] that match. It holds failed calls
+/// on disk, but successful ones only among the newest 4,096 calls in memory: a count of
+/// successes past that many calls is a lower bound.
 #[derive(Debug, Clone)]
 pub struct Calls<'a> {
     kefu: &'a Kefu,

@@ -372,15 +372,17 @@ fn scalar(
     }
 }
 
-/// A path flag's value from the file: relative paths (and relative `sqlite://` paths)
+/// A path flag's value from the file: relative paths (and relative `sqlite://` or `sqlite:` paths)
 /// are read from the file's directory; PostgreSQL URLs are kept as they are.
 fn path_value(source: &Source<'_>, name: &str, value: &str) -> String {
     if name == "database_url" {
         if value.starts_with("postgres://") || value.starts_with("postgresql://") {
             return value.to_owned();
         }
-        if let Some(path) = value.strip_prefix("sqlite://") {
-            return format!("sqlite://{}", source.resolve(path));
+        for scheme in ["sqlite://", "sqlite:"] {
+            if let Some(path) = value.strip_prefix(scheme) {
+                return format!("{scheme}{}", source.resolve(path));
+            }
         }
     }
     source.resolve(value)

@@ -383,11 +383,13 @@ pub(crate) async fn run_requests(args: RequestsArgs) -> Result<(), String> {
             && args.errcode.is_none_or(|c| entry.errcode == c)
             && !shown.contains(&entry.rid)
     };
-    let mut pending = String::new();
+    // Bytes until an event is whole: a character may be split between two chunks.
+    let mut pending: Vec<u8> = Vec::new();
     while let Some(chunk) = stream.chunk().await.map_err(|e| e.to_string())? {
-        pending.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = pending.find("\n\n") {
-            let event: String = pending.drain(..end + 2).collect();
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.windows(2).position(|pair| pair == b"\n\n") {
+            let bytes: Vec<u8> = pending.drain(..end + 2).collect();
+            let event = String::from_utf8_lossy(&bytes);
             let (mut kind, mut data) = ("message", String::new());
             for line in event.lines() {
                 if let Some(name) = line.strip_prefix("event: ") {

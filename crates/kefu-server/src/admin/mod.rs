@@ -149,7 +149,7 @@ async fn json_body_within<T: DeserializeOwned>(
 
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let changes_state = crate::console::changes_state(request.method());
-    if changes_state && crate::console::cross_site(request.headers()) {
+    if changes_state && crate::console::cross_site(request.headers(), request.uri()) {
         return Failure::new(
             AdminErrorCode::Forbidden,
             "a state-changing request from another site is refused",
@@ -219,15 +219,25 @@ async fn clock_advance(
         .advance_clock_offset(by, at_least, MAX_OFFSET_SECS)
         .await?;
     state.clock.raise_to(stored);
-    // What lapsed, told before housekeeping forgets any of it.
-    let lapsed = lapsed::between(&state, from, state.clock.now()).await?;
+    // One reading of the new time, for what lapsed and for the answer.
+    let now = state.clock.now();
+    // What lapsed, told before housekeeping forgets any of it. The move is made: a
+    // store failure here leaves the report out rather than fail the move (which a
+    // client would then make twice).
+    let lapsed = match lapsed::between(&state, from, now).await {
+        Ok(lapsed) => Some(lapsed),
+        Err(error) => {
+            tracing::warn!(%error, "what lapsed could not be read");
+            None
+        }
+    };
     // Housekeeping at the new time at once (old request records go), as the next
     // periodic round would.
     crate::startup::maintain(&state).await;
-    let Json(view) = clock_get(State(state)).await;
     Ok(Json(ClockView {
-        lapsed: Some(lapsed),
-        ..view
+        now,
+        offset_secs: state.clock.offset(),
+        lapsed,
     }))
 }
 

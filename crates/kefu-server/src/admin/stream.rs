@@ -23,8 +23,10 @@ use tokio::sync::mpsc;
 use super::Failure;
 use crate::state::AppState;
 
-/// The most readers at once; past it the stream is refused (429-like `conflict`).
-pub const MAX_READERS: usize = 64;
+/// The most readers at once; past it the stream is refused (429-like `conflict`). With
+/// each reader's queue of at most `STREAM_QUEUE` calls (a few KiB each), the readers
+/// hold at most a few tens of MiB, however slowly they read.
+pub const MAX_READERS: usize = 16;
 
 /// How often an idle stream sends a comment, so that proxies and the connection
 /// sweeper see it alive (more often when the idle timeout is shorter).

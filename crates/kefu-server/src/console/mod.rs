@@ -112,20 +112,23 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|value| !value.is_empty())
 }
 
-/// Whether a request comes from another site: its `Sec-Fetch-Site` is neither
-/// `same-origin` nor `none`, or its `Origin` is not this server's (by the `Host` it
-/// was sent to).
+/// Whether a request comes from another site. A browser that says where a request
+/// comes from (`Sec-Fetch-Site`) is believed: `same-origin` and `none` (typed by the
+/// user) are this site, anything else is not. Otherwise an `Origin`, when there is one,
+/// must name the host the request was sent to (the `Host` header, or the authority of
+/// the request's URI, which is where HTTP/2 carries it).
 #[must_use]
-pub fn cross_site(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site")
-        && !matches!(site.as_bytes(), b"same-origin" | b"none")
-    {
-        return true;
+pub fn cross_site(headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.as_bytes(), b"same-origin" | b"none");
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return false;
     };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(axum::http::uri::Authority::as_str));
     let origin_host = origin
         .to_str()
         .ok()
@@ -217,7 +220,7 @@ async fn signin_form(State(state): State<AppState>, request: Request) -> Respons
 
 /// `POST /kefu/console/signin`: `token=<admin token>` opens a session.
 async fn signin(State(state): State<AppState>, request: Request) -> Response {
-    if cross_site(request.headers()) {
+    if cross_site(request.headers(), request.uri()) {
         return forbidden("a sign-in from another site is refused");
     }
     let (parts, body) = request.into_parts();
@@ -260,7 +263,7 @@ async fn signin(State(state): State<AppState>, request: Request) -> Response {
 
 /// `POST /kefu/console/signout`: ends the session (the form carries its CSRF token).
 async fn signout(State(state): State<AppState>, request: Request) -> Response {
-    if cross_site(request.headers()) {
+    if cross_site(request.headers(), request.uri()) {
         return forbidden("a sign-out from another site is refused");
     }
     let (parts, body) = request.into_parts();
@@ -340,4 +343,61 @@ pub fn router() -> Router<AppState> {
         .route("/kefu/console/signout", post(signout))
         .route("/kefu/console/assets/{file}", get(asset))
         .route("/kefu/console/{page}", get(shell_page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn a_request_is_from_another_site_by_the_browsers_word_or_its_origin() {
+        let plain: axum::http::Uri = "/kefu/v1/apps".parse().unwrap();
+        // The browser says where the request comes from.
+        assert!(!cross_site(
+            &headers(&[
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "https://x.example")
+            ]),
+            &plain
+        ));
+        assert!(cross_site(
+            &headers(&[("sec-fetch-site", "same-site")]),
+            &plain
+        ));
+        // Otherwise the Origin names the host the request was sent to.
+        assert!(!cross_site(
+            &headers(&[
+                ("origin", "http://127.0.0.1:8080"),
+                ("host", "127.0.0.1:8080")
+            ]),
+            &plain
+        ));
+        assert!(cross_site(
+            &headers(&[
+                ("origin", "http://evil.example"),
+                ("host", "127.0.0.1:8080")
+            ]),
+            &plain
+        ));
+        // HTTP/2 has no Host header: the URI's authority stands for it.
+        let h2: axum::http::Uri = "https://kefu.example:8443/kefu/v1/apps".parse().unwrap();
+        assert!(!cross_site(
+            &headers(&[("origin", "https://kefu.example:8443")]),
+            &h2
+        ));
+        assert!(cross_site(
+            &headers(&[("origin", "https://evil.example")]),
+            &h2
+        ));
+        // No Origin, no word from the browser: not a browser's cross-site request.
+        assert!(!cross_site(&HeaderMap::new(), &plain));
+    }
 }

@@ -165,6 +165,19 @@ async fn the_session_stands_for_the_token_and_changes_need_its_csrf_token() {
     .await
     .unwrap();
     assert_eq!(made.status(), StatusCode::CREATED);
+    // Behind a proxy that rewrites `Host`, the browser's own word on where a request
+    // comes from decides.
+    let proxied = http
+        .post(server.url("/kefu/v1/apps"))
+        .header(COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .header("origin", "https://kefu.example")
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({"wechat_id": "proxiedapp"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), StatusCode::CREATED);
 
     // The bearer token from another site is refused too.
     let bearer = http

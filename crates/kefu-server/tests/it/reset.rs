@@ -75,7 +75,16 @@ async fn resets_under_load(server: Arc<TestServer>) {
                 })
             })
             .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while acknowledged.load(Ordering::SeqCst) < 50 {
+            assert!(
+                writers.iter().all(|w| !w.is_finished()),
+                "a writer stopped before the reset"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writers are stuck"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let (status, _) = server
