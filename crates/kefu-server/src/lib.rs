@@ -10,6 +10,7 @@ pub mod config;
 mod conn;
 pub mod faults;
 pub mod fixtures;
+pub mod openapi;
 pub mod push;
 pub mod secrets;
 pub mod startup;

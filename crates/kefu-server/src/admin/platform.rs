@@ -2,8 +2,8 @@
 //! verdicts, online accounts and the request log.
 
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, Uri};
 use kefu_api::admin::{
     AdminErrorCode, AuthorizationView, CallCountView, ComponentView, CreatedAuthorization,
     CreatedComponent, FaultView, KfOnlineSet, KfView, LogUsageView, NewAuthorization, NewComponent,
@@ -162,8 +162,9 @@ pub(super) async fn fault_add(
 
 pub(super) async fn fault_delete(
     State(state): State<AppState>,
-    Path(id): Path<u64>,
+    Path(id): Path<String>,
 ) -> Result<StatusCode, Failure> {
+    let id: u64 = id.parse().map_err(|_| Failure::not_found("fault rule"))?;
     if state.faults.remove(id) {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -244,8 +245,9 @@ pub(super) struct LogQuery {
 
 pub(super) async fn request_log(
     State(state): State<AppState>,
-    Query(query): Query<LogQuery>,
+    uri: Uri,
 ) -> Result<Json<Vec<RequestLogEntry>>, Failure> {
+    let query: LogQuery = super::query_of(&uri)?;
     let limit = query.limit.unwrap_or(100).min(1000);
     let entries = state
         .store
@@ -286,8 +288,9 @@ const MAX_SUMMARY_HOURS: u32 = 7 * 24;
 /// the server clock, counted by app, path and errcode, and what the log holds.
 pub(super) async fn request_summary(
     State(state): State<AppState>,
-    Query(query): Query<SummaryQuery>,
+    uri: Uri,
 ) -> Result<Json<RequestSummary>, Failure> {
+    let query: SummaryQuery = super::query_of(&uri)?;
     let hours = query.hours.unwrap_or(24).clamp(1, MAX_SUMMARY_HOURS);
     let now = state.clock.now();
     // From the start of the hour `hours - 1` before this one.

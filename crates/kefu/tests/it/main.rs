@@ -8,6 +8,7 @@ mod config;
 mod crash;
 mod fixtures;
 mod multi_instance;
+mod openapi;
 mod ops;
 mod portability;
 mod secrets;
