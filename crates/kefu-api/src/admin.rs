@@ -557,9 +557,11 @@ impl NewApp {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct NewAppBody {
     /// See [`NewApp::wechat_id`].
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,30}$"))]
     pub wechat_id: String,
     /// See [`NewApp::original_id`].
     #[serde(default)]
+    #[schemars(regex(pattern = r"^gh_[0-9a-f]{12}$"))]
     pub original_id: Option<String>,
     /// See [`NewApp::account_type`].
     #[serde(default)]
@@ -572,9 +574,11 @@ pub struct NewAppBody {
     pub new_kf_enabled: Option<bool>,
     /// See [`NewApp::appid`].
     #[serde(default)]
+    #[schemars(regex(pattern = r"^wx[0-9a-f]{16}$"))]
     pub appid: Option<String>,
     /// See [`NewApp::secret`].
     #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9]{16,64}$"))]
     pub secret: Option<Secret>,
     /// See [`NewApp::settings`].
     #[serde(default, flatten)]

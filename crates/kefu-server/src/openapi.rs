@@ -339,6 +339,12 @@ fn admin_operation(operation: &Operation) -> Value {
             json!({ "$ref": format!("#/components/responses/failure{status}") }),
         );
     }
+    if let Answer::Json(status @ 201, _) = operation.answer {
+        let links = links(operation);
+        if !links.is_empty() {
+            responses[&status.to_string()]["links"] = Value::Object(links);
+        }
+    }
     let mut value = json!({
         "operationId": operation_id(operation.method, operation.path),
         "summary": operation.summary,
@@ -357,6 +363,41 @@ fn admin_operation(operation: &Operation) -> Value {
         json!([])
     };
     value
+}
+
+/// The links from what a `POST` creates to the operations on it: for `POST
+/// /kefu/v1/apps`, every operation under `/kefu/v1/apps/{appid}`, its `appid` taken
+/// from the answer (each created resource's answer names it by the parameter's name),
+/// and the creating call's own path parameters passed on.
+fn links(creator: &Operation) -> Map<String, Value> {
+    let prefix = format!("{}/{{", creator.path);
+    let own = path_parameters(creator.path);
+    let mut links = Map::new();
+    for target in OPERATIONS.iter().filter(|t| t.path.starts_with(&prefix)) {
+        let created = target.path[prefix.len()..]
+            .split_once('}')
+            .map_or("", |(name, _)| name);
+        let mut parameters = Map::new();
+        for name in path_parameters(target.path) {
+            let expression = if own.contains(&name) {
+                format!("$request.path.{name}")
+            } else if name == created {
+                format!("$response.body#/{name}")
+            } else {
+                parameters.clear();
+                break;
+            };
+            parameters.insert(name.to_owned(), Value::String(expression));
+        }
+        if !parameters.is_empty() {
+            let id = operation_id(target.method, target.path);
+            links.insert(
+                id.clone(),
+                json!({ "operationId": id, "parameters": parameters }),
+            );
+        }
+    }
+    links
 }
 
 /// `get_kefu_v1_apps_appid`.

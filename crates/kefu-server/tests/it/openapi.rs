@@ -154,3 +154,53 @@ async fn the_documented_examples_are_answered_as_documented() {
     }
     assert!(answered >= 20, "only {answered} examples sent");
 }
+
+#[test]
+fn every_link_names_an_operation_of_the_document_and_its_parameters() {
+    let document = document();
+    let mut operations = std::collections::BTreeMap::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in METHODS {
+            if let Some(operation) = item.get(method) {
+                operations.insert(
+                    operation["operationId"].as_str().unwrap().to_owned(),
+                    path.clone(),
+                );
+            }
+        }
+    }
+    assert_eq!(
+        operations.len(),
+        documented().len(),
+        "operationIds are unique"
+    );
+    let created = &document["paths"][kefu_api::admin::APPS]["post"]["responses"]["201"]["links"];
+    assert!(
+        created.as_object().is_some_and(|links| links.len() >= 5),
+        "{created}"
+    );
+    let mut links = 0;
+    for item in document["paths"].as_object().unwrap().values() {
+        for method in METHODS {
+            let Some(responses) = item.get(method).map(|o| &o["responses"]) else {
+                continue;
+            };
+            for response in responses.as_object().unwrap().values() {
+                for link in response
+                    .get("links")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .map(|(_, l)| l)
+                {
+                    let path = &operations[link["operationId"].as_str().unwrap()];
+                    for name in link["parameters"].as_object().unwrap().keys() {
+                        assert!(path.contains(&format!("{{{name}}}")), "{link}");
+                    }
+                    links += 1;
+                }
+            }
+        }
+    }
+    assert!(links >= 15, "{links} links");
+}
