@@ -204,3 +204,32 @@ fn every_link_names_an_operation_of_the_document_and_its_parameters() {
     }
     assert!(links >= 15, "{links} links");
 }
+
+#[tokio::test]
+async fn a_malformed_query_or_path_of_the_admin_api_is_answered_with_an_admin_error() {
+    let server = TestServer::spawn().await;
+    for (path, status, error) in [
+        ("/kefu/v1/requests?limit=-1", 400, "invalid_query"),
+        ("/kefu/v1/requests/summary?hours=many", 400, "invalid_query"),
+        (
+            "/kefu/v1/headimg/wx0123456789abcdef/one/1.jpg",
+            404,
+            "not_found",
+        ),
+    ] {
+        let answer = server.send(server.admin(reqwest::Method::GET, path)).await;
+        assert_eq!(answer.status, status, "{path}: {}", answer.raw);
+        assert_eq!(answer.content_type, "application/json", "{path}");
+        assert_eq!(answer.json["error"], error, "{path}: {}", answer.raw);
+    }
+    let answer = server
+        .send(server.admin(reqwest::Method::DELETE, "/kefu/v1/faults/first"))
+        .await;
+    assert_eq!(answer.status, 404, "{}", answer.raw);
+    assert_eq!(answer.json["error"], "not_found");
+    // A valid query still works.
+    let answer = server
+        .send(server.admin(reqwest::Method::GET, "/kefu/v1/requests?limit=5"))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.raw);
+}
