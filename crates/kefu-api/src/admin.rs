@@ -964,9 +964,11 @@ pub const MAX_SIMULATED_CASES: i64 = 100;
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 pub struct KfOnlineBody {
     /// See [`KfOnlineSet::status`].
+    #[schemars(range(min = 0, max = 1))]
     pub status: i64,
     /// See [`KfOnlineSet::accepted_case`].
     #[serde(default)]
+    #[schemars(range(min = 0, max = MAX_SIMULATED_CASES))]
     pub accepted_case: Option<i64>,
 }
 
@@ -1110,6 +1112,7 @@ pub struct NewAuthorization {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct NewAuthorizationBody {
     /// See [`NewAuthorization::appid`].
+    #[schemars(regex(pattern = r"^wx[0-9a-f]{16}$"))]
     pub appid: String,
     /// See [`NewAuthorization::funcscopes`].
     pub funcscopes: Vec<u32>,
@@ -1194,15 +1197,18 @@ pub struct NewFaultBody {
     #[serde(default)]
     pub appid: Option<String>,
     /// See [`NewFault::path`].
+    #[schemars(regex(pattern = r"^/"))]
     pub path: String,
     /// See [`NewFault::errcode`].
     #[serde(default = "system_error")]
     pub errcode: i64,
     /// See [`NewFault::times`].
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub times: Option<u64>,
     /// See [`NewFault::probability`].
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub probability: Option<f64>,
     /// See [`NewFault::latency_ms`].
     #[serde(default)]
