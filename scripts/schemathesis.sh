@@ -23,7 +23,12 @@ SEED=${SCHEMATHESIS_SEED:-$RANDOM}
 
 if [ ! -x "$VENV/bin/schemathesis" ]; then
     echo "schemathesis: installing schemathesis $VERSION into $VENV" >&2
-    python3 -m venv "$VENV"
+    if ! python3 -m venv "$VENV"; then
+        # Debian's python3 keeps venv in a package of its own.
+        apt-get update -qq && apt-get install -y -qq python3-venv
+        rm -rf "$VENV"
+        python3 -m venv "$VENV"
+    fi
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$VERSION"
 fi
 
