@@ -37,6 +37,32 @@ fn schema<T: JsonSchema>() -> Value {
     schema
 }
 
+/// Turns rustdoc's links (`` [`AppView`] ``) in every description into code (`` `AppView` ``),
+/// and drops the descriptions that only point to another item of the contract (`See …`).
+fn plain(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            if object
+                .get("description")
+                .and_then(Value::as_str)
+                .is_some_and(|text| text.starts_with("See [`"))
+            {
+                object.remove("description");
+            }
+            for (key, inner) in object.iter_mut() {
+                match inner {
+                    Value::String(text) if key == "description" => {
+                        *text = text.replace("[`", "`").replace("`]", "`");
+                    }
+                    _ => plain(inner),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(plain),
+        _ => {}
+    }
+}
+
 /// Any JSON object: the export document (the format of `kefu export`).
 fn object() -> Value {
     json!({ "type": "object" })
@@ -537,7 +563,7 @@ pub fn document() -> Value {
             tags.push(json!({ "name": entry.group.title(), "description": "WeChat's API: always HTTP 200" }));
         }
     }
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "kefu",
@@ -552,7 +578,9 @@ pub fn document() -> Value {
             "securitySchemes": { "admin": { "type": "http", "scheme": "bearer", "description": "the admin token" } },
             "responses": failures
         }
-    })
+    });
+    plain(&mut document);
+    document
 }
 
 fn failures_all() -> BTreeSet<u16> {
