@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{AppAlias, AppId, AppSecret, OriginalId, Secret};
 
 mod console;
+mod docs;
 mod fans;
 pub mod fixtures;
 mod ops;
@@ -20,6 +22,7 @@ pub use console::{
     RequestFilter, STREAM_QUEUE, StreamDropped, TokenView, rid_of,
 };
 pub use console::{Lapsed, LapsedInvitation, LapsedQuota, LapsedToken, MAX_LAPSED};
+pub use docs::OPENAPI;
 pub use fans::{
     FanActed, FanAction, FanActionBody, FanView, MAX_FAN_NICKNAME_CHARS, MAX_FAN_TEXT_CHARS,
     MAX_FANS_PER_APP, NewFan, NewFanBody, QueueRequest, SessionView, TIMELINE_LEN, TimelineEntry,
@@ -185,7 +188,7 @@ fn settings_invalid(error: SettingsError) -> Invalid {
 }
 
 /// The kind of official account, which decides what the kf API allows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AccountType {
     /// A service account (the default).
@@ -231,7 +234,7 @@ impl fmt::Display for AccountType {
 }
 
 /// One API's limits for an app (absent: WeChat's default for that API).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct QuotaLimit {
     /// Calls per day (reset at 00:00 Asia/Shanghai).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,7 +245,7 @@ pub struct QuotaLimit {
 }
 
 /// The per-app platform rules.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct AppSettings {
     /// IPs allowed on the endpoints that take the AppSecret; empty allows all.
     #[serde(default)]
@@ -265,7 +268,7 @@ pub struct AppSettings {
 /// The delivery windows of an app (docs/behaviour.md, "Messages"): what each kind of
 /// fan action opens. The defaults are WeChat's published figures, which WeChat has
 /// changed over the years.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DeliveryWindows {
     /// After a fan's message: 48 hours, 5 messages.
     #[serde(default = "DeliveryWindows::message")]
@@ -279,7 +282,7 @@ pub struct DeliveryWindows {
 }
 
 /// How long one kind of window stays open and how many messages it lets through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WindowRule {
     /// Seconds from the fan's action (1 to 30 days).
     pub secs: i64,
@@ -353,7 +356,7 @@ impl Default for DeliveryWindows {
 }
 
 /// How pushes to the developer's server are encoded, as WeChat's admin page offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageMode {
     /// Plain XML, signed.
@@ -368,7 +371,7 @@ pub enum MessageMode {
 /// An app's callback: where WeChat (here, kefu) pushes fans' messages and session
 /// events, with the Token and EncodingAESKey the developer chose on WeChat's admin
 /// page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CallbackSettings {
     /// The developer's server (`http://` or `https://`).
     pub url: String,
@@ -511,7 +514,7 @@ impl AppSettings {
 }
 
 /// `POST /kefu/v1/apps`: everything but `wechat_id` has a default.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "NewAppBody")]
 pub struct NewApp {
     /// The app's WeChat ID (alias): the suffix of its kf accounts.
@@ -558,12 +561,14 @@ impl NewApp {
 }
 
 /// [`NewApp`] as sent, before its values are checked.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct NewAppBody {
     /// See [`NewApp::wechat_id`].
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,30}$"))]
     pub wechat_id: String,
     /// See [`NewApp::original_id`].
     #[serde(default)]
+    #[schemars(regex(pattern = r"^gh_[0-9a-f]{12}$"))]
     pub original_id: Option<String>,
     /// See [`NewApp::account_type`].
     #[serde(default)]
@@ -576,9 +581,11 @@ pub struct NewAppBody {
     pub new_kf_enabled: Option<bool>,
     /// See [`NewApp::appid`].
     #[serde(default)]
+    #[schemars(regex(pattern = r"^wx[0-9a-f]{16}$"))]
     pub appid: Option<String>,
     /// See [`NewApp::secret`].
     #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9]{16,64}$"))]
     pub secret: Option<Secret>,
     /// See [`NewApp::settings`].
     #[serde(default, flatten)]
@@ -615,7 +622,7 @@ impl Checked for NewApp {
 }
 
 /// `PATCH /kefu/v1/apps/{appid}`: the fields to change.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "AppPatchBody")]
 pub struct AppPatch {
     /// New WeChat ID (refused while the app has kf accounts).
@@ -666,7 +673,7 @@ where
 }
 
 /// [`AppPatch`] as sent, before its values are checked.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct AppPatchBody {
     /// See [`AppPatch::wechat_id`].
     #[serde(default)]
@@ -736,7 +743,7 @@ impl Checked for AppPatch {
 }
 
 /// An app as the admin surface shows it (never with its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AppView {
     /// `wx` + 16 hex.
     pub appid: String,
@@ -763,7 +770,7 @@ pub struct AppView {
 }
 
 /// An app's callback as answers show it: its secrets stay hidden.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CallbackView {
     /// The developer's server.
     pub url: String,
@@ -785,7 +792,7 @@ impl From<&CallbackSettings> for CallbackView {
 
 /// The answer to creating an app, or to replacing its secret: the only time the
 /// secret is shown.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CreatedApp {
     /// The app.
     #[serde(flatten)]
@@ -796,7 +803,7 @@ pub struct CreatedApp {
 
 /// One kf account with everything the server knows of it: what `getkflist` shows,
 /// and what WeChat does not show.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct KfView {
     /// The account as `getkflist` shows it.
     #[serde(flatten)]
@@ -810,7 +817,7 @@ pub struct KfView {
 }
 
 /// What the invitee does with a pending invitation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InvitationAction {
     /// Accept: the account becomes bound (`kf_wx`), the invitation disappears.
@@ -822,14 +829,14 @@ pub enum InvitationAction {
 }
 
 /// `POST /kefu/v1/apps/{appid}/kf/{kf_account}/invitation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InvitationRequest {
     /// What to do.
     pub action: InvitationAction,
 }
 
 /// `GET /kefu/v1/clock` / answer to `POST /kefu/v1/clock`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ClockView {
     /// The server's notion of now, Unix seconds.
     pub now: i64,
@@ -841,7 +848,7 @@ pub struct ClockView {
 }
 
 /// `POST /kefu/v1/clock`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ClockAdvance {
     /// Seconds to move the server clock forward (never backward).
     pub advance_secs: u64,
@@ -934,12 +941,14 @@ admin_errors! {
     /// A state-changing request from another site, or from the console without its
     /// CSRF token.
     Forbidden = "forbidden", 403;
+    /// A query parameter that is not what the call takes (`limit=-1`).
+    InvalidQuery = "invalid_query", 400;
     /// The store failed; nothing was changed.
     Internal = "internal", 500;
 }
 
 /// The body of every admin failure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AdminError {
     /// A stable machine-readable code from [`AdminErrorCode`], e.g. `unauthorized`,
     /// `not_found`, `invalid_wechat_id`.
@@ -949,7 +958,7 @@ pub struct AdminError {
 }
 
 /// `POST /kefu/v1/apps/{appid}/kf/{kf_account}/online`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "KfOnlineBody")]
 pub struct KfOnlineSet {
     /// 0 offline, 1 online on the web client.
@@ -965,12 +974,14 @@ pub struct KfOnlineSet {
 pub const MAX_SIMULATED_CASES: i64 = 100;
 
 /// [`KfOnlineSet`] as sent, before its values are checked.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 pub struct KfOnlineBody {
     /// See [`KfOnlineSet::status`].
+    #[schemars(range(min = 0, max = 1))]
     pub status: i64,
     /// See [`KfOnlineSet::accepted_case`].
     #[serde(default)]
+    #[schemars(range(min = 0, max = MAX_SIMULATED_CASES))]
     pub accepted_case: Option<i64>,
 }
 
@@ -1006,7 +1017,7 @@ impl Checked for KfOnlineSet {
 }
 
 /// What to do to a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenVerdict {
     /// It answers 40001 from now on.
@@ -1016,7 +1027,7 @@ pub enum TokenVerdict {
 }
 
 /// `POST /kefu/v1/tokens`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TokenAction {
     /// The token (any kind: access, stable, component, authorizer).
     pub access_token: Secret,
@@ -1025,7 +1036,7 @@ pub struct TokenAction {
 }
 
 /// `POST /kefu/v1/components`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "NewComponentBody")]
 pub struct NewComponent {
     /// A chosen component_appid (`wx` + 16 hex); generated when absent.
@@ -1040,7 +1051,7 @@ pub struct NewComponent {
 }
 
 /// [`NewComponent`] as sent, before its values are checked.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct NewComponentBody {
     /// See [`NewComponent::component_appid`].
     #[serde(default)]
@@ -1076,7 +1087,7 @@ impl Checked for NewComponent {
 }
 
 /// A third-party platform.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ComponentView {
     /// Its appid.
     pub component_appid: String,
@@ -1089,7 +1100,7 @@ pub struct ComponentView {
 }
 
 /// The answer to registering a platform: the only time its secret is shown.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CreatedComponent {
     /// The platform.
     #[serde(flatten)]
@@ -1100,7 +1111,7 @@ pub struct CreatedComponent {
 
 /// `POST /kefu/v1/components/{component_appid}/authorizations`: an app authorizes the
 /// platform with these permission sets (replacing any earlier authorization).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "NewAuthorizationBody")]
 pub struct NewAuthorization {
     /// The authorizing app.
@@ -1111,9 +1122,10 @@ pub struct NewAuthorization {
 }
 
 /// [`NewAuthorization`] as sent, before its values are checked.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct NewAuthorizationBody {
     /// See [`NewAuthorization::appid`].
+    #[schemars(regex(pattern = r"^wx[0-9a-f]{16}$"))]
     pub appid: String,
     /// See [`NewAuthorization::funcscopes`].
     pub funcscopes: Vec<u32>,
@@ -1135,7 +1147,7 @@ impl Checked for NewAuthorization {
 }
 
 /// An authorization.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorizationView {
     /// The authorizing app.
     pub appid: String,
@@ -1144,7 +1156,7 @@ pub struct AuthorizationView {
 }
 
 /// The answer to an authorization: its first refresh token, shown this once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CreatedAuthorization {
     /// The authorizing app.
     pub authorizer_appid: String,
@@ -1155,7 +1167,7 @@ pub struct CreatedAuthorization {
 }
 
 /// A component_verify_ticket, as WeChat would push it to the platform.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Ticket {
     /// The ticket.
     pub component_verify_ticket: Secret,
@@ -1164,7 +1176,7 @@ pub struct Ticket {
 }
 
 /// `POST /kefu/v1/faults`: make a WeChat path misbehave.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "NewFaultBody")]
 pub struct NewFault {
     /// Only for this app (by appid, resolved from the call's token or credentials);
@@ -1192,21 +1204,24 @@ pub struct NewFault {
 }
 
 /// [`NewFault`] as sent, before its values are checked.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 pub struct NewFaultBody {
     /// See [`NewFault::appid`].
     #[serde(default)]
     pub appid: Option<String>,
     /// See [`NewFault::path`].
+    #[schemars(regex(pattern = r"^/"))]
     pub path: String,
     /// See [`NewFault::errcode`].
     #[serde(default = "system_error")]
     pub errcode: i64,
     /// See [`NewFault::times`].
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub times: Option<u64>,
     /// See [`NewFault::probability`].
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub probability: Option<f64>,
     /// See [`NewFault::latency_ms`].
     #[serde(default)]
@@ -1259,7 +1274,7 @@ fn system_error() -> i64 {
 }
 
 /// A fault rule in force.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FaultView {
     /// Its id, for `DELETE /kefu/v1/faults/{id}`.
     pub id: u64,
@@ -1272,7 +1287,7 @@ pub struct FaultView {
 }
 
 /// One recorded WeChat call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestLogEntry {
     /// Its rid.
     pub rid: String,
@@ -1293,7 +1308,7 @@ pub struct RequestLogEntry {
 }
 
 /// Calls of one app to one path that answered one errcode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CallCountView {
     /// The app (or platform); absent when the call could not be told to be any's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1307,7 +1322,7 @@ pub struct CallCountView {
 }
 
 /// What the request log holds and had to drop (README, "Limits").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct LogUsageView {
     /// Failed calls kept in the store.
     pub stored_calls: u64,
@@ -1330,7 +1345,7 @@ pub struct LogUsageView {
 }
 
 /// The answer of [`REQUESTS_SUMMARY`] (`?appid=…&hours=24`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestSummary {
     /// The start of the first hour counted (Unix seconds, server clock).
     pub since: i64,

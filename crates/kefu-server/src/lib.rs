@@ -11,6 +11,7 @@ mod conn;
 pub mod console;
 pub mod faults;
 pub mod fixtures;
+pub mod openapi;
 pub mod push;
 pub mod secrets;
 pub mod startup;

@@ -64,6 +64,8 @@ enum Command {
     Export(portability::ExportArgs),
     /// Load a document `kefu export` wrote into an empty store.
     Import(portability::ImportArgs),
+    /// Print the OpenAPI 3.1 document of kefu's API and WeChat's (as `docs/openapi.json`).
+    Openapi,
 }
 
 fn main() -> std::process::ExitCode {
@@ -100,6 +102,7 @@ fn main() -> std::process::ExitCode {
             Command::Token(args) => wechat::run_token(args).await,
             Command::Export(args) => portability::run_export(args).await,
             Command::Import(args) => portability::run_import(args).await,
+            Command::Openapi => print_openapi(),
         }
     });
     match result {
@@ -109,6 +112,14 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `kefu openapi`: prints the document the server serves at `/kefu/v1/openapi.json`.
+fn print_openapi() -> Result<(), String> {
+    use std::io::Write as _;
+    std::io::stdout()
+        .write_all(kefu_server::openapi::document_text().as_bytes())
+        .map_err(|e| format!("cannot write the document: {e}"))
 }
 
 /// The command line, with the configuration file's settings for `serve` and

@@ -2,6 +2,7 @@
 //! the errcode table as JSON, the contract's check of a request before it is sent, a
 //! console token for an app, the request log's filters and its live stream.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{ErrCode, Rid};
@@ -31,7 +32,7 @@ pub const CONSOLE_TOKEN_SECS: u64 = 7200;
 pub const STREAM_QUEUE: usize = 256;
 
 /// One row of the errcode table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrcodeView {
     /// The errcode.
     pub errcode: i64,
@@ -57,7 +58,7 @@ impl ErrcodeView {
 }
 
 /// `POST /kefu/v1/catalog/{name}/check`: a request as it would be sent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckRequest {
     /// The query parameters, in order (without `access_token`, which the check ignores).
     #[serde(default)]
@@ -68,7 +69,7 @@ pub struct CheckRequest {
 }
 
 /// What the contract's check says of a [`CheckRequest`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckAnswer {
     /// `true` when the contract finds nothing wrong.
     pub ok: bool,
@@ -81,7 +82,7 @@ pub struct CheckAnswer {
 /// `POST /kefu/v1/apps/{appid}/tokens`: a token of the console's own family. It works
 /// wherever an access_token does, for [`CONSOLE_TOKEN_SECS`], costs no quota and
 /// supersedes only the previous console token (docs/behaviour.md, "Console tokens").
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ConsoleToken {
     /// The token.
     pub access_token: crate::Secret,
@@ -92,7 +93,7 @@ pub struct ConsoleToken {
 /// `POST /kefu/v1/apps/{appid}/tokens` with a body: invalidate or expire one of the
 /// app's tokens, named by its value or by the hash [`TokenView`] shows. An empty body
 /// (or `{}`) mints a console token instead.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct AppTokenAction {
     /// What to do; minting a console token when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,7 +108,7 @@ pub struct AppTokenAction {
 
 /// One token of an app (`GET /kefu/v1/apps/{appid}/tokens`, newest first): never the
 /// token itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TokenView {
     /// SHA-256 of the token, in hex: how an action names it.
     pub hash: String,
@@ -133,7 +134,7 @@ pub const MAX_TOKENS_SHOWN: usize = 200;
 
 /// `GET /kefu/v1/requests` query: which of the newest calls to show. Every filter
 /// given must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestFilter {
     /// The app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,7 +174,7 @@ pub const MAX_LAPSED: usize = 200;
 /// What lapsed while the test clock moved from one time to another (the answer to
 /// `POST /kefu/v1/clock`): tokens that expired or whose grace ended, invitations that
 /// ran out, and the daily quota counters that started afresh.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Lapsed {
     /// The clock before the move (Unix seconds).
     pub from: i64,
@@ -190,7 +191,7 @@ pub struct Lapsed {
 }
 
 /// A token that stopped working.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LapsedToken {
     /// Its app (or platform).
     pub appid: String,
@@ -205,7 +206,7 @@ pub struct LapsedToken {
 }
 
 /// An invitation that ran out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LapsedInvitation {
     /// The app.
     pub appid: String,
@@ -218,7 +219,7 @@ pub struct LapsedInvitation {
 }
 
 /// A daily quota counter whose day ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LapsedQuota {
     /// The app.
     pub appid: String,
@@ -230,7 +231,7 @@ pub struct LapsedQuota {
 
 /// The data of an `event: dropped` of the stream: how many calls this reader missed
 /// because it read too slowly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StreamDropped {
     /// Calls missed since the last event.
     pub dropped: u64,

@@ -34,6 +34,7 @@ pub struct NewFan {
 pub struct NewFanBody {
     /// See [`NewFan::openid`].
     #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub openid: Option<String>,
     /// See [`NewFan::nickname`].
     #[serde(default)]

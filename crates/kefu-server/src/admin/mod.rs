@@ -8,6 +8,7 @@ mod fans;
 mod health;
 mod lapsed;
 mod platform;
+mod routes;
 pub mod stream;
 
 use axum::Json;
@@ -17,7 +18,6 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use kefu_api::admin::{
     self as paths, AdminError, AdminErrorCode, Checked, ClockAdvance, ClockView, Invalid,
 };
@@ -25,6 +25,8 @@ use kefu_store::{Snapshot, StoreError};
 use serde::de::DeserializeOwned;
 
 pub use self::apps::create_app;
+use self::routes::Recorder;
+pub use self::routes::Route;
 use crate::clock::MAX_OFFSET_SECS;
 use crate::secrets::matches;
 use crate::state::AppState;
@@ -119,6 +121,14 @@ async fn json_body<T: DeserializeOwned>(state: &AppState, request: Request) -> R
 async fn checked_body<T: Checked>(state: &AppState, request: Request) -> Result<T, Failure> {
     let body: T::Body = json_body(state, request).await?;
     Ok(T::try_from(body)?)
+}
+
+/// Reads the query of an admin call: one that is not what the call takes is
+/// `invalid_query` (400), as a body is `invalid_body`.
+fn query_of<T: DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, Failure> {
+    axum::extract::Query::<T>::try_from_uri(uri)
+        .map(|query| query.0)
+        .map_err(|e| Failure::new(AdminErrorCode::InvalidQuery, e.body_text()))
 }
 
 async fn json_body_within<T: DeserializeOwned>(
@@ -261,8 +271,9 @@ async fn import(State(state): State<AppState>, request: Request) -> Result<Statu
 /// `GET /kefu/v1/headimg/{appid}/{kf_id}/{version}.jpg`: public, like WeChat's image URLs.
 async fn headimg(
     State(state): State<AppState>,
-    Path((appid, kf_id, file)): Path<(String, i64, String)>,
+    Path((appid, kf_id, file)): Path<(String, String, String)>,
 ) -> Result<Response, Failure> {
+    let kf_id: i64 = kf_id.parse().map_err(|_| Failure::not_found("image"))?;
     let version = file
         .strip_suffix(".jpg")
         .and_then(|v| v.parse::<i64>().ok())
@@ -283,66 +294,78 @@ async fn headimg(
     Ok(response)
 }
 
+/// The routes that need the admin token, as registered.
+fn guarded(routes: Recorder) -> Recorder {
+    routes
+        .get(paths::APPS, apps::app_list)
+        .post(paths::APPS, apps::app_create)
+        .get(paths::APP, apps::app_get)
+        .patch(paths::APP, apps::app_update)
+        .delete(paths::APP, apps::app_delete)
+        .post(paths::APP_SECRET, apps::app_rotate_secret)
+        .get(paths::APP_KFS, apps::kf_list)
+        .post(paths::KF_INVITATION, apps::kf_invitation)
+        .post(paths::KF_ONLINE, platform::kf_online)
+        .get(paths::FANS, fans::fan_list)
+        .post(paths::FANS, fans::fan_create)
+        .get(paths::FAN, fans::fan_get)
+        .delete(paths::FAN, fans::fan_delete)
+        .post(paths::FAN_ACTIONS, fans::fan_act)
+        .post(paths::FAN_QUEUE, fans::fan_queue)
+        .get(paths::COMPONENTS, platform::component_list)
+        .post(paths::COMPONENTS, platform::component_create)
+        .get(paths::COMPONENT, platform::component_get)
+        .delete(paths::COMPONENT, platform::component_delete)
+        .post(paths::COMPONENT_TICKET, platform::ticket_issue)
+        .post(
+            paths::COMPONENT_AUTHORIZATIONS,
+            platform::authorization_create,
+        )
+        .get(paths::FAULTS, platform::fault_list)
+        .post(paths::FAULTS, platform::fault_add)
+        .delete(paths::FAULT, platform::fault_delete)
+        .post(paths::TOKENS, platform::token_act)
+        .get(paths::REQUESTS, platform::request_log)
+        .get(paths::REQUESTS_SUMMARY, platform::request_summary)
+        .get(paths::CLOCK, clock_get)
+        .post(paths::CLOCK, clock_advance)
+        .get(paths::CATALOG, console::catalog)
+        .post(paths::CATALOG_CHECK, console::catalog_check)
+        .get(paths::ERRCODES, console::errcodes)
+        .get(paths::APP_TOKENS, console::app_tokens)
+        .post(paths::APP_TOKENS, console::app_tokens_post)
+        .get(paths::REQUESTS_STREAM, stream::request_stream)
+        .get(paths::EXPORT, export)
+        .post(paths::IMPORT, import)
+        .post(paths::RESET, health::reset)
+}
+
+/// The routes anyone may call, as registered.
+fn public(routes: Recorder) -> Recorder {
+    routes
+        .get(paths::HEALTH, health)
+        .get(paths::HEADIMG, headimg)
+        .get(paths::LIVEZ, health::livez)
+        .get(paths::READYZ, health::readyz)
+        .get(paths::OPENAPI, crate::openapi::serve)
+}
+
 /// The admin surface's router: every path is one of the contract's constants
 /// ([`kefu_api::admin`]).
 pub fn router(state: AppState) -> Router<AppState> {
-    use axum::routing::{delete, post};
-    let guarded = Router::new()
-        .route(paths::APPS, get(apps::app_list).post(apps::app_create))
-        .route(
-            paths::APP,
-            get(apps::app_get)
-                .patch(apps::app_update)
-                .delete(apps::app_delete),
-        )
-        .route(paths::APP_SECRET, post(apps::app_rotate_secret))
-        .route(paths::APP_KFS, get(apps::kf_list))
-        .route(paths::KF_INVITATION, post(apps::kf_invitation))
-        .route(paths::KF_ONLINE, post(platform::kf_online))
-        .route(paths::FANS, get(fans::fan_list).post(fans::fan_create))
-        .route(paths::FAN, get(fans::fan_get).delete(fans::fan_delete))
-        .route(paths::FAN_ACTIONS, post(fans::fan_act))
-        .route(paths::FAN_QUEUE, post(fans::fan_queue))
-        .route(
-            paths::COMPONENTS,
-            get(platform::component_list).post(platform::component_create),
-        )
-        .route(
-            paths::COMPONENT,
-            get(platform::component_get).delete(platform::component_delete),
-        )
-        .route(paths::COMPONENT_TICKET, post(platform::ticket_issue))
-        .route(
-            paths::COMPONENT_AUTHORIZATIONS,
-            post(platform::authorization_create),
-        )
-        .route(
-            paths::FAULTS,
-            get(platform::fault_list).post(platform::fault_add),
-        )
-        .route(paths::FAULT, delete(platform::fault_delete))
-        .route(paths::TOKENS, post(platform::token_act))
-        .route(paths::REQUESTS, get(platform::request_log))
-        .route(paths::REQUESTS_SUMMARY, get(platform::request_summary))
-        .route(paths::CLOCK, get(clock_get).post(clock_advance))
-        .route(paths::CATALOG, get(console::catalog))
-        .route(paths::CATALOG_CHECK, post(console::catalog_check))
-        .route(paths::ERRCODES, get(console::errcodes))
-        .route(
-            paths::APP_TOKENS,
-            get(console::app_tokens).post(console::app_tokens_post),
-        )
-        .route(paths::REQUESTS_STREAM, get(stream::request_stream))
-        .route(paths::EXPORT, get(export))
-        .route(paths::IMPORT, post(import))
-        .route(paths::RESET, post(health::reset))
-        .route_layer(middleware::from_fn_with_state(state, require_admin));
-    Router::new()
-        .route(paths::HEALTH, get(health))
-        .route(paths::HEADIMG, get(headimg))
-        .route(paths::LIVEZ, get(health::livez))
-        .route(paths::READYZ, get(health::readyz))
-        .merge(guarded)
+    let (guarded, _) = guarded(Recorder::new()).into_parts();
+    let (public, _) = public(Recorder::new()).into_parts();
+    public.merge(guarded.route_layer(middleware::from_fn_with_state(state, require_admin)))
+}
+
+/// Every route the admin router registers, and whether it needs the admin token.
+#[must_use]
+pub fn registered_routes() -> Vec<(Route, bool)> {
+    let (_, guarded) = guarded(Recorder::new()).into_parts();
+    let (_, public) = public(Recorder::new()).into_parts();
+    let mut all: Vec<(Route, bool)> = guarded.into_iter().map(|r| (r, true)).collect();
+    all.extend(public.into_iter().map(|r| (r, false)));
+    all
 }
 
 /// What answers any other path under [`paths::PREFIX`].

@@ -2,8 +2,8 @@
 //! verdicts, online accounts and the request log.
 
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, Uri};
 use kefu_api::admin::rid_of;
 use kefu_api::admin::{
     AdminErrorCode, AuthorizationView, CallCountView, ComponentView, CreatedAuthorization,
@@ -163,8 +163,9 @@ pub(super) async fn fault_add(
 
 pub(super) async fn fault_delete(
     State(state): State<AppState>,
-    Path(id): Path<u64>,
+    Path(id): Path<String>,
 ) -> Result<StatusCode, Failure> {
+    let id: u64 = id.parse().map_err(|_| Failure::not_found("fault rule"))?;
     if state.faults.remove(id) {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -241,8 +242,9 @@ pub(super) async fn kf_online(
 /// rid (or a pasted errmsg holding one) finds that call alone.
 pub(super) async fn request_log(
     State(state): State<AppState>,
-    Query(filter): Query<RequestFilter>,
+    uri: Uri,
 ) -> Result<Json<Vec<RequestLogEntry>>, Failure> {
+    let filter: RequestFilter = super::query_of(&uri)?;
     let limit = filter.limit.unwrap_or(100).min(1000);
     let path = filter.path.as_deref().filter(|p| !p.is_empty());
     let appid = filter.appid.as_deref().filter(|a| !a.is_empty());
@@ -306,8 +308,9 @@ const MAX_SUMMARY_HOURS: u32 = 7 * 24;
 /// the server clock, counted by app, path and errcode, and what the log holds.
 pub(super) async fn request_summary(
     State(state): State<AppState>,
-    Query(query): Query<SummaryQuery>,
+    uri: Uri,
 ) -> Result<Json<RequestSummary>, Failure> {
+    let query: SummaryQuery = super::query_of(&uri)?;
     let hours = query.hours.unwrap_or(24).clamp(1, MAX_SUMMARY_HOURS);
     let now = state.clock.now();
     // From the start of the hour `hours - 1` before this one.

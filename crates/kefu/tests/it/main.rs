@@ -9,6 +9,7 @@ mod console;
 mod crash;
 mod fixtures;
 mod multi_instance;
+mod openapi;
 mod ops;
 mod portability;
 mod requests;
