@@ -28,7 +28,7 @@ pub use fans::{
     MAX_FANS_PER_APP, NewFan, NewFanBody, QueueRequest, SessionView, TIMELINE_LEN, TimelineEntry,
     WindowView,
 };
-pub use ops::{LIVEZ, READYZ, RESET, Readiness};
+pub use ops::{LIVEZ, METRICS, READYZ, RESET, Readiness};
 
 /// The prefix of every path of the admin surface; no WeChat path starts with it.
 pub const PREFIX: &str = "/kefu/v1";

@@ -156,6 +156,10 @@ pub struct Config {
     pub reset_fixtures: bool,
     /// Whether the web console is served under `/kefu/console/`.
     pub console: bool,
+    /// Whether metrics are kept (and served at `/kefu/v1/metrics`).
+    pub metrics: bool,
+    /// Where metrics are also served, at `/metrics`, without the admin token.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -179,6 +183,8 @@ impl Config {
             fixtures: kefu_api::admin::fixtures::Fixtures::default(),
             reset_fixtures: false,
             console: true,
+            metrics: true,
+            metrics_listen: None,
         }
     }
 }

@@ -11,6 +11,7 @@ mod conn;
 pub mod console;
 pub mod faults;
 pub mod fixtures;
+pub mod metrics;
 pub mod openapi;
 pub mod push;
 pub mod secrets;
@@ -26,7 +27,7 @@ pub use clock::Clock;
 /// routing table, for tests and tools that must cover each one.
 #[must_use]
 pub fn wechat_paths() -> Vec<(&'static str, kefu_api::Method)> {
-    let mut paths: Vec<_> = wechat::Routes::new().paths().collect();
+    let mut paths: Vec<_> = wechat::Routes::new(None).paths().collect();
     paths.sort_by_key(|(path, _)| *path);
     paths
 }

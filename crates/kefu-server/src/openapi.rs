@@ -89,6 +89,8 @@ enum Answer {
     Jpeg,
     /// Server-sent events, for as long as the reader reads.
     EventStream,
+    /// Prometheus's text format.
+    Metrics,
 }
 
 /// A query parameter: name, JSON Schema, description.
@@ -332,6 +334,14 @@ pub const OPERATIONS: &[Operation] = &[
     )
     .body(object),
     op("POST", paths::RESET, "Put the server back to its fixtures"),
+    Operation {
+        answer: Answer::Metrics,
+        ..op(
+            "GET",
+            paths::METRICS,
+            "The server's metrics, for Prometheus",
+        )
+    },
     op("GET", paths::HEALTH, "Whether the server answers")
         .public()
         .answers(200, health),
@@ -411,6 +421,16 @@ fn admin_operation(operation: &Operation) -> Value {
                 json!({
                     "description": "the image",
                     "content": { "image/jpeg": { "schema": { "type": "string", "contentMediaType": "image/jpeg" } } }
+                }),
+            ),
+            Answer::Metrics => (
+                200,
+                json!({
+                    "description": "Prometheus's text format (0.0.4), or OpenMetrics when `Accept` asks for `application/openmetrics-text`",
+                    "content": {
+                        "text/plain": { "schema": { "type": "string" } },
+                        "application/openmetrics-text": { "schema": { "type": "string" } }
+                    }
                 }),
             ),
             Answer::EventStream => (

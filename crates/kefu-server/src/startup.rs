@@ -10,17 +10,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderValue, Method, StatusCode, Version, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
 use kefu_api::AppAlias;
 use kefu_api::admin::{CreatedApp, NewApp};
-use kefu_store::Store;
 use kefu_store::postgres::{PostgresOptions, PostgresStore};
 use kefu_store::sqlite::{SqliteOptions, SqliteStore};
+use kefu_store::{CommitObserver, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -29,6 +29,7 @@ use tower::ServiceExt;
 use crate::clock::Clock;
 use crate::config::{Config, Database, Limits};
 use crate::conn::{Activity, Gate, Watched};
+use crate::metrics::Metrics;
 use crate::secrets::digest;
 use crate::state::{AppState, Shared};
 use crate::tls::{self, TlsMaterial};
@@ -92,12 +93,21 @@ pub async fn maintain(state: &AppState) {
 
 /// Opens (creating or migrating as needed) the store the configuration names.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+    open_store_with(config, None).await
+}
+
+/// Opens the store, telling `commits` of its batches of writes.
+async fn open_store_with(
+    config: &Config,
+    commits: Option<Arc<dyn CommitObserver>>,
+) -> Result<Arc<dyn Store>, StartupError> {
     let store: Arc<dyn Store> = match &config.database {
         Database::Sqlite(path) => {
             let options = SqliteOptions {
-                path: path.clone(),
                 durability: config.durability,
                 log: config.log_limits,
+                commits,
+                ..SqliteOptions::new(path.clone())
             };
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(&options))
                 .await
@@ -109,6 +119,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError>
             let options = PostgresOptions {
                 pool_size: config.pg_pool_size,
                 log: config.log_limits,
+                commits,
                 ..PostgresOptions::new(url.clone())
             };
             let store = PostgresStore::open(&options)
@@ -126,6 +137,8 @@ pub struct Application {
     surface: Arc<Surface>,
     http: TcpListener,
     https: Option<(TcpListener, TlsMaterial)>,
+    /// The listener of `--metrics-listen`.
+    metrics: Option<TcpListener>,
     push_queue: crate::push::PushQueue,
 }
 
@@ -151,6 +164,26 @@ struct Surface {
 }
 
 impl Surface {
+    /// Only the metrics, at `/metrics`, without the admin token (`--metrics-listen`).
+    fn metrics(state: AppState) -> Surface {
+        let router = Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(
+                    |State(state): State<AppState>, headers: HeaderMap| async move {
+                        crate::metrics::scrape(&state, &headers).await
+                    },
+                ),
+            )
+            .fallback(|| async { (StatusCode::NOT_FOUND, "only /metrics is served here\n") })
+            .with_state(state.clone());
+        Surface {
+            state,
+            routes: wechat::Routes::new(None),
+            router,
+        }
+    }
+
     fn new(state: AppState) -> Surface {
         let mut router = admin::router(state.clone());
         if state.console {
@@ -165,8 +198,8 @@ impl Surface {
             .fallback(wechat::invalid_url)
             .with_state(state.clone());
         Surface {
+            routes: wechat::Routes::new(state.metrics.as_deref()),
             state,
-            routes: wechat::Routes::new(),
             router,
         }
     }
@@ -283,7 +316,8 @@ impl Application {
         config: Config,
         clock: Arc<Clock>,
     ) -> Result<Application, StartupError> {
-        let store = open_store(&config).await?;
+        let metrics = config.metrics.then(|| Arc::new(Metrics::new()));
+        let store = open_store_with(&config, metrics.as_ref().map(|m| m.commit_observer())).await?;
         // The shared test clock, as another instance (or a previous run) left it.
         clock.raise_to(
             store
@@ -318,6 +352,7 @@ impl Application {
             console: config.console,
             sessions: Arc::default(),
             live: Arc::default(),
+            metrics,
         });
         let outcome = crate::fixtures::apply(&state, config.reset_fixtures)
             .await
@@ -334,12 +369,17 @@ impl Application {
             }
             None => None,
         };
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let surface = Arc::new(Surface::new(state.clone()));
         Ok(Application {
             state,
             surface,
             http,
             https,
+            metrics,
             push_queue,
         })
     }
@@ -356,6 +396,12 @@ impl Application {
     #[must_use]
     pub fn port(&self) -> u16 {
         self.local_addr().port()
+    }
+
+    /// The address metrics are served on without the admin token, when enabled.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The HTTPS listener's address and certificate file, when enabled.
@@ -435,6 +481,16 @@ impl Application {
                 limits.shutdown_timeout,
             ))
         });
+        let metrics_task = self.metrics.map(|listener| {
+            tokio::spawn(serve(
+                listener,
+                None,
+                Arc::new(Surface::metrics(self.state.clone())),
+                Arc::clone(&gate),
+                stop_rx.clone(),
+                limits.shutdown_timeout,
+            ))
+        });
         let pushing = tokio::spawn(crate::push::run(
             self.state.clone(),
             self.push_queue,
@@ -461,7 +517,7 @@ impl Application {
             limits.shutdown_timeout,
         )
         .await;
-        if let Some(task) = https_task {
+        for task in [https_task, metrics_task].into_iter().flatten() {
             let _ = task.await;
         }
         let _ = housekeeping.await;
@@ -507,6 +563,7 @@ async fn serve(
             }
         };
         let admitted = gate.admit(room);
+        let counted = surface.state.metrics.as_ref().map(|m| m.connection());
         // Answers go out whole: no reason to wait for more to send.
         let _ = stream.set_nodelay(true);
         let https = tls.is_some();
@@ -559,6 +616,7 @@ async fn serve(
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
             drop(admitted);
+            drop(counted);
         });
     }
     drop(listener);

@@ -78,6 +78,17 @@ pub struct Shared {
     pub sessions: Arc<crate::console::Sessions>,
     /// The readers of the live request log.
     pub live: Arc<crate::admin::stream::Live>,
+    /// The metrics, unless the server runs without them.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl Shared {
+    /// Counts a token of `channel` minted, in the metrics when the server keeps them.
+    pub(crate) fn minted(&self, channel: kefu_store::TokenChannel) {
+        if let Some(metrics) = &self.metrics {
+            metrics.token_minted(channel);
+        }
+    }
 }
 
 /// A `getkflist` answer kept for reuse: valid while the store vouches for the same

@@ -55,6 +55,17 @@ pub use model::{
 };
 pub use model::{EndedSession, Fan, FanChange, FanSession, Grant, HistoryRecord, Windows};
 
+/// Told of every batch of writes a store commits (the server's metrics).
+///
+/// On SQLite every write goes through one writer, which commits the writes waiting
+/// together as one transaction; on PostgreSQL the writes every WeChat request may make
+/// (quota counts, nickname changes, token mints) are sent in batches, one statement
+/// each, and other writes are transactions of their own, not told here.
+pub trait CommitObserver: std::fmt::Debug + Send + Sync + 'static {
+    /// `writes` writes were committed together (or failed to be), which took `took`.
+    fn committed(&self, writes: usize, took: std::time::Duration);
+}
+
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -120,6 +120,13 @@ pub(crate) struct ServeArgs {
     /// Do not serve the web console (/kefu/console/).
     #[arg(long, env = "KEFU_NO_CONSOLE", value_parser = clap::builder::BoolishValueParser::new())]
     no_console: bool,
+    /// Keep no metrics (GET /kefu/v1/metrics answers 404).
+    #[arg(long, env = "KEFU_NO_METRICS", value_parser = clap::builder::BoolishValueParser::new())]
+    no_metrics: bool,
+    /// Also serve the metrics at /metrics on this address, without the admin token
+    /// (for a Prometheus that scrapes a port of its own, e.g. 127.0.0.1:9464).
+    #[arg(long, env = "KEFU_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -155,6 +162,13 @@ pub(crate) async fn run(mut args: ServeArgs) -> Result<(), String> {
             LogFormatArg::Json => telemetry::LogFormat::Json,
         },
     );
+    if args.no_metrics && args.metrics_listen.is_some() {
+        return Err(
+            "--metrics-listen serves metrics, which --no-metrics turns off: \
+                    leave out one of them"
+                .to_owned(),
+        );
+    }
     let database = Database::parse(&args.database_url)?;
     let fixtures = std::mem::take(&mut args.declared);
     // A generated certificate is kept beside the SQLite file, or in the working
@@ -214,6 +228,8 @@ pub(crate) async fn run(mut args: ServeArgs) -> Result<(), String> {
         fixtures,
         reset_fixtures: args.reset_fixtures,
         console: !args.no_console,
+        metrics: !args.no_metrics,
+        metrics_listen: args.metrics_listen,
     };
     let app = Application::build(config.clone())
         .await
@@ -245,6 +261,14 @@ pub(crate) async fn run(mut args: ServeArgs) -> Result<(), String> {
     }
     if config.console {
         println!("  console: {base}{}", kefu_api::admin::CONSOLE);
+    }
+    if let Some(metrics_addr) = app.metrics_addr() {
+        println!("  metrics: http://{}/metrics", callable(metrics_addr));
+    } else if config.metrics {
+        println!(
+            "  metrics: {base}{} (admin token)",
+            kefu_api::admin::METRICS
+        );
     }
     println!("  store:  {}", database.describe());
     if admin_generated {

@@ -10,6 +10,10 @@ pub const LIVEZ: &str = "/kefu/v1/livez";
 /// answers and is migrated), 503 with the reason otherwise; needs no token.
 pub const READYZ: &str = "/kefu/v1/readyz";
 
+/// `GET` answers the server's metrics in Prometheus's text format (OpenMetrics when the
+/// `Accept` header asks for it); needs the admin token. 404 when metrics are off.
+pub const METRICS: &str = "/kefu/v1/metrics";
+
 /// `POST` puts the server back to its fixtures (needs the admin token): 204.
 pub const RESET: &str = "/kefu/v1/reset";
 

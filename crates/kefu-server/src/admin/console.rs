@@ -197,6 +197,7 @@ async fn console_token(
             grace_secs: i64::try_from(GRACE_SECS).unwrap_or(0),
         })
         .await?;
+    state.minted(TokenChannel::Console);
     Ok((
         StatusCode::CREATED,
         Json(ConsoleToken {

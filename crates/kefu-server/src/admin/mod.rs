@@ -338,6 +338,12 @@ fn guarded(routes: Recorder) -> Recorder {
         .get(paths::EXPORT, export)
         .post(paths::IMPORT, import)
         .post(paths::RESET, health::reset)
+        .get(paths::METRICS, metrics)
+}
+
+/// `GET /kefu/v1/metrics`.
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    crate::metrics::scrape(&state, &headers).await
 }
 
 /// The routes anyone may call, as registered.

@@ -86,6 +86,7 @@ async fn component_token(
             grace_secs: GRACE,
         })
         .await?;
+    state.minted(TokenChannel::Component);
     tracing::info!(
         component = %component.component_appid,
         token = token_hint(&token),
@@ -170,6 +171,7 @@ pub(crate) async fn api_authorizer_token(state: &AppState, call: &Call) -> Resul
             grace_secs: GRACE,
         })
         .await?;
+    state.minted(TokenChannel::Authorizer);
     tracing::info!(appid, token = token_hint(&token), "authorizer token issued");
     let answer = AuthorizerAccessToken {
         authorizer_access_token: token.into(),

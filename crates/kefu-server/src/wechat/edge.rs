@@ -48,7 +48,7 @@ pub(crate) async fn serve(
     state: &AppState,
     request: Request,
     peer: IpAddr,
-    route: &Route,
+    route: &Route<'_>,
 ) -> Response {
     let started = Instant::now();
     let now = state.clock.now();
@@ -75,8 +75,12 @@ pub(crate) async fn serve(
             "answered -1 system error"
         );
     }
+    let took = started.elapsed();
+    if let Some(metrics) = route.metrics {
+        metrics.answered(answered.errcode, took);
+    }
     if state.request_log {
-        record(state, &call, route, &answered, started);
+        record(state, &call, route, &answered, took);
     }
     let mut response = answered.response();
     if !read.reusable && http1 {
@@ -90,7 +94,7 @@ pub(crate) async fn serve(
 }
 
 /// The handler's answer, or a fault rule's.
-async fn answer(state: &AppState, call: &Call, route: &Route) -> Result<Reply, WxError> {
+async fn answer(state: &AppState, call: &Call, route: &Route<'_>) -> Result<Reply, WxError> {
     if !state.faults.active() {
         return (route.handler)(state, call).await;
     }
@@ -98,6 +102,9 @@ async fn answer(state: &AppState, call: &Call, route: &Route) -> Result<Reply, W
     let Some((rule, fault)) = state.faults.fire(target.as_deref(), call.path()) else {
         return (route.handler)(state, call).await;
     };
+    if let Some(metrics) = &state.metrics {
+        metrics.fault_fired(route.path, fault.errcode);
+    }
     if let (Some(appid), Some(_)) = (&target, &fault.appid) {
         // The rule named this app: the faulted call is its own.
         call.found_caller(appid);
@@ -178,7 +185,7 @@ async fn fault_target(state: &AppState, call: &Call) -> Option<String> {
 }
 
 /// Records the call in the request log.
-fn record(state: &AppState, call: &Call, route: &Route, answered: &Answered, started: Instant) {
+fn record(state: &AppState, call: &Call, route: &Route<'_>, answered: &Answered, took: Duration) {
     let request_body = match call.body() {
         Ok(bytes) => KeptBody::of(bytes),
         Err(ErrCode::ContentSizeOutOfLimit) => {
@@ -193,7 +200,7 @@ fn record(state: &AppState, call: &Call, route: &Route, answered: &Answered, sta
         errcode: answered.errcode,
         invoke_time: call.now,
         details: Box::new(Details {
-            cost_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            cost_ms: i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
             method: call.method().clone(),
             path: route.path,
             query: KeptQuery::of(call.head().uri.query().unwrap_or("")),

@@ -34,6 +34,7 @@ use kefu_api::{Endpoint, ErrCode, Method};
 
 use self::call::Call;
 use self::reply::{Answered, Reply, WxError, new_rid};
+use crate::metrics::{Metrics, PathMetrics};
 use crate::state::AppState;
 
 pub(crate) use self::log::truncated as log_text;
@@ -77,6 +78,9 @@ pub(crate) async fn invalid_url(State(state): State<AppState>, request: Request)
     )
     .await
     .unwrap_or(false);
+    if let Some(metrics) = &state.metrics {
+        metrics.unknown_path();
+    }
     let mut response = Answered::error(ErrCode::InvalidUrl, rid).response();
     if !drained && version <= http::Version::HTTP_11 {
         response
@@ -88,21 +92,23 @@ pub(crate) async fn invalid_url(State(state): State<AppState>, request: Request)
 
 /// One of WeChat's paths, for the methods it takes or the code that refuses the others.
 #[derive(Clone, Copy)]
-pub(crate) struct Route {
+pub(crate) struct Route<'a> {
     /// The path as registered (an endpoint's path or alias).
     pub(crate) path: &'static str,
     /// What answers the call.
     pub(crate) handler: Handler,
     /// The largest body read (larger is 45002).
     pub(crate) max_body: usize,
+    /// The path's metrics, when the server keeps them.
+    pub(crate) metrics: Option<&'a PathMetrics>,
 }
 
-/// An endpoint as registered: its methods, handler and body limit.
-#[derive(Clone, Copy)]
+/// An endpoint's path as registered: its methods, handler, body limit and metrics.
 struct Registered {
     method: Method,
     handler: Handler,
     max_body: usize,
+    metrics: Option<PathMetrics>,
 }
 
 /// Every WeChat endpoint kefu implements, by path (and alias).
@@ -110,12 +116,38 @@ struct Registered {
 /// A table rather than axum's router: WeChat's paths are a fixed set with one rule for
 /// methods, and finding a request's handler here costs a lookup, where the router
 /// cloned services and wrapped futures in layers for every request.
-pub(crate) struct Routes(HashMap<&'static str, Registered>);
+pub(crate) struct Routes {
+    paths: HashMap<&'static str, Registered>,
+}
+
+/// The table being built, and where each path's metrics are made.
+struct Builder<'m> {
+    paths: HashMap<&'static str, Registered>,
+    metrics: Option<&'m Metrics>,
+}
+
+impl Builder<'_> {
+    /// Registers a handler under the endpoint's path and aliases.
+    fn add<E: Endpoint>(&mut self, handler: Handler) {
+        for path in std::iter::once(E::PATH).chain(E::ALIASES.iter().copied()) {
+            let registered = Registered {
+                method: E::METHOD,
+                handler,
+                max_body: E::MAX_BODY,
+                metrics: self.metrics.map(|metrics| metrics.path(path)),
+            };
+            self.paths.insert(path, registered);
+        }
+    }
+}
 
 impl Routes {
-    /// The table.
-    pub(crate) fn new() -> Routes {
-        let mut routes = Routes(HashMap::new());
+    /// The table; each path's handles on `metrics` are made here, once.
+    pub(crate) fn new(metrics: Option<&Metrics>) -> Routes {
+        let mut routes = Builder {
+            paths: HashMap::new(),
+            metrics,
+        };
         routes.add::<stable_token::GetStableToken>(handler!(token::stable_token_post));
         routes.add::<quota::GetQuota>(handler!(openapi::quota_get));
         routes.add::<quota::ClearApiQuota>(handler!(openapi::quota_clear));
@@ -141,24 +173,14 @@ impl Routes {
         routes.add::<msgrecord::GetRecord>(handler!(session::msg_record));
         routes.add::<message_api::SendMessage>(handler!(message::send));
         routes.add::<message_api::SendTyping>(handler!(message::typing));
-        routes
-    }
-
-    /// Registers a handler under the endpoint's path and aliases.
-    fn add<E: Endpoint>(&mut self, handler: Handler) {
-        let registered = Registered {
-            method: E::METHOD,
-            handler,
-            max_body: E::MAX_BODY,
-        };
-        for path in std::iter::once(E::PATH).chain(E::ALIASES.iter().copied()) {
-            self.0.insert(path, registered);
+        Routes {
+            paths: routes.paths,
         }
     }
 
     /// Every path served, with the methods it takes.
     pub(crate) fn paths(&self) -> impl Iterator<Item = (&'static str, Method)> + '_ {
-        self.0
+        self.paths
             .iter()
             .map(|(path, registered)| (*path, registered.method))
     }
@@ -167,8 +189,8 @@ impl Routes {
     /// methods. HEAD is a method like the others: a `curl -I` on `/cgi-bin/token` or
     /// `kfaccount/del` must not mint or delete anything. `None` for a path WeChat does
     /// not have.
-    pub(crate) fn find(&self, path: &str, method: &http::Method) -> Option<Route> {
-        let (path, registered) = self.0.get_key_value(path)?;
+    pub(crate) fn find(&self, path: &str, method: &http::Method) -> Option<Route<'_>> {
+        let (path, registered) = self.paths.get_key_value(path)?;
         let get = method == http::Method::GET;
         let post = method == http::Method::POST;
         let handler = match registered.method {
@@ -182,6 +204,7 @@ impl Routes {
             path,
             handler,
             max_body: registered.max_body,
+            metrics: registered.metrics.as_ref(),
         })
     }
 }

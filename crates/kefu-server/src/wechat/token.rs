@@ -98,6 +98,7 @@ pub(crate) async fn token_get(state: &AppState, call: &Call) -> Result<Reply, Wx
             grace_secs: GRACE,
         })
         .await?;
+    state.minted(TokenChannel::Basic);
     tracing::info!(appid = %app.appid, token = token_hint(&access_token), "token issued");
     Reply::json(&AccessToken {
         access_token: access_token.into(),
@@ -188,7 +189,10 @@ pub(crate) async fn stable_token_post(state: &AppState, call: &Call) -> Result<R
             })
             .await;
         match minted {
-            Ok(()) => break access_token,
+            Ok(()) => {
+                state.minted(TokenChannel::Stable);
+                break access_token;
+            }
             Err(StoreError::Conflict(_)) if attempts < MAX_STABLE_ATTEMPTS => attempts += 1,
             Err(error) => return Err(error.into()),
         }

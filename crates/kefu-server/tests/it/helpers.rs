@@ -29,6 +29,8 @@ pub(crate) struct TestServer {
     pub http: reqwest::Client,
     pub clock: Arc<Clock>,
     pub db_path: PathBuf,
+    /// `http://host:port` of the metrics listener, when configured.
+    pub metrics_base: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -152,6 +154,7 @@ impl TestServer {
             .await
             .expect("server builds");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics_base = app.metrics_addr().map(|addr| format!("http://{addr}"));
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             app.run_until(async {
@@ -165,6 +168,7 @@ impl TestServer {
             http: client(),
             clock,
             db_path: db_path.to_owned(),
+            metrics_base,
             shutdown: Some(shutdown),
             task: Some(task),
             _dir: None,

@@ -13,6 +13,7 @@ mod helpers;
 mod invite;
 mod kf;
 mod malformed;
+mod metrics;
 mod openapi;
 mod outage;
 mod persistence;

@@ -23,7 +23,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{APP_COLUMNS, KF_COLUMNS, TOKEN_COLUMNS, columns, columns_of, family_key, pg};
 use crate::model::{App, CounterKey, Digest, Kf, TokenChannel, TokenRecord};
-use crate::{StoreError, StoreResult, rules};
+use crate::{CommitObserver, StoreError, StoreResult, rules};
 
 /// Most calls sent in one statement.
 const MAX_BATCH: usize = 512;
@@ -61,8 +61,12 @@ fn closed() -> StoreError {
 
 impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
     /// Starts the task that sends the batches: `run` answers a batch's calls, in order,
-    /// or fails them all.
-    fn start<F, Fut>(pool: Pool, run: F) -> Arc<Batcher<Q, A>>
+    /// or fails them all; `commits` is told of each batch (for the kinds that write).
+    fn start<F, Fut>(
+        pool: Pool,
+        run: F,
+        commits: Option<Arc<dyn CommitObserver>>,
+    ) -> Arc<Batcher<Q, A>>
     where
         F: Fn(Pool, Vec<Q>) -> Fut + Send + 'static,
         Fut: Future<Output = StoreResult<Vec<StoreResult<A>>>> + Send + 'static,
@@ -74,7 +78,7 @@ impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
             }),
             wake: Notify::new(),
         });
-        tokio::spawn(serve(Arc::downgrade(&batcher), pool, run));
+        tokio::spawn(serve(Arc::downgrade(&batcher), pool, run, commits));
         batcher
     }
 
@@ -109,8 +113,12 @@ impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
 }
 
 /// The task of one kind of call: one round trip at a time, with every call waiting.
-async fn serve<Q, A, F, Fut>(batcher: Weak<Batcher<Q, A>>, pool: Pool, run: F)
-where
+async fn serve<Q, A, F, Fut>(
+    batcher: Weak<Batcher<Q, A>>,
+    pool: Pool,
+    run: F,
+    commits: Option<Arc<dyn CommitObserver>>,
+) where
     F: Fn(Pool, Vec<Q>) -> Fut,
     Fut: Future<Output = StoreResult<Vec<StoreResult<A>>>>,
 {
@@ -133,7 +141,12 @@ where
             }
             taken.into_iter().unzip()
         };
-        match run(pool.clone(), queries).await {
+        let (writes, started) = (queries.len(), std::time::Instant::now());
+        let answered = run(pool.clone(), queries).await;
+        if let Some(commits) = &commits {
+            commits.committed(writes, started.elapsed());
+        }
+        match answered {
             Ok(answers) => {
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     let _ = reply.send(answer);
@@ -159,14 +172,15 @@ pub(super) struct Batches {
 }
 
 impl Batches {
-    /// Starts one task per kind of call, on the current runtime.
-    pub(super) fn start(pool: &Pool) -> Batches {
+    /// Starts one task per kind of call, on the current runtime; `commits` is told of
+    /// the batches that write.
+    pub(super) fn start(pool: &Pool, commits: Option<Arc<dyn CommitObserver>>) -> Batches {
         Batches {
-            tokens: Batcher::start(pool.clone(), tokens),
-            counts: Batcher::start(pool.clone(), counts),
-            nicknames: Batcher::start(pool.clone(), nicknames),
-            lists: Batcher::start(pool.clone(), lists),
-            mints: Batcher::start(pool.clone(), mints),
+            tokens: Batcher::start(pool.clone(), tokens, None),
+            counts: Batcher::start(pool.clone(), counts, commits.clone()),
+            nicknames: Batcher::start(pool.clone(), nicknames, commits.clone()),
+            lists: Batcher::start(pool.clone(), lists, None),
+            mints: Batcher::start(pool.clone(), mints, commits),
         }
     }
 

@@ -79,6 +79,9 @@ pub struct PostgresOptions {
     /// How much the request log may hold (the bounds on the store are shared by the
     /// instances; each keeps its own memory within its bound).
     pub log: LogLimits,
+    /// Told of every batch of the writes every WeChat request may make (see
+    /// [`crate::CommitObserver`]).
+    pub commits: Option<Arc<dyn crate::CommitObserver>>,
 }
 
 impl PostgresOptions {
@@ -89,6 +92,7 @@ impl PostgresOptions {
             pool_size: 8,
             timeout: Duration::from_secs(5),
             log: LogLimits::default(),
+            commits: None,
         }
     }
 }
@@ -188,7 +192,7 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Internal(format!("cannot build the pool: {e}")))?;
         let store = PostgresStore {
-            batches: batch::Batches::start(&pool),
+            batches: batch::Batches::start(&pool, options.commits.clone()),
             pool,
             log: LogBuffer::new(options.log),
             vacuum: Arc::default(),

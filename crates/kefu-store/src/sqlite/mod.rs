@@ -74,6 +74,8 @@ pub struct SqliteOptions {
     pub durability: Durability,
     /// How much the request log may hold.
     pub log: LogLimits,
+    /// Told of every batch the writer commits.
+    pub commits: Option<Arc<dyn crate::CommitObserver>>,
 }
 
 impl SqliteOptions {
@@ -83,6 +85,7 @@ impl SqliteOptions {
             path: path.into(),
             durability: Durability::Full,
             log: LogLimits::default(),
+            commits: None,
         }
     }
 }
@@ -206,7 +209,13 @@ impl SqliteStore {
             .map_err(internal)?
             .unwrap_or(0);
 
-        let writer = Writer::start(conn, &options.path, Arc::clone(&cache), options.durability)?;
+        let writer = Writer::start(
+            conn,
+            &options.path,
+            Arc::clone(&cache),
+            options.durability,
+            options.commits.clone(),
+        )?;
         // Head images are the one thing not kept in memory; they are read here, beside the
         // writer (WAL lets a reader see the last commit while the writer works).
         let images = Connection::open_with_flags(&options.path, OpenFlags::SQLITE_OPEN_READ_ONLY)

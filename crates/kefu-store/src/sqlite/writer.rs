@@ -39,7 +39,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::Durability;
 use super::cache::Cache;
-use crate::{StoreError, StoreResult};
+use crate::{CommitObserver, StoreError, StoreResult};
 
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 512;
@@ -124,6 +124,8 @@ struct Shared {
     /// The database's WAL file.
     wal: PathBuf,
     checkpointer: Checkpointer,
+    /// Told of every batch.
+    commits: Option<Arc<dyn CommitObserver>>,
 }
 
 #[derive(Default)]
@@ -140,6 +142,7 @@ impl Writer {
         path: &Path,
         cache: Arc<RwLock<Cache>>,
         durability: Durability,
+        commits: Option<Arc<dyn CommitObserver>>,
     ) -> StoreResult<Writer> {
         let sqlite = |e: rusqlite::Error| StoreError::Internal(e.to_string());
         let server = Handle::try_current().ok();
@@ -173,6 +176,7 @@ impl Writer {
             replies,
             wal: PathBuf::from(wal),
             checkpointer,
+            commits,
         });
         runtime.spawn(Arc::clone(&shared).serve());
         Ok(Writer {
@@ -329,7 +333,11 @@ impl Shared {
             }
             return;
         };
+        let (writes, started) = (batch.len(), std::time::Instant::now());
         let (finishes, committed) = run_batch(conn, batch);
+        if let Some(commits) = &self.commits {
+            commits.committed(writes, started.elapsed());
+        }
         if finishes.is_empty() {
             return;
         }

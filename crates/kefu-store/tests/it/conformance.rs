@@ -16,9 +16,9 @@ use kefu_store::postgres::{PostgresOptions, PostgresStore};
 use kefu_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use kefu_store::test_support::PgSchema;
 use kefu_store::{
-    App, Authorization, Component, CounterKey, Digest, InvitationAnswer, Kf, LogFilter, LogLimits,
-    LogUsage, LoggedRequest, Mint, NewInvitation, NewKf, Rotation, Snapshot, StableMint, Store,
-    StoreError, TokenChannel, TokenRecord, Window,
+    App, Authorization, CommitObserver, Component, CounterKey, Digest, InvitationAnswer, Kf,
+    LogFilter, LogLimits, LogUsage, LoggedRequest, Mint, NewInvitation, NewKf, Rotation, Snapshot,
+    StableMint, Store, StoreError, TokenChannel, TokenRecord, Window,
 };
 
 /// Where a test's data lives.
@@ -44,11 +44,22 @@ impl Backend {
 
     /// Opens the store with the request log bounded by `log`.
     async fn open_with(&self, log: LogLimits) -> Arc<dyn Store> {
+        self.open_observed(log, None).await
+    }
+
+    /// Opens the store with the request log bounded by `log`, telling `commits` of its
+    /// batches.
+    async fn open_observed(
+        &self,
+        log: LogLimits,
+        commits: Option<Arc<dyn CommitObserver>>,
+    ) -> Arc<dyn Store> {
         match self {
             Backend::Sqlite(dir, durability) => {
                 let options = SqliteOptions {
                     durability: *durability,
                     log,
+                    commits,
                     ..SqliteOptions::new(dir.path().join("kefu.db"))
                 };
                 Arc::new(SqliteStore::open(&options).expect("open SQLite"))
@@ -56,6 +67,7 @@ impl Backend {
             Backend::Postgres(schema) => {
                 let options = PostgresOptions {
                     log,
+                    commits,
                     ..PostgresOptions::new(schema.url())
                 };
                 Arc::new(
@@ -169,6 +181,7 @@ conformance!(
     a_snapshot_lists_everything_in_one_order,
     readiness_follows_the_schema_version,
     a_replace_leaves_exactly_the_snapshot,
+    concurrent_mints_are_told_as_batches,
 );
 
 const APPID: &str = "wx00000000000000a1";
@@ -1898,4 +1911,44 @@ async fn a_replace_leaves_exactly_the_snapshot(backend: Backend) {
     store.replace(empty, 0).await.unwrap();
     assert!(store.apps().await.unwrap().is_empty());
     assert_eq!(store.clock_offset().await.unwrap(), 0);
+}
+
+/// What a [`CommitObserver`] was told: every batch's writes.
+#[derive(Debug, Default)]
+struct Told(std::sync::Mutex<Vec<usize>>);
+
+impl CommitObserver for Told {
+    fn committed(&self, writes: usize, _took: std::time::Duration) {
+        self.0.lock().unwrap().push(writes);
+    }
+}
+
+async fn concurrent_mints_are_told_as_batches(backend: Backend) {
+    let told = Arc::new(Told::default());
+    let observer: Arc<dyn CommitObserver> = told.clone();
+    let store = backend
+        .open_observed(LogLimits::default(), Some(observer))
+        .await;
+    with_app(&store).await;
+    let before: usize = told.0.lock().unwrap().iter().sum();
+    let tasks: Vec<_> = (1..=40_u8)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            let record = token(APPID, TokenChannel::Basic, 1_000);
+            tokio::spawn(async move { store.issue_token(mint(record, hash(n), 1_000, 300)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("mint");
+    }
+    let batches = told.0.lock().unwrap().clone();
+    let after: usize = batches.iter().sum();
+    assert!(
+        after - before >= 40,
+        "every mint is in a told batch: {batches:?} (before: {before})"
+    );
+    assert!(
+        batches.iter().all(|&writes| writes >= 1),
+        "no empty batch is told: {batches:?}"
+    );
 }

@@ -125,14 +125,15 @@ async fn post(client: &reqwest::Client, url: &str, body: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ci_job_starts_loads_stops_with_sigterm_and_restarts_on_the_same_store() {
     let dir = temp_dir("service");
-    let port = free_port();
+    let (port, metrics_port) = (free_port(), free_port());
     let base = format!("http://127.0.0.1:{port}");
     let config = dir.join("kefu.toml");
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\ndatabase_url = \"kefu.db\"\n\
-             admin_token = {{ env = \"CI_KEFU_ADMIN\" }}\nno_demo = true\n"
+             admin_token = {{ env = \"CI_KEFU_ADMIN\" }}\nno_demo = true\n\
+             metrics_listen = \"127.0.0.1:{metrics_port}\"\n"
         ),
     )
     .unwrap();
@@ -205,6 +206,29 @@ async fn a_ci_job_starts_loads_stops_with_sigterm_and_restarts_on_the_same_store
     while total(&acknowledged) < 200 {
         assert!(writers.iter().any(|w| !w.is_finished()), "the load stopped");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The metrics, on their own port without the token and under the admin token:
+    // every update answered 0 so far is counted.
+    let answered = total(&acknowledged);
+    let updates =
+        "kefu_wechat_requests_total{path=\"/customservice/kfaccount/update\",errcode=\"0\"} ";
+    for request in [
+        client.get(format!("http://127.0.0.1:{metrics_port}/metrics")),
+        client
+            .get(format!("{base}/kefu/v1/metrics"))
+            .bearer_auth(ADMIN),
+    ] {
+        let text = request.send().await.unwrap().text().await.unwrap();
+        let counted: u64 = text
+            .lines()
+            .find_map(|line| line.strip_prefix(updates))
+            .unwrap_or_else(|| panic!("no update counter in\n{text}"))
+            .parse()
+            .unwrap();
+        assert!(
+            counted >= answered,
+            "{counted} counted, {answered} answered"
+        );
     }
     sigterm(&mut served);
     assert_eq!(exit_code(served.take()).await, Some(0), "SIGTERM exits 0");
