@@ -14,7 +14,11 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use kefu_store::{CommitObserver, LogUsage, TokenChannel};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -23,8 +27,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::state::AppState;
 
-/// The most (path, errcode) pairs counted apart in each family; the errcodes of pairs
-/// past it are counted under an empty `errcode`. kefu's own errcodes are a fixed set,
+/// The most (path, errcode) pairs counted apart in each family (calls, faults); the
+/// errcodes of pairs past it are counted under `errcode="other"`. kefu's own errcodes are a fixed set,
 /// but a fault rule may answer any number.
 const MAX_ERRCODE_SERIES: usize = 1024;
 
@@ -37,12 +41,27 @@ const LATENCY_BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
+/// An errcode as a label: the number, or `other` past [`MAX_ERRCODE_SERIES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Errcode {
+    Code(i64),
+    Other,
+}
+
+impl EncodeLabelValue for Errcode {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        match self {
+            Errcode::Code(code) => write!(encoder, "{code}"),
+            Errcode::Other => encoder.write_str("other"),
+        }
+    }
+}
+
 /// A WeChat path and the errcode answered.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PathErrcode {
     path: &'static str,
-    /// `None` (shown empty) once [`MAX_ERRCODE_SERIES`] pairs are counted.
-    errcode: Option<i64>,
+    errcode: Errcode,
 }
 
 /// A WeChat path.
@@ -71,7 +90,7 @@ impl ByErrcode {
     fn counter(&self, path: &'static str, errcode: i64) -> Counter {
         let labels = PathErrcode {
             path,
-            errcode: Some(errcode),
+            errcode: Errcode::Code(errcode),
         };
         if let Some(counter) = self.family.get(&labels) {
             return counter.clone();
@@ -81,7 +100,7 @@ impl ByErrcode {
         } else {
             PathErrcode {
                 path,
-                errcode: None,
+                errcode: Errcode::Other,
             }
         };
         self.family.get_or_create(&labels).clone()
@@ -142,7 +161,8 @@ impl Metrics {
         let faults = ByErrcode::default();
         registry.register(
             "faults_fired",
-            "Calls answered by a fault rule, by path and the rule's errcode",
+            "Calls a fault rule fired on, by path and the rule's errcode (0: a rule that only \
+             delays)",
             faults.family.clone(),
         );
         let minted = Family::<KindLabel, Counter>::default();
@@ -154,7 +174,7 @@ impl Metrics {
         let connections = Gauge::default();
         registry.register(
             "open_connections",
-            "Client connections open now (HTTP and HTTPS)",
+            "Client connections open now (on every listener, the metrics listener's included)",
             connections.clone(),
         );
         let commits = Arc::new(Commits::default());
@@ -229,6 +249,8 @@ impl Metrics {
     /// The metrics as text: Prometheus's format (0.0.4), or OpenMetrics when asked
     /// for; with the store's figures when they came.
     fn encode(&self, figures: Option<Figures>, openmetrics: bool) -> String {
+        // One scrape at a time, so that each shows its own figures.
+        let _scrape = self.scraped.lock();
         *self
             .scraped
             .figures
@@ -315,6 +337,14 @@ struct Figures {
 #[derive(Debug, Default)]
 struct Scraped {
     figures: Mutex<Option<Figures>>,
+    /// Held by a scrape from setting its figures to encoding them.
+    scraping: Mutex<()>,
+}
+
+impl Scraped {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.scraping.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Collector for Scraped {
@@ -329,7 +359,7 @@ impl Collector for Scraped {
         gauge(
             &mut encoder,
             "clock_offset_seconds",
-            "How far the test clock is ahead of real time",
+            "How far the test clock is ahead of real time.",
             figures.clock_offset_secs.max(0).unsigned_abs(),
         )?;
         let Some(log) = figures.log else {
@@ -339,26 +369,26 @@ impl Collector for Scraped {
             &mut encoder,
             "request_log_backlog_calls",
             "Calls the request log holds in memory (the newest, and the failed ones not yet \
-             written to the store)",
+             written to the store).",
             log.memory_calls,
         )?;
         gauge(
             &mut encoder,
             "request_log_backlog_bytes",
-            "The bytes of the calls the request log holds in memory",
+            "The bytes of the calls the request log holds in memory.",
             log.memory_bytes,
         )?;
         gauge(
             &mut encoder,
             "request_log_stored_calls",
-            "Failed calls the request log holds in the store",
+            "Failed calls the request log holds in the store.",
             log.rows,
         )?;
         let dropped = ConstCounter::new(0_u64);
         let mut family = encoder.encode_descriptor(
             "request_log_dropped",
             "Failed calls the request log let go: never written (over its rate or memory \
-             bound, this instance) or deleted from the store to stay within its bounds",
+             bound, this instance) or deleted from the store to stay within its bounds.",
             None,
             dropped.metric_type(),
         )?;
@@ -473,7 +503,7 @@ mod tests {
             "a pair counted before the bound keeps counting"
         );
         assert!(
-            text.contains("kefu_wechat_requests_total{path=\"/cgi-bin/token\",errcode=\"\"} "),
+            text.contains("kefu_wechat_requests_total{path=\"/cgi-bin/token\",errcode=\"other\"} "),
             "{text}"
         );
     }

@@ -159,12 +159,14 @@ impl std::fmt::Debug for Application {
 /// url` for any other path) through axum's router.
 struct Surface {
     state: AppState,
-    routes: wechat::Routes,
+    /// WeChat's paths (none on the metrics listener).
+    routes: Option<wechat::Routes>,
     router: Router,
 }
 
 impl Surface {
-    /// Only the metrics, at `/metrics`, without the admin token (`--metrics-listen`).
+    /// Only the metrics, at `/metrics`, without the admin token (`--metrics-listen`):
+    /// anything else is 404, and a scrape never waits for a reset.
     fn metrics(state: AppState) -> Surface {
         let router = Router::new()
             .route(
@@ -179,7 +181,7 @@ impl Surface {
             .with_state(state.clone());
         Surface {
             state,
-            routes: wechat::Routes::new(None),
+            routes: None,
             router,
         }
     }
@@ -198,7 +200,7 @@ impl Surface {
             .fallback(wechat::invalid_url)
             .with_state(state.clone());
         Surface {
-            routes: wechat::Routes::new(state.metrics.as_deref()),
+            routes: Some(wechat::Routes::new(state.metrics.as_deref())),
             state,
             router,
         }
@@ -209,21 +211,29 @@ impl Surface {
         if https {
             request.extensions_mut().insert(wechat::Https);
         }
+        let Some(routes) = &self.routes else {
+            // The metrics listener: its router answers everything.
+            return match self.router.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+        };
         if request.method() == Method::CONNECT {
             return connect_refused(&self.state);
         }
-        // Every request but a reset and the health checks waits while a reset runs,
-        // and a reset waits for the requests in flight.
+        // Every request but a reset, the health checks and a scrape waits while a reset
+        // runs, and a reset waits for the requests in flight.
         let path = request.uri().path();
         let _shared = if path == kefu_api::admin::RESET
             || path == kefu_api::admin::LIVEZ
             || path == kefu_api::admin::READYZ
+            || path == kefu_api::admin::METRICS
         {
             None
         } else {
             Some(self.state.reset_lock.read().await)
         };
-        if let Some(route) = self.routes.find(request.uri().path(), request.method()) {
+        if let Some(route) = routes.find(request.uri().path(), request.method()) {
             return wechat::edge::serve(&self.state, request, peer.ip(), &route).await;
         }
         request.extensions_mut().insert(ConnectInfo(peer));
@@ -482,11 +492,16 @@ impl Application {
             ))
         });
         let metrics_task = self.metrics.map(|listener| {
+            // A gate of its own: scrapes get in while clients fill the main one.
+            let gate = Gate::start(Limits {
+                max_connections: METRICS_CONNECTIONS,
+                ..limits
+            });
             tokio::spawn(serve(
                 listener,
                 None,
                 Arc::new(Surface::metrics(self.state.clone())),
-                Arc::clone(&gate),
+                gate,
                 stop_rx.clone(),
                 limits.shutdown_timeout,
             ))
@@ -527,6 +542,9 @@ impl Application {
         Ok(())
     }
 }
+
+/// The most connections the metrics listener keeps open.
+const METRICS_CONNECTIONS: usize = 16;
 
 /// How long a client may take to complete its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

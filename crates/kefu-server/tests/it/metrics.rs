@@ -61,6 +61,10 @@ async fn a_scrape_shows_calls_faults_tokens_and_commits(server: TestServer) {
         .get("/cgi-bin/no-such-path")
         .await
         .assert_code(40_066);
+    server
+        .get(&format!("{UPDATE}?access_token={}", app.token))
+        .await
+        .assert_code(43_002);
 
     let unauthenticated = server
         .http
@@ -79,11 +83,16 @@ async fn a_scrape_shows_calls_faults_tokens_and_commits(server: TestServer) {
     assert_eq!(sample(&text, &series(40_001)), Some(1.0), "{text}");
     assert_eq!(sample(&text, &series(45_009)), Some(1.0), "{text}");
     assert_eq!(
+        sample(&text, &series(43_002)),
+        Some(1.0),
+        "a refused method counts under its path"
+    );
+    assert_eq!(
         sample(
             &text,
             &format!("kefu_wechat_request_duration_seconds_count{{path=\"{UPDATE}\"}}")
         ),
-        Some(4.0),
+        Some(5.0),
         "every update is timed"
     );
     assert_eq!(
@@ -173,6 +182,21 @@ async fn a_metrics_listener_serves_them_without_the_token() {
         .await
         .unwrap();
     assert_eq!(elsewhere.status(), 404, "nothing else is served there");
+    let wechat = server
+        .http
+        .post(format!(
+            "{base}/customservice/kfaccount/add?access_token={}",
+            app.token
+        ))
+        .json(&json!({"kf_account": app.account("x"), "nickname": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wechat.status(), 404, "nor WeChat's API");
+    assert!(
+        server.list(&app.token).await.is_empty(),
+        "and nothing was added through it"
+    );
 }
 
 #[tokio::test]

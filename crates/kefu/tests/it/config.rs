@@ -243,3 +243,20 @@ async fn boolean_variables_take_what_people_write() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+#[test]
+fn a_metrics_listener_without_metrics_stops_the_start() {
+    let out = kefu(
+        &["serve", "--no-metrics", "--metrics-listen", "127.0.0.1:0"],
+        &std::env::temp_dir(),
+        &[],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--metrics-listen") && stderr.contains("--no-metrics"),
+        "{stderr}"
+    );
+}
