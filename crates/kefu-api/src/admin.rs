@@ -928,6 +928,8 @@ admin_errors! {
     InvalidProbability = "invalid_probability", 400;
     /// A fault rule's `times` of 0.
     InvalidTimes = "invalid_times", 400;
+    /// A fault rule's `latency_ms` above [`MAX_LATENCY_MS`].
+    InvalidLatency = "invalid_latency", 400;
     /// An online state other than 0 or 1, or a negative accepted_case.
     InvalidStatus = "invalid_status", 400;
     /// A delivery window's rule out of bounds.
@@ -1175,6 +1177,9 @@ pub struct Ticket {
     pub expires_at: i64,
 }
 
+/// The longest a fault rule may hold a call (`latency_ms`): a minute.
+pub const MAX_LATENCY_MS: u64 = 60_000;
+
 /// `POST /kefu/v1/faults`: make a WeChat path misbehave.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "NewFaultBody")]
@@ -1195,7 +1200,7 @@ pub struct NewFault {
     /// Answer it with this probability (0–1); always when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<f64>,
-    /// Wait this long before answering.
+    /// Wait this long before answering (at most [`MAX_LATENCY_MS`]).
     #[serde(default)]
     pub latency_ms: u64,
     /// Perform the call, then answer the errcode anyway ("-1 but applied").
@@ -1225,6 +1230,7 @@ pub struct NewFaultBody {
     pub probability: Option<f64>,
     /// See [`NewFault::latency_ms`].
     #[serde(default)]
+    #[schemars(range(max = 60_000))]
     pub latency_ms: u64,
     /// See [`NewFault::applied`].
     #[serde(default)]
@@ -1251,6 +1257,12 @@ impl TryFrom<NewFaultBody> for NewFault {
             return Err(Invalid::new(
                 AdminErrorCode::InvalidTimes,
                 "times must be at least 1",
+            ));
+        }
+        if body.latency_ms > MAX_LATENCY_MS {
+            return Err(Invalid::new(
+                AdminErrorCode::InvalidLatency,
+                format!("latency_ms must be at most {MAX_LATENCY_MS}"),
             ));
         }
         Ok(NewFault {
@@ -1492,6 +1504,18 @@ mod tests {
                 .unwrap_err()
                 .code,
             AdminErrorCode::InvalidTimes
+        );
+        assert_eq!(
+            checked::<NewFault>(r#"{"path":"/x","latency_ms":60001}"#)
+                .unwrap_err()
+                .code,
+            AdminErrorCode::InvalidLatency
+        );
+        assert_eq!(
+            checked::<NewFault>(r#"{"path":"/x","latency_ms":60000}"#)
+                .unwrap()
+                .latency_ms,
+            MAX_LATENCY_MS
         );
         assert_eq!(
             checked::<NewFault>(r#"{"path":"x"}"#).unwrap_err().code,

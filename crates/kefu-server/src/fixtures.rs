@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
+use kefu_api::admin::NewFault;
 use kefu_api::admin::fixtures::Fixtures;
-use kefu_api::admin::{AdminErrorCode, NewFault};
 use kefu_api::endpoints::component::TICKET_TTL_SECS;
 use kefu_api::endpoints::kf_add::FIRST_KF_ID;
 use kefu_api::endpoints::kf_invite::INVITE_TTL_SECS;
 use kefu_store::{
-    App, AppSnapshot, Authorization, Component, Digest, Invitation, InviteState, Kf, KfSnapshot,
-    Snapshot,
+    App, AppSnapshot, Authorization, Component, Digest, Invitation, InviteState, IssuedTicket, Kf,
+    KfSnapshot, Snapshot,
 };
 
 use crate::admin::Failure;
@@ -174,7 +174,8 @@ impl Prepared {
 /// Brings the store to the fixtures at start: an empty store gets them; a store holding
 /// every declared app and platform with its declared secret keeps what it holds; any
 /// other store contradicts them, and is replaced by them only when `replace` is set.
-/// Fault rules are installed in every case, and the declared tickets issued again.
+/// Fault rules are installed in every case; a replaced store gets the declared tickets
+/// with its document, a kept one those of them it lacks.
 ///
 /// # Errors
 /// What contradicts the fixtures, or why the store refused them.
@@ -202,15 +203,28 @@ pub async fn apply(state: &AppState, replace: bool) -> Result<Outcome, String> {
             ));
         }
     };
-    if outcome != Outcome::Kept {
-        state
-            .store
-            .replace(prepared.snapshot.clone(), prepared.clock_offset)
-            .await
-            .map_err(store_error)?;
-        state.clock.set_offset(prepared.clock_offset);
+    if outcome == Outcome::Kept {
+        install_faults(state, &prepared);
+        // A store kept as it is keeps its tickets; those it lacks are issued again.
+        let expires_at = state.clock.now() + TICKET_TTL_SECS;
+        for (component_appid, hash) in &prepared.tickets {
+            if state
+                .store
+                .ticket(hash)
+                .await
+                .map_err(store_error)?
+                .is_none()
+            {
+                state
+                    .store
+                    .add_ticket(component_appid, *hash, expires_at)
+                    .await
+                    .map_err(store_error)?;
+            }
+        }
+    } else {
+        replace_store(state, &prepared).await.map_err(store_error)?;
     }
-    settle(state, &prepared).await.map_err(store_error)?;
     Ok(outcome)
 }
 
@@ -248,50 +262,49 @@ async fn contradictions(state: &AppState, prepared: &Prepared) -> Result<Vec<Str
     Ok(found)
 }
 
-/// What is not in the store document: tickets (valid 12 hours from now, unless the
-/// store already holds them), and this instance's fault rules.
-async fn settle(state: &AppState, prepared: &Prepared) -> kefu_store::StoreResult<()> {
-    // The fault rules first: swapping them cannot fail.
+/// Replaces the store with the fixtures' document and their tickets (valid 12 hours
+/// from now on the fixtures' clock) in one transaction, then sets the clock and installs
+/// the fault rules: nothing changes when the store refuses.
+async fn replace_store(state: &AppState, prepared: &Prepared) -> kefu_store::StoreResult<()> {
+    let now = state.clock.now() - state.clock.offset() + prepared.clock_offset;
+    let tickets = prepared
+        .tickets
+        .iter()
+        .map(|(component_appid, hash)| IssuedTicket {
+            component_appid: component_appid.clone(),
+            hash: *hash,
+            expires_at: now + TICKET_TTL_SECS,
+        })
+        .collect();
+    state
+        .store
+        .replace(prepared.snapshot.clone(), tickets, prepared.clock_offset)
+        .await?;
+    state.clock.set_offset(prepared.clock_offset);
+    install_faults(state, prepared);
+    Ok(())
+}
+
+/// Swaps this instance's fault rules for the declared ones (it cannot fail).
+fn install_faults(state: &AppState, prepared: &Prepared) {
     for rule in state.faults.list() {
         state.faults.remove(rule.id);
     }
     for fault in &prepared.faults {
         state.faults.add(fault.clone());
     }
-    let expires_at = state.clock.now() + TICKET_TTL_SECS;
-    for (component_appid, hash) in &prepared.tickets {
-        if state.store.ticket(hash).await?.is_some() {
-            // A store kept as it is keeps its tickets.
-            continue;
-        }
-        state
-            .store
-            .add_ticket(component_appid, *hash, expires_at)
-            .await?;
-    }
-    Ok(())
 }
 
-/// `POST /kefu/v1/reset`: waits for the requests in flight, then puts the store, the
-/// clock and the fault rules back to the fixtures in one transaction. No request runs
+/// `POST /kefu/v1/reset`: waits for the requests in flight, then puts the store (with
+/// the declared tickets), the clock and the fault rules back to the fixtures in one
+/// transaction: all of it or, when the store refuses, none of it. No request runs
 /// meanwhile (they wait).
 pub(crate) async fn reset(state: &AppState) -> Result<(), Failure> {
     let _alone = state.reset_lock.write().await;
     let _no_housekeeping = state.housekeeping.lock().await;
     let prepared = Arc::clone(&state.fixtures);
-    state
-        .store
-        .replace(prepared.snapshot.clone(), prepared.clock_offset)
-        .await?;
-    state.clock.set_offset(prepared.clock_offset);
+    replace_store(state, &prepared).await?;
     state.lists.clear();
-    settle(state, &prepared).await.map_err(|e| {
-        tracing::error!(error = %e, "the fixtures' tickets could not be issued after a reset");
-        Failure::new(
-            AdminErrorCode::Internal,
-            "storage failure; see the server log",
-        )
-    })?;
     tracing::info!("reset to the fixtures");
     Ok(())
 }

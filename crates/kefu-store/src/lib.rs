@@ -49,9 +49,9 @@ pub mod roles {
 
 pub use model::{
     App, AppSnapshot, AppSummary, Authorization, CallCount, CallDetails, Component, CounterKey,
-    CurrentToken, Digest, Invitation, InvitationAnswer, InviteState, Kf, KfSnapshot, LogFilter,
-    LogLimits, LogUsage, LoggedRequest, Mint, NewInvitation, NewKf, RecordedCall, Rotation,
-    Snapshot, StableMint, TokenChannel, TokenRecord, Window,
+    CurrentToken, Digest, Invitation, InvitationAnswer, InviteState, IssuedTicket, Kf, KfSnapshot,
+    LogFilter, LogLimits, LogUsage, LoggedRequest, Mint, NewInvitation, NewKf, RecordedCall,
+    Rotation, Snapshot, StableMint, TokenChannel, TokenRecord, Window,
 };
 pub use model::{EndedSession, Fan, FanChange, FanSession, Grant, HistoryRecord, Windows};
 
@@ -340,12 +340,18 @@ pub trait SnapshotStore: Send + Sync + 'static {
     /// holds any app or platform.
     async fn restore(&self, snapshot: Snapshot) -> StoreResult<()>;
 
-    /// Replaces everything the store holds with `snapshot` and the clock offset with
-    /// `clock_offset`, in one transaction: apps, accounts, fans, platforms, tickets,
-    /// tokens, counters and the request log all go first. All or nothing; the snapshot
-    /// is checked as [`SnapshotStore::restore`] checks it. The caller keeps requests
-    /// off this store (of this instance) while it runs.
-    async fn replace(&self, snapshot: Snapshot, clock_offset: i64) -> StoreResult<()>;
+    /// Replaces everything the store holds with `snapshot`, the tickets with `tickets`
+    /// and the clock offset with `clock_offset`, in one transaction: apps, accounts,
+    /// fans, platforms, tickets, tokens, counters and the request log all go first. All
+    /// or nothing; the snapshot is checked as [`SnapshotStore::restore`] checks it, and a
+    /// ticket for a platform the snapshot lacks, or given twice, is `Invalid`. The caller
+    /// keeps requests off this store (of this instance) while it runs.
+    async fn replace(
+        &self,
+        snapshot: Snapshot,
+        tickets: Vec<IssuedTicket>,
+        clock_offset: i64,
+    ) -> StoreResult<()>;
 }
 
 /// An app's fans, simulated: made, moved through their actions, and read with their

@@ -636,6 +636,18 @@ pub struct CurrentToken {
     pub value: Option<String>,
 }
 
+/// A component_verify_ticket [`crate::SnapshotStore::replace`] issues along with the
+/// store document it loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedTicket {
+    /// The platform the ticket is for; the document must hold it.
+    pub component_appid: String,
+    /// The ticket's digest.
+    pub hash: Digest,
+    /// When it expires (Unix seconds, on the test clock).
+    pub expires_at: i64,
+}
+
 /// Everything a store can hand to another: see [`crate::SnapshotStore::snapshot`]. It is the
 /// document `kefu export` writes and `kefu import` reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::model::{
     App, AppSnapshot, Authorization, Component, Digest, Invitation, InvitationAnswer, InviteState,
-    Kf, LogLimits, NewInvitation, NewKf, Rotation, Snapshot, Window,
+    IssuedTicket, Kf, LogLimits, NewInvitation, NewKf, Rotation, Snapshot, Window,
 };
 use crate::{StoreError, StoreResult};
 
@@ -467,3 +467,27 @@ mod tests {
 }
 
 pub(crate) mod conversation;
+
+/// Refuses tickets a replace cannot issue with `snapshot`: one for a platform the
+/// snapshot lacks, or one given twice.
+pub(crate) fn check_tickets(snapshot: &Snapshot, tickets: &[IssuedTicket]) -> StoreResult<()> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, ticket) in tickets.iter().enumerate() {
+        if !snapshot
+            .components
+            .iter()
+            .any(|c| c.component_appid == ticket.component_appid)
+        {
+            return Err(StoreError::Invalid(format!(
+                "tickets[{i}]: platform {} is not in the document",
+                ticket.component_appid
+            )));
+        }
+        if !seen.insert(ticket.hash) {
+            return Err(StoreError::Invalid(format!(
+                "tickets[{i}]: the ticket is given twice"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -2,25 +2,27 @@
 //! events (README, "Console", "The live request log"). Each reader has a bounded queue;
 //! a reader too slow to keep up misses calls and is told how many, where they would have
 //! been (`event: dropped`). With no
-//! reader, a call costs one atomic load. Every stream ends when the server stops.
+//! reader, a call costs one atomic load. Every stream ends when the server stops; one
+//! opened with a console session ends within [`SESSION_CHECK`] of the session's end.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::Frame;
 use kefu_api::admin::{STREAM_QUEUE, StreamDropped};
-use kefu_store::RecordedCall;
+use kefu_store::{Digest, RecordedCall};
 use tokio::sync::mpsc;
 
 use super::Failure;
+use crate::console::Sessions;
 use crate::state::AppState;
 
 /// The most readers at once; past it the stream is refused (429-like `conflict`). With
@@ -31,6 +33,10 @@ pub const MAX_READERS: usize = 16;
 /// How often an idle stream sends a comment, so that proxies and the connection
 /// sweeper see it alive (more often when the idle timeout is shorter).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How often a stream opened with a console session looks whether the session is still
+/// live (signed out or expired: the stream ends).
+pub const SESSION_CHECK: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 struct Reader {
@@ -110,6 +116,7 @@ impl Live {
             events,
             keep_alive,
             opened: false,
+            session: None,
         })
     }
 
@@ -127,6 +134,27 @@ struct Stream {
     events: mpsc::Receiver<Bytes>,
     keep_alive: tokio::time::Interval,
     opened: bool,
+    /// The console session the stream was opened with, if any: it lasts as long.
+    session: Option<SessionBound>,
+}
+
+/// A console session a stream lives no longer than.
+struct SessionBound {
+    sessions: Arc<Sessions>,
+    id: Digest,
+    check: tokio::time::Interval,
+}
+
+impl SessionBound {
+    /// Whether the session has ended, by the last look (taken when the check is due).
+    fn ended(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.check.poll_tick(cx).is_ready() {
+            if !self.sessions.is_live(&self.id) {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 impl http_body::Body for Stream {
@@ -137,6 +165,13 @@ impl http_body::Body for Stream {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self
+            .session
+            .as_mut()
+            .is_some_and(|session| session.ended(cx))
+        {
+            return Poll::Ready(None);
+        }
         if !self.opened {
             // A first comment, so that the reader knows the stream is open.
             self.opened = true;
@@ -157,17 +192,35 @@ impl http_body::Body for Stream {
     }
 }
 
-/// `GET /kefu/v1/requests/stream`.
-pub(super) async fn request_stream(State(state): State<AppState>) -> Result<Response, Failure> {
+/// `GET /kefu/v1/requests/stream`: with the admin token the stream lasts until the
+/// server stops; with a console session (and no token), until that session ends too.
+pub(super) async fn request_stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
     let keep_alive = KEEP_ALIVE
         .min(state.limits.idle_timeout / 2)
         .max(Duration::from_millis(100));
-    let stream = state.live.subscribe(keep_alive).ok_or_else(|| {
+    let session = if headers.contains_key(header::AUTHORIZATION) {
+        None
+    } else {
+        state.sessions.session_of(&headers).map(|id| {
+            let mut check = tokio::time::interval(SESSION_CHECK);
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            SessionBound {
+                sessions: Arc::clone(&state.sessions),
+                id,
+                check,
+            }
+        })
+    };
+    let mut stream = state.live.subscribe(keep_alive).ok_or_else(|| {
         Failure::new(
             kefu_api::admin::AdminErrorCode::Conflict,
             format!("the stream has {MAX_READERS} readers already, or the server is stopping"),
         )
     })?;
+    stream.session = session;
     let mut response = Response::new(Body::new(stream));
     let headers = response.headers_mut();
     headers.insert(

@@ -87,6 +87,23 @@ impl Sessions {
             .map(|s| s.csrf.clone())
     }
 
+    /// The live session the request's cookie names, by its digest (see
+    /// [`Sessions::is_live`]).
+    #[must_use]
+    pub fn session_of(&self, headers: &HeaderMap) -> Option<Digest> {
+        let id = digest(cookie(headers)?);
+        self.is_live(&id).then_some(id)
+    }
+
+    /// Whether the session `id` (from [`Sessions::session_of`]) is live: neither signed
+    /// out, nor expired, nor ended by a newer one.
+    #[must_use]
+    pub fn is_live(&self, id: &Digest) -> bool {
+        self.lock()
+            .iter()
+            .any(|s| s.created.elapsed() < SESSION_TTL && same(id, &s.id))
+    }
+
     fn close(&self, headers: &HeaderMap) {
         if let Some(id) = cookie(headers).map(digest) {
             self.lock().retain(|s| !same(&id, &s.id));

@@ -435,6 +435,67 @@ async fn the_request_log_filters_by_path_errcode_and_a_pasted_errmsg() {
 }
 
 #[tokio::test]
+async fn a_stream_opened_with_a_session_ends_when_the_session_signs_out() {
+    let server = TestServer::spawn().await;
+    let app = server.app("signedout").await;
+    let (cookie, csrf) = sign_in(&server).await;
+    let mut by_session = plain()
+        .get(server.url("/kefu/v1/requests/stream"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_session.status(), 200);
+    let mut by_token = server
+        .admin(Method::GET, "/kefu/v1/requests/stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_token.status(), 200);
+    // The first chunks say the streams are open: both readers are registered by then.
+    for stream in [&mut by_session, &mut by_token] {
+        let opened = stream.chunk().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&opened).starts_with(':'));
+    }
+
+    let out = plain()
+        .post(server.url("/kefu/console/signout"))
+        .header(COOKIE, &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", csrf.as_str())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    // The session's stream ends within a second or so (keep-alive comments aside).
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        while let Some(chunk) = by_session.chunk().await.ok().flatten() {
+            assert!(
+                String::from_utf8_lossy(&chunk).starts_with(':'),
+                "no call was made"
+            );
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session");
+
+    // The token's stream goes on.
+    let failed = server.update(&app.token, "nobody@signedout", "n").await;
+    let rid = kefu_api::Rid::from_errmsg(failed.errmsg())
+        .unwrap()
+        .to_string();
+    let mut seen = String::new();
+    while !seen.contains(&rid) {
+        let chunk = by_token
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the token's stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
 async fn the_stream_shows_each_call_as_it_is_made_and_ends_with_the_server() {
     let server = TestServer::spawn().await;
     let app = server.app("stream").await;

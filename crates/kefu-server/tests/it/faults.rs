@@ -147,15 +147,23 @@ async fn rules_by_app_probability_latency_and_removal() {
     );
     assert!(started.elapsed().as_millis() >= 300);
 
-    for bad in [
-        json!({"path": "no-slash"}),
-        json!({"path": "/x", "probability": 2.0}),
-        json!({"path": "/x", "times": 0}),
+    for (bad, error) in [
+        (json!({"path": "no-slash"}), "invalid_path"),
+        (
+            json!({"path": "/x", "probability": 2.0}),
+            "invalid_probability",
+        ),
+        (json!({"path": "/x", "times": 0}), "invalid_times"),
+        (
+            json!({"path": "/x", "latency_ms": 60_001}),
+            "invalid_latency",
+        ),
     ] {
-        let (status, _) = server
+        let (status, answer) = server
             .admin_json(Method::POST, "/kefu/v1/faults", Some(bad.clone()))
             .await;
         assert_eq!(status, 400, "{bad}");
+        assert_eq!(answer["error"], error, "{bad}: {answer}");
     }
 }
 

@@ -1,6 +1,7 @@
 //! The PostgreSQL store's export and import ([`SnapshotStore`]).
 
 use super::*;
+use crate::IssuedTicket;
 use crate::roles::*;
 
 #[async_trait]
@@ -75,8 +76,14 @@ impl SnapshotStore for PostgresStore {
         Ok(snapshot)
     }
 
-    async fn replace(&self, snapshot: Snapshot, clock_offset: i64) -> StoreResult<()> {
+    async fn replace(
+        &self,
+        snapshot: Snapshot,
+        tickets: Vec<IssuedTicket>,
+        clock_offset: i64,
+    ) -> StoreResult<()> {
         snapshot.check()?;
+        rules::check_tickets(&snapshot, &tickets)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         // Every table at once, exclusively: other instances' requests wait for the
@@ -89,6 +96,19 @@ impl SnapshotStore for PostgresStore {
         .await
         .map_err(pg)?;
         insert_snapshot(&tx, &snapshot).await?;
+        for ticket in &tickets {
+            tx.execute(
+                "INSERT INTO component_tickets (hash, component_appid, expires_at) VALUES \
+                 ($1, $2, $3)",
+                &[
+                    &&ticket.hash[..],
+                    &ticket.component_appid,
+                    &ticket.expires_at,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
         tx.execute(
             "INSERT INTO clock (id, offset_secs) VALUES (1, $1)",
             &[&clock_offset],

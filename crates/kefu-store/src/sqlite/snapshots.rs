@@ -1,6 +1,7 @@
 //! The SQLite store's export and import ([`SnapshotStore`]).
 
 use super::*;
+use crate::IssuedTicket;
 use crate::roles::*;
 
 #[async_trait]
@@ -59,8 +60,13 @@ impl SnapshotStore for SqliteStore {
         .await
     }
 
-    async fn replace(&self, snapshot: Snapshot, clock_offset: i64) -> StoreResult<()> {
-        self.replace_all(snapshot, clock_offset).await
+    async fn replace(
+        &self,
+        snapshot: Snapshot,
+        tickets: Vec<IssuedTicket>,
+        clock_offset: i64,
+    ) -> StoreResult<()> {
+        self.replace_all(snapshot, tickets, clock_offset).await
     }
 
     async fn restore(&self, snapshot: Snapshot) -> StoreResult<()> {
@@ -86,8 +92,14 @@ impl SnapshotStore for SqliteStore {
 }
 
 impl SqliteStore {
-    async fn replace_all(&self, snapshot: Snapshot, clock_offset: i64) -> StoreResult<()> {
+    async fn replace_all(
+        &self,
+        snapshot: Snapshot,
+        tickets: Vec<IssuedTicket>,
+        clock_offset: i64,
+    ) -> StoreResult<()> {
         snapshot.check()?;
+        rules::check_tickets(&snapshot, &tickets)?;
         // No housekeeping round writes counters or calls of before the replace after it.
         let _one_at_a_time = self.maintaining.lock().await;
         let stored = Arc::clone(&self.clock_offset);
@@ -99,6 +111,20 @@ impl SqliteStore {
             conn.execute("UPDATE log_usage SET rows = 0, bytes = 0, dropped = 0", [])
                 .map_err(internal)?;
             insert_snapshot(conn, &snapshot)?;
+            for ticket in &tickets {
+                conn.prepare_cached(
+                    "INSERT INTO component_tickets (hash, component_appid, \
+                    expires_at) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        ticket.hash,
+                        ticket.component_appid,
+                        ticket.expires_at
+                    ])
+                })
+                .map_err(internal)?;
+            }
             conn.execute(
                 "INSERT INTO clock (id, offset_secs) VALUES (1, ?1)",
                 params![clock_offset],

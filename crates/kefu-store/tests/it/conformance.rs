@@ -150,6 +150,7 @@ macro_rules! conformance {
 }
 
 mod conversation;
+mod snapshots;
 
 conformance!(
     apps_are_created_changed_and_deleted,
@@ -1876,7 +1877,10 @@ async fn a_replace_leaves_exactly_the_snapshot(backend: Backend) {
         .await
         .unwrap();
 
-    store.replace(snapshot.clone(), 60).await.unwrap();
+    store
+        .replace(snapshot.clone(), Vec::new(), 60)
+        .await
+        .unwrap();
     let check = |store: Arc<dyn Store>| {
         let (snapshot, day) = (snapshot.clone(), day.clone());
         async move {
@@ -1899,7 +1903,7 @@ async fn a_replace_leaves_exactly_the_snapshot(backend: Backend) {
     let mut bad = snapshot.clone();
     bad.version = 99;
     assert!(matches!(
-        store.replace(bad, 0).await,
+        store.replace(bad, Vec::new(), 0).await,
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(store.snapshot().await.unwrap(), snapshot);
@@ -1908,7 +1912,7 @@ async fn a_replace_leaves_exactly_the_snapshot(backend: Backend) {
         version: Snapshot::VERSION,
         ..Snapshot::default()
     };
-    store.replace(empty, 0).await.unwrap();
+    store.replace(empty, Vec::new(), 0).await.unwrap();
     assert!(store.apps().await.unwrap().is_empty());
     assert_eq!(store.clock_offset().await.unwrap(), 0);
 }

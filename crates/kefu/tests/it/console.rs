@@ -113,6 +113,32 @@ async fn type_into(driver: &WebDriver, id: &str, value: &str) {
     input.send_keys(value).await.unwrap();
 }
 
+/// Opens the debugger on `api` for `appid`, its page rendered.
+async fn open_debugger(driver: &WebDriver, console: &str, appid: &str, api: &str) {
+    driver
+        .goto(format!("{console}debugger?app={appid}&api={api}"))
+        .await
+        .unwrap();
+    page_ready(driver).await;
+}
+
+/// In the open debugger: types `body`, waits for the contract's check to say `verdict`
+/// (when given), sends, and waits for the answer's errcode to show `errcode`; answers
+/// the errcode as shown (with its meaning).
+async fn send_in_debugger(
+    driver: &WebDriver,
+    body: &str,
+    verdict: Option<&str>,
+    errcode: &str,
+) -> String {
+    type_into(driver, "raw-body", body).await;
+    if let Some(verdict) = verdict {
+        shows(driver, "check-verdict", verdict).await;
+    }
+    element(driver, "send").await.click().await.unwrap();
+    shows(driver, "response-errcode", errcode).await
+}
+
 /// Screenshots at laptop and phone width.
 struct Shots(PathBuf);
 
@@ -436,11 +462,7 @@ async fn the_console_in_a_real_browser() {
 
     // The debugger: a malformed body on purpose shows 47001, its meaning and the
     // server's reason; a good one answers 0.
-    driver
-        .goto(format!("{console}debugger?app={appid}&api=kf_update"))
-        .await
-        .unwrap();
-    page_ready(&driver).await;
+    open_debugger(&driver, &console, &appid, "kf_update").await;
     element(&driver, "get-token").await.click().await.unwrap();
     until("the token to be fetched", || async {
         let shown = driver
@@ -453,10 +475,13 @@ async fn the_console_in_a_real_browser() {
         shown.contains('…').then_some(())
     })
     .await;
-    type_into(&driver, "raw-body", r#"{"kf_account": "alice@shop", "#).await;
-    shows(&driver, "check-verdict", "47001").await;
-    element(&driver, "send").await.click().await.unwrap();
-    let errcode = shows(&driver, "response-errcode", "47001").await;
+    let errcode = send_in_debugger(
+        &driver,
+        r#"{"kf_account": "alice@shop", "#,
+        Some("47001"),
+        "47001",
+    )
+    .await;
     assert!(
         errcode.len() > "47001 — ".len() + 5,
         "no meaning: {errcode}"
@@ -466,32 +491,24 @@ async fn the_console_in_a_real_browser() {
     shots.take(&driver, "debugger").await;
     // A 17-character nickname: the contract's check says 65403 before sending, and the
     // server answers it with its reason.
-    type_into(
+    send_in_debugger(
         &driver,
-        "raw-body",
         r#"{"kf_account":"alice@shop","nickname":"12345678901234567"}"#,
+        Some("65403"),
+        "65403",
     )
     .await;
-    shows(&driver, "check-verdict", "65403").await;
-    element(&driver, "send").await.click().await.unwrap();
-    shows(&driver, "response-errcode", "65403").await;
     let reason = text(&driver, "response-reason").await;
     assert!(reason.contains("nickname"), "{reason}");
-    type_into(
+    send_in_debugger(
         &driver,
-        "raw-body",
         r#"{"kf_account":"alice@shop","nickname":"Alice Three"}"#,
+        Some("nothing wrong"),
+        "0 — ",
     )
     .await;
-    shows(&driver, "check-verdict", "nothing wrong").await;
-    element(&driver, "send").await.click().await.unwrap();
-    shows(&driver, "response-errcode", "0 — ").await;
     // A message's fields inside objects have inputs too: `text.content` edits the body.
-    driver
-        .goto(format!("{console}debugger?app={appid}&api=message_send"))
-        .await
-        .unwrap();
-    page_ready(&driver).await;
+    open_debugger(&driver, &console, &appid, "message_send").await;
     type_into(&driver, "field-text.content", "From the form").await;
     on_page(&driver, "the body to carry the nested field", || async {
         let raw = driver.find(testid("raw-body")).await.ok()?;
@@ -582,19 +599,14 @@ async fn the_console_in_a_real_browser() {
         .unwrap();
     shows(&driver, "faults-list", "/customservice/kfaccount/update").await;
     shots.take(&driver, "clock").await;
-    driver
-        .goto(format!("{console}debugger?app={appid}&api=kf_update"))
-        .await
-        .unwrap();
-    page_ready(&driver).await;
-    type_into(
+    open_debugger(&driver, &console, &appid, "kf_update").await;
+    send_in_debugger(
         &driver,
-        "raw-body",
         r#"{"kf_account":"alice@shop","nickname":"Alice Four"}"#,
+        None,
+        "45009",
     )
     .await;
-    element(&driver, "send").await.click().await.unwrap();
-    shows(&driver, "response-errcode", "45009").await;
     let why = text(&driver, "response-reason").await;
     assert!(why.contains("fault"), "{why}");
 
@@ -607,19 +619,14 @@ async fn the_console_in_a_real_browser() {
         .await
         .unwrap();
     shows(&driver, "clock-now", "offset 2 h").await;
-    driver
-        .goto(format!("{console}debugger?app={appid}&api=kf_update"))
-        .await
-        .unwrap();
-    page_ready(&driver).await;
-    type_into(
+    open_debugger(&driver, &console, &appid, "kf_update").await;
+    send_in_debugger(
         &driver,
-        "raw-body",
         r#"{"kf_account":"alice@shop","nickname":"Alice Five"}"#,
+        None,
+        "42001",
     )
     .await;
-    element(&driver, "send").await.click().await.unwrap();
-    shows(&driver, "response-errcode", "42001").await;
     let why = text(&driver, "response-reason").await;
     assert!(why.contains("expired"), "{why}");
 

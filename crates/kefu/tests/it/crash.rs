@@ -2,14 +2,12 @@
 //! restart on the same file, every update that had been answered errcode 0 is there.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::common;
 use crate::common::{Kefu, free_port};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 const ADMIN: &str = "crash-admin-token";
 const APPID: &str = "wx00000000000000cc";
@@ -54,85 +52,17 @@ async fn acknowledged_updates_survive_sigkill_with(durability: &str) {
         .unwrap();
     assert_eq!(created.status(), 201);
     let token = token(&http, &base).await;
-    for i in 0..ACCOUNTS {
-        let body = json!({"kf_account": format!("k{i}@crash"), "nickname": "s0"});
-        let answer: Value = http
-            .post(format!(
-                "{base}/customservice/kfaccount/add?access_token={token}"
-            ))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(answer["errcode"], 0);
-    }
-
-    // One writer per account, each sending s1, s2, … in order and noting the last
-    // sequence number answered 0.
-    let acknowledged: Arc<Vec<AtomicU64>> =
-        Arc::new((0..ACCOUNTS).map(|_| AtomicU64::new(0)).collect());
-    let writers: Vec<_> = (0..ACCOUNTS)
-        .map(|i| {
-            let (http, acknowledged) = (http.clone(), Arc::clone(&acknowledged));
-            let url = format!("{base}/customservice/kfaccount/update?access_token={token}");
-            tokio::spawn(async move {
-                for seq in 1.. {
-                    let body =
-                        json!({"kf_account": format!("k{i}@crash"), "nickname": format!("s{seq}")});
-                    let Ok(response) = http.post(&url).json(&body).send().await else {
-                        return;
-                    };
-                    let Ok(answer) = response.json::<Value>().await else {
-                        return;
-                    };
-                    if answer["errcode"] != 0 {
-                        return;
-                    }
-                    acknowledged[i].store(seq, Ordering::SeqCst);
-                }
-            })
-        })
-        .collect();
+    let load = common::Load::start(&http, &base, &token, "crash", ACCOUNTS).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     kefu.child.kill().expect("SIGKILL");
     let _ = kefu.child.wait();
-    for writer in writers {
-        let _ = writer.await;
-    }
-    let acked: Vec<u64> = acknowledged
-        .iter()
-        .map(|a| a.load(Ordering::SeqCst))
-        .collect();
+    let acked = load.finish().await;
     assert!(acked.iter().sum::<u64>() > 100, "the load ran: {acked:?}");
     drop(kefu);
 
     // The store opens cleanly and holds every acknowledged update (or the one in flight).
     let _kefu = start(&db, durability, port, &http).await;
     let token = self::token(&http, &base).await;
-    let list: Value = http
-        .get(format!(
-            "{base}/cgi-bin/customservice/getkflist?access_token={token}"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let list = list["kf_list"].as_array().expect("a list");
-    assert_eq!(list.len(), ACCOUNTS);
-    for kf in list {
-        let account = kf["kf_account"].as_str().unwrap();
-        let i: usize = account[1..account.find('@').unwrap()].parse().unwrap();
-        let stored: u64 = kf["kf_nick"].as_str().unwrap()[1..].parse().unwrap();
-        assert!(
-            stored == acked[i] || stored == acked[i] + 1,
-            "{account}: stored s{stored}, last acknowledged s{}",
-            acked[i]
-        );
-    }
+    common::assert_acknowledged(&http, &base, &token, &acked).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

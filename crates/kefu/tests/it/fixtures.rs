@@ -322,6 +322,10 @@ fn a_mistake_in_the_fixtures_names_the_file_and_line() {
             ":3: secret: the environment variable KEFU_TEST_NO_SUCH is not set",
         ),
         ("clock_offset = 1\n", ":1: unknown field `clock_offset`"),
+        (
+            "[[faults]]\npath = \"/cgi-bin/token\"\nlatency_ms = 60001\n",
+            ":1: latency_ms must be at most 60000",
+        ),
     ] {
         std::fs::write(&config, text).unwrap();
         let out = kefu(&["serve", "--config", config.to_str().unwrap()])

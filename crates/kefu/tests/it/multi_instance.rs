@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::common;
-use crate::common::{Kefu, free_port, http};
+use crate::common::{Kefu, free_port, get_json, http, post_json};
 use kefu_store::test_support::PgSchema;
 use serde_json::{Value, json};
 
@@ -24,21 +24,6 @@ async fn start(schema: &PgSchema, n: usize, http: &reqwest::Client) -> Vec<Kefu>
         instances.push(common::serve(schema.url(), free_port(), ADMIN, &extra, http).await);
     }
     instances
-}
-
-async fn get(http: &reqwest::Client, url: String) -> Value {
-    http.get(url).send().await.unwrap().json().await.unwrap()
-}
-
-async fn post(http: &reqwest::Client, url: String, body: Value) -> Value {
-    http.post(url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 async fn admin(http: &reqwest::Client, kefu: &Kefu, path: &str, body: Value) -> (u16, Value) {
@@ -64,7 +49,7 @@ async fn create_app(http: &reqwest::Client, kefu: &Kefu, settings: Value) {
 }
 
 async fn token(http: &reqwest::Client, kefu: &Kefu) -> Value {
-    get(
+    get_json(
         http,
         format!(
             "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}",
@@ -83,7 +68,7 @@ async fn access_token(http: &reqwest::Client, kefu: &Kefu) -> String {
 }
 
 async fn list(http: &reqwest::Client, kefu: &Kefu, token: &str) -> Value {
-    get(
+    get_json(
         http,
         format!(
             "{}/cgi-bin/customservice/getkflist?access_token={token}",
@@ -122,7 +107,11 @@ async fn spread(
         .map(|(i, body)| {
             let url = kf_url(&instances[i % instances.len()], action, token);
             let http = http.clone();
-            tokio::spawn(async move { post(&http, url, body).await["errcode"].as_i64().unwrap() })
+            tokio::spawn(async move {
+                post_json(&http, url, body).await["errcode"]
+                    .as_i64()
+                    .unwrap()
+            })
         })
         .collect();
     let mut codes = Vec::new();
@@ -171,12 +160,12 @@ async fn tokens_changes_and_the_clock_are_shared() {
     let first = access_token(&http, a).await;
     let body = json!({"kf_account": "one@multi", "nickname": "before"});
     assert_eq!(
-        post(&http, kf_url(a, "add", &first), body).await["errcode"],
+        post_json(&http, kf_url(a, "add", &first), body).await["errcode"],
         0
     );
     let body = json!({"kf_account": "one@multi", "nickname": "after"});
     assert_eq!(
-        post(&http, kf_url(a, "update", &first), body).await["errcode"],
+        post_json(&http, kf_url(a, "update", &first), body).await["errcode"],
         0
     );
     let listed = list(&http, b, &first).await;
@@ -207,7 +196,7 @@ async fn tokens_changes_and_the_clock_are_shared() {
     // rid/get on B finds a failed call made on A, once A has written its log (each
     // second).
     let third = access_token(&http, b).await;
-    let failed = post(
+    let failed = post_json(
         &http,
         kf_url(a, "del", &third),
         json!({"kf_account": "nobody@multi"}),
@@ -223,7 +212,7 @@ async fn tokens_changes_and_the_clock_are_shared() {
         .to_owned();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let found = post(
+        let found = post_json(
             &http,
             format!("{}/cgi-bin/openapi/rid/get?access_token={third}", b.base),
             json!({ "rid": rid }),
@@ -321,7 +310,7 @@ async fn invariants_hold_across_three_instances() {
                 format!("{}/cgi-bin/stable_token", kefus[i % 3].base),
             );
             let body = json!({"grant_type": "client_credential", "appid": APPID, "secret": SECRET});
-            tokio::spawn(async move { post(&http, url, body).await })
+            tokio::spawn(async move { post_json(&http, url, body).await })
         })
         .collect();
     let mut stable = Vec::new();
@@ -347,7 +336,7 @@ async fn invariants_hold_across_three_instances() {
                 "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}",
                 kefus[i % 3].base
             );
-            tokio::spawn(async move { get(&http, url).await })
+            tokio::spawn(async move { get_json(&http, url).await })
         })
         .collect();
     let mut fetched = Vec::new();
@@ -415,7 +404,11 @@ async fn a_window_of_five_lets_five_of_twenty_sends_through_across_two_instances
                 kefus[i % 2].base
             );
             let http = http.clone();
-            tokio::spawn(async move { post(&http, url, body).await["errcode"].as_i64().unwrap() })
+            tokio::spawn(async move {
+                post_json(&http, url, body).await["errcode"]
+                    .as_i64()
+                    .unwrap()
+            })
         })
         .collect();
     let mut codes = Vec::new();

@@ -5,13 +5,11 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{free_port, http, temp_dir};
+use crate::common::{Load, assert_acknowledged, free_port, http, post_json, temp_dir};
 
 const ADMIN: &str = "service-admin-token-0123456789";
 const ACCOUNTS: usize = 4;
@@ -110,18 +108,6 @@ async fn exit_code(mut child: Child) -> Option<i32> {
     .unwrap()
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: Value) -> Value {
-    client
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ci_job_starts_loads_stops_with_sigterm_and_restarts_on_the_same_store() {
     let dir = temp_dir("service");
@@ -166,50 +152,18 @@ async fn a_ci_job_starts_loads_stops_with_sigterm_and_restarts_on_the_same_store
         .await
         .unwrap();
     let token = token["access_token"].as_str().unwrap().to_owned();
-    for i in 0..ACCOUNTS {
-        let url = format!("{base}/customservice/kfaccount/add?access_token={token}");
-        let added = post(
-            &client,
-            &url,
-            json!({"kf_account": format!("k{i}@ci"), "nickname": "s0"}),
-        )
-        .await;
-        assert_eq!(added["errcode"], 0);
-    }
-
     // Load: one writer per account, noting the last nickname answered 0.
-    let acknowledged: Arc<Vec<AtomicU64>> =
-        Arc::new((0..ACCOUNTS).map(|_| AtomicU64::new(0)).collect());
-    let writers: Vec<_> = (0..ACCOUNTS)
-        .map(|i| {
-            let (client, acknowledged) = (client.clone(), Arc::clone(&acknowledged));
-            let url = format!("{base}/customservice/kfaccount/update?access_token={token}");
-            tokio::spawn(async move {
-                for seq in 1.. {
-                    let body =
-                        json!({"kf_account": format!("k{i}@ci"), "nickname": format!("s{seq}")});
-                    let Ok(response) = client.post(&url).json(&body).send().await else {
-                        return;
-                    };
-                    let Ok(answer) = response.json::<Value>().await else {
-                        return;
-                    };
-                    if answer["errcode"] != 0 {
-                        return;
-                    }
-                    acknowledged[i].store(seq, Ordering::SeqCst);
-                }
-            })
-        })
-        .collect();
-    let total = |a: &[AtomicU64]| a.iter().map(|n| n.load(Ordering::SeqCst)).sum::<u64>();
-    while total(&acknowledged) < 200 {
-        assert!(writers.iter().any(|w| !w.is_finished()), "the load stopped");
+    let load = Load::start(&client, &base, &token, "ci", ACCOUNTS).await;
+    while load.total() < 200 {
+        assert!(
+            load.writers.iter().any(|w| !w.is_finished()),
+            "the load stopped"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // The metrics, on their own port without the token and under the admin token:
     // every update answered 0 so far is counted.
-    let answered = total(&acknowledged);
+    let answered = load.total();
     let updates =
         "kefu_wechat_requests_total{path=\"/customservice/kfaccount/update\",errcode=\"0\"} ";
     for request in [
@@ -232,41 +186,14 @@ async fn a_ci_job_starts_loads_stops_with_sigterm_and_restarts_on_the_same_store
     }
     sigterm(&mut served);
     assert_eq!(exit_code(served.take()).await, Some(0), "SIGTERM exits 0");
-    for writer in writers {
-        writer.await.unwrap();
-    }
-    let acked: Vec<u64> = acknowledged
-        .iter()
-        .map(|a| a.load(Ordering::SeqCst))
-        .collect();
+    let acked = load.finish().await;
 
     // Restarted on the same store: the same token works, every acknowledged update is
     // there, and every call counted before the stop was written at the stop.
     let mut served = serve(&config);
     wait_healthy(&config, &mut served);
-    let list: Value = client
-        .get(format!(
-            "{base}/cgi-bin/customservice/getkflist?access_token={token}"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let list = list["kf_list"].as_array().expect("a list");
-    assert_eq!(list.len(), ACCOUNTS);
-    for kf in list {
-        let account = kf["kf_account"].as_str().unwrap();
-        let i: usize = account[1..account.find('@').unwrap()].parse().unwrap();
-        let stored: u64 = kf["kf_nick"].as_str().unwrap()[1..].parse().unwrap();
-        assert!(
-            stored == acked[i] || stored == acked[i] + 1,
-            "{account}: stored s{stored}, last acknowledged s{}",
-            acked[i]
-        );
-    }
-    let quota = post(
+    assert_acknowledged(&client, &base, &token, &acked).await;
+    let quota = post_json(
         &client,
         &format!("{base}/cgi-bin/openapi/quota/get?access_token={token}"),
         json!({"cgi_path": "/customservice/kfaccount/update"}),
@@ -323,11 +250,11 @@ async fn the_shutdown_timeout_bounds_the_drain_and_logs_are_json_at_the_level_as
         std::thread::sleep(Duration::from_millis(50));
     }
     let client = http();
-    // A call that takes ten minutes.
+    // A call that takes a minute (the longest a fault rule holds one).
     let added = client
         .post(format!("{base}/kefu/v1/faults"))
         .bearer_auth(ADMIN)
-        .json(&json!({"path": "/cgi-bin/token", "errcode": -1, "times": 1, "latency_ms": 600_000}))
+        .json(&json!({"path": "/cgi-bin/token", "errcode": -1, "times": 1, "latency_ms": 60_000}))
         .send()
         .await
         .unwrap();
