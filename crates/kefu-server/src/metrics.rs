@@ -2,7 +2,7 @@
 //! admin token, or without one on the address of `--metrics-listen`.
 //!
 //! What a WeChat call costs them is paid once, when the routing table is built: each
-//! path gets its own handles ([`PathMetrics`]), so that a call adds to its path's
+//! path gets its own handles (`PathMetrics`), so that a call adds to its path's
 //! counter and histogram without looking anything up (a failure looks up its errcode's
 //! counter). What the store and the request log hold is read when someone scrapes.
 
