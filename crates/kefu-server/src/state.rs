@@ -20,6 +20,22 @@ impl AppState {
     pub fn new(shared: Shared) -> AppState {
         AppState(Arc::new(shared))
     }
+
+    /// Every WeChat call counted by app, path, errcode and hour from `since` (a Unix
+    /// time) on, exactly. A housekeeping round moves counts from memory to the store,
+    /// and while it writes them they are in neither place, so the counts are read
+    /// between two rounds.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn call_counts(
+        &self,
+        appid: Option<&str>,
+        since: i64,
+    ) -> kefu_store::StoreResult<Vec<kefu_store::CallCount>> {
+        let _between_rounds = self.housekeeping.lock().await;
+        self.store.call_counts(appid, since).await
+    }
 }
 
 impl std::ops::Deref for AppState {

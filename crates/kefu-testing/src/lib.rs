@@ -429,11 +429,11 @@ impl Kefu {
 }
 
 /// A filter over the recorded WeChat calls ([`Kefu::calls`]), like WireMock's
-/// `verify`: every condition given must hold. The request log does the filtering (as
-/// `GET /kefu/v1/requests?path=…&errcode=…` does), over every call it holds (README,
-/// "Limits"), and answers the newest [`CALLS_SCANNED`] that match. It holds failed calls
-/// on disk, but successful ones only among the newest 4,096 calls in memory: a count of
-/// successes past that many calls is a lower bound.
+/// `verify`: every condition given must hold. [`Calls::count`] is exact over the
+/// request log's retention. [`Calls::list`] has the request log do the filtering (as
+/// `GET /kefu/v1/requests?path=…&errcode=…` does) over every call it holds (README,
+/// "Limits") and answers the newest [`CALLS_SCANNED`] that match: failed calls are held
+/// on disk, successful ones only among the newest 4,096 calls in memory.
 #[derive(Debug, Clone)]
 pub struct Calls<'a> {
     kefu: &'a Kefu,
@@ -480,11 +480,28 @@ impl Calls<'_> {
         Ok(state.store.logged_requests(filter, CALLS_SCANNED).await?)
     }
 
-    /// How many calls match.
+    /// How many calls match, exactly: every call of the request log's retention (7
+    /// days of the server clock) is counted by app, path and errcode, failed or not,
+    /// however many there were.
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn count(&self) -> Result<usize, Error> {
-        Ok(self.list().await?.len())
+    pub async fn count(&self) -> Result<u64, Error> {
+        let Some(state) = self.kefu.state().await else {
+            return Ok(0);
+        };
+        let since = state.clock.now() - kefu_api::endpoints::rid_get::RETENTION_SECS;
+        let filter = kefu_store::LogFilter {
+            appid: self.appid.as_deref(),
+            path: self.path.as_deref(),
+            errcode: self.errcode,
+        };
+        Ok(state
+            .call_counts(filter.appid, since)
+            .await?
+            .iter()
+            .filter(|count| filter.matches(count.appid.as_deref(), &count.path, count.errcode))
+            .map(|count| count.count)
+            .sum())
     }
 }

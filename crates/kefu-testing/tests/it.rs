@@ -206,3 +206,82 @@ async fn fixtures_as_kefu_serve_reads_them_survive_a_reset() {
         kefu.reset().await.unwrap();
     }
 }
+
+// Past what the request log holds in memory (the newest 4,096 calls), with housekeeping
+// rounds moving counts to the store meanwhile: every call is still counted, and a count
+// read while calls are made never goes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_is_counted_past_what_memory_holds() {
+    const TASKS: u64 = 8;
+    const CALLS_EACH: u64 = 625;
+    const LIST: &str = "/cgi-bin/customservice/getkflist";
+
+    let kefu = Kefu::start().await.unwrap();
+    let shop = kefu.app("shop").await.unwrap();
+    let access = token(&kefu, &shop.appid, &shop.secret).await;
+    let access = access["access_token"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let url = format!("{}{LIST}?access_token={access}", kefu.base_url());
+    let callers: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move {
+                for _ in 0..CALLS_EACH {
+                    let list: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+                    assert!(list["kf_list"].is_array(), "getkflist answers: {list}");
+                }
+            })
+        })
+        .collect();
+
+    let lists = kefu.calls().path(LIST);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let running = || !done.load(std::sync::atomic::Ordering::Relaxed);
+    let counting = async {
+        let mut seen = 0;
+        while running() {
+            let now = lists.count().await.unwrap();
+            assert!(now >= seen, "the count went back from {seen} to {now}");
+            seen = now;
+        }
+    };
+    // A clock move runs a housekeeping round at once, alongside the counting; an hour
+    // of moves at most, half the token's life.
+    let moving = async {
+        for _ in 0..3600 {
+            if !running() {
+                break;
+            }
+            kefu.advance(Duration::from_secs(1)).await.unwrap();
+        }
+    };
+    let calling = async {
+        for caller in callers {
+            caller.await.unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    tokio::join!(counting, moving, calling);
+
+    let total = TASKS * CALLS_EACH;
+    assert_eq!(lists.count().await.unwrap(), total);
+    assert_eq!(
+        lists
+            .clone()
+            .errcode(0)
+            .appid(&shop.appid)
+            .count()
+            .await
+            .unwrap(),
+        total
+    );
+    assert_eq!(lists.clone().errcode(40001).count().await.unwrap(), 0);
+    assert_eq!(
+        kefu.calls().path("/cgi-bin/token").count().await.unwrap(),
+        1
+    );
+    // More successes than memory keeps: the list holds fewer, the count all of them.
+    let listed = lists.list().await.unwrap().len();
+    assert!(u64::try_from(listed).unwrap() < total, "{listed} listed");
+    kefu.stop().await;
+}

@@ -302,7 +302,7 @@ pub(super) struct SummaryQuery {
 }
 
 /// The most hours a summary covers: the request log's retention.
-const MAX_SUMMARY_HOURS: u32 = 7 * 24;
+const MAX_SUMMARY_HOURS: u32 = (kefu_api::endpoints::rid_get::RETENTION_SECS / 3600) as u32;
 
 /// `GET /kefu/v1/requests/summary?appid=…&hours=24`: every call of the last hours of
 /// the server clock, counted by app, path and errcode, and what the log holds.
@@ -315,10 +315,7 @@ pub(super) async fn request_summary(
     let now = state.clock.now();
     // From the start of the hour `hours - 1` before this one.
     let since = (now.div_euclid(3600) - i64::from(hours) + 1) * 3600;
-    let counted = state
-        .store
-        .call_counts(query.appid.as_deref(), since)
-        .await?;
+    let counted = state.call_counts(query.appid.as_deref(), since).await?;
     let mut by_call: std::collections::BTreeMap<(Option<String>, String, i64), u64> =
         std::collections::BTreeMap::new();
     for count in counted {
