@@ -298,8 +298,23 @@ fn install_faults(state: &AppState, prepared: &Prepared) {
 /// `POST /kefu/v1/reset`: waits for the requests in flight, then puts the store (with
 /// the declared tickets), the clock and the fault rules back to the fixtures in one
 /// transaction: all of it or, when the store refuses, none of it. No request runs
-/// meanwhile (they wait).
+/// meanwhile (they wait). It runs to its end on a task of its own, even when the caller
+/// stops waiting, so that what follows the store's replacement in memory (the request
+/// log, the fault rules, the made answers) is never left out.
 pub(crate) async fn reset(state: &AppState) -> Result<(), Failure> {
+    let state = state.clone();
+    tokio::spawn(async move { reset_alone(&state).await })
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, "a reset failed");
+            Err(Failure::new(
+                kefu_api::admin::AdminErrorCode::Internal,
+                "the reset failed; see the server log",
+            ))
+        })
+}
+
+async fn reset_alone(state: &AppState) -> Result<(), Failure> {
     let _alone = state.reset_lock.write().await;
     let _no_housekeeping = state.housekeeping.lock().await;
     let prepared = Arc::clone(&state.fixtures);

@@ -128,3 +128,68 @@ async fn without_fixtures_a_reset_empties_the_store_and_needs_the_admin_token() 
         .await
         .assert_code(40001);
 }
+
+// A reset whose caller goes away while it waits for a call in flight still happens,
+// whole: the store, and the request log in memory with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_whose_caller_goes_away_still_happens_whole() {
+    const LIST: &str = "/cgi-bin/customservice/getkflist";
+    let server = Arc::new(
+        TestServer::spawn_with(|config| {
+            config.fixtures = fixtures();
+        })
+        .await,
+    );
+    server.app("other").await;
+    let token = server.token(APPID, SECRET).await;
+    let rule = json!({"appid": APPID, "path": LIST, "errcode": 0, "latency_ms": 1500, "times": 1});
+    let (status, created) = server
+        .admin_json(Method::POST, "/kefu/v1/faults", Some(rule))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let slow = {
+        let server = Arc::clone(&server);
+        tokio::spawn(async move {
+            let answer = server.get(&format!("{LIST}?access_token={token}")).await;
+            assert!(answer.json["kf_list"].is_array(), "{}", answer.raw);
+        })
+    };
+    // The rule has fired: the slow call is in flight, and a reset waits for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server
+        .admin_json(Method::GET, "/kefu/v1/faults", None)
+        .await
+        .1
+        != json!([])
+    {
+        assert!(std::time::Instant::now() < deadline, "the rule never fired");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let gave_up = server
+        .admin(Method::POST, "/kefu/v1/reset")
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(
+        gave_up.is_err(),
+        "the reset answered before the call in flight ended"
+    );
+    slow.await.unwrap();
+
+    // The reset happens all the same: the app made since is gone, the calls with it.
+    loop {
+        let (_, apps) = server.admin_json(Method::GET, "/kefu/v1/apps", None).await;
+        let (_, summary) = server
+            .admin_json(Method::GET, "/kefu/v1/requests/summary", None)
+            .await;
+        if apps.as_array().map(Vec::len) == Some(1) && summary["total"] == 0 {
+            assert_eq!(apps[0]["appid"], APPID);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reset: {apps} {summary}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
