@@ -86,7 +86,8 @@ pub struct Shared {
     /// Held shared by every request, exclusively by a reset to the fixtures.
     pub reset_lock: Arc<tokio::sync::RwLock<()>>,
     /// One housekeeping round or reset at a time: a round that took the request log's
-    /// calls out of memory before a reset writes none of them after it.
+    /// calls out of memory before a reset writes none of them after it. Counts are read
+    /// under it too ([`AppState::call_counts`]), never halfway through a round.
     pub housekeeping: Arc<tokio::sync::Mutex<()>>,
     /// Whether the web console is served.
     pub console: bool,
