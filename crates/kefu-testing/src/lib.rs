@@ -464,6 +464,14 @@ impl Calls<'_> {
         self
     }
 
+    fn filter(&self) -> kefu_store::LogFilter<'_> {
+        kefu_store::LogFilter {
+            appid: self.appid.as_deref(),
+            path: self.path.as_deref(),
+            errcode: self.errcode,
+        }
+    }
+
     /// The matching calls, newest first.
     ///
     /// # Errors
@@ -472,12 +480,10 @@ impl Calls<'_> {
         let Some(state) = self.kefu.state().await else {
             return Ok(Vec::new());
         };
-        let filter = kefu_store::LogFilter {
-            appid: self.appid.as_deref(),
-            path: self.path.as_deref(),
-            errcode: self.errcode,
-        };
-        Ok(state.store.logged_requests(filter, CALLS_SCANNED).await?)
+        Ok(state
+            .store
+            .logged_requests(self.filter(), CALLS_SCANNED)
+            .await?)
     }
 
     /// How many calls match, exactly: every call of the request log's retention (7
@@ -491,11 +497,7 @@ impl Calls<'_> {
             return Ok(0);
         };
         let since = state.clock.now() - kefu_api::endpoints::rid_get::RETENTION_SECS;
-        let filter = kefu_store::LogFilter {
-            appid: self.appid.as_deref(),
-            path: self.path.as_deref(),
-            errcode: self.errcode,
-        };
+        let filter = self.filter();
         Ok(state
             .call_counts(filter.appid, since)
             .await?
